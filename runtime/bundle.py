@@ -1,0 +1,436 @@
+"""The catalog bundle: the one module that owns its on-disk format.
+
+A bundle is a directory written by the workstation (``vitrina build``) and
+opened on the device. Format version 1::
+
+    manifest.json            format name + version, vitrina version, creation
+                             time, catalog name, item count, code type and
+                             dims, model inputs, rasteriser settings, and the
+                             sha256 and size of every other file
+    items.json               product metadata, one entry per product
+    models/<role>_<precision>.tflite
+                             encoders, e.g. sketch_int8, photo_float
+    codes/codes.npy          (N, D) float32 catalog codes, L2-normalised,
+                             one row per catalog image (memory-mapped)
+    codes/code_items.npy     (N,) int32 product index of each code row
+    thumbs/sheet_NNN.png     RGB sprite sheets of thumbnails, row-major tiles
+    eval/sketches.npy        (Q, S, S) uint8 held-out sketch queries
+    eval/query_items.npy     (Q,) int32 product drawn by each query
+    eval/gallery_items.npy   (M,) int32 products that form the eval gallery
+    eval/gallery_float.npy   (M, D) float32 gallery codes from the float encoder
+    report.json              build report: training and quantisation figures
+
+No pickles anywhere: arrays load with ``allow_pickle=False``. Everything the
+writer produces is listed in the manifest with its hash and size, and
+:meth:`Bundle.open` checks them before anything is used.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .rasterize import RasterOptions
+
+FORMAT_NAME = "vitrina-bundle"
+FORMAT_VERSION = 1
+VITRINA_VERSION = "0.1.0"
+MANIFEST = "manifest.json"
+CODE_TYPES = ("float",)
+PRECISIONS = ("int8", "float")
+ROLES = ("sketch", "photo")
+_SHEET_GRID = 32  # thumbnails per sheet side: 1024 per sheet
+_HASH_CHUNK = 1 << 20
+
+
+class BundleError(Exception):
+    """Base class: the bundle at a path cannot be used."""
+
+
+class BundleNotFoundError(BundleError):
+    """No bundle (or no manifest) at the path."""
+
+
+class BundleVersionError(BundleError):
+    """The bundle's format is newer than this runtime reads, or not a vitrina bundle."""
+
+
+class BundleIntegrityError(BundleError):
+    """A file is missing, truncated, or its hash differs from the manifest."""
+
+
+class BundleFormatError(BundleError):
+    """A file is present and hashes right but its content is malformed."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One product. ``price`` is in the store's currency units; ``split`` is
+    ``"train"`` or ``"test"`` (which products the encoders were trained on)."""
+
+    id: str
+    title: str
+    category: str
+    color: str
+    price: float
+    split: str = "train"
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Held-out sketch queries and their relevance labels.
+
+    Attributes:
+        sketches: (Q, S, S) uint8 rasterised queries (255 paper, 0 ink).
+        query_items: (Q,) int32 index of the product each query depicts.
+        gallery_items: (M,) int32 product indices searched during evaluation.
+        gallery_float: (M, D) float32 codes of the gallery from the float encoder.
+    """
+
+    sketches: np.ndarray
+    query_items: np.ndarray
+    gallery_items: np.ndarray
+    gallery_float: np.ndarray
+
+
+@dataclass(frozen=True)
+class BundleContents:
+    """Everything :func:`write_bundle` needs; the export side fills it in.
+
+    Attributes:
+        catalog_name: human-readable catalog name.
+        items: one :class:`Item` per product.
+        models: ``{"sketch_int8": bytes, "photo_float": bytes, ...}`` TFLite flatbuffers.
+        codes: (N, D) float32 L2-normalised codes, one row per catalog image.
+        code_items: (N,) int32 product index of each code row.
+        thumbnails: (P, T, T, 3) uint8, one per product, in item order.
+        raster: rasteriser settings the sketch encoder was trained with.
+        photo_size: side of the photo encoder's square input, pixels.
+        eval_set: held-out queries, or None.
+        report: JSON-serialisable build report.
+        extra: more JSON-serialisable manifest entries (e.g. category names).
+    """
+
+    catalog_name: str
+    items: Sequence[Item]
+    models: Mapping[str, bytes]
+    codes: np.ndarray
+    code_items: np.ndarray
+    thumbnails: np.ndarray
+    raster: RasterOptions
+    photo_size: int
+    eval_set: EvalSet | None = None
+    report: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_contents(c: BundleContents) -> None:
+    n_items = len(c.items)
+    if c.codes.ndim != 2 or c.codes.dtype != np.float32:
+        raise ValueError(f"codes must be a (N, D) float32 array, got {c.codes.dtype} {c.codes.shape}")
+    if c.code_items.shape != (c.codes.shape[0],):
+        raise ValueError(f"code_items must have shape ({c.codes.shape[0]},), got {c.code_items.shape}")
+    if c.code_items.size and (c.code_items.min() < 0 or c.code_items.max() >= n_items):
+        raise ValueError(f"code_items must index the {n_items} items")
+    if c.thumbnails.ndim != 4 or c.thumbnails.shape[0] != n_items or c.thumbnails.shape[3] != 3:
+        raise ValueError(f"thumbnails must be ({n_items}, T, T, 3) uint8, got {c.thumbnails.shape}")
+    for name in c.models:
+        role, _, precision = name.partition("_")
+        if role not in ROLES or precision not in PRECISIONS:
+            raise ValueError(f"model name {name!r} must be <role>_<precision> with role in {ROLES} and precision in {PRECISIONS}")
+
+
+def write_bundle(out: str | Path, contents: BundleContents) -> Path:
+    """Write a bundle directory at ``out``, atomically.
+
+    The bundle is staged in a sibling temporary directory and renamed into
+    place, so ``out`` always holds either the previous complete bundle or the
+    new one. Returns ``out`` as a Path.
+    """
+    _check_contents(contents)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        manifest = _write_files(stage, contents)
+        files = {}
+        for path in sorted(p for p in stage.rglob("*") if p.is_file()):
+            rel = path.relative_to(stage).as_posix()
+            files[rel] = {"sha256": _sha256(path), "size": path.stat().st_size}
+        manifest["files"] = files
+        (stage / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        _replace_dir(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return out
+
+
+def _replace_dir(stage: Path, out: Path) -> None:
+    """Swap ``stage`` into ``out``; the old bundle is removed only after the swap."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(stage, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_files(stage: Path, c: BundleContents) -> dict[str, Any]:
+    (stage / "models").mkdir()
+    model_entries: dict[str, dict[str, str]] = {}
+    for name, blob in sorted(c.models.items()):
+        rel = f"models/{name}.tflite"
+        (stage / rel).write_bytes(blob)
+        role, _, precision = name.partition("_")
+        model_entries.setdefault(role, {})[precision] = rel
+    (stage / "codes").mkdir()
+    np.save(stage / "codes/codes.npy", np.ascontiguousarray(c.codes, dtype=np.float32))
+    np.save(stage / "codes/code_items.npy", np.ascontiguousarray(c.code_items, dtype=np.int32))
+    items = [asdict(item) for item in c.items]
+    (stage / "items.json").write_text(json.dumps({"items": items}, ensure_ascii=False), encoding="utf-8")
+    sheets = _write_thumbnails(stage, c.thumbnails)
+    if c.eval_set is not None:
+        (stage / "eval").mkdir()
+        for key in ("sketches", "query_items", "gallery_items", "gallery_float"):
+            np.save(stage / f"eval/{key}.npy", np.ascontiguousarray(getattr(c.eval_set, key)))
+    (stage / "report.json").write_text(json.dumps(c.report, indent=2, ensure_ascii=False), encoding="utf-8")
+    created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "vitrina_version": VITRINA_VERSION,
+        "created": created,
+        "catalog": {"name": c.catalog_name, "items": len(c.items), "images": int(c.codes.shape[0])},
+        "codes": {"type": "float", "dims": int(c.codes.shape[1]), "dtype": "float32", "metric": "cosine"},
+        "models": model_entries,
+        "inputs": {
+            "sketch": {"size": c.raster.size, "line_width": c.raster.line_width, "margin": c.raster.margin},
+            "photo": {"size": c.photo_size},
+        },
+        "thumbnails": {"tile": int(c.thumbnails.shape[1]), "grid": _SHEET_GRID, "sheets": sheets},
+        "eval": c.eval_set is not None,
+        **dict(c.extra),
+    }
+
+
+def _write_thumbnails(stage: Path, thumbs: np.ndarray) -> list[str]:
+    (stage / "thumbs").mkdir()
+    tile, per_sheet = thumbs.shape[1], _SHEET_GRID * _SHEET_GRID
+    sheets = []
+    for s, start in enumerate(range(0, len(thumbs), per_sheet)):
+        block = thumbs[start : start + per_sheet]
+        rows = -(-len(block) // _SHEET_GRID)
+        sheet = np.full((rows * tile, _SHEET_GRID * tile, 3), 255, dtype=np.uint8)
+        for j, thumb in enumerate(block):
+            r, col = divmod(j, _SHEET_GRID)
+            sheet[r * tile : (r + 1) * tile, col * tile : (col + 1) * tile] = thumb
+        rel = f"thumbs/sheet_{s:03d}.png"
+        Image.fromarray(sheet).save(stage / rel, optimize=False, compress_level=6)
+        sheets.append(rel)
+    return sheets
+
+
+class Bundle:
+    """An opened, verified bundle. Create with :meth:`Bundle.open`.
+
+    Attributes:
+        path: the bundle directory.
+        manifest: the parsed manifest.
+        items: products, in index order.
+        codes: (N, D) float32 memory-mapped catalog codes.
+        code_items: (N,) int32 product index of each code row.
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any], items: tuple[Item, ...], codes: np.ndarray, code_items: np.ndarray):
+        self.path = path
+        self.manifest = manifest
+        self.items = items
+        self.codes = codes
+        self.code_items = code_items
+
+    @classmethod
+    def open(cls, path: str | Path, verify: bool = True) -> "Bundle":
+        """Open the bundle at ``path``.
+
+        Args:
+            verify: check every file's size and sha256 against the manifest
+                (the default; turn off only for a bundle verified moments ago).
+
+        Raises:
+            BundleNotFoundError, BundleVersionError, BundleIntegrityError,
+            BundleFormatError: each names the file and what was wrong.
+        """
+        path = Path(path)
+        manifest = _read_manifest(path)
+        if verify:
+            _verify_files(path, manifest)
+        items = _read_items(path, manifest)
+        codes = _load_array(path, "codes/codes.npy", mmap=True)
+        code_items = _load_array(path, "codes/code_items.npy")
+        dims = manifest["codes"]["dims"]
+        if codes.ndim != 2 or codes.shape[1] != dims or codes.dtype != np.float32:
+            raise BundleFormatError(f"{path}/codes/codes.npy: expected (N, {dims}) float32, got {codes.dtype} {codes.shape}")
+        if code_items.shape != (codes.shape[0],) or (code_items.size and not 0 <= code_items.min() <= code_items.max() < len(items)):
+            raise BundleFormatError(f"{path}/codes/code_items.npy: expected ({codes.shape[0]},) indices into {len(items)} items")
+        return cls(path, manifest, items, codes, code_items)
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["catalog"]["name"])
+
+    @cached_property
+    def categories(self) -> tuple[str, ...]:
+        """Category names in first-seen order."""
+        return tuple(dict.fromkeys(item.category for item in self.items))
+
+    @cached_property
+    def item_categories(self) -> np.ndarray:
+        """(P,) int32 index into :attr:`categories` of each product."""
+        lookup = {name: i for i, name in enumerate(self.categories)}
+        return np.array([lookup[item.category] for item in self.items], dtype=np.int32)
+
+    @property
+    def raster_options(self) -> RasterOptions:
+        """Rasteriser settings the sketch encoder was trained with."""
+        s = self.manifest["inputs"]["sketch"]
+        return RasterOptions(size=int(s["size"]), line_width=float(s["line_width"]), margin=float(s["margin"]))
+
+    @property
+    def photo_size(self) -> int:
+        return int(self.manifest["inputs"]["photo"]["size"])
+
+    def model_path(self, role: str, precision: str = "int8") -> Path:
+        """Path of the ``role`` (sketch/photo) encoder at ``precision`` (int8/float)."""
+        try:
+            rel = self.manifest["models"][role][precision]
+        except KeyError:
+            have = {r: sorted(p) for r, p in self.manifest.get("models", {}).items()}
+            raise BundleFormatError(f"bundle {self.path} has no {precision} {role} model (has {have})") from None
+        return self.path / rel
+
+    def thumbnail(self, item: int) -> np.ndarray:
+        """(T, T, 3) uint8 thumbnail of product ``item``."""
+        if not 0 <= item < len(self.items):
+            raise IndexError(f"item {item} out of range for {len(self.items)} items")
+        t = self.manifest["thumbnails"]
+        grid, tile = int(t["grid"]), int(t["tile"])
+        sheet_no, j = divmod(item, grid * grid)
+        sheet = _load_sheet(self.path / t["sheets"][sheet_no])
+        r, c = divmod(j, grid)
+        return sheet[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile].copy()
+
+    def eval_set(self) -> EvalSet:
+        """The held-out queries. Raises BundleFormatError if the bundle has none."""
+        if not self.manifest.get("eval"):
+            raise BundleFormatError(f"bundle {self.path} has no eval set (it was built without one)")
+        arrays = {key: _load_array(self.path, f"eval/{key}.npy") for key in ("sketches", "query_items", "gallery_items", "gallery_float")}
+        return EvalSet(**arrays)
+
+    def report(self) -> dict[str, Any]:
+        """The build report (training and quantisation figures)."""
+        return _load_json(self.path, "report.json")
+
+    def size_by_part(self) -> dict[str, int]:
+        """Bytes on disk by top-level part: models, codes, thumbs, eval, metadata."""
+        sizes: dict[str, int] = {}
+        for rel, entry in self.manifest["files"].items():
+            part = rel.split("/", 1)[0] if "/" in rel else "metadata"
+            sizes[part] = sizes.get(part, 0) + int(entry["size"])
+        return sizes
+
+
+@lru_cache(maxsize=4)
+def _load_sheet(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def _load_json(root: Path, rel: str) -> Any:
+    try:
+        return json.loads((root / rel).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleIntegrityError(f"{root}/{rel} is missing") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleFormatError(f"{root}/{rel} is not valid JSON: {exc}") from None
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    if not path.is_dir():
+        raise BundleNotFoundError(f"no bundle at {path}: not a directory")
+    if not (path / MANIFEST).is_file():
+        raise BundleNotFoundError(f"no bundle at {path}: {MANIFEST} is missing")
+    manifest = _load_json(path, MANIFEST)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise BundleVersionError(f"{path}/{MANIFEST} is not a {FORMAT_NAME} manifest")
+    version = manifest.get("format_version")
+    if not isinstance(version, int):
+        raise BundleVersionError(f"{path}/{MANIFEST} has no integer format_version")
+    if version > FORMAT_VERSION:
+        raise BundleVersionError(
+            f"bundle {path} has format version {version}, newer than this runtime reads ({FORMAT_VERSION}): update vitrina"
+        )
+    if version < 1:
+        raise BundleVersionError(f"bundle {path} has unknown format version {version}")
+    for key in ("catalog", "codes", "models", "inputs", "thumbnails", "files"):
+        if key not in manifest:
+            raise BundleFormatError(f"{path}/{MANIFEST} lacks the {key!r} entry")
+    if manifest["codes"].get("type") not in CODE_TYPES:
+        raise BundleFormatError(f"{path}: code type {manifest['codes'].get('type')!r} not one of {CODE_TYPES}")
+    return manifest
+
+
+def _verify_files(path: Path, manifest: dict[str, Any]) -> None:
+    for rel, entry in manifest["files"].items():
+        target = path / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise BundleIntegrityError(f"{path}/{MANIFEST} lists an unsafe path {rel!r}")
+        if not target.is_file():
+            raise BundleIntegrityError(f"{target} is missing (listed in the manifest)")
+        size = target.stat().st_size
+        if size < entry["size"]:
+            raise BundleIntegrityError(f"{target} is truncated: {size} bytes, manifest says {entry['size']}")
+        if size != entry["size"]:
+            raise BundleIntegrityError(f"{target} has {size} bytes, manifest says {entry['size']}")
+        if _sha256(target) != entry["sha256"]:
+            raise BundleIntegrityError(f"{target} is corrupt: its sha256 differs from the manifest")
+
+
+def _read_items(path: Path, manifest: dict[str, Any]) -> tuple[Item, ...]:
+    data = _load_json(path, "items.json")
+    try:
+        items = tuple(Item(**entry) for entry in data["items"])
+    except (KeyError, TypeError) as exc:
+        raise BundleFormatError(f"{path}/items.json: malformed item entry ({exc})") from None
+    if len(items) != manifest["catalog"]["items"]:
+        raise BundleFormatError(f"{path}/items.json has {len(items)} items, manifest says {manifest['catalog']['items']}")
+    return items
+
+
+def _load_array(root: Path, rel: str, mmap: bool = False) -> np.ndarray:
+    try:
+        return np.load(root / rel, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise BundleIntegrityError(f"{root}/{rel} is missing") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise BundleFormatError(f"{root}/{rel} is not a readable array (truncated or not .npy): {exc}") from None

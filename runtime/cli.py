@@ -1,0 +1,152 @@
+"""The ``vitrina`` command.
+
+Device commands (``search``, ``eval``, ``info``) need only numpy, pillow and
+LiteRT. Export commands (``demo-catalog``, ``build``) are registered from
+``vitrina.export.cli`` and import TensorFlow only when they run.
+
+Exit codes: 0 success, 2 bad input (unreadable or empty sketch, bad options,
+unusable bundle or catalog), 1 unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .bundle import Bundle, BundleError
+
+EXIT_BAD_INPUT = 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vitrina", description="On-device product search: sketches, photos and words.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("search", help="search a bundle with a sketch")
+    p.add_argument("--bundle", required=True, type=Path)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--sketch", type=Path, help="sketch image (PNG, JPEG...), dark ink on light paper")
+    src.add_argument("--strokes", type=Path, help='strokes JSON: {"strokes": [[[x, y], ...], ...], "canvas": [w, h]}')
+    p.add_argument("-k", type=_positive_int, default=10, help="products to return (>= 1)")
+    p.add_argument("--precision", choices=("int8", "float"), default="int8")
+    p.add_argument("--threads", type=_positive_int, default=1)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_search)
+
+    p = sub.add_parser("eval", help="retrieval quality on the bundle's held-out sketch queries")
+    p.add_argument("--bundle", required=True, type=Path)
+    p.add_argument("--threads", type=_positive_int, default=2)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_eval)
+
+    p = sub.add_parser("info", help="describe a bundle")
+    p.add_argument("--bundle", required=True, type=Path)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_info)
+
+    from vitrina.export.cli import register
+
+    register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (BundleError, ValueError) as exc:
+        print(f"vitrina {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ImportError as exc:
+        print(f"vitrina {args.command}: error: {exc} (the export commands need `pip install 'vitrina[export]'`)", file=sys.stderr)
+        return 1
+
+
+def _search(args: argparse.Namespace) -> int:
+    from .encoders import SketchEncoder
+    from .rasterize import load_sketch_image, load_strokes_json, rasterize_strokes
+    from .search import Searcher, SearchOptions, to_results
+
+    bundle = Bundle.open(args.bundle)
+    raster = bundle.raster_options
+    if args.strokes:
+        image = rasterize_strokes(load_strokes_json(args.strokes), raster)
+    else:
+        image = load_sketch_image(args.sketch, raster)
+    with SketchEncoder.create_from_bundle(bundle, args.precision, args.threads) as encoder:
+        query = encoder.embed(image[None])
+    scores, ids = Searcher.create_from_bundle(bundle).search(query, SearchOptions(k=args.k))
+    result = to_results(scores, ids, bundle.items)[0]
+    if args.json:
+        print(json.dumps({"results": [m.to_json() for m in result.matches]}, ensure_ascii=False))
+        return 0
+    for rank, m in enumerate(result.matches, start=1):
+        print(f"{rank:3d}. {m.score:6.3f}  {m.id:<14} {m.title}  [{m.category}, {m.color}]  ${m.price:,.0f}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_bundle
+
+    report = evaluate_bundle(Bundle.open(args.bundle), num_threads=args.threads)
+    if args.json:
+        print(json.dumps(report.to_json()))
+        return 0
+    print(f"{report.queries} held-out sketch queries, gallery of {report.gallery} products")
+    names = ("map", "mrr", "p_at_1", "p_at_5", "p_at_10", "acc_at_1", "acc_at_10")
+    print(f"{'':8}" + "".join(f"{n:>10}" for n in names))
+    for precision, metrics in report.metrics.items():
+        values = metrics.to_json()
+        print(f"{precision:8}" + "".join(f"{values[n]:>10.4f}" for n in names))
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    bundle = Bundle.open(args.bundle)
+    m = bundle.manifest
+    codes = m["codes"]
+    sizes = bundle.size_by_part()
+    info = {
+        "path": str(bundle.path),
+        "catalog": m["catalog"]["name"],
+        "format_version": m["format_version"],
+        "vitrina_version": m["vitrina_version"],
+        "created": m["created"],
+        "items": m["catalog"]["items"],
+        "images": m["catalog"]["images"],
+        "code_type": codes["type"],
+        "dims": codes["dims"],
+        "bytes_per_item": int(codes["dims"]) * np.dtype(codes["dtype"]).itemsize,
+        "reducer": None,
+        "inputs": m["inputs"],
+        "models": {role: sorted(p) for role, p in m["models"].items()},
+        "categories": list(bundle.categories),
+        "eval_set": bool(m.get("eval")),
+        "bytes_by_part": sizes,
+    }
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+        return 0
+    for key, value in info.items():
+        print(f"{key:>16}: {value}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

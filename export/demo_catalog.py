@@ -1,0 +1,146 @@
+"""``vitrina demo-catalog``: a real catalog folder built from Fashion-MNIST.
+
+Each product is one Fashion-MNIST photo, tinted with one colour of a named
+palette (the tint is synthetic: the source photos are grayscale) and drawn on
+white. Titles are Spanish-first, as the source stores' titles are ("Polera
+manga corta azul marino"); ``aliases.json`` holds the English aliases. The
+dataset's own train/test split is kept in the ``split`` column.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .fashion_mnist import CLASS_NAMES, DEFAULT_DIR, load_split
+
+try:
+    from tqdm import tqdm
+except ImportError:  # pragma: no cover - tqdm is part of the export extra
+    def tqdm(iterable, **_kwargs):  # type: ignore[no-redef]
+        return iterable
+
+
+@dataclass(frozen=True)
+class Colour:
+    """A palette colour: Spanish masculine/feminine names, English name, RGB 0-255."""
+
+    masculine: str
+    feminine: str
+    english: str
+    rgb: tuple[int, int, int]
+
+
+PALETTE = (
+    Colour("negro", "negra", "black", (35, 35, 38)),
+    Colour("gris", "gris", "grey", (128, 128, 132)),
+    Colour("azul marino", "azul marino", "navy", (25, 45, 110)),
+    Colour("celeste", "celeste", "light blue", (95, 170, 230)),
+    Colour("rojo", "roja", "red", (200, 30, 45)),
+    Colour("rosado", "rosada", "pink", (235, 120, 170)),
+    Colour("verde", "verde", "green", (40, 140, 65)),
+    Colour("amarillo", "amarilla", "yellow", (235, 200, 40)),
+    Colour("naranjo", "naranja", "orange", (240, 130, 30)),
+    Colour("morado", "morada", "purple", (120, 50, 150)),
+    Colour("café", "café", "brown", (120, 75, 40)),
+    Colour("beige", "beige", "beige", (205, 185, 145)),
+)
+
+
+@dataclass(frozen=True)
+class CategoryNames:
+    """Spanish noun and grammatical gender ("m"/"f"), style words, English aliases, price range."""
+
+    noun: str
+    gender: str
+    styles: tuple[str, ...]
+    english: tuple[str, ...]
+    price_range: tuple[int, int]
+
+
+CATEGORIES: dict[str, CategoryNames] = {
+    "T-shirt/top": CategoryNames("Polera", "f", ("manga corta", "básica", "estampada", "cuello redondo"), ("t-shirt", "tee", "top"), (5990, 14990)),
+    "Trouser": CategoryNames("Pantalón", "m", ("recto", "slim", "de tela", "cargo"), ("trousers", "pants"), (12990, 29990)),
+    "Pullover": CategoryNames("Suéter", "m", ("tejido", "cuello alto", "de lana", "oversize"), ("pullover", "sweater", "jumper"), (14990, 34990)),
+    "Dress": CategoryNames("Vestido", "m", ("largo", "corto", "de verano", "casual"), ("dress",), (15990, 39990)),
+    "Coat": CategoryNames("Abrigo", "m", ("largo", "acolchado", "de paño", "con capucha"), ("coat", "jacket"), (29990, 79990)),
+    "Sandal": CategoryNames("Sandalia", "f", ("de tiras", "plana", "con plataforma", "deportiva"), ("sandal", "sandals"), (9990, 24990)),
+    "Shirt": CategoryNames("Camisa", "f", ("manga larga", "de lino", "formal", "a cuadros"), ("shirt", "blouse"), (12990, 29990)),
+    "Sneaker": CategoryNames("Zapatilla", "f", ("urbana", "deportiva", "de lona", "running"), ("sneaker", "sneakers", "trainers"), (19990, 59990)),
+    "Bag": CategoryNames("Bolso", "m", ("de mano", "tote", "bandolera", "de cuero"), ("bag", "handbag", "purse"), (12990, 49990)),
+    "Ankle boot": CategoryNames("Botín", "m", ("de cuero", "con taco", "chelsea", "con cordones"), ("ankle boot", "boot", "boots"), (24990, 69990)),
+}
+assert set(CATEGORIES) == set(CLASS_NAMES)
+
+
+def tint(image: np.ndarray, rgb: tuple[int, int, int]) -> np.ndarray:
+    """Colour a Fashion-MNIST photo (h, w) uint8, product bright on black, as
+    a product on white: returns (h, w, 3) uint8. The photo's intensity keeps the
+    shading (folds, seams) inside the product."""
+    v = image.astype(np.float32)[..., None] / 255.0
+    shade = 0.55 + 0.45 * v
+    out = 255.0 * (1.0 - v) + v * np.asarray(rgb, np.float32) * shade
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def product_title(category: str, style: str, colour: Colour) -> str:
+    """Spanish title with gender agreement, e.g. ``"Zapatilla urbana roja"``."""
+    names = CATEGORIES[category]
+    adjective = colour.feminine if names.gender == "f" else colour.masculine
+    return f"{names.noun} {style} {adjective}"
+
+
+def alias_table() -> dict[str, object]:
+    """English aliases of the Spanish category nouns and colour names."""
+    return {
+        "categories": {cat: {"es": n.noun, "en": list(n.english)} for cat, n in CATEGORIES.items()},
+        "colors": {c.masculine: {"es": sorted({c.masculine, c.feminine}), "en": [c.english]} for c in PALETTE},
+    }
+
+
+def write_demo_catalog(
+    out: Path,
+    source: Path = DEFAULT_DIR,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+    seed: int = 7,
+) -> Path:
+    """Write ``out/catalog.csv``, ``out/aliases.json`` and ``out/images/…png``.
+
+    Args:
+        limit_train, limit_test: keep only the first N products of each split
+            (the dataset is shuffled, so a prefix is roughly class-balanced).
+
+    Returns:
+        the path of catalog.csv.
+    """
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for split, limit in (("train", limit_train), ("test", limit_test)):
+        data = load_split(split, source)
+        n = len(data.images) if limit is None else min(limit, len(data.images))
+        prefix = "tr" if split == "train" else "te"
+        for i in tqdm(range(n), desc=f"demo catalog ({split})", unit="img", mininterval=1.0):
+            category = CLASS_NAMES[int(data.labels[i])]
+            names = CATEGORIES[category]
+            colour = PALETTE[int(rng.integers(len(PALETTE)))]
+            style = names.styles[int(rng.integers(len(names.styles)))]
+            low, high = names.price_range
+            price = int(rng.integers(low // 1000, high // 1000 + 1)) * 1000 - 10
+            rel = f"images/{prefix}{i:05d}.png"
+            Image.fromarray(tint(data.images[i], colour.rgb)).save(out / rel, compress_level=1)
+            rows.append([f"FM-{prefix.upper()}-{i:05d}", product_title(category, style, colour), category, colour.masculine, price, rel, split])
+    csv_path = out / "catalog.csv"
+    with csv_path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "title", "category", "color", "price", "image", "split"])
+        writer.writerows(rows)
+    (out / "aliases.json").write_text(json.dumps(alias_table(), ensure_ascii=False, indent=2), encoding="utf-8")
+    return csv_path

@@ -1,0 +1,257 @@
+"""Training loop of the sketch and photo encoders (siamese, heterogeneous weights).
+
+Loss, per batch of B distinct products (sketch i depicts photo i):
+
+* InfoNCE between each sketch and its own photo (both directions), which
+  carries instance-level matching ("find this exact product");
+* cross-modal batch-all triplet on categories (sketch anchor, same-category
+  photo positive, other-category photo negative, margin ``m``) as in the
+  multi-stage siamese/triplet SBIR work;
+* auxiliary category cross-entropy through one cosine classifier shared by
+  both modalities, which pulls both into the same class layout.
+
+Checkpoints (weights, optimizer state, step) are written every
+``checkpoint_every`` steps; a run with the same settings resumes from the last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import keras
+from tqdm import tqdm
+
+from .models import EncoderSpec, build_encoder
+
+_CLASSIFIER_SCALE = 10.0
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Attributes:
+    steps: optimisation steps (batches).
+    batch_size: products per batch (distinct; >= 8).
+    learning_rate: peak Adam learning rate, after linear warm-up, cosine-decayed to 0.
+    warmup_steps: steps of linear warm-up.
+    temperature: InfoNCE softmax temperature.
+    margin: triplet margin on squared L2 distance of unit vectors.
+    nce_weight, triplet_weight, ce_weight: loss weights.
+    checkpoint_every: steps between checkpoints.
+    max_minutes: wall-clock cap; training stops (and checkpoints) when reached.
+    seed: random seed of sampling, augmentation and initialisation.
+    """
+
+    steps: int = 3000
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    warmup_steps: int = 100
+    temperature: float = 0.07
+    margin: float = 0.2
+    nce_weight: float = 1.0
+    triplet_weight: float = 1.0
+    ce_weight: float = 0.5
+    checkpoint_every: int = 250
+    max_minutes: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.batch_size < 8:
+            raise ValueError(f"batch_size must be >= 8, got {self.batch_size}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Attributes: steps done in total, steps_this_run, seconds of this run,
+    pairs_per_second of this run, final_loss (mean of the last 50 steps),
+    resumed_from (step the run started at), stopped_early (max_minutes hit)."""
+
+    steps: int
+    steps_this_run: int
+    seconds: float
+    pairs_per_second: float
+    final_loss: float
+    resumed_from: int
+    stopped_early: bool
+
+
+class _Trainer:
+    """Holds the two encoders, the shared classifier and the optimizer."""
+
+    def __init__(self, sketch_spec: EncoderSpec, photo_spec: EncoderSpec, n_classes: int, opts: TrainOptions):
+        keras.utils.set_random_seed(opts.seed)
+        self.opts = opts
+        self.sketch = build_encoder(sketch_spec, "sketch")
+        self.photo = build_encoder(photo_spec, "photo")
+        self.classifier = tf.Variable(
+            tf.random.normal((sketch_spec.embedding_dims, n_classes), stddev=0.1, seed=opts.seed), name="classifier"
+        )
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, max(1, opts.steps - opts.warmup_steps), warmup_target=opts.learning_rate, warmup_steps=opts.warmup_steps
+        )
+        self.optimizer = keras.optimizers.Adam(schedule)
+        self.variables = [*self.sketch.trainable_variables, *self.photo.trainable_variables, self.classifier]
+        self.optimizer.build(self.variables)
+        self.step_fn = tf.function(self._step, reduce_retracing=True)
+
+    def _losses(self, sketches: tf.Tensor, photos: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        o = self.opts
+        s = tf.math.l2_normalize(self.sketch(sketches, training=True), axis=1)
+        p = tf.math.l2_normalize(self.photo(photos, training=True), axis=1)
+        sim = tf.matmul(s, p, transpose_b=True)
+        own = tf.range(tf.shape(s)[0])
+        nce = 0.5 * (
+            tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(own, sim / o.temperature, from_logits=True))
+            + tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(own, tf.transpose(sim) / o.temperature, from_logits=True))
+        )
+        dist = 2.0 - 2.0 * sim
+        same = tf.equal(labels[:, None], labels[None, :])
+        valid = tf.logical_and(same[:, :, None], tf.logical_not(same)[:, None, :])
+        raw = tf.nn.relu(dist[:, :, None] - dist[:, None, :] + o.margin) * tf.cast(valid, tf.float32)
+        triplet = tf.reduce_sum(raw) / (tf.reduce_sum(tf.cast(raw > 1e-12, tf.float32)) + 1e-12)
+        w = tf.math.l2_normalize(self.classifier, axis=0)
+        ce = 0.5 * (
+            tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, _CLASSIFIER_SCALE * s @ w, from_logits=True))
+            + tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, _CLASSIFIER_SCALE * p @ w, from_logits=True))
+        )
+        return o.nce_weight * nce + o.triplet_weight * triplet + o.ce_weight * ce
+
+    def _step(self, sketches: tf.Tensor, photos: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = self._losses(sketches, photos, labels)
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, self.variables), self.variables))
+        return loss
+
+    # --- checkpoints ---------------------------------------------------------
+    def save(self, directory: Path, step: int, fingerprint: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / "tmp"
+        tmp.mkdir(exist_ok=True)
+        self.sketch.save_weights(tmp / "sketch.weights.h5")
+        self.photo.save_weights(tmp / "photo.weights.h5")
+        np.savez(tmp / "state.npz", classifier=self.classifier.numpy(), **{f"opt_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)})
+        (tmp / "state.json").write_text(json.dumps({"step": step, "fingerprint": fingerprint}))
+        for name in ("sketch.weights.h5", "photo.weights.h5", "state.npz", "state.json"):  # state.json last: it marks completeness
+            os.replace(tmp / name, directory / name)
+
+    def restore(self, directory: Path, fingerprint: str) -> int:
+        """Load the checkpoint in ``directory`` if it was made with the same settings; return its step."""
+        state_path = directory / "state.json"
+        if not state_path.is_file():
+            return 0
+        state = json.loads(state_path.read_text())
+        if state.get("fingerprint") != fingerprint:
+            return 0
+        self.sketch.load_weights(directory / "sketch.weights.h5")
+        self.photo.load_weights(directory / "photo.weights.h5")
+        with np.load(directory / "state.npz", allow_pickle=False) as saved:
+            self.classifier.assign(saved["classifier"])
+            for i, v in enumerate(self.optimizer.variables):
+                v.assign(saved[f"opt_{i}"])
+        return int(state["step"])
+
+
+def _fingerprint(*parts: object) -> str:
+    text = json.dumps([asdict(p) if hasattr(p, "__dataclass_fields__") else p for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _augment(sketches: np.ndarray, photos: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Flip pairs together (keeps them matching); shuffle photo colour channels
+    and sometimes drop colour, since black-ink sketches carry no colour."""
+    flip = rng.random(len(sketches)) < 0.5
+    sketches, photos = sketches.copy(), photos.copy()
+    sketches[flip] = sketches[flip, :, ::-1]
+    photos[flip] = photos[flip, :, ::-1]
+    perms = np.array([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])
+    photos = np.take_along_axis(photos, perms[rng.integers(len(perms), size=len(photos))][:, None, None, :], axis=3)
+    gray = rng.random(len(photos)) < 0.2
+    photos[gray] = photos[gray].mean(axis=3, keepdims=True).astype(np.uint8)
+    return sketches, photos
+
+
+def train_encoders(
+    sketches: np.ndarray,
+    photos: np.ndarray,
+    labels: np.ndarray,
+    sketch_spec: EncoderSpec,
+    photo_spec: EncoderSpec,
+    options: TrainOptions,
+    checkpoint_dir: Path,
+    progress: bool = True,
+) -> tuple[keras.Model, keras.Model, TrainResult]:
+    """Train both encoders, resuming from ``checkpoint_dir`` when it holds a
+    checkpoint of the same data and settings.
+
+    Args:
+        sketches: (n, V, S, S) uint8, V synthetic sketches per product.
+        photos: (n, S, S, 3) uint8 product photos.
+        labels: (n,) int category index of each product.
+
+    Returns:
+        the sketch model, the photo model and a :class:`TrainResult`.
+    """
+    n = len(photos)
+    if sketches.shape[0] != n or labels.shape != (n,):
+        raise ValueError(f"sketches {sketches.shape}, photos {photos.shape} and labels {labels.shape} disagree on the product count")
+    if n < options.batch_size:
+        raise ValueError(f"need at least batch_size={options.batch_size} training products, got {n}")
+    n_classes = int(labels.max()) + 1
+    trainer = _Trainer(sketch_spec, photo_spec, n_classes, options)
+    # Settings that do not change the result (time cap, checkpoint cadence) stay
+    # out of the fingerprint, so a rerun with another cap still resumes.
+    result_options = {k: v for k, v in asdict(options).items() if k not in ("max_minutes", "checkpoint_every")}
+    fingerprint = _fingerprint(sketch_spec, photo_spec, result_options, n, int(labels.sum()))
+    start = trainer.restore(Path(checkpoint_dir), fingerprint)
+    rng = np.random.default_rng([options.seed, start])
+    b = options.batch_size
+    order = rng.permutation(n)
+    cursor = 0
+    losses: list[float] = []
+    t0 = time.monotonic()
+    stopped_early = False
+    bar = tqdm(total=options.steps, initial=start, desc="training", unit="step", disable=not progress, mininterval=1.0)
+    step = start
+    for step in range(start + 1, options.steps + 1):
+        if cursor + b > n:
+            order, cursor = rng.permutation(n), 0
+        batch = order[cursor : cursor + b]
+        cursor += b
+        variant = rng.integers(sketches.shape[1], size=b)
+        sk, ph = _augment(sketches[batch, variant], photos[batch], rng)
+        loss = float(trainer.step_fn(tf.constant(sk[..., None], tf.float32), tf.constant(ph, tf.float32), tf.constant(labels[batch], tf.int32)))
+        if not np.isfinite(loss):
+            raise RuntimeError(f"training diverged at step {step} (loss {loss}); lower the learning rate")
+        losses.append(loss)
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+        out_of_time = options.max_minutes is not None and (time.monotonic() - t0) > options.max_minutes * 60
+        if step % options.checkpoint_every == 0 or step == options.steps or out_of_time:
+            trainer.save(Path(checkpoint_dir), step, fingerprint)
+        if out_of_time:
+            stopped_early = True
+            break
+    bar.close()
+    seconds = time.monotonic() - t0
+    done = step - start
+    result = TrainResult(
+        steps=step,
+        steps_this_run=done,
+        seconds=round(seconds, 1),
+        pairs_per_second=round(done * b / seconds, 1) if seconds > 0 and done else 0.0,
+        final_loss=round(float(np.mean(losses[-50:])), 4) if losses else float("nan"),
+        resumed_from=start,
+        stopped_early=stopped_early,
+    )
+    return trainer.sketch, trainer.photo, result

@@ -1,0 +1,212 @@
+"""``vitrina build``: catalog folder → trained, quantised, encoded, verified bundle.
+
+Steps (each shows progress; the expensive ones are cached in the work folder,
+so an interrupted build resumes instead of starting over):
+
+1. load and validate the catalog (``catalog.py``);
+2. render synthetic training sketches of the train split (``sketch_synthesis.py``, cached);
+3. train the sketch and photo encoders (``train_encoders.py``, checkpointed);
+4. export both to TFLite float32 and full int8 (``quantize.py``);
+5. encode every catalog image with the int8 photo encoder through LiteRT;
+6. render held-out sketch queries of the test split with a seed training never
+   used, and measure float/int8 agreement on them;
+7. write the bundle (``vitrina.runtime.bundle``), atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from vitrina.runtime.bundle import BundleContents, EvalSet, write_bundle
+from vitrina.runtime.encoders import EncoderOptions, PhotoEncoder, SketchEncoder
+from vitrina.runtime.rasterize import RasterOptions
+
+from .catalog import Catalog, load_catalog
+from .profiles import Profile, get_profile
+from .quantize import QuantizationAgreement, agreement, to_tflite
+from .sketch_synthesis import render_sketches
+from .train_encoders import TrainOptions, TrainResult, train_encoders
+
+TRAIN_SKETCH_SEED = 1
+EVAL_SKETCH_SEED = 90_210  # never used for training sketches
+_ENCODE_BATCH = 64
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Attributes:
+    profile: ``tiny`` or ``demo`` (see profiles.py).
+    work_dir: cache and checkpoint folder; default ``<out>.work`` beside the bundle.
+    skip_bad_rows: drop invalid catalog rows instead of failing.
+    workers: processes for sketch rendering.
+    steps: override the profile's training steps (None keeps it).
+    progress: show progress bars.
+    """
+
+    profile: str = "demo"
+    work_dir: Path | None = None
+    skip_bad_rows: bool = False
+    workers: int = 2
+    steps: int | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """Attributes: bundle path, items and images written, training result,
+    sketch and photo encoder agreement, seconds of the whole build."""
+
+    bundle: Path
+    items: int
+    images: int
+    train: TrainResult
+    sketch_agreement: QuantizationAgreement | None
+    photo_cosine: float
+    seconds: float
+
+
+def _resize_all(images: np.ndarray, size: int) -> np.ndarray:
+    """(n, W, W, 3) uint8 → (n, size, size, 3) uint8 with area/bicubic resampling."""
+    if images.shape[1] == size:
+        return images
+    method = Image.Resampling.BOX if images.shape[1] > size else Image.Resampling.BICUBIC
+    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), method)) for im in images])
+
+
+def _catalog_key(catalog: Catalog) -> str:
+    digest = hashlib.sha256()
+    digest.update(repr([(i.id, i.category, i.split) for i in catalog.items]).encode())
+    digest.update(catalog.images.tobytes())
+    return digest.hexdigest()[:12]
+
+
+def _cached_sketches(work: Path, key: str, images: np.ndarray, variants: int, raster: RasterOptions, seed: int, opts: BuildOptions, profile: Profile, desc: str) -> np.ndarray:
+    path = work / f"sketches-{desc}-{key}-{raster.size}-{variants}-{seed}.npy"
+    if path.is_file():
+        return np.load(path, allow_pickle=False)
+    sketches = render_sketches(images, variants, raster, seed, profile.synthesis, opts.workers, opts.progress, f"{desc} sketches")
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, sketches)
+    tmp.replace(path)
+    return sketches
+
+
+def _encode(model_path: Path, images: np.ndarray, progress: bool, desc: str, sketch: RasterOptions | None = None) -> np.ndarray:
+    """Encode uint8 images through LiteRT with the given TFLite model: (n, D) float32."""
+    options = EncoderOptions(str(model_path), num_threads=2, batch_size=_ENCODE_BATCH)
+    encoder = SketchEncoder(options, sketch) if sketch else PhotoEncoder(options)
+    chunks = []
+    step = _ENCODE_BATCH * 32
+    with encoder, tqdm(total=len(images), desc=desc, unit="img", disable=not progress, mininterval=1.0) as bar:
+        for start in range(0, len(images), step):
+            chunks.append(encoder.embed(images[start : start + step]))
+            bar.update(min(step, len(images) - start))
+    return np.concatenate(chunks) if chunks else np.empty((0, encoder.dims), np.float32)
+
+
+def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions = BuildOptions()) -> BuildResult:
+    """Run the whole export pipeline and write a bundle at ``out``."""
+    t0 = time.monotonic()
+    profile = get_profile(options.profile)
+    out = Path(out)
+    work = options.work_dir or out.with_name(out.name + ".work")
+    work.mkdir(parents=True, exist_ok=True)
+    size = profile.input_size
+    raster = RasterOptions(size=size)
+    catalog = load_catalog(catalog_dir, image_size=max(size, profile.thumbnail_size), skip_bad_rows=options.skip_bad_rows, progress=options.progress)
+    photos = _resize_all(catalog.images, size)
+    categories = list(dict.fromkeys(item.category for item in catalog.items))
+    item_labels = np.array([categories.index(item.category) for item in catalog.items], dtype=np.int32)
+    is_train = np.array([item.split == "train" for item in catalog.items])
+    train_rows = np.flatnonzero(is_train[catalog.image_items])
+    if len(train_rows) == 0:
+        raise ValueError(f"catalog {catalog_dir} has no train-split products to train on")
+    key = _catalog_key(catalog)
+
+    # 2-3. Sketches and training.
+    train_sketches = _cached_sketches(work, key, catalog.images[train_rows], profile.sketch_variants, raster, TRAIN_SKETCH_SEED, options, profile, "train")
+    train_opts = profile.train if options.steps is None else TrainOptions(**{**asdict(profile.train), "steps": options.steps})
+    sketch_model, photo_model, train_result = train_encoders(
+        train_sketches, photos[train_rows], item_labels[catalog.image_items[train_rows]],
+        profile.sketch_spec(), profile.photo_spec(), train_opts, work / f"ckpt-{profile.name}-{key}", options.progress,
+    )
+
+    # 4. TFLite float + int8, calibrated on catalog samples.
+    rng = np.random.default_rng(0)
+    calib = rng.choice(len(train_rows), size=min(profile.calibration_samples, len(train_rows)), replace=False)
+    models = {
+        "sketch_float": to_tflite(sketch_model, "float"),
+        "sketch_int8": to_tflite(sketch_model, "int8", train_sketches[calib, 0]),
+        "photo_float": to_tflite(photo_model, "float"),
+        "photo_int8": to_tflite(photo_model, "int8", photos[train_rows[calib]]),
+    }
+    with tempfile.TemporaryDirectory(prefix="vitrina-models-") as tmp:
+        paths = {name: Path(tmp) / f"{name}.tflite" for name in models}
+        for name, blob in models.items():
+            paths[name].write_bytes(blob)
+        # 5. Catalog codes with the int8 photo encoder, as the device would compute them.
+        codes = _encode(paths["photo_int8"], photos, options.progress, "encoding catalog")
+        # 6. Held-out queries and agreement.
+        eval_set, sketch_agreement, photo_cosine = _eval_set(catalog, photos, codes, raster, paths, profile, options, work, key)
+    thumbs = _resize_all(catalog.images[catalog.first_images()], profile.thumbnail_size)
+    report = {
+        "profile": profile.name,
+        "encoder": asdict(profile.sketch_spec()) | {"channels": "1 (sketch) / 3 (photo)"},
+        "training": asdict(train_result),
+        "training_options": asdict(train_opts),
+        "quantization": {
+            "sketch": asdict(sketch_agreement) if sketch_agreement else None,
+            "photo_mean_cosine": photo_cosine,
+        },
+        "catalog": {"items": len(catalog.items), "images": len(catalog.images), "skipped_rows": [str(e) for e in catalog.skipped]},
+        "model_bytes": {name: len(blob) for name, blob in models.items()},
+    }
+    contents = BundleContents(
+        catalog_name=catalog.name,
+        items=catalog.items,
+        models=models,
+        codes=codes.astype(np.float32),
+        code_items=catalog.image_items,
+        thumbnails=thumbs,
+        raster=raster,
+        photo_size=size,
+        eval_set=eval_set,
+        report=report,
+        extra={"categories": categories},
+    )
+    write_bundle(out, contents)
+    return BuildResult(out, len(catalog.items), len(catalog.images), train_result, sketch_agreement, photo_cosine, round(time.monotonic() - t0, 1))
+
+
+def _eval_set(
+    catalog: Catalog, photos: np.ndarray, codes: np.ndarray, raster: RasterOptions, paths: dict[str, Path],
+    profile: Profile, options: BuildOptions, work: Path, key: str,
+) -> tuple[EvalSet | None, QuantizationAgreement | None, float]:
+    """Held-out sketch queries of test products, plus float/int8 agreement on them."""
+    test_items = catalog.split_items("test")
+    if len(test_items) == 0:
+        return None, None, float("nan")
+    first = catalog.first_images()
+    gallery_rows = first[test_items]
+    query_items = test_items if profile.max_eval_queries is None else test_items[: profile.max_eval_queries]
+    sketches = _cached_sketches(work, key, catalog.images[first[query_items]], 1, raster, EVAL_SKETCH_SEED, options, profile, "eval")[:, 0]
+    gallery_float = _encode(paths["photo_float"], photos[gallery_rows], options.progress, "encoding eval gallery (float)")
+    q_float = _encode(paths["sketch_float"], sketches, options.progress, "encoding eval queries (float)", raster)
+    q_int8 = _encode(paths["sketch_int8"], sketches, options.progress, "encoding eval queries (int8)", raster)
+    sketch_agreement = agreement(q_float, q_int8, gallery_float, codes[gallery_rows])
+    photo_cosine = round(float(np.mean(np.sum(gallery_float * codes[gallery_rows], axis=1))), 4)
+    eval_set = EvalSet(
+        sketches=sketches,
+        query_items=query_items.astype(np.int32),
+        gallery_items=test_items.astype(np.int32),
+        gallery_float=gallery_float.astype(np.float32),
+    )
+    return eval_set, sketch_agreement, photo_cosine

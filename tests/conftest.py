@@ -1,0 +1,37 @@
+"""Shared fixtures: a small real demo catalog (Fashion-MNIST) and a bundle built
+from it with the ``tiny`` profile (real training, real TFLite, real LiteRT)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+TINY_TRAIN, TINY_TEST = 480, 160
+
+
+@pytest.fixture(scope="session")
+def demo_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from vitrina.export.demo_catalog import write_demo_catalog
+
+    out = tmp_path_factory.mktemp("demo-catalog")
+    write_demo_catalog(out, limit_train=TINY_TRAIN, limit_test=TINY_TEST)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(demo_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from vitrina.export.build import BuildOptions, build_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "tiny"
+    build_bundle(demo_catalog, out, BuildOptions(profile="tiny", workers=1, progress=False))
+    return out
+
+
+@pytest.fixture()
+def strokes_file() -> Path:
+    return ASSETS / "sketches" / "trousers.json"

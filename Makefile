@@ -1,0 +1,52 @@
+# vitrina — two commands do all set-up on a fresh machine:
+#   make demo   venv + install + dataset, build the demo bundle (cached), search it
+#   make test   venv + install (with dev extras) + dataset, run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+CATALOG ?= build/demo-catalog
+BUNDLE ?= build/demo-bundle
+PROFILE ?= demo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test eval install dataset clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[export,dev]"
+	touch $@
+
+dataset: $(FMNIST)
+
+$(FMNIST):
+	$(SUDO) apt-get update -qq
+	$(SUDO) apt-get install -y -qq dataset-fashion-mnist
+
+$(CATALOG)/catalog.csv: | $(STAMP) $(FMNIST)
+	$(BIN)/vitrina demo-catalog --out $(CATALOG)
+
+$(BUNDLE)/manifest.json: | $(CATALOG)/catalog.csv
+	$(BIN)/vitrina build --catalog $(CATALOG) --out $(BUNDLE) --profile $(PROFILE)
+
+demo: $(STAMP) $(FMNIST) $(BUNDLE)/manifest.json
+	$(BIN)/vitrina info --bundle $(BUNDLE)
+	@for f in assets/sketches/*.json; do \
+	  echo; echo "== search: $$f"; \
+	  $(BIN)/vitrina search --bundle $(BUNDLE) --strokes $$f -k 5 || exit $$?; \
+	done
+
+eval: $(STAMP) $(BUNDLE)/manifest.json
+	$(BIN)/vitrina eval --bundle $(BUNDLE)
+
+test: $(STAMP) $(FMNIST)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf build .pytest_cache

@@ -32,11 +32,12 @@ from vitrina.runtime.rasterize import RasterOptions
 from .catalog import Catalog, load_catalog
 from .profiles import Profile, get_profile
 from .quantize import QuantizationAgreement, agreement, to_tflite
-from .sketch_synthesis import render_sketches
+from .sketch_synthesis import render_sketches, synthesize_strokes
 from .train_encoders import TrainOptions, TrainResult, train_encoders
 
 TRAIN_SKETCH_SEED = 1
 EVAL_SKETCH_SEED = 90_210  # never used for training sketches
+EVAL_STROKES = 200  # held-out stroke lists kept for benchmarks of the stroke → results path
 _ENCODE_BATCH = 64
 
 
@@ -156,6 +157,7 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         codes = _encode(paths["photo_int8"], photos, options.progress, "encoding catalog")
         # 6. Held-out queries and agreement.
         eval_set, sketch_agreement, photo_cosine = _eval_set(catalog, photos, codes, raster, paths, profile, options, work, key)
+    stroke_items, strokes = _eval_strokes(catalog, eval_set, profile)
     thumbs = _resize_all(catalog.images[catalog.first_images()], profile.thumbnail_size)
     report = {
         "profile": profile.name,
@@ -180,6 +182,8 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         photo_size=size,
         eval_set=eval_set,
         report=report,
+        eval_strokes=strokes,
+        eval_stroke_items=stroke_items,
         extra={"categories": categories},
     )
     write_bundle(out, contents)
@@ -210,3 +214,14 @@ def _eval_set(
         gallery_float=gallery_float.astype(np.float32),
     )
     return eval_set, sketch_agreement, photo_cosine
+
+
+def _eval_strokes(catalog: Catalog, eval_set: EvalSet | None, profile: Profile) -> tuple[list[int], list[list[np.ndarray]]]:
+    """Stroke lists of the first held-out queries' products (own seed, never trained on)."""
+    if eval_set is None:
+        return [], []
+    rng = np.random.default_rng(EVAL_SKETCH_SEED + 1)
+    first = catalog.first_images()
+    items = [int(i) for i in eval_set.query_items[:EVAL_STROKES]]
+    strokes = [synthesize_strokes(catalog.images[first[i]], rng, profile.synthesis)[0] for i in items]
+    return items, strokes

@@ -6,7 +6,6 @@ Importing this module is cheap: TensorFlow is imported only when a command runs.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -59,7 +58,3 @@ def _build(args: argparse.Namespace) -> int:
     if result.sketch_agreement:
         print(f"int8 vs float: sketch cosine {result.sketch_agreement.mean_cosine}, top-10 unchanged {result.sketch_agreement.top10_unchanged}, photo cosine {result.photo_cosine}")
     return 0
-
-
-def dump(obj: object) -> str:
-    return json.dumps(obj, ensure_ascii=False, indent=2)

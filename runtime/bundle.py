@@ -18,6 +18,8 @@ opened on the device. Format version 1::
     eval/query_items.npy     (Q,) int32 product drawn by each query
     eval/gallery_items.npy   (M,) int32 products that form the eval gallery
     eval/gallery_float.npy   (M, D) float32 gallery codes from the float encoder
+    eval/strokes.json        stroke lists of some held-out queries (benchmarks
+                             time the real stroke → results path with them)
     report.json              build report: training and quantisation figures
 
 No pickles anywhere: arrays load with ``allow_pickle=False``. Everything the
@@ -119,6 +121,8 @@ class BundleContents:
         photo_size: side of the photo encoder's square input, pixels.
         eval_set: held-out queries, or None.
         report: JSON-serialisable build report.
+        eval_strokes: stroke lists of held-out queries, each a list of (m, 2)
+            float arrays, paired with ``eval_stroke_items`` (their products).
         extra: more JSON-serialisable manifest entries (e.g. category names).
     """
 
@@ -132,6 +136,8 @@ class BundleContents:
     photo_size: int
     eval_set: EvalSet | None = None
     report: Mapping[str, Any] = field(default_factory=dict)
+    eval_strokes: Sequence[Sequence[np.ndarray]] = ()
+    eval_stroke_items: Sequence[int] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -168,6 +174,7 @@ def write_bundle(out: str | Path, contents: BundleContents) -> Path:
     """
     _check_contents(contents)
     out = Path(out)
+    _check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
     try:
@@ -183,6 +190,16 @@ def write_bundle(out: str | Path, contents: BundleContents) -> Path:
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return out
+
+
+def _check_replaceable(out: Path) -> None:
+    """Refuse to overwrite anything but an earlier bundle or an empty folder."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ValueError(f"cannot write a bundle at {out}: it exists and is not a directory")
+    if any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise ValueError(f"cannot write a bundle at {out}: the folder holds other files (no {MANIFEST}); choose an empty or new folder")
 
 
 def _replace_dir(stage: Path, out: Path) -> None:
@@ -214,6 +231,13 @@ def _write_files(stage: Path, c: BundleContents) -> dict[str, Any]:
         (stage / "eval").mkdir()
         for key in ("sketches", "query_items", "gallery_items", "gallery_float"):
             np.save(stage / f"eval/{key}.npy", np.ascontiguousarray(getattr(c.eval_set, key)))
+    if c.eval_strokes:
+        (stage / "eval").mkdir(exist_ok=True)
+        queries = [
+            {"item": int(item), "strokes": [np.round(np.asarray(st, dtype=np.float64), 2).tolist() for st in strokes]}
+            for item, strokes in zip(c.eval_stroke_items, c.eval_strokes)
+        ]
+        (stage / "eval/strokes.json").write_text(json.dumps({"queries": queries}), encoding="utf-8")
     (stage / "report.json").write_text(json.dumps(c.report, indent=2, ensure_ascii=False), encoding="utf-8")
     created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     return {
@@ -230,6 +254,7 @@ def _write_files(stage: Path, c: BundleContents) -> dict[str, Any]:
         },
         "thumbnails": {"tile": int(c.thumbnails.shape[1]), "grid": _SHEET_GRID, "sheets": sheets},
         "eval": c.eval_set is not None,
+        "eval_strokes": len(c.eval_strokes),
         **dict(c.extra),
     }
 
@@ -310,6 +335,14 @@ class Bundle:
         lookup = {name: i for i, name in enumerate(self.categories)}
         return np.array([lookup[item.category] for item in self.items], dtype=np.int32)
 
+    @cached_property
+    def first_code_rows(self) -> np.ndarray:
+        """(P,) int64 row in :attr:`codes` of each product's first image; -1 for none."""
+        first = np.full(len(self.items), -1, dtype=np.int64)
+        rows = np.arange(len(self.code_items))
+        first[self.code_items[::-1]] = rows[::-1]
+        return first
+
     @property
     def raster_options(self) -> RasterOptions:
         """Rasteriser settings the sketch encoder was trained with."""
@@ -346,6 +379,16 @@ class Bundle:
             raise BundleFormatError(f"bundle {self.path} has no eval set (it was built without one)")
         arrays = {key: _load_array(self.path, f"eval/{key}.npy") for key in ("sketches", "query_items", "gallery_items", "gallery_float")}
         return EvalSet(**arrays)
+
+    def eval_strokes(self) -> list[tuple[int, list[np.ndarray]]]:
+        """Held-out stroke queries as ``(product index, strokes)``; empty if the bundle has none."""
+        if not self.manifest.get("eval_strokes"):
+            return []
+        data = _load_json(self.path, "eval/strokes.json")
+        try:
+            return [(int(q["item"]), [np.asarray(st, dtype=np.float64).reshape(-1, 2) for st in q["strokes"]]) for q in data["queries"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleFormatError(f"{self.path}/eval/strokes.json: malformed query ({exc})") from None
 
     def report(self) -> dict[str, Any]:
         """The build report (training and quantisation figures)."""

@@ -45,17 +45,14 @@ def evaluate_bundle(bundle: Bundle, precisions: tuple[str, ...] = ("float", "int
     for precision in precisions:
         with SketchEncoder.create_from_bundle(bundle, precision, num_threads, batch_size=_EVAL_BATCH) as encoder:
             queries = encoder.embed(eval_set.sketches)
-        gallery = eval_set.gallery_float if precision == "float" else _first_code_rows(bundle, gallery_items)
+        gallery = eval_set.gallery_float if precision == "float" else gallery_codes(bundle, gallery_items)
         metrics[precision] = retrieval_metrics(queries, gallery, labels[eval_set.query_items], labels[gallery_items], targets)
     return EvalReport(len(eval_set.sketches), len(gallery_items), metrics)
 
 
-def _first_code_rows(bundle: Bundle, items: np.ndarray) -> np.ndarray:
-    """(len(items), D) the first catalog code of each product in ``items``."""
-    first = np.full(len(bundle.items), -1, dtype=np.int64)
-    rows = np.arange(len(bundle.code_items))
-    first[bundle.code_items[::-1]] = rows[::-1]
-    picked = first[items]
+def gallery_codes(bundle: Bundle, items: np.ndarray) -> np.ndarray:
+    """(len(items), D) float32: the first catalog code of each product in ``items``."""
+    picked = bundle.first_code_rows[np.asarray(items, dtype=np.int64)]
     if (picked < 0).any():
         raise ValueError("an eval gallery product has no catalog code")
     return np.asarray(bundle.codes[picked], dtype=np.float32)

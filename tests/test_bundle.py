@@ -43,6 +43,10 @@ def test_round_trip(tiny_bundle):
     assert all(bundle.items[i].split == "test" for i in eval_set.query_items)
     assert bundle.report()["quantization"]["sketch"]["queries"] == len(eval_set.sketches)
     assert bundle.raster_options.size == eval_set.sketches.shape[1]
+    strokes = bundle.eval_strokes()
+    assert len(strokes) == min(200, len(eval_set.query_items))
+    item, lines = strokes[0]
+    assert bundle.items[item].split == "test" and lines[0].ndim == 2 and lines[0].shape[1] == 2
 
 
 def test_thumbnail_matches_catalog_image(tiny_bundle, demo_catalog):
@@ -161,3 +165,12 @@ def test_thumbnails_span_several_sheets(tmp_path):
     bundle = Bundle.open(write_bundle(tmp_path / "b", contents))
     assert len(bundle.manifest["thumbnails"]["sheets"]) == 2
     assert bundle.thumbnail(1050)[0, 0, 0] == 1050 % 251
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_a_bundle(tmp_path):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="holds other files"):
+        write_bundle(out, small_contents(2))
+    assert (out / "notes.txt").read_text() == "keep me"

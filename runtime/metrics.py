@@ -88,3 +88,32 @@ def _chunk_sums(sims: np.ndarray, labels: np.ndarray, gallery_labels: np.ndarray
             (own_rank <= 10).sum(),
         ]
     )
+
+
+RECALL_LEVELS = np.linspace(0.0, 1.0, 11)
+
+
+def precision_recall_curve(
+    queries: np.ndarray, gallery: np.ndarray, query_labels: np.ndarray, gallery_labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Category-level 11-point interpolated precision-recall curve, averaged over queries.
+
+    Returns:
+        recall levels (11,) float64 in [0, 1] and mean interpolated precision (11,)
+        (at each level, the best precision reached at that recall or beyond).
+    """
+    total = np.zeros(len(RECALL_LEVELS))
+    gallery = np.asarray(gallery, dtype=np.float32)
+    for start in range(0, len(queries), _CHUNK):
+        sims = np.asarray(queries[start : start + _CHUNK], dtype=np.float32) @ gallery.T
+        order = np.argsort(-sims, axis=1, kind="stable")
+        relevant = gallery_labels[order] == query_labels[start : start + _CHUNK, None]
+        hits = np.cumsum(relevant, axis=1)
+        precision = hits / np.arange(1, relevant.shape[1] + 1)
+        recall = hits / np.maximum(relevant.sum(axis=1, keepdims=True), 1)
+        # interpolated precision: best precision at any rank with recall >= level
+        best_after = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+        for j, level in enumerate(RECALL_LEVELS):
+            first = np.argmax(recall >= level - 1e-12, axis=1)
+            total[j] += best_after[np.arange(len(first)), first].sum()
+    return RECALL_LEVELS.copy(), total / len(queries)

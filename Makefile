@@ -20,7 +20,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[export,dev]"
+	$(BIN)/pip install -q -e ".[export,kiosk,bench,dev]"
 	touch $@
 
 dataset: $(FMNIST)
@@ -45,8 +45,10 @@ demo: $(STAMP) $(FMNIST) $(BUNDLE)/manifest.json
 eval: $(STAMP) $(BUNDLE)/manifest.json
 	$(BIN)/vitrina eval --bundle $(BUNDLE)
 
+# Two pytest processes: TensorFlow and Kivy's SDL2 cannot share one.
 test: $(STAMP) $(FMNIST)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q tests
+	VITRINA_GUI_TESTS=1 $(BIN)/python -m pytest -q tests/gui
 
 clean:
 	rm -rf build .pytest_cache

@@ -1,5 +1,9 @@
-"""vitrina's Kivy kiosk app (drawing canvas, results, admin screen).
+"""vitrina's Kivy kiosk app: draw, see results as you draw, search by words or photo.
 
-The app itself is tracked in issue 4; this package reserves its import name
-``vitrina.kiosk_app`` and will depend only on ``vitrina.runtime`` and kivy.
+Where things live: ``app.py`` (the App: state, searches, idle reset, lock-down),
+``screens.py`` (screen classes; one ``kv/<screen>.kv`` each, loaded lazily),
+``drawing.py`` (the canvas widget), ``geometry.py`` (pure stroke and layout
+maths), ``worker.py`` (background searches, newest wins), ``config.py`` (TOML
+config and PIN hashing), ``main.py`` (Kivy set-up, screenshots), ``cli.py``
+(``vitrina kiosk``). Depends only on ``vitrina.runtime`` and kivy.
 """

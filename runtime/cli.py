@@ -82,9 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     b.set_defaults(handler=_bench_soak)
 
-    from vitrina.export.cli import register
+    from vitrina.export.cli import register as register_export
+    from vitrina.kiosk_app.cli import register as register_kiosk
 
-    register(sub)
+    register_export(sub)
+    register_kiosk(sub)
     return parser
 
 

@@ -1,0 +1,40 @@
+"""``vitrina kiosk``: run the kiosk app, render its screens, or hash an admin PIN.
+
+Importing this module does not import Kivy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("kiosk", help="run the kiosk app (Kivy)")
+    p.add_argument("--bundle", type=Path, default=None, help="bundle folder (overrides the config)")
+    p.add_argument("--config", type=Path, default=None, help="kiosk TOML config")
+    p.add_argument("--windowed", action="store_true", help="a normal window instead of locked-down full screen")
+    p.add_argument("--screenshot", type=Path, default=None, metavar="DIR", help="render every screen to PNGs in DIR and exit")
+    p.add_argument("--hash-pin", action="store_true", help="read a PIN and print its hash for admin_pin_hash")
+    p.set_defaults(handler=_kiosk)
+
+
+def _kiosk(args: argparse.Namespace) -> int:
+    from .config import KioskConfig, hash_pin, load_config
+
+    if args.hash_pin:
+        print(hash_pin(getpass.getpass("admin PIN (4-12 digits): ")))
+        return 0
+    config = load_config(args.config) if args.config else KioskConfig()
+    bundle = args.bundle or config.bundle
+    if args.screenshot:
+        from .main import screenshots
+
+        for path in screenshots(config, bundle, args.screenshot):
+            print(path)
+        return 0
+    from .main import run_kiosk
+
+    run_kiosk(config, bundle, args.windowed)
+    return 0

@@ -1,0 +1,185 @@
+"""The drawing canvas: strokes with brush size and colour, eraser, undo/redo/clear.
+
+Each stroke keeps its canvas instructions in one InstructionGroup, so undo,
+redo and the eraser remove or restore exactly that stroke. Per-touch state
+lives in ``touch.ud``. ``on_stroke_end`` fires when a finger lifts, and
+``on_changed`` after any edit (undo, redo, erase, clear), which is when the app
+schedules its debounced search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kivy.graphics import Color, InstructionGroup, Line, Rectangle
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty
+from kivy.uix.widget import Widget
+
+from .geometry import interpolate, stroke_hit, to_search_strokes
+
+
+@dataclass
+class Stroke:
+    """One drawn stroke: flat widget-local points [x0, y0, ...], RGB colour, width (px)."""
+
+    points: list[float]
+    rgb: tuple[float, float, float]
+    width: float
+    group: InstructionGroup
+    line: Line
+
+
+class DrawingCanvas(Widget):
+    """White paper; draw with one finger. Properties bound by the kv file:
+    ``brush_width`` (px), ``ink`` (RGB 0-1), ``erasing``; read-only ``can_undo``/``can_redo``/``is_empty``."""
+
+    brush_width = NumericProperty(6.0)
+    ink = ListProperty([0.08, 0.08, 0.09])
+    erasing = BooleanProperty(False)
+    can_undo = BooleanProperty(False)
+    can_redo = BooleanProperty(False)
+    is_empty = BooleanProperty(True)
+
+    __events__ = ("on_stroke_end", "on_changed")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._strokes: list[Stroke] = []
+        self._history: list[tuple[str, list[Stroke]]] = []  # ("add"|"remove", strokes) for undo
+        self._redo: list[tuple[str, list[Stroke]]] = []
+        with self.canvas.before:
+            Color(1, 1, 1)
+            self._paper = Rectangle(pos=self.pos, size=self.size)
+        self.bind(pos=self._update_paper, size=self._update_paper)
+
+    def _update_paper(self, *_):
+        self._paper.pos, self._paper.size = self.pos, self.size
+        self.canvas.clear()
+        for stroke in self._strokes:
+            self.canvas.add(stroke.group)
+
+    # --- touch --------------------------------------------------------------
+    def on_touch_down(self, touch):
+        if not self.collide_point(*touch.pos) or touch.is_mouse_scrolling:
+            return False
+        touch.grab(self)
+        if self.erasing:
+            touch.ud["vitrina_erase"] = True
+            self._erase_at(touch.x, touch.y)
+            return True
+        group = InstructionGroup()
+        group.add(Color(*self.ink))
+        line = Line(points=[touch.x, touch.y], width=self.brush_width / 2.0, cap="round", joint="round")
+        group.add(line)
+        stroke = Stroke([touch.x, touch.y], tuple(self.ink), self.brush_width, group, line)
+        self.canvas.add(group)
+        touch.ud["vitrina_stroke"] = stroke
+        return True
+
+    def on_touch_move(self, touch):
+        if touch.grab_current is not self:
+            return False
+        if touch.ud.get("vitrina_erase"):
+            self._erase_at(touch.x, touch.y)
+            return True
+        stroke: Stroke | None = touch.ud.get("vitrina_stroke")
+        if stroke is not None:
+            x, y = self._clamp(touch.x, touch.y)
+            for px, py in interpolate(stroke.points[-2], stroke.points[-1], x, y, spacing=max(2.0, self.brush_width / 2)):
+                stroke.points += [px, py]
+            stroke.line.points = stroke.points
+        return True
+
+    def on_touch_up(self, touch):
+        if touch.grab_current is not self:
+            return False
+        touch.ungrab(self)
+        stroke: Stroke | None = touch.ud.pop("vitrina_stroke", None)
+        if touch.ud.pop("vitrina_erase", False):
+            return True
+        if stroke is not None:
+            self._strokes.append(stroke)
+            self._record(("add", [stroke]))
+            self.dispatch("on_stroke_end")
+        return True
+
+    def _clamp(self, x: float, y: float) -> tuple[float, float]:
+        return min(max(x, self.x), self.right), min(max(y, self.y), self.top)
+
+    def _erase_at(self, x: float, y: float) -> None:
+        hit = [s for s in self._strokes if stroke_hit(s.points, x, y, radius=max(12.0, self.brush_width * 2))]
+        if hit:
+            for stroke in hit:
+                self._strokes.remove(stroke)
+                self.canvas.remove(stroke.group)
+            self._record(("remove", hit))
+            self.dispatch("on_changed")
+
+    # --- history -------------------------------------------------------------
+    def _record(self, entry: tuple[str, list[Stroke]]) -> None:
+        self._history.append(entry)
+        self._redo.clear()
+        self._refresh_flags()
+
+    def _refresh_flags(self) -> None:
+        self.can_undo, self.can_redo, self.is_empty = bool(self._history), bool(self._redo), not self._strokes
+
+    def _apply(self, action: str, strokes: list[Stroke]) -> None:
+        for stroke in strokes:
+            if action == "add":
+                self._strokes.append(stroke)
+                self.canvas.add(stroke.group)
+            else:
+                self._strokes.remove(stroke)
+                self.canvas.remove(stroke.group)
+
+    def undo(self) -> None:
+        if not self._history:
+            return
+        action, strokes = self._history.pop()
+        self._apply("remove" if action == "add" else "add", strokes)
+        self._redo.append((action, strokes))
+        self._refresh_flags()
+        self.dispatch("on_changed")
+
+    def redo(self) -> None:
+        if not self._redo:
+            return
+        action, strokes = self._redo.pop()
+        self._apply(action, strokes)
+        self._history.append((action, strokes))
+        self._refresh_flags()
+        self.dispatch("on_changed")
+
+    def clear(self) -> None:
+        """Remove every stroke (undoable)."""
+        if not self._strokes:
+            return
+        removed = list(self._strokes)
+        self._apply("remove", removed)
+        self._record(("remove", removed))
+        self.dispatch("on_changed")
+
+    def reset(self) -> None:
+        """Forget everything, history included (idle privacy reset)."""
+        for stroke in self._strokes:
+            self.canvas.remove(stroke.group)
+        self._strokes.clear()
+        self._history.clear()
+        self._redo.clear()
+        self._refresh_flags()
+
+    # --- output --------------------------------------------------------------
+    def search_strokes(self):
+        """The drawing as (m, 2) arrays in y-down pixels, for ProductSearch.by_strokes."""
+        # The rasteriser crops to the drawing's bounding box, so only the y flip matters.
+        return to_search_strokes([s.points for s in self._strokes], self.top)
+
+    def stroke_count(self) -> int:
+        return len(self._strokes)
+
+    def on_stroke_end(self) -> None:
+        pass
+
+    def on_changed(self) -> None:
+        pass

@@ -1,0 +1,74 @@
+"""Pure geometry for the kiosk: no widgets, testable without a window.
+
+Kivy's y axis points up; strokes for the search point down (screen pixels).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+
+def interpolate(x0: float, y0: float, x1: float, y1: float, spacing: float) -> list[tuple[float, float]]:
+    """Points from (x0, y0) (exclusive) to (x1, y1) (inclusive), at most ``spacing`` apart
+    (touchtracer's trick: fast finger moves still give an even stroke)."""
+    distance = math.hypot(x1 - x0, y1 - y0)
+    steps = max(1, int(math.ceil(distance / max(spacing, 1e-6))))
+    return [(x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps) for i in range(1, steps + 1)]
+
+
+def to_search_strokes(strokes: Sequence[Sequence[float]], height: float) -> list[np.ndarray]:
+    """Kivy flat point lists ``[x0, y0, x1, y1, ...]`` (y up, widget-local) →
+    (m, 2) arrays with y pointing down, as the rasteriser expects."""
+    out = []
+    for flat in strokes:
+        pts = np.asarray(flat, dtype=np.float64).reshape(-1, 2)
+        if len(pts):
+            out.append(np.stack([pts[:, 0], height - pts[:, 1]], axis=1))
+    return out
+
+
+def stroke_hit(flat: Sequence[float], x: float, y: float, radius: float) -> bool:
+    """True when any segment of the flat point list passes within ``radius`` of (x, y)."""
+    pts = np.asarray(flat, dtype=np.float64).reshape(-1, 2)
+    if len(pts) == 0:
+        return False
+    if len(pts) == 1:
+        return math.hypot(pts[0, 0] - x, pts[0, 1] - y) <= radius
+    a, b = pts[:-1], pts[1:]
+    ab = b - a
+    t = np.clip(((x - a[:, 0]) * ab[:, 0] + (y - a[:, 1]) * ab[:, 1]) / np.maximum((ab**2).sum(axis=1), 1e-12), 0, 1)
+    closest = a + ab * t[:, None]
+    return bool((np.hypot(closest[:, 0] - x, closest[:, 1] - y) <= radius).any())
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the main screen arranges itself for a window size.
+
+    Attributes: portrait (canvas above results), columns of the result grid,
+    tile (side of a result thumbnail, px).
+    """
+
+    portrait: bool
+    columns: int
+    tile: int
+
+
+def layout_for(width: float, height: float) -> Layout:
+    """Landscape: canvas left, results right. Portrait (phones): canvas on top."""
+    portrait = height > width
+    results_width = width if portrait else width * 0.42
+    tile = int(max(96, min(180, results_width / 4)))
+    columns = max(2, int(results_width // (tile + 12)))
+    return Layout(portrait, columns, tile)
+
+
+def rects_overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float], tolerance: float = 0.5) -> bool:
+    """Do two (x, y, w, h) rectangles overlap by more than ``tolerance`` px on both axes?"""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    return min(ax + aw, bx + bw) - max(ax, bx) > tolerance and min(ay + ah, by + bh) - max(ay, by) > tolerance

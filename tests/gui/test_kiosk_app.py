@@ -1,0 +1,274 @@
+"""The kiosk app rendering real frames offscreen (SDL_VIDEODRIVER=offscreen) with the tiny bundle."""
+
+import shutil
+import time
+
+import pytest
+
+from vitrina.kiosk_app.main import prepare_kivy
+
+prepare_kivy(windowed=True, headless=True, size=(1280, 800))  # before any kivy import
+
+from kivy.core.window import Window  # noqa: E402
+
+from vitrina.kiosk_app.app import KioskApp  # noqa: E402
+from vitrina.kiosk_app.config import KioskConfig, hash_pin  # noqa: E402
+from vitrina.kiosk_app.geometry import rects_overlap  # noqa: E402
+from vitrina.kiosk_app.main import draw_strokes, frames, sample_strokes, screenshots, wait_for  # noqa: E402
+
+PIN = "2468"
+
+
+def make_app(bundle, **config):
+    app = KioskApp(KioskConfig(admin_pin_hash=hash_pin(PIN), debounce_ms=50, **config), bundle, lock_down=True)
+    app._run_prepare()
+    frames(3)
+    return app
+
+
+@pytest.fixture()
+def kiosk(tiny_bundle):
+    app = make_app(tiny_bundle)
+    yield app
+    close(app)
+
+
+def close(app):
+    app.dispatch("on_stop")  # stops the worker and releases kv's cached `app` proxy
+    Window.unbind(on_request_close=app._on_request_close, on_keyboard=app._on_keyboard, on_flip=app._on_flip)
+    Window.unbind(on_touch_down=app._note_touch, on_touch_move=app._note_touch)
+    Window.remove_widget(app.root)
+    from kivy.clock import Clock
+
+    Clock.unschedule(app._check_idle)
+
+
+def wait_for_search(app, kind="sketch", before=None):
+    """Wait until a search newer than generation ``before`` ran and its results are shown."""
+    before = app._generations.get(kind, 0) if before is None else before
+    assert wait_for(lambda: app._generations.get(kind, 0) > before and app.shown.get(kind) == app._generations[kind], timeout=15)
+
+
+def drawn_search(app, strokes):
+    canvas = app.screen("draw").canvas_widget
+    before = app._generations.get("sketch", 0)
+    draw_strokes(app, strokes)
+    assert canvas.stroke_count() == len(strokes)
+    wait_for_search(app, before=before)
+    return app.results
+
+
+def held_out_strokes(app, category, n):
+    bundle = app.engine.bundle
+    return [s for item, s in bundle.eval_strokes() if bundle.items[item].category == category][:n]
+
+
+def test_starts_on_attract_and_touch_starts(kiosk):
+    assert kiosk.manager.current == "attract"
+    from kivy.tests.common import UnitTestTouch
+
+    touch = UnitTestTouch(400, 400)
+    touch.touch_down()
+    touch.touch_up()
+    frames(2)
+    assert kiosk.manager.current == "draw"
+
+
+def test_drawing_a_sketch_shows_products_of_its_category(kiosk):
+    kiosk.start_session()
+    frames(3)
+    canvas = kiosk.screen("draw").canvas_widget
+    hits = 0
+    drawings = held_out_strokes(kiosk, "Trouser", 3)
+    assert len(drawings) == 3
+    for strokes in drawings:
+        canvas.reset()
+        kiosk.results = []
+        kiosk._awaiting_paint.clear()
+        scaled = _scale_into_canvas(canvas, strokes)
+        results = drawn_search(kiosk, scaled)
+        hits += any(m["category"] == "Trouser" for m in results[:5])
+        assert len(kiosk.screen("draw").results_grid.children) == len(results)
+    assert hits >= 2
+    assert wait_for(lambda: bool(kiosk.painted))  # results reached a frame
+
+
+def _scale_into_canvas(canvas, strokes):
+    import numpy as np
+
+    pts = np.concatenate(strokes)
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    scale = 0.7 * min(canvas.width, canvas.height) / float((hi - lo).max())
+    out = []
+    for line in strokes:
+        xy = (line - (lo + hi) / 2) * scale
+        xy[:, 1] = -xy[:, 1]
+        out.append(xy + np.array(canvas.center))
+    return out
+
+
+def test_undo_redo_clear(kiosk):
+    kiosk.start_session()
+    frames(3)
+    canvas = kiosk.screen("draw").canvas_widget
+    draw_strokes(kiosk, sample_strokes(kiosk)[:2] or sample_strokes(kiosk))
+    n = canvas.stroke_count()
+    assert n >= 1 and canvas.can_undo and not canvas.can_redo
+    canvas.undo()
+    assert canvas.stroke_count() == n - 1 and canvas.can_redo
+    canvas.redo()
+    assert canvas.stroke_count() == n
+    canvas.clear()
+    assert canvas.is_empty and canvas.can_undo
+    canvas.undo()
+    assert canvas.stroke_count() == n
+    canvas.clear()
+    assert wait_for(lambda: kiosk.results == [], timeout=5)
+
+
+def test_eraser_removes_the_touched_stroke(kiosk):
+    kiosk.start_session()
+    frames(3)
+    canvas = kiosk.screen("draw").canvas_widget
+    cx, cy = canvas.center
+    draw_strokes(kiosk, [[(cx - 100, cy), (cx + 100, cy)], [(cx - 100, cy + 120), (cx + 100, cy + 120)]])
+    canvas.erasing = True
+    draw_strokes(kiosk, [[(cx, cy + 3), (cx + 2, cy + 3)]])
+    assert canvas.stroke_count() == 1
+    canvas.undo()
+    assert canvas.stroke_count() == 2
+
+
+def test_stale_result_never_overwrites_newer(kiosk):
+    kiosk.start_session()
+    frames(3)
+    draw_strokes(kiosk, sample_strokes(kiosk))
+    assert wait_for(lambda: bool(kiosk.results), timeout=15)
+    current = list(kiosk.results)
+    from vitrina.kiosk_app.worker import Reply
+    from vitrina.runtime.search import SearchResult
+
+    old = kiosk._generations["sketch"] - 1
+    kiosk._on_reply(Reply("sketch", old, value=SearchResult(())))
+    assert kiosk.results == current
+
+
+def test_idle_reset_clears_everything(tiny_bundle):
+    app = make_app(tiny_bundle, idle_seconds=5)
+    try:
+        app.start_session()
+        frames(3)
+        draw_strokes(app, sample_strokes(app))
+        assert wait_for(lambda: bool(app.results), timeout=15)
+        app.show("text")
+        app.screen("text").query.text = "polera"
+        app._last_touch = time.monotonic() - 6
+        app._check_idle(1.0)
+        frames(2)
+        assert app.manager.current == "attract"
+        assert app.results == [] and app.screen("draw").canvas_widget.is_empty
+        assert not app.screen("draw").canvas_widget.can_undo  # history gone too
+        assert app.screen("text").query.text == "" and not app.screen("draw").results_grid.children
+    finally:
+        close(app)
+
+
+def test_admin_needs_the_pin(kiosk):
+    kiosk.show("admin")
+    kiosk.unlock_admin("0000")
+    assert not kiosk.admin_unlocked and kiosk.admin_message == kiosk.texts["wrong_pin"]
+    assert kiosk._on_request_close() is True  # window close refused
+    kiosk.exit_kiosk()
+    assert kiosk.manager.current == "admin"  # still running
+    kiosk.unlock_admin(PIN)
+    assert kiosk.admin_unlocked and "products:" in kiosk.bundle_summary
+    assert kiosk._on_request_close() is False
+
+
+def test_admin_disabled_without_a_pin(tiny_bundle):
+    app = KioskApp(KioskConfig(), tiny_bundle)
+    app._run_prepare()
+    try:
+        app.unlock_admin("1234")
+        assert not app.admin_unlocked and app.admin_message == app.texts["no_pin"]
+    finally:
+        close(app)
+
+
+def test_escape_is_swallowed(kiosk):
+    assert kiosk._on_keyboard(Window, 27) is True
+    assert kiosk._on_keyboard(Window, 32) is False
+
+
+def test_broken_bundle_shows_unavailable(tiny_bundle, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bundle, broken)
+    (broken / "codes/codes.npy").write_bytes(b"garbage")
+    app = make_app(broken)
+    try:
+        assert app.manager.current == "unavailable" and "codes.npy" in app.unavailable_reason
+        app.start_session()
+        assert app.manager.current == "unavailable"
+    finally:
+        close(app)
+
+
+def test_new_bundle_picked_up_at_idle(tiny_bundle, tmp_path):
+    link = tmp_path / "active"
+    missing = tmp_path / "not-yet"
+    link.symlink_to(missing)
+    app = make_app(link)
+    try:
+        assert app.manager.current == "unavailable"
+        link.unlink()
+        link.symlink_to(tiny_bundle)  # what sync's activation does
+        app.reset_session()
+        assert app.engine is not None and app.manager.current == "attract"
+    finally:
+        close(app)
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1280, 800), (720, 1280)])
+def test_no_overlapping_widgets(kiosk, size):
+    Window.size = size
+    frames(5)
+    kiosk.start_session()
+    draw_strokes(kiosk, sample_strokes(kiosk))
+    wait_for(lambda: bool(kiosk.results), timeout=15)
+    frames(5)
+    root = kiosk.screen("draw").children[0]
+    problems = []
+    _check_children(root, problems)
+    Window.size = (1280, 800)
+    frames(3)
+    assert problems == []
+
+
+def _check_children(widget, problems):
+    from kivy.uix.boxlayout import BoxLayout
+    from kivy.uix.gridlayout import GridLayout
+
+    if isinstance(widget, (BoxLayout, GridLayout)):
+        kids = [c for c in widget.children if c.opacity > 0]
+        for i, a in enumerate(kids):
+            if a.width < 1 or a.height < 1:
+                problems.append(f"{type(a).__name__} collapsed to {a.size}")
+            for b in kids[i + 1 :]:
+                if rects_overlap((*a.pos, *a.size), (*b.pos, *b.size)):
+                    problems.append(f"{type(a).__name__} overlaps {type(b).__name__}")
+    for child in widget.children:
+        _check_children(child, problems)
+
+
+def test_screenshot_command_renders_every_screen(tiny_bundle, tmp_path):
+    from PIL import Image
+
+    paths = screenshots(KioskConfig(), tiny_bundle, tmp_path / "shots")
+    names = {p.name for p in paths}
+    for screen in ("attract", "draw", "detail", "text", "photo", "admin", "unavailable"):
+        for size in ("1920x1080", "1280x800", "720x1280"):
+            assert f"{screen}-{size}.png" in names
+    with Image.open(tmp_path / "shots/draw-720x1280.png") as im:
+        assert im.size == (720, 1280)
+        colours = im.convert("RGB").getcolors(maxcolors=1 << 16)
+        assert colours is None or len(colours) > 20  # a real rendering, not a blank frame

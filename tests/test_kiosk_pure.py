@@ -1,0 +1,102 @@
+"""Kiosk logic that needs no window: geometry, config and PIN, the search worker."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from vitrina.kiosk_app.config import KioskConfig, hash_pin, load_config, verify_pin
+from vitrina.kiosk_app.geometry import interpolate, layout_for, rects_overlap, stroke_hit, to_search_strokes
+from vitrina.kiosk_app.worker import SearchWorker
+
+
+def test_interpolate_spacing_and_endpoint():
+    pts = interpolate(0, 0, 10, 0, spacing=3)
+    assert pts[-1] == (10, 0) and len(pts) == 4
+    assert all(abs(b[0] - a[0]) <= 3 for a, b in zip([(0, 0)] + pts, pts))
+
+
+def test_search_strokes_flip_y():
+    (stroke,) = to_search_strokes([[0, 100, 10, 90]], height=100)
+    assert stroke.tolist() == [[0, 0], [10, 10]]
+
+
+def test_stroke_hit():
+    flat = [0, 0, 100, 0]
+    assert stroke_hit(flat, 50, 5, radius=6) and not stroke_hit(flat, 50, 20, radius=6)
+    assert stroke_hit([5, 5], 6, 6, radius=2)
+
+
+@pytest.mark.parametrize("size, portrait", [((1920, 1080), False), ((1280, 800), False), ((720, 1280), True)])
+def test_layout_for_orientation(size, portrait):
+    layout = layout_for(*size)
+    assert layout.portrait is portrait and layout.columns >= 2
+    results_width = size[0] if portrait else size[0] * 0.42
+    assert layout.columns * layout.tile <= results_width
+
+
+def test_rects_overlap():
+    assert rects_overlap((0, 0, 10, 10), (5, 5, 10, 10))
+    assert not rects_overlap((0, 0, 10, 10), (10, 0, 10, 10))
+
+
+def test_pin_hash_round_trip_and_no_plain_pin():
+    stored = hash_pin("4821")
+    assert "4821" not in stored and verify_pin("4821", stored)
+    assert not verify_pin("4822", stored) and not verify_pin("4821", None) and not verify_pin("4821", "garbage")
+    assert hash_pin("4821") != stored  # salted
+    with pytest.raises(ValueError, match="4 to 12 digits"):
+        hash_pin("12a4")
+
+
+def test_config_file(tmp_path):
+    path = tmp_path / "kiosk.toml"
+    path.write_text(f'bundle = "b"\nidle_seconds = 30\nlanguage = "en"\nadmin_pin_hash = "{hash_pin("1234")}"\ncolors = ["negro", "rojo"]\n')
+    config = load_config(path)
+    assert config.bundle == tmp_path / "b" and config.idle_seconds == 30 and config.colors == ("negro", "rojo")
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [("idle_seconds = 1", "idle_seconds"), ('language = "fr"', "language"), ('colors = ["fucsia"]', "unknown colour"),
+     ("pin = 1234", "unknown key"), ('admin_pin_hash = "1234"', "hash-pin"), ("idle_seconds = ", "not valid TOML")],
+)
+def test_bad_config_named(tmp_path, content, words):
+    path = tmp_path / "kiosk.toml"
+    path.write_text(content + "\n")
+    with pytest.raises(ValueError, match=words):
+        load_config(path)
+
+
+def test_worker_newest_request_wins_per_kind():
+    replies, started, release = [], threading.Event(), threading.Event()
+
+    def slow():
+        started.set()
+        release.wait(5)
+        return "first"
+
+    worker = SearchWorker(replies.append)
+    worker.submit("sketch", 1, slow)
+    started.wait(5)
+    worker.submit("sketch", 2, lambda: "stale")  # replaced before it starts
+    worker.submit("sketch", 3, lambda: "newest")
+    worker.submit("similar", 1, lambda: "other kind kept")
+    release.set()
+    deadline = time.monotonic() + 5
+    while len(replies) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    assert [(r.kind, r.generation, r.value) for r in replies] == [("sketch", 1, "first"), ("sketch", 3, "newest"), ("similar", 1, "other kind kept")]
+
+
+def test_worker_reports_errors():
+    replies = []
+    worker = SearchWorker(replies.append)
+    worker.submit("text", 1, lambda: 1 / 0)
+    deadline = time.monotonic() + 5
+    while not replies and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    assert isinstance(replies[0].error, ZeroDivisionError)

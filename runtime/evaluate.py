@@ -31,8 +31,21 @@ class EvalReport:
         return {"queries": self.queries, "gallery": self.gallery, **{p: m.to_json() for p, m in self.metrics.items()}}
 
 
-def evaluate_bundle(bundle: Bundle, precisions: tuple[str, ...] = ("float", "int8"), num_threads: int = 1) -> EvalReport:
-    """Encode the eval sketches with each precision's encoder and score the rankings."""
+@dataclass(frozen=True)
+class EvalInputs:
+    """Encoded eval set for one precision: queries (Q, D), gallery (M, D) float32,
+    category labels of both, and each query's own gallery row (Q,)."""
+
+    queries: np.ndarray
+    gallery: np.ndarray
+    query_labels: np.ndarray
+    gallery_labels: np.ndarray
+    targets: np.ndarray
+
+
+def encode_eval_set(bundle: Bundle, precision: str, num_threads: int = 1) -> EvalInputs:
+    """Encode the held-out sketches with the ``precision`` sketch encoder, paired with
+    the gallery codes of the same precision (shipped int8 codes or float codes)."""
     eval_set = bundle.eval_set()
     labels = bundle.item_categories
     gallery_items = eval_set.gallery_items.astype(np.int64)
@@ -41,13 +54,20 @@ def evaluate_bundle(bundle: Bundle, precisions: tuple[str, ...] = ("float", "int
         targets = np.array([row_of_gallery[int(i)] for i in eval_set.query_items], dtype=np.int64)
     except KeyError as exc:
         raise ValueError(f"eval query depicts product {exc} which is not in the eval gallery") from None
+    with SketchEncoder.create_from_bundle(bundle, precision, num_threads, batch_size=_EVAL_BATCH) as encoder:
+        queries = encoder.embed(eval_set.sketches)
+    gallery = eval_set.gallery_float if precision == "float" else gallery_codes(bundle, gallery_items)
+    return EvalInputs(queries, gallery, labels[eval_set.query_items], labels[gallery_items], targets)
+
+
+def evaluate_bundle(bundle: Bundle, precisions: tuple[str, ...] = ("float", "int8"), num_threads: int = 1) -> EvalReport:
+    """Encode the eval sketches with each precision's encoder and score the rankings."""
     metrics = {}
     for precision in precisions:
-        with SketchEncoder.create_from_bundle(bundle, precision, num_threads, batch_size=_EVAL_BATCH) as encoder:
-            queries = encoder.embed(eval_set.sketches)
-        gallery = eval_set.gallery_float if precision == "float" else gallery_codes(bundle, gallery_items)
-        metrics[precision] = retrieval_metrics(queries, gallery, labels[eval_set.query_items], labels[gallery_items], targets)
-    return EvalReport(len(eval_set.sketches), len(gallery_items), metrics)
+        e = encode_eval_set(bundle, precision, num_threads)
+        metrics[precision] = retrieval_metrics(e.queries, e.gallery, e.query_labels, e.gallery_labels, e.targets)
+    eval_set = bundle.eval_set()
+    return EvalReport(len(eval_set.sketches), len(eval_set.gallery_items), metrics)
 
 
 def gallery_codes(bundle: Bundle, items: np.ndarray) -> np.ndarray:

@@ -73,7 +73,14 @@ PROFILES: dict[str, Profile] = {
         embedding_dims=128,
         strides=5,
         sketch_variants=3,
-        train=TrainOptions(steps=5000, batch_size=128, learning_rate=2e-3, warmup_steps=150, checkpoint_every=250, max_minutes=19.0, seed=0),
+        # Run 1 (nce 1.0, ce 0.5, 5000 steps) reached mAP 0.713 / acc@10 0.723:
+        # instance matching had headroom, category ranking did not, so InfoNCE
+        # weighs less. Run 2 (nce 0.5, ce 1.0, 5000 steps, 15.5 min) reached
+        # mAP 0.759, P@10 0.820; the 20-minute budget allows ~5800 steps.
+        train=TrainOptions(
+            steps=5800, batch_size=128, learning_rate=2e-3, warmup_steps=150, nce_weight=0.5, triplet_weight=1.0, ce_weight=1.0,
+            checkpoint_every=250, max_minutes=19.5, seed=0,
+        ),
         calibration_samples=500,
         thumbnail_size=28,
     ),

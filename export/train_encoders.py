@@ -73,14 +73,17 @@ class TrainOptions:
 @dataclass(frozen=True)
 class TrainResult:
     """Attributes: steps done in total, steps_this_run, seconds of this run,
-    pairs_per_second of this run, final_loss (mean of the last 50 steps),
-    resumed_from (step the run started at), stopped_early (max_minutes hit)."""
+    pairs_per_second of this run, final_loss (mean of the last 50 steps, or as
+    saved with the checkpoint when nothing was left to train), seconds_total
+    (all runs of this checkpoint), resumed_from (step the run started at),
+    stopped_early (max_minutes hit)."""
 
     steps: int
     steps_this_run: int
     seconds: float
     pairs_per_second: float
     final_loss: float
+    seconds_total: float
     resumed_from: int
     stopped_early: bool
 
@@ -133,32 +136,36 @@ class _Trainer:
         return loss
 
     # --- checkpoints ---------------------------------------------------------
-    def save(self, directory: Path, step: int, fingerprint: str) -> None:
+    def save(self, directory: Path, step: int, fingerprint: str, summary: dict | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / "tmp"
         tmp.mkdir(exist_ok=True)
         self.sketch.save_weights(tmp / "sketch.weights.h5")
         self.photo.save_weights(tmp / "photo.weights.h5")
         np.savez(tmp / "state.npz", classifier=self.classifier.numpy(), **{f"opt_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)})
-        (tmp / "state.json").write_text(json.dumps({"step": step, "fingerprint": fingerprint}))
+        (tmp / "state.json").write_text(json.dumps({"step": step, "fingerprint": fingerprint, **(summary or {})}))
         for name in ("sketch.weights.h5", "photo.weights.h5", "state.npz", "state.json"):  # state.json last: it marks completeness
             os.replace(tmp / name, directory / name)
 
-    def restore(self, directory: Path, fingerprint: str) -> int:
-        """Load the checkpoint in ``directory`` if it was made with the same settings; return its step."""
+    def restore(self, directory: Path, fingerprint: str) -> tuple[int, dict]:
+        """Load the checkpoint in ``directory`` if it was made with the same settings.
+
+        Returns its step and the training summary saved with it (seconds and
+        loss so far), or (0, {}) when there is nothing to resume.
+        """
         state_path = directory / "state.json"
         if not state_path.is_file():
-            return 0
+            return 0, {}
         state = json.loads(state_path.read_text())
         if state.get("fingerprint") != fingerprint:
-            return 0
+            return 0, {}
         self.sketch.load_weights(directory / "sketch.weights.h5")
         self.photo.load_weights(directory / "photo.weights.h5")
         with np.load(directory / "state.npz", allow_pickle=False) as saved:
             self.classifier.assign(saved["classifier"])
             for i, v in enumerate(self.optimizer.variables):
                 v.assign(saved[f"opt_{i}"])
-        return int(state["step"])
+        return int(state["step"]), {k: state[k] for k in ("seconds_total", "final_loss") if k in state}
 
 
 def _fingerprint(*parts: object) -> str:
@@ -212,7 +219,7 @@ def train_encoders(
     # out of the fingerprint, so a rerun with another cap still resumes.
     result_options = {k: v for k, v in asdict(options).items() if k not in ("max_minutes", "checkpoint_every")}
     fingerprint = _fingerprint(sketch_spec, photo_spec, result_options, n, int(labels.sum()))
-    start = trainer.restore(Path(checkpoint_dir), fingerprint)
+    start, earlier = trainer.restore(Path(checkpoint_dir), fingerprint)
     rng = np.random.default_rng([options.seed, start])
     b = options.batch_size
     order = rng.permutation(n)
@@ -238,7 +245,8 @@ def train_encoders(
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
         out_of_time = options.max_minutes is not None and (time.monotonic() - t0) > options.max_minutes * 60
         if step % options.checkpoint_every == 0 or step == options.steps or out_of_time:
-            trainer.save(Path(checkpoint_dir), step, fingerprint)
+            summary = {"seconds_total": earlier.get("seconds_total", 0.0) + time.monotonic() - t0, "final_loss": float(np.mean(losses[-50:]))}
+            trainer.save(Path(checkpoint_dir), step, fingerprint, summary)
         if out_of_time:
             stopped_early = True
             break
@@ -250,7 +258,8 @@ def train_encoders(
         steps_this_run=done,
         seconds=round(seconds, 1),
         pairs_per_second=round(done * b / seconds, 1) if seconds > 0 and done else 0.0,
-        final_loss=round(float(np.mean(losses[-50:])), 4) if losses else float("nan"),
+        final_loss=round(float(np.mean(losses[-50:])) if losses else earlier.get("final_loss", float("nan")), 4),
+        seconds_total=round(earlier.get("seconds_total", 0.0) + seconds, 1),
         resumed_from=start,
         stopped_early=stopped_early,
     )

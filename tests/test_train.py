@@ -38,6 +38,9 @@ def test_interrupted_training_resumes_from_checkpoint(tmp_path):
     assert second.resumed_from == 1 and second.steps == 6 and second.steps_this_run == 5
     _, _, third = train_encoders(sketches, photos, labels, SPEC_S, SPEC_P, resumed, tmp_path, progress=False)
     assert third.resumed_from == 6 and third.steps_this_run == 0
+    # nothing left to train: the figures come from the checkpoint
+    assert third.final_loss == second.final_loss and third.seconds_total == pytest.approx(second.seconds_total, abs=1.0)
+    assert third.seconds_total > 0
 
 
 def test_different_settings_do_not_resume(tmp_path):

@@ -1,5 +1,6 @@
 # vitrina — two commands do all set-up on a fresh machine:
-#   make demo   venv + install + dataset, build the demo bundle (cached), search it
+#   make demo   venv + install + dataset, build the demo bundle (cached), search it,
+#               then open the kiosk app when a display exists
 #   make test   venv + install (with dev extras) + dataset, run the test suite
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -41,6 +42,10 @@ demo: $(STAMP) $(FMNIST) $(BUNDLE)/manifest.json
 	  echo; echo "== search: $$f"; \
 	  $(BIN)/vitrina search --bundle $(BUNDLE) --strokes $$f -k 5 || exit $$?; \
 	done
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+	  echo; echo "opening the kiosk app (close the window to finish)"; \
+	  $(BIN)/vitrina kiosk --bundle $(BUNDLE) --windowed; \
+	else echo; echo "no display: run 'vitrina kiosk --bundle $(BUNDLE) --windowed' on a machine with one"; fi
 
 eval: $(STAMP) $(BUNDLE)/manifest.json
 	$(BIN)/vitrina eval --bundle $(BUNDLE)

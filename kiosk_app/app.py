@@ -1,7 +1,7 @@
 """The kiosk application: screens, searches off the UI thread, idle reset, lock-down.
 
 State the kv files bind to lives in App properties (``results``, ``status``,
-``portrait``, ``columns``, ``tile``, ``admin_unlocked`` ...). Searches run on a
+``portrait``, ``tile``, ``admin_unlocked`` ...). Searches run on a
 :class:`SearchWorker` thread and come back through ``Clock.schedule_once``; a
 reply whose generation is older than the latest request is dropped.
 
@@ -19,6 +19,7 @@ from typing import Any, Callable
 from kivy.app import App
 from kivy.clock import Clock
 from kivy.core.window import Window
+from kivy.metrics import dp, sp
 from kivy.properties import BooleanProperty, DictProperty, ListProperty, NumericProperty, StringProperty
 from kivy.uix.button import Button
 from kivy.uix.screenmanager import NoTransition, ScreenManager
@@ -29,8 +30,8 @@ from vitrina.runtime.product_search import ProductSearch
 from vitrina.runtime.search import SearchResult
 
 from .config import KioskConfig, verify_pin
-from .geometry import layout_for
-from .screens import SCREENS, ProductTile, load_kv, thumbnail_texture
+from .geometry import clip_text, layout_for
+from .screens import SCREENS, ProductTile, TextTextures, load_kv, thumbnail_texture
 from .strings import TEXTS
 from .worker import Reply, SearchWorker
 
@@ -50,7 +51,6 @@ class KioskApp(App):
     results = ListProperty([])
     status = StringProperty("")
     portrait = BooleanProperty(False)
-    columns = NumericProperty(3)
     tile = NumericProperty(140)
     texts = DictProperty(TEXTS["es"])
     admin_unlocked = BooleanProperty(False)
@@ -68,6 +68,8 @@ class KioskApp(App):
         self._stamp: tuple[str, int] | None = None
         self._generations: dict[str, int] = {}
         self._thumbs: dict[int, Any] = {}
+        self._texts = TextTextures()
+        self._tiles: dict[str, list[ProductTile]] = {}  # screen → reusable result tiles, in display order
         self._last_touch = time.monotonic()
         self.in_session = False
         # (kind, generation, submitted, painted) monotonic seconds, for the responsiveness benchmark
@@ -84,6 +86,7 @@ class KioskApp(App):
         self.manager = ScreenManager(transition=NoTransition())
         self._open_bundle()
         self._apply_layout(*Window.size)
+        self._warm_up()
         self.show("attract" if self.engine else "unavailable")
         return self.manager
 
@@ -116,9 +119,16 @@ class KioskApp(App):
         )
         return True
 
+    def _warm_up(self) -> None:
+        """Load fonts and a thumbnail sheet now, so the first results do not stall a frame."""
+        for px, rgba in ((sp(13), (0.1, 0.1, 0.12, 1)), (sp(12), (0.35, 0.35, 0.4, 1))):
+            self._texts.get(TextTextures.key("Ag 0123456789 · $", px, rgba))
+        if self.engine is not None and self.engine.bundle.items:
+            self.thumbnail(0)
+
     def _apply_layout(self, width: float, height: float) -> None:
         layout = layout_for(width, height)
-        self.portrait, self.columns, self.tile = layout.portrait, layout.columns, layout.tile
+        self.portrait, self.tile = layout.portrait, layout.tile
 
     # --- navigation --------------------------------------------------------------
     def screen(self, name: str):
@@ -179,14 +189,26 @@ class KioskApp(App):
         self.show("attract" if self.engine else "unavailable")
 
     # --- searches --------------------------------------------------------------------------
-    def _submit(self, kind: str, job: Callable[[ProductSearch], Any]) -> int:
+    def _submit(self, kind: str, job: Callable[[ProductSearch], SearchResult]) -> int:
+        """Run ``job`` on the worker; its result comes back with the thumbnails
+        already decoded there, so the UI thread only uploads textures."""
         engine = self.engine
         if engine is None:
             return -1
         generation = self._generations.get(kind, 0) + 1
         self._generations[kind] = generation
         self._submitted[(kind, generation)] = time.monotonic()
-        self.worker.submit(kind, generation, lambda: job(engine))
+
+        def run() -> tuple[SearchResult, dict[Any, Any]]:
+            result = job(engine)
+            pixels: dict[Any, Any] = {m.item: engine.bundle.thumbnail(m.item) for m in result.matches if m.item not in self._thumbs}
+            for m in result.matches:
+                for key in self._text_keys(m.__dict__):
+                    if key not in self._texts:
+                        pixels[key] = self._texts.render(key)
+            return result, pixels
+
+        self.worker.submit(kind, generation, run)
         return generation
 
     def schedule_sketch_search(self) -> None:
@@ -233,11 +255,20 @@ class KioskApp(App):
         k = self.kiosk_config.results
 
         def job(engine: ProductSearch) -> SearchResult:
-            with Image.open(path) as image:
-                image.load()
-                return engine.by_photo(image, k)
+            try:
+                with Image.open(path) as image:
+                    image.load()
+                    return engine.by_photo(image, k)
+            except OSError as exc:
+                raise ValueError(f"cannot read photo {path.name}: {exc}") from None
 
         self._submit("photo", job)
+
+    def photo_capture(self) -> None:
+        image = self.screen("photo").capture()
+        if image is not None:
+            k = self.kiosk_config.results
+            self._submit("photo", lambda engine: engine.by_photo(image, k))
 
     def show_detail(self, item: int) -> None:
         engine = self.engine
@@ -260,7 +291,13 @@ class KioskApp(App):
         if reply.error is not None:
             self.status = self.texts["error"].format(error=reply.error)
             return
-        matches = [m.__dict__ for m in reply.value.matches]
+        result, pixels = reply.value
+        for key, data in pixels.items():
+            if isinstance(key, tuple):
+                self._texts.put(key, data)
+            else:
+                self._cache_texture(key, data)
+        matches = [m.__dict__ for m in result.matches]
         target = {"sketch": "draw", "text": "text", "photo": "photo", "similar": "detail"}[reply.kind]
         if reply.kind == "sketch":
             self.results = matches
@@ -277,19 +314,43 @@ class KioskApp(App):
             self._awaiting_paint.clear()
 
     def _fill_grid(self, screen: str, matches: list[dict[str, Any]]) -> None:
+        """Show ``matches`` in a screen's grid, reusing its tiles (creating widgets is
+        what made frames stall, not the search)."""
         grid = self.screen(screen).similar_grid if screen == "detail" else self.screen(screen).results_grid
-        grid.clear_widgets()
-        for m in matches:
-            tile = ProductTile(item=m["item"], texture=self.thumbnail(m["item"]), title=m["title"], subtitle=f"{m['color']} · ${m['price']:,.0f}")
+        tiles = self._tiles.setdefault(screen, [])
+        while len(tiles) < len(matches):
+            tile = ProductTile()
             tile.bind(on_release=lambda t: self.show_detail(int(t.item)))
-            grid.add_widget(tile)
+            tiles.append(tile)
+        for tile, m in zip(tiles, matches):
+            title, subtitle = self._text_keys(m)
+            tile.item, tile.texture = m["item"], self.thumbnail(m["item"])
+            tile.title_texture, tile.subtitle_texture = self._texts.get(title), self._texts.get(subtitle)
+            if tile.parent is None:
+                grid.add_widget(tile)
+        for tile in tiles[len(matches) :]:
+            if tile.parent is not None:
+                grid.remove_widget(tile)
+
+    def _text_keys(self, m: dict[str, Any]) -> tuple[tuple, tuple]:
+        """Text-cache keys of a result tile's title (clipped to the tile) and "colour · price"."""
+        title = clip_text(m["title"], self.tile - dp(8), sp(13))
+        return (
+            TextTextures.key(title, sp(13), (0.1, 0.1, 0.12, 1)),
+            TextTextures.key(f"{m['color']} · ${m['price']:,.0f}", sp(12), (0.35, 0.35, 0.4, 1)),
+        )
+
+    def _cache_texture(self, item: int, pixels: Any) -> Any:
+        if len(self._thumbs) >= _THUMB_CACHE_SIZE:
+            self._thumbs.pop(next(iter(self._thumbs)))
+        texture = self._thumbs[item] = thumbnail_texture(pixels)
+        return texture
 
     def thumbnail(self, item: int):
+        """Texture of a product thumbnail (cached; decoded here only if the worker did not)."""
         texture = self._thumbs.get(item)
         if texture is None and self.engine is not None:
-            if len(self._thumbs) >= _THUMB_CACHE_SIZE:
-                self._thumbs.pop(next(iter(self._thumbs)))
-            texture = self._thumbs[item] = thumbnail_texture(self.engine.bundle.thumbnail(item))
+            texture = self._cache_texture(item, self.engine.bundle.thumbnail(item))
         return texture
 
     # --- admin ------------------------------------------------------------------------------

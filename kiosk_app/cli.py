@@ -20,6 +20,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_kiosk)
 
 
+def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
+    b = bench_subparsers.add_parser("kiosk", help="touch-replay responsiveness of the kiosk app (offscreen)")
+    b.add_argument("--bundle", required=True, type=Path)
+    b.add_argument("--drawings", type=int, default=20, help="held-out drawings to replay")
+    b.add_argument("--config", type=Path, default=None, help="kiosk TOML config (debounce, results)")
+    b.set_defaults(handler=_bench_kiosk)
+
+
+def _bench_kiosk(args: argparse.Namespace) -> int:
+    import json
+
+    from .config import KioskConfig, load_config
+    from .responsiveness import measure_responsiveness
+
+    if args.drawings < 1:
+        raise ValueError(f"--drawings must be >= 1, got {args.drawings}")
+    config = load_config(args.config) if args.config else KioskConfig()
+    print(json.dumps(measure_responsiveness(config, args.bundle, args.drawings), indent=1))
+    return 0
+
+
 def _kiosk(args: argparse.Namespace) -> int:
     from .config import KioskConfig, hash_pin, load_config
 

@@ -49,12 +49,11 @@ def stroke_hit(flat: Sequence[float], x: float, y: float, radius: float) -> bool
 class Layout:
     """How the main screen arranges itself for a window size.
 
-    Attributes: portrait (canvas above results), columns of the result grid,
-    tile (side of a result thumbnail, px).
+    Attributes: portrait (canvas above results), tile (side of a result
+    thumbnail, px; result grids fit as many columns as their width allows).
     """
 
     portrait: bool
-    columns: int
     tile: int
 
 
@@ -63,8 +62,7 @@ def layout_for(width: float, height: float) -> Layout:
     portrait = height > width
     results_width = width if portrait else width * 0.42
     tile = int(max(96, min(180, results_width / 4)))
-    columns = max(2, int(results_width // (tile + 12)))
-    return Layout(portrait, columns, tile)
+    return Layout(portrait, tile)
 
 
 def rects_overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float], tolerance: float = 0.5) -> bool:
@@ -72,3 +70,9 @@ def rects_overlap(a: tuple[float, float, float, float], b: tuple[float, float, f
     ax, ay, aw, ah = a
     bx, by, bw, bh = b
     return min(ax + aw, bx + bw) - max(ax, bx) > tolerance and min(ay + ah, by + bh) - max(ay, by) > tolerance
+
+
+def clip_text(text: str, width_px: float, font_px: float) -> str:
+    """Cut ``text`` to what fits in ``width_px`` at ``font_px`` (average glyph ≈ 0.55 em), with an ellipsis."""
+    fits = max(4, int(width_px / (0.55 * font_px)))
+    return text if len(text) <= fits else text[: fits - 1].rstrip() + "…"

@@ -64,19 +64,12 @@ def sample_strokes(app) -> list:
     """A held-out drawing from the bundle (or a simple shape), scaled into the canvas (Kivy y-up)."""
     import numpy as np
 
+    from .responsiveness import _fit
+
     canvas = app.screen("draw").canvas_widget
     strokes = app.engine.bundle.eval_strokes() if app.engine else []
     lines = strokes[0][1] if strokes else [np.array([[0, 0], [40, 0], [44, 100], [26, 100], [20, 30], [14, 100], [-4, 100], [0, 0]], float)]
-    pts = np.concatenate(lines)
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    scale = 0.7 * min(canvas.width, canvas.height) / max(1e-6, float((hi - lo).max()))
-    centre = np.array(canvas.center)
-    out = []
-    for line in lines:
-        xy = (line - (lo + hi) / 2) * scale
-        xy[:, 1] = -xy[:, 1]  # strokes are y-down, Kivy is y-up
-        out.append(xy + centre)
-    return out
+    return _fit(lines, canvas)
 
 
 def draw_strokes(app, strokes) -> None:

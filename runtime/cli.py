@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=_positive_int, default=1)
     b.add_argument("--json", action="store_true")
     b.set_defaults(handler=_bench_soak)
+    from vitrina.kiosk_app.cli import register_bench as register_kiosk_bench
+
+    register_kiosk_bench(bench)
 
     from vitrina.export.cli import register as register_export
     from vitrina.kiosk_app.cli import register as register_kiosk

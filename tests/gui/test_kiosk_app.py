@@ -94,17 +94,9 @@ def test_drawing_a_sketch_shows_products_of_its_category(kiosk):
 
 
 def _scale_into_canvas(canvas, strokes):
-    import numpy as np
+    from vitrina.kiosk_app.responsiveness import _fit
 
-    pts = np.concatenate(strokes)
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    scale = 0.7 * min(canvas.width, canvas.height) / float((hi - lo).max())
-    out = []
-    for line in strokes:
-        xy = (line - (lo + hi) / 2) * scale
-        xy[:, 1] = -xy[:, 1]
-        out.append(xy + np.array(canvas.center))
-    return out
+    return _fit(strokes, canvas)
 
 
 def test_undo_redo_clear(kiosk):
@@ -149,7 +141,7 @@ def test_stale_result_never_overwrites_newer(kiosk):
     from vitrina.runtime.search import SearchResult
 
     old = kiosk._generations["sketch"] - 1
-    kiosk._on_reply(Reply("sketch", old, value=SearchResult(())))
+    kiosk._on_reply(Reply("sketch", old, value=(SearchResult(()), {})))
     assert kiosk.results == current
 
 
@@ -272,3 +264,34 @@ def test_screenshot_command_renders_every_screen(tiny_bundle, tmp_path):
         assert im.size == (720, 1280)
         colours = im.convert("RGB").getcolors(maxcolors=1 << 16)
         assert colours is None or len(colours) > 20  # a real rendering, not a blank frame
+
+
+def test_responsiveness_benchmark_measures_real_frames(tiny_bundle):
+    from vitrina.kiosk_app.responsiveness import measure_responsiveness
+
+    report = measure_responsiveness(KioskConfig(debounce_ms=100), tiny_bundle, drawings=2)
+    assert report["drawings"] == 2 and report["searches_painted"] >= 2
+    assert report["frame_ms_while_drawing"]["n"] > 10
+    search, felt = report["search_to_painted_ms"], report["stroke_end_to_painted_ms"]
+    assert 0 < search["p50"] <= search["max"]
+    assert felt["p50"] >= 100  # the debounce is part of what the shopper waits
+
+
+def test_photo_search_from_a_file_without_camera(kiosk, tmp_path):
+    from PIL import Image
+
+    kiosk.start_session()
+    kiosk.show("photo")
+    frames(3)
+    photo = kiosk.screen("photo")
+    assert photo.camera_ready is False and photo.chooser.height > 0  # no camera here: the chooser
+    thumb = kiosk.engine.bundle.thumbnail(3)
+    Image.fromarray(thumb).resize((200, 200)).save(tmp_path / "shot.png")
+    before = kiosk._generations.get("photo", 0)
+    kiosk.photo_search([str(tmp_path / "shot.png")])
+    assert wait_for(lambda: kiosk.shown.get("photo", 0) > before, timeout=15)
+    tiles = photo.results_grid.children
+    assert tiles and any(int(t.item) == 3 for t in tiles)  # the photographed product is found
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    kiosk.photo_search([str(tmp_path / "bad.png")])
+    assert wait_for(lambda: "cannot read photo" in kiosk.status, timeout=15)

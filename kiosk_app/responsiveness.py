@@ -1,0 +1,119 @@
+"""``vitrina bench kiosk``: touch-replay responsiveness of the kiosk app.
+
+Held-out drawings from the bundle are replayed as real touch events at about
+60 Hz (two points per frame). After each stroke the replay pauses past the
+debounce so a search starts, then draws the next stroke while that search runs
+on the background thread. Measured:
+
+* search → painted: from the debounced search being submitted to the frame that
+  shows its results;
+* stroke end → painted: the same plus the debounce wait (what the shopper feels);
+* frame time while drawing: how long each frame took while a finger was down,
+  with a search running in the background (target: none over 50 ms).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FRAME_S = 1.0 / 60.0
+POINTS_PER_FRAME = 2
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0}
+    a = np.asarray(values) * 1000.0
+    return {"n": int(a.size), "p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2), "max": round(float(a.max()), 2)}
+
+
+def measure_responsiveness(config, bundle: Path, drawings: int = 20) -> dict[str, Any]:
+    """Replay ``drawings`` held-out drawings through the real app, offscreen."""
+    from .main import frames, prepare_kivy
+
+    prepare_kivy(windowed=True, headless=True, size=(1280, 800))
+    from kivy.base import EventLoop
+    from kivy.core.window import Window
+    from kivy.tests.common import UnitTestTouch
+
+    from .app import KioskApp
+
+    app = KioskApp(config, bundle, lock_down=False)
+    app._run_prepare()
+    if app.engine is None:
+        raise ValueError(f"cannot open bundle {bundle}: {app.unavailable_reason}")
+    held_out = [s for _, s in app.engine.bundle.eval_strokes()][:drawings]
+    if not held_out:
+        raise ValueError(f"bundle {bundle} has no held-out strokes to replay")
+    app.start_session()
+    frames(5)
+    canvas = app.screen("draw").canvas_widget
+    debounce = config.debounce_ms / 1000.0
+    frame_times: list[float] = []
+    stroke_ends: list[float] = []
+
+    def frame(drawing: bool) -> None:
+        start = time.monotonic()
+        EventLoop.idle()
+        spent = time.monotonic() - start
+        if drawing:
+            frame_times.append(spent)
+        time.sleep(max(0.0, FRAME_S - spent))
+
+    def idle_for(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            frame(False)
+
+    try:
+        for strokes in held_out:
+            canvas.reset()
+            for line in _fit(strokes, canvas):
+                touch = UnitTestTouch(*line[0])
+                touch.touch_down()
+                for i, (x, y) in enumerate(line[1:], start=1):
+                    touch.touch_move(x, y)
+                    if i % POINTS_PER_FRAME == 0:
+                        frame(True)
+                touch.touch_up()
+                stroke_ends.append(time.monotonic())
+                idle_for(debounce + 0.05)  # the search starts; the next stroke is drawn while it runs
+            idle_for(0.5)
+    finally:
+        app.dispatch("on_stop")
+        Window.remove_widget(app.root)
+    painted = [(submitted, shown) for kind, _, submitted, shown in app.painted if kind == "sketch"]
+    search = [shown - submitted for submitted, shown in painted]
+    ends = np.asarray(stroke_ends)
+    felt = [shown - ends[ends <= submitted].max() for submitted, shown in painted if (ends <= submitted).any()]
+    over = sum(1 for t in frame_times if t > 0.050)
+    return {
+        "drawings": len(held_out),
+        "searches_painted": len(painted),
+        "search_to_painted_ms": _stats(search),
+        "stroke_end_to_painted_ms": _stats(felt),
+        "debounce_ms": config.debounce_ms,
+        "frame_ms_while_drawing": _stats(frame_times),
+        "frames_over_50ms": over,
+        "targets": {
+            "search_to_painted_p95_ms<=150": bool(search) and float(np.percentile(np.asarray(search) * 1000, 95)) <= 150.0,
+            "no_frame_over_50ms": over == 0,
+        },
+    }
+
+
+def _fit(strokes: list[np.ndarray], canvas) -> list[np.ndarray]:
+    """Scale y-down strokes into the canvas (Kivy y-up), 70% of its short side."""
+    pts = np.concatenate(strokes)
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    scale = 0.7 * min(canvas.width, canvas.height) / max(1e-6, float((hi - lo).max()))
+    out = []
+    for line in strokes:
+        xy = (line - (lo + hi) / 2) * scale
+        xy[:, 1] = -xy[:, 1]
+        out.append(xy + np.asarray(canvas.center))
+    return out

@@ -76,3 +76,18 @@ def clip_text(text: str, width_px: float, font_px: float) -> str:
     """Cut ``text`` to what fits in ``width_px`` at ``font_px`` (average glyph ≈ 0.55 em), with an ellipsis."""
     fits = max(4, int(width_px / (0.55 * font_px)))
     return text if len(text) <= fits else text[: fits - 1].rstrip() + "…"
+
+
+def fit_strokes(strokes: Sequence[np.ndarray], width: float, height: float, center: tuple[float, float], fill: float = 0.7) -> list[np.ndarray]:
+    """Scale y-down strokes (any range) into a ``width`` × ``height`` box around
+    ``center`` in Kivy coordinates (y up), the drawing's long side at ``fill`` of
+    the box's short side. Used to replay drawings as touches."""
+    pts = np.concatenate([np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes])
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    scale = fill * min(width, height) / max(1e-6, float((hi - lo).max()))
+    out = []
+    for line in strokes:
+        xy = (np.asarray(line, dtype=np.float64) - (lo + hi) / 2) * scale
+        xy[:, 1] = -xy[:, 1]
+        out.append(xy + np.asarray(center, dtype=np.float64))
+    return out

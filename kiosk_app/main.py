@@ -64,12 +64,12 @@ def sample_strokes(app) -> list:
     """A held-out drawing from the bundle (or a simple shape), scaled into the canvas (Kivy y-up)."""
     import numpy as np
 
-    from .responsiveness import _fit
+    from .geometry import fit_strokes
 
     canvas = app.screen("draw").canvas_widget
     strokes = app.engine.bundle.eval_strokes() if app.engine else []
     lines = strokes[0][1] if strokes else [np.array([[0, 0], [40, 0], [44, 100], [26, 100], [20, 30], [14, 100], [-4, 100], [0, 0]], float)]
-    return _fit(lines, canvas)
+    return fit_strokes(lines, canvas.width, canvas.height, canvas.center)
 
 
 def draw_strokes(app, strokes) -> None:

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .geometry import fit_strokes
+
 FRAME_S = 1.0 / 60.0
 POINTS_PER_FRAME = 2
 
@@ -72,7 +74,7 @@ def measure_responsiveness(config, bundle: Path, drawings: int = 20) -> dict[str
     try:
         for strokes in held_out:
             canvas.reset()
-            for line in _fit(strokes, canvas):
+            for line in fit_strokes(strokes, canvas.width, canvas.height, canvas.center):
                 touch = UnitTestTouch(*line[0])
                 touch.touch_down()
                 for i, (x, y) in enumerate(line[1:], start=1):
@@ -104,16 +106,3 @@ def measure_responsiveness(config, bundle: Path, drawings: int = 20) -> dict[str
             "no_frame_over_50ms": over == 0,
         },
     }
-
-
-def _fit(strokes: list[np.ndarray], canvas) -> list[np.ndarray]:
-    """Scale y-down strokes into the canvas (Kivy y-up), 70% of its short side."""
-    pts = np.concatenate(strokes)
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    scale = 0.7 * min(canvas.width, canvas.height) / max(1e-6, float((hi - lo).max()))
-    out = []
-    for line in strokes:
-        xy = (line - (lo + hi) / 2) * scale
-        xy[:, 1] = -xy[:, 1]
-        out.append(xy + np.asarray(canvas.center))
-    return out

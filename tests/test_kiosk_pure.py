@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vitrina.kiosk_app.config import KioskConfig, hash_pin, load_config, verify_pin
-from vitrina.kiosk_app.geometry import clip_text, interpolate, layout_for, rects_overlap, stroke_hit, to_search_strokes
+from vitrina.kiosk_app.geometry import clip_text, fit_strokes, interpolate, layout_for, rects_overlap, stroke_hit, to_search_strokes
 from vitrina.kiosk_app.worker import SearchWorker
 
 
@@ -106,3 +106,11 @@ def test_clip_text():
     assert clip_text("Polera roja", 400, 13) == "Polera roja"
     clipped = clip_text("Pantalón de tela azul marino", 60, 13)
     assert clipped.endswith("…") and len(clipped) <= 8
+
+
+def test_fit_strokes_centres_and_flips():
+    strokes = [np.array([[0.0, 0.0], [100.0, 0.0]]), np.array([[0.0, 50.0]])]
+    fitted = fit_strokes(strokes, width=400, height=200, center=(500, 300))
+    pts = np.concatenate(fitted)
+    assert pts[:, 0].min() == pytest.approx(500 - 70) and pts[:, 0].max() == pytest.approx(500 + 70)  # 0.7 × short side
+    assert fitted[1][0, 1] < fitted[0][0, 1]  # y down in, y up out: the lower point ends up lower

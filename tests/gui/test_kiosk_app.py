@@ -94,9 +94,9 @@ def test_drawing_a_sketch_shows_products_of_its_category(kiosk):
 
 
 def _scale_into_canvas(canvas, strokes):
-    from vitrina.kiosk_app.responsiveness import _fit
+    from vitrina.kiosk_app.geometry import fit_strokes
 
-    return _fit(strokes, canvas)
+    return fit_strokes(strokes, canvas.width, canvas.height, canvas.center)
 
 
 def test_undo_redo_clear(kiosk):

@@ -52,8 +52,9 @@ eval: $(STAMP) $(BUNDLE)/manifest.json
 
 # Two pytest processes: TensorFlow and Kivy's SDL2 cannot share one.
 test: $(STAMP) $(FMNIST)
-	$(BIN)/python -m pytest -q tests
-	VITRINA_GUI_TESTS=1 $(BIN)/python -m pytest -q tests/gui
+	$(BIN)/python -m pytest -q tests --junitxml=build/junit-main.xml
+	VITRINA_GUI_TESTS=1 $(BIN)/python -m pytest -q tests/gui --junitxml=build/junit-gui.xml
+	@$(BIN)/python -c "import xml.etree.ElementTree as E; s=[E.parse(f).getroot().find('testsuite') for f in ('build/junit-main.xml','build/junit-gui.xml')]; n=lambda k: sum(int(x.get(k)) for x in s); t=n('tests'); f=n('failures')+n('errors'); k=n('skipped'); print(f'all tests: {t-f-k} passed, {f} failed, {k} skipped')"
 
 clean:
 	rm -rf build .pytest_cache

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vitrina.runtime.bundle import Item
+from vitrina.runtime.bundle import Item, first_rows
 from vitrina.runtime.photo import prepare_photo
 
 REQUIRED_COLUMNS = ("id", "title", "category", "color", "price", "image")
@@ -75,10 +75,7 @@ class Catalog:
 
     def first_images(self) -> np.ndarray:
         """(P,) int64 row in :attr:`images` of each product's first image."""
-        first = np.full(len(self.items), -1, dtype=np.int64)
-        rows = np.arange(len(self.image_items))
-        first[self.image_items[::-1]] = rows[::-1]
-        return first
+        return first_rows(self.image_items, len(self.items))
 
 
 def _hash_split(product_id: str) -> str:

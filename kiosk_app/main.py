@@ -116,8 +116,7 @@ def screenshots(config, bundle: Path | None, out: Path) -> list[Path]:
 def _stage_screen(app, name: str) -> None:
     """Put sample content on a screen: a drawing and its results, a product, a query."""
     if name == "unavailable":
-        reason = app.unavailable_reason
-        app.unavailable_reason = reason or "example: bundle missing"
+        app.unavailable_reason = app.unavailable_reason or "example: bundle missing"
         app.screen("unavailable")
         app.manager.current = "unavailable"
         return

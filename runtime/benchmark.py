@@ -269,8 +269,9 @@ def measure_accuracy(bundle: Bundle, threads: int = 2) -> dict[str, Any] | None:
     if not bundle.manifest.get("eval"):
         return None
     out: dict[str, Any] = {"pr_curve": {}, "identification": None}
+    eval_set = bundle.eval_set()
     for precision in ("float", "int8"):
-        e = encode_eval_set(bundle, precision, threads)
+        e = encode_eval_set(bundle, precision, threads, eval_set)
         out[precision] = retrieval_metrics(e.queries, e.gallery, e.query_labels, e.gallery_labels, e.targets).to_json()
         recall, curve = precision_recall_curve(e.queries, e.gallery, e.query_labels, e.gallery_labels)
         out["pr_curve"]["recall"] = [round(float(r), 3) for r in recall]

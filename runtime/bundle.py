@@ -341,10 +341,7 @@ class Bundle:
     @cached_property
     def first_code_rows(self) -> np.ndarray:
         """(P,) int64 row in :attr:`codes` of each product's first image; -1 for none."""
-        first = np.full(len(self.items), -1, dtype=np.int64)
-        rows = np.arange(len(self.code_items))
-        first[self.code_items[::-1]] = rows[::-1]
-        return first
+        return first_rows(self.code_items, len(self.items))
 
     @property
     def raster_options(self) -> RasterOptions:
@@ -404,6 +401,17 @@ class Bundle:
             part = rel.split("/", 1)[0] if "/" in rel else "metadata"
             sizes[part] = sizes.get(part, 0) + int(entry["size"])
         return sizes
+
+
+def first_rows(owners: np.ndarray, n_owners: int) -> np.ndarray:
+    """(n_owners,) int64: the first row whose owner is each index, -1 where none.
+
+    ``owners`` is (N,) ints in [0, n_owners), e.g. the product of each code row.
+    """
+    first = np.full(n_owners, -1, dtype=np.int64)
+    rows = np.arange(len(owners))
+    first[np.asarray(owners)[::-1]] = rows[::-1]  # reversed: the earliest row is written last and wins
+    return first
 
 
 @lru_cache(maxsize=128)

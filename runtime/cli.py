@@ -107,20 +107,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from .encoders import SketchEncoder
-    from .rasterize import load_sketch_image, load_strokes_json, rasterize_strokes
-    from .search import Searcher, SearchOptions, to_results
+    from .product_search import ProductSearch, ProductSearchOptions
+    from .rasterize import load_sketch_image, load_strokes_json
 
-    bundle = Bundle.open(args.bundle)
-    raster = bundle.raster_options
-    if args.strokes:
-        image = rasterize_strokes(load_strokes_json(args.strokes), raster)
-    else:
-        image = load_sketch_image(args.sketch, raster)
-    with SketchEncoder.create_from_bundle(bundle, args.precision, args.threads) as encoder:
-        query = encoder.embed(image[None])
-    scores, ids = Searcher.create_from_bundle(bundle).search(query, SearchOptions(k=args.k))
-    result = to_results(scores, ids, bundle.items)[0]
+    engine = ProductSearch(Bundle.open(args.bundle), ProductSearchOptions(args.precision, args.threads))
+    try:
+        if args.strokes:
+            result = engine.by_strokes(load_strokes_json(args.strokes), args.k)
+        else:
+            result = engine.by_sketch_pixels(load_sketch_image(args.sketch, engine.raster), args.k)
+    finally:
+        engine.close()
     if args.json:
         print(json.dumps({"results": [m.to_json() for m in result.matches]}, ensure_ascii=False))
         return 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bundle import Bundle
+from .bundle import Bundle, EvalSet
 from .encoders import SketchEncoder
 from .metrics import RetrievalMetrics, retrieval_metrics
 
@@ -43,10 +43,11 @@ class EvalInputs:
     targets: np.ndarray
 
 
-def encode_eval_set(bundle: Bundle, precision: str, num_threads: int = 1) -> EvalInputs:
+def encode_eval_set(bundle: Bundle, precision: str, num_threads: int = 1, eval_set: EvalSet | None = None) -> EvalInputs:
     """Encode the held-out sketches with the ``precision`` sketch encoder, paired with
-    the gallery codes of the same precision (shipped int8 codes or float codes)."""
-    eval_set = bundle.eval_set()
+    the gallery codes of the same precision (shipped int8 codes or float codes).
+    Pass ``eval_set`` when it is already loaded (it is tens of MB)."""
+    eval_set = eval_set if eval_set is not None else bundle.eval_set()
     labels = bundle.item_categories
     gallery_items = eval_set.gallery_items.astype(np.int64)
     row_of_gallery = {int(item): row for row, item in enumerate(gallery_items)}
@@ -62,11 +63,11 @@ def encode_eval_set(bundle: Bundle, precision: str, num_threads: int = 1) -> Eva
 
 def evaluate_bundle(bundle: Bundle, precisions: tuple[str, ...] = ("float", "int8"), num_threads: int = 1) -> EvalReport:
     """Encode the eval sketches with each precision's encoder and score the rankings."""
+    eval_set = bundle.eval_set()
     metrics = {}
     for precision in precisions:
-        e = encode_eval_set(bundle, precision, num_threads)
+        e = encode_eval_set(bundle, precision, num_threads, eval_set)
         metrics[precision] = retrieval_metrics(e.queries, e.gallery, e.query_labels, e.gallery_labels, e.targets)
-    eval_set = bundle.eval_set()
     return EvalReport(len(eval_set.sketches), len(eval_set.gallery_items), metrics)
 
 

@@ -28,7 +28,7 @@ from PIL import Image
 
 from .bundle import Bundle
 from .encoders import PhotoEncoder, SketchEncoder
-from .rasterize import Stroke, rasterize_strokes, sketch_from_image
+from .rasterize import RasterOptions, Stroke, rasterize_strokes, sketch_from_image
 from .search import Searcher, SearchOptions, SearchResult, to_results
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -74,12 +74,21 @@ class ProductSearch:
         scores, ids = self._searcher.search(query, SearchOptions(k=k))
         return to_results(scores, ids, self.bundle.items)[0]
 
+    @property
+    def raster(self) -> RasterOptions:
+        """Rasteriser settings of this bundle's sketch encoder."""
+        return self._sketch.raster
+
+    def by_sketch_pixels(self, pixels: np.ndarray, k: int = 20) -> SearchResult:
+        """A rasterised sketch, (S, S) uint8 with 255 paper (see :attr:`raster`) → products."""
+        return self._search(self._sketch.embed(pixels[None]), k)
+
     def by_strokes(self, strokes: Sequence[Stroke], k: int = 20) -> SearchResult:
         """Strokes in screen pixels (y down) → products. Raises EmptySketchError when nothing is drawn."""
-        return self._search(self._sketch.embed(rasterize_strokes(strokes, self._sketch.raster)[None]), k)
+        return self.by_sketch_pixels(rasterize_strokes(strokes, self.raster), k)
 
     def by_sketch_image(self, image: Image.Image, k: int = 20) -> SearchResult:
-        return self._search(self._sketch.embed(sketch_from_image(image, self._sketch.raster)[None]), k)
+        return self.by_sketch_pixels(sketch_from_image(image, self.raster), k)
 
     def by_photo(self, image: Image.Image, k: int = 20) -> SearchResult:
         return self._search(self._photo.embed_photos([image]), k)

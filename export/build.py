@@ -10,7 +10,9 @@ so an interrupted build resumes instead of starting over):
 5. encode every catalog image with the int8 photo encoder through LiteRT;
 6. render held-out sketch queries of the test split with a seed training never
    used, and measure float/int8 agreement on them;
-7. write the bundle (``vitrina.runtime.bundle``), atomically.
+7. reduce the catalog codes to the chosen code type (``compact_codes.py``:
+   PCA, UMAP with a landmark reducer, or binary codes; optional int8 re-rank);
+8. write the bundle (``vitrina.runtime.bundle``), atomically.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from vitrina.runtime.encoders import EncoderOptions, PhotoEncoder, SketchEncoder
 from vitrina.runtime.rasterize import RasterOptions
 
 from .catalog import Catalog, load_catalog
+from .compact_codes import CodeOptions, FittedCodes, TrainingEmbeddings, fit_codes
 from .profiles import Profile, get_profile
 from .quantize import QuantizationAgreement, agreement, to_tflite
 from .sketch_synthesis import render_sketches, synthesize_strokes
@@ -50,6 +53,8 @@ class BuildOptions:
     workers: processes for sketch rendering.
     steps: override the profile's training steps (None keeps it).
     progress: show progress bars.
+    codes: catalog code type (float, pcaN, umapN, bitsN); None: the profile's.
+    code_options: how compact codes are fitted (None: the profile's).
     """
 
     profile: str = "demo"
@@ -58,6 +63,8 @@ class BuildOptions:
     workers: int = 2
     steps: int | None = None
     progress: bool = True
+    codes: str | None = None
+    code_options: CodeOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +164,10 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         codes = _encode(paths["photo_int8"], photos, options.progress, "encoding catalog")
         # 6. Held-out queries and agreement.
         eval_set, sketch_agreement, photo_cosine = _eval_set(catalog, photos, codes, raster, paths, profile, options, work, key)
+    # 7. Compact codes (the float codes stay the eval set's reference).
+    code_type = options.codes or profile.codes
+    code_opts = options.code_options or profile.code_options
+    fitted = _compact_codes(code_type, code_opts, codes, item_labels[catalog.image_items], train_sketches, train_rows, models["sketch_int8"], options)
     stroke_items, strokes = _eval_strokes(catalog, eval_set, profile)
     thumbs = _resize_all(catalog.images[catalog.first_images()], profile.thumbnail_size)
     report = {
@@ -170,12 +181,13 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         },
         "catalog": {"items": len(catalog.items), "images": len(catalog.images), "skipped_rows": [str(e) for e in catalog.skipped]},
         "model_bytes": {name: len(blob) for name, blob in models.items()},
+        "codes": {"type": fitted.code_type, "reducer": fitted.reducer.about, "rerank": fitted.rerank is not None, **fitted.report},
     }
     contents = BundleContents(
         catalog_name=catalog.name,
         items=catalog.items,
         models=models,
-        codes=codes.astype(np.float32),
+        codes=fitted.codes,
         code_items=catalog.image_items,
         thumbnails=thumbs,
         raster=raster,
@@ -185,9 +197,32 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         eval_strokes=strokes,
         eval_stroke_items=stroke_items,
         extra={"categories": categories},
+        code_type=fitted.code_type,
+        reducer=fitted.reducer,
+        rerank=fitted.rerank,
     )
     write_bundle(out, contents)
     return BuildResult(out, len(catalog.items), len(catalog.images), train_result, sketch_agreement, photo_cosine, round(time.monotonic() - t0, 1))
+
+
+def _compact_codes(
+    code_type: str, code_opts: CodeOptions, codes: np.ndarray, labels: np.ndarray, train_sketches: np.ndarray,
+    train_rows: np.ndarray, sketch_model: bytes, options: BuildOptions,
+) -> FittedCodes:
+    """Fit ``code_type`` on the int8 catalog codes; hash heads also see train-split sketch embeddings."""
+    sketch_emb = np.empty((0, codes.shape[1]), np.float32)
+    sketch_rows = np.empty(0, np.int64)
+    if code_type.startswith("bits") and code_opts.hash_head != "itq":
+        rng = np.random.default_rng(TRAIN_SKETCH_SEED)
+        pick = np.sort(rng.choice(len(train_rows), size=min(20000, len(train_rows)), replace=False))
+        with tempfile.TemporaryDirectory(prefix="vitrina-models-") as tmp:
+            path = Path(tmp) / "sketch_int8.tflite"
+            path.write_bytes(sketch_model)
+            size = train_sketches.shape[-1]
+            sketch_emb = _encode(path, train_sketches[pick, 0], options.progress, "encoding train sketches", RasterOptions(size=size))
+        sketch_rows = train_rows[pick].astype(np.int64)
+    data = TrainingEmbeddings(codes.astype(np.float32), labels, sketch_emb, sketch_rows, labels[sketch_rows])
+    return fit_codes(code_type, data, CodeOptions(**{**code_opts.__dict__, "progress": options.progress}))
 
 
 def _eval_set(

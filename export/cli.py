@@ -27,6 +27,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="override the profile's training steps")
     p.add_argument("--workers", type=int, default=2, help="processes for sketch rendering")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    c = p.add_argument_group("catalog codes (default: the profile's; see docs/compact-codes.md)")
+    c.add_argument("--codes", default=None, help="float, pcaN, umapN or bitsN (e.g. pca8, umap8, bits64)")
+    c.add_argument("--umap-fit-sample", type=int, default=None, help="fit UMAP on N catalog photos (default: all)")
+    c.add_argument("--umap-supervised", choices=("yes", "no"), default=None, help="fit UMAP with the catalog's categories")
+    c.add_argument("--hash-head", choices=("itq", "cbs", "dsh"), default=None, help="how binary codes are learnt")
+    c.add_argument("--rerank", choices=("yes", "no"), default=None, help="ship int8 full embeddings for a two-stage search")
+    c.add_argument("--shortlist", type=int, default=None, help="rows the two-stage search re-ranks (default 200)")
+    s = p.add_argument_group("release (see the field-staff section of README.md)")
+    s.add_argument("--sign", type=Path, default=None, help="private key: sign the bundle")
+    s.add_argument("--release-version", type=int, default=None, help="release version to sign (monotonic per catalog)")
+    s.add_argument("--expires-days", type=float, default=30.0, help="days until the signed manifest expires")
     p.set_defaults(handler=_build)
 
 
@@ -47,12 +58,43 @@ def _build(args: argparse.Namespace) -> int:
     from .build import BuildOptions, build_bundle
     from .catalog import CatalogError
 
-    options = BuildOptions(args.profile, args.work, args.skip_bad_rows, args.workers, args.steps, not args.quiet)
+    from dataclasses import replace
+
+    from vitrina.runtime.codes import CodeType
+
+    from .profiles import get_profile
+
+    if (args.sign is None) != (args.release_version is None):
+        raise ValueError("--sign KEY and --release-version N go together")
+    profile = get_profile(args.profile)
+    if args.codes is not None:
+        CodeType.parse(args.codes)
+    code_opts = profile.code_options
+    umap = code_opts.umap
+    if args.umap_fit_sample is not None:
+        umap = replace(umap, fit_sample=args.umap_fit_sample)
+    if args.umap_supervised is not None:
+        umap = replace(umap, supervised=args.umap_supervised == "yes")
+    code_opts = replace(code_opts, umap=umap)
+    if args.hash_head:
+        code_opts = replace(code_opts, hash_head=args.hash_head)
+    if args.rerank is not None:
+        code_opts = replace(code_opts, rerank=args.rerank == "yes")
+    if args.shortlist is not None:
+        if args.shortlist < 1:
+            raise ValueError(f"--shortlist must be >= 1, got {args.shortlist}")
+        code_opts = replace(code_opts, shortlist=args.shortlist)
+    options = BuildOptions(args.profile, args.work, args.skip_bad_rows, args.workers, args.steps, not args.quiet, args.codes, code_opts)
     try:
         result = build_bundle(args.catalog, args.out, options)
     except CatalogError as exc:
         raise ValueError(str(exc)) from None
     print(f"wrote bundle {result.bundle}: {result.items} products, {result.images} images, in {result.seconds:.0f} s")
+    if args.sign:
+        from vitrina.runtime.signing import sign_bundle
+
+        release = sign_bundle(result.bundle, args.sign, args.release_version, args.expires_days)
+        print(f"signed: version {release['version']}, expires {release['expires']}")
     t = result.train
     print(f"training: {t.steps} steps ({t.steps_this_run} this run, {t.seconds:.0f} s, {t.pairs_per_second:.0f} pairs/s; {t.seconds_total:.0f} s in all), final loss {t.final_loss}")
     if result.sketch_agreement:

@@ -42,10 +42,10 @@ from .bundle import Bundle
 from .encoders import PhotoEncoder, SketchEncoder
 from .evaluate import encode_eval_set
 from .litert import make_interpreter
-from .metrics import precision_recall_curve, retrieval_metrics
+from .metrics import scored_pr_curve
 from .photo import prepare_photo
 from .rasterize import rasterize_strokes
-from .search import Searcher, SearchOptions
+from .search import CatalogIndex, Searcher, SearchOptions
 
 REPORT_VERSION = 1
 TARGETS = {"sketch_p95_ms": 15.0, "cold_start_s": 1.5, "overhead_ratio": 0.10}
@@ -138,7 +138,7 @@ def _query_inputs(bundle: Bundle, n: int, rng: np.random.Generator) -> dict[str,
 def _pipelines(bundle: Bundle, threads: int, precision: str, k: int) -> tuple[dict[str, list[Stage]], list[Any]]:
     sketch = SketchEncoder.create_from_bundle(bundle, precision, threads)
     photo = PhotoEncoder.create_from_bundle(bundle, precision, threads)
-    searcher = Searcher.create_from_bundle(bundle)
+    index = CatalogIndex.create_from_bundle(bundle)
     options = SearchOptions(k=k)
     first_row = bundle.first_code_rows
     raster = bundle.raster_options
@@ -148,12 +148,12 @@ def _pipelines(bundle: Bundle, threads: int, precision: str, k: int) -> tuple[di
         with Image.open(io.BytesIO(png)) as im:
             return prepare_photo(im, size)[None]
 
-    search: Stage = ("search", lambda q: searcher.search(q, options))
+    search: Stage = ("search", lambda q: index.search(q, options))  # reduction to the bundle's code type included
     return (
         {
             "sketch": [("rasterise", lambda s: rasterize_strokes(s, raster)[None]), ("sketch_encoder", sketch.embed), search],
             "photo": [("decode", decode), ("photo_encoder", photo.embed), search],
-            "similar": [("lookup", lambda i: np.asarray(bundle.codes[first_row[i]])[None]), search],
+            "similar": [("lookup", lambda i: np.array([first_row[i]])), ("search", lambda rows: index.search_rows(rows, options))],
         },
         [sketch, photo],
     )
@@ -195,11 +195,11 @@ t0 = time.perf_counter()
 from vitrina.runtime.bundle import Bundle
 from vitrina.runtime.encoders import SketchEncoder
 from vitrina.runtime.rasterize import rasterize_strokes
-from vitrina.runtime.search import Searcher, SearchOptions
+from vitrina.runtime.search import CatalogIndex, SearchOptions
 t_import = time.perf_counter()
 bundle = Bundle.open(sys.argv[1])
 encoder = SketchEncoder.create_from_bundle(bundle, sys.argv[3])
-searcher = Searcher.create_from_bundle(bundle)
+searcher = CatalogIndex.create_from_bundle(bundle)
 t_open = time.perf_counter()
 strokes = json.loads(sys.argv[2])
 import numpy as np
@@ -238,11 +238,11 @@ import numpy as np
 from vitrina.runtime.bundle import Bundle
 from vitrina.runtime.encoders import PhotoEncoder, SketchEncoder
 from vitrina.runtime.rasterize import rasterize_strokes
-from vitrina.runtime.search import Searcher, SearchOptions
+from vitrina.runtime.search import CatalogIndex, SearchOptions
 bundle = Bundle.open(sys.argv[1])
 sketch = SketchEncoder.create_from_bundle(bundle, sys.argv[2])
 photo = PhotoEncoder.create_from_bundle(bundle, sys.argv[2])
-searcher = Searcher.create_from_bundle(bundle)
+searcher = CatalogIndex.create_from_bundle(bundle)
 strokes = [s for _, s in bundle.eval_strokes()] or [[np.array([[0, 0], [10, 0], [10, 30]], float)]]
 for i in range(100):
     searcher.search(sketch.embed(rasterize_strokes(strokes[i % len(strokes)], bundle.raster_options)[None]), SearchOptions(k=20))
@@ -272,8 +272,8 @@ def measure_accuracy(bundle: Bundle, threads: int = 2) -> dict[str, Any] | None:
     eval_set = bundle.eval_set()
     for precision in ("float", "int8"):
         e = encode_eval_set(bundle, precision, threads, eval_set)
-        out[precision] = retrieval_metrics(e.queries, e.gallery, e.query_labels, e.gallery_labels, e.targets).to_json()
-        recall, curve = precision_recall_curve(e.queries, e.gallery, e.query_labels, e.gallery_labels)
+        out[precision] = e.metrics().to_json()
+        recall, curve = scored_pr_curve(e.scorer(), len(e.queries), e.query_labels, e.gallery_labels)
         out["pr_curve"]["recall"] = [round(float(r), 3) for r in recall]
         out["pr_curve"][precision] = [round(float(p), 4) for p in curve]
         out["queries"], out["gallery"] = len(e.queries), len(e.gallery)
@@ -351,9 +351,8 @@ def cross_checks(bundle: Bundle, latency: dict, options: BenchOptions) -> dict[s
     threads = options.threads[0]
     stages = latency[str(threads)]
     checks: dict[str, Any] = {"threads": threads, "models": {}}
-    searcher = Searcher.create_from_bundle(bundle)
-    probe = np.asarray(bundle.codes[:1], dtype=np.float32)
-    search = lambda: searcher.search(probe, SearchOptions(k=options.k))  # noqa: E731
+    index = CatalogIndex.create_from_bundle(bundle)
+    search = lambda: index.search_rows(np.array([0]), SearchOptions(k=options.k))  # noqa: E731
     for role, qtype in (("sketch", "sketch"), ("photo", "photo")):
         if qtype not in stages:
             continue
@@ -372,19 +371,27 @@ def cross_checks(bundle: Bundle, latency: dict, options: BenchOptions) -> dict[s
 
 
 def _faiss_check(bundle: Bundle, options: BenchOptions) -> dict[str, Any] | None:
-    """Search speed and agreement against faiss IndexFlatIP (bench/dev dependency only)."""
+    """Search speed and agreement against faiss's exact index for the code type
+    (IndexFlatIP, IndexFlatL2 or IndexBinaryFlat; bench/dev dependency only)."""
     try:
         import faiss  # noqa: PLC0415 - optional anchor, never a runtime dependency
     except ImportError:
         return None
-    codes = np.ascontiguousarray(bundle.codes, dtype=np.float32)
+    metric = bundle.code_spec.metric
     rng = np.random.default_rng(1)
-    queries = codes[rng.choice(len(codes), size=min(100, len(codes)), replace=False)]
-    queries = queries + rng.normal(scale=0.05, size=queries.shape).astype(np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    index = faiss.IndexFlatIP(codes.shape[1])
+    picks = rng.choice(len(bundle.codes), size=min(100, len(bundle.codes)), replace=False)
+    if metric == "hamming":
+        codes = np.ascontiguousarray(bundle.codes)
+        queries = codes[picks] ^ (rng.random(codes[picks].shape) < 0.02).astype(np.uint8)  # a few flipped bits
+        index = faiss.IndexBinaryFlat(codes.shape[1] * 8)
+    else:
+        codes = np.ascontiguousarray(bundle.codes, dtype=np.float32)
+        queries = codes[picks] + rng.normal(scale=0.05 * float(np.std(codes)), size=(len(picks), codes.shape[1])).astype(np.float32)
+        if metric == "cosine":
+            queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        index = faiss.IndexFlatIP(codes.shape[1]) if metric == "cosine" else faiss.IndexFlatL2(codes.shape[1])
     index.add(codes)
-    searcher = Searcher(codes, np.arange(len(codes)), len(codes))
+    searcher = Searcher(codes, np.arange(len(codes)), len(codes), metric)
     k = options.k
     ours, theirs, agree = [], [], []
     faiss.omp_set_num_threads(options.threads[0])
@@ -395,10 +402,13 @@ def _faiss_check(bundle: Bundle, options: BenchOptions) -> dict[str, Any] | None
         t = time.perf_counter_ns()
         f_scores, f_ids = index.search(q[None], k)
         theirs.append((time.perf_counter_ns() - t) / 1e6)
-        # allow for ties: the k-th score must match and the sets agree above it
-        agree.append(bool(np.allclose(scores[0], f_scores[0], atol=1e-5)))
+        if metric != "cosine":
+            f_scores = -np.asarray(f_scores, dtype=np.float32)  # faiss gives distances; ours are negated
+        # allow for ties: the scores must match rank by rank (ids may differ among equals)
+        agree.append(bool(np.allclose(scores[0], f_scores[0], rtol=1e-4, atol=1e-4)))
     ours_p50, theirs_p50 = float(np.median(ours)), float(np.median(theirs))
     return {
+        "index": type(index).__name__,
         "rows": int(len(codes)),
         "ours_p50_ms": round(ours_p50, 4),
         "faiss_p50_ms": round(theirs_p50, 4),

@@ -10,9 +10,15 @@ opened on the device. Format version 1::
     items.json               product metadata, one entry per product
     models/<role>_<precision>.tflite
                              encoders, e.g. sketch_int8, photo_float
-    codes/codes.npy          (N, D) float32 catalog codes, L2-normalised,
-                             one row per catalog image (memory-mapped)
+    codes/codes.npy          catalog codes, one row per catalog image
+                             (memory-mapped); by code type (``codes.py``):
+                             float (N, D) float32 L2-normalised, pcaN/umapN
+                             (N, N) float16, bitsN (N, N/8) packed uint8
     codes/code_items.npy     (N,) int32 product index of each code row
+    codes/rerank_int8.npy    optional (N, D) int8 full embeddings for the
+                             two-stage search's re-rank (scale in the manifest)
+    reducer/<name>.npy       arrays of the device's query reducer (PCA
+                             components, UMAP landmarks, hash projection)
     thumbs/sheet_NNNN.png    RGB sprite sheets of thumbnails, 8×8 row-major tiles
     eval/sketches.npy        (Q, S, S) uint8 held-out sketch queries
     eval/query_items.npy     (Q,) int32 product drawn by each query
@@ -43,13 +49,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
+from .codes import CodeType, QueryReducer, reducer_from_arrays
 from .rasterize import RasterOptions
 
 FORMAT_NAME = "vitrina-bundle"
 FORMAT_VERSION = 1
 VITRINA_VERSION = "0.1.0"
 MANIFEST = "manifest.json"
-CODE_TYPES = ("float",)
+REDUCER_KINDS = ("none", "linear", "landmark", "sign")
 PRECISIONS = ("int8", "float")
 ROLES = ("sketch", "photo")
 # Thumbnails per sheet side: 64 per sheet. Small sheets keep random access cheap
@@ -110,6 +117,36 @@ class EvalSet:
 
 
 @dataclass(frozen=True)
+class ReducerArrays:
+    """How the device turns an encoder embedding into a catalog code.
+
+    Attributes:
+        kind: none (float codes), linear (PCA), landmark (UMAP) or sign (bits).
+        arrays: name → array, saved as ``reducer/<name>.npy`` (see ``codes.reducer_from_arrays``).
+        params: JSON-serialisable settings (e.g. ``n_neighbors``).
+        about: one line for ``vitrina info``: what was fitted, on what.
+    """
+
+    kind: str = "none"
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    about: str = "encoder embedding, no reduction"
+
+
+@dataclass(frozen=True)
+class Rerank:
+    """Full embeddings for the two-stage search.
+
+    Attributes: codes (N, D) int8, one row per code row; scale: float value of
+    one int8 step; shortlist: rows the first stage keeps.
+    """
+
+    codes: np.ndarray
+    scale: float
+    shortlist: int = 200
+
+
+@dataclass(frozen=True)
 class BundleContents:
     """Everything :func:`write_bundle` needs; the export side fills it in.
 
@@ -127,6 +164,9 @@ class BundleContents:
         eval_strokes: stroke lists of held-out queries, each a list of (m, 2)
             float arrays, paired with ``eval_stroke_items`` (their products).
         extra: more JSON-serialisable manifest entries (e.g. category names).
+        code_type: ``float`` or a compact type (pca8, umap8, bits64, ...) matching ``codes``.
+        reducer: the device's query reducer for a compact code type.
+        rerank: int8 full embeddings for a two-stage search, or None.
     """
 
     catalog_name: str
@@ -142,6 +182,9 @@ class BundleContents:
     eval_strokes: Sequence[Sequence[np.ndarray]] = ()
     eval_stroke_items: Sequence[int] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    code_type: str = "float"
+    reducer: ReducerArrays = ReducerArrays()
+    rerank: Rerank | None = None
 
 
 def _sha256(path: Path) -> str:
@@ -152,10 +195,29 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def expected_code_layout(code_type: CodeType, dims: int) -> tuple[tuple[type, ...], int]:
+    """(allowed dtypes, row width) of codes/codes.npy for a code type; ``dims`` is
+    the encoder's embedding width (used by ``float``)."""
+    if code_type.family == "float":
+        return (np.float32,), dims
+    if code_type.family == "bits":
+        return (np.uint8,), code_type.size // 8
+    return (np.float16, np.float32), code_type.size
+
+
 def _check_contents(c: BundleContents) -> None:
     n_items = len(c.items)
-    if c.codes.ndim != 2 or c.codes.dtype != np.float32:
-        raise ValueError(f"codes must be a (N, D) float32 array, got {c.codes.dtype} {c.codes.shape}")
+    code_type = CodeType.parse(c.code_type)
+    dtypes, width = expected_code_layout(code_type, c.codes.shape[1] if c.codes.ndim == 2 else -1)
+    if c.codes.ndim != 2 or c.codes.dtype not in dtypes or c.codes.shape[1] != width:
+        want = "/".join(np.dtype(d).name for d in dtypes)
+        raise ValueError(f"{code_type.name} codes must be a (N, {width}) {want} array, got {c.codes.dtype} {c.codes.shape}")
+    if (code_type.family == "float") != (c.reducer.kind == "none"):
+        raise ValueError(f"code type {code_type.name} cannot use the {c.reducer.kind!r} reducer")
+    if c.reducer.kind not in REDUCER_KINDS:
+        raise ValueError(f"reducer kind {c.reducer.kind!r} is not one of {REDUCER_KINDS}")
+    if c.rerank is not None and (c.rerank.codes.dtype != np.int8 or c.rerank.codes.ndim != 2 or len(c.rerank.codes) != len(c.codes)):
+        raise ValueError(f"rerank codes must be ({len(c.codes)}, D) int8, got {c.rerank.codes.dtype} {c.rerank.codes.shape}")
     if c.code_items.shape != (c.codes.shape[0],):
         raise ValueError(f"code_items must have shape ({c.codes.shape[0]},), got {c.code_items.shape}")
     if c.code_items.size and (c.code_items.min() < 0 or c.code_items.max() >= n_items):
@@ -225,8 +287,9 @@ def _write_files(stage: Path, c: BundleContents) -> dict[str, Any]:
         role, _, precision = name.partition("_")
         model_entries.setdefault(role, {})[precision] = rel
     (stage / "codes").mkdir()
-    np.save(stage / "codes/codes.npy", np.ascontiguousarray(c.codes, dtype=np.float32))
+    np.save(stage / "codes/codes.npy", np.ascontiguousarray(c.codes))
     np.save(stage / "codes/code_items.npy", np.ascontiguousarray(c.code_items, dtype=np.int32))
+    codes_entry = _write_code_files(stage, c)
     items = [asdict(item) for item in c.items]
     (stage / "items.json").write_text(json.dumps({"items": items}, ensure_ascii=False), encoding="utf-8")
     sheets = _write_thumbnails(stage, c.thumbnails)
@@ -249,7 +312,7 @@ def _write_files(stage: Path, c: BundleContents) -> dict[str, Any]:
         "vitrina_version": VITRINA_VERSION,
         "created": created,
         "catalog": {"name": c.catalog_name, "items": len(c.items), "images": int(c.codes.shape[0])},
-        "codes": {"type": "float", "dims": int(c.codes.shape[1]), "dtype": "float32", "metric": "cosine"},
+        "codes": codes_entry,
         "models": model_entries,
         "inputs": {
             "sketch": {"size": c.raster.size, "line_width": c.raster.line_width, "margin": c.raster.margin},
@@ -259,6 +322,31 @@ def _write_files(stage: Path, c: BundleContents) -> dict[str, Any]:
         "eval": c.eval_set is not None,
         "eval_strokes": len(c.eval_strokes),
         **dict(c.extra),
+    }
+
+
+def _write_code_files(stage: Path, c: BundleContents) -> dict[str, Any]:
+    """Reducer arrays and re-rank codes; returns the manifest's ``codes`` entry."""
+    code_type = CodeType.parse(c.code_type)
+    arrays = {}
+    if c.reducer.arrays:
+        (stage / "reducer").mkdir()
+        for name, array in sorted(c.reducer.arrays.items()):
+            rel = f"reducer/{name}.npy"
+            np.save(stage / rel, np.ascontiguousarray(array))
+            arrays[name] = rel
+    rerank = None
+    if c.rerank is not None:
+        np.save(stage / "codes/rerank_int8.npy", np.ascontiguousarray(c.rerank.codes))
+        rerank = {"file": "codes/rerank_int8.npy", "dims": int(c.rerank.codes.shape[1]), "scale": float(c.rerank.scale), "shortlist": int(c.rerank.shortlist)}
+    return {
+        "type": code_type.name,
+        "dims": code_type.size or int(c.codes.shape[1]),
+        "dtype": c.codes.dtype.name,
+        "metric": code_type.metric,
+        "bytes_per_item": int(c.codes.shape[1] * c.codes.dtype.itemsize),
+        "reducer": {"kind": c.reducer.kind, "arrays": arrays, "params": dict(c.reducer.params), "about": c.reducer.about},
+        "rerank": rerank,
     }
 
 
@@ -286,7 +374,7 @@ class Bundle:
         path: the bundle directory.
         manifest: the parsed manifest.
         items: products, in index order.
-        codes: (N, D) float32 memory-mapped catalog codes.
+        codes: (N, d) memory-mapped catalog codes (dtype by :attr:`code_spec`).
         code_items: (N,) int32 product index of each code row.
     """
 
@@ -316,9 +404,10 @@ class Bundle:
         items = _read_items(path, manifest)
         codes = _load_array(path, "codes/codes.npy", mmap=True)
         code_items = _load_array(path, "codes/code_items.npy")
-        dims = manifest["codes"]["dims"]
-        if codes.ndim != 2 or codes.shape[1] != dims or codes.dtype != np.float32:
-            raise BundleFormatError(f"{path}/codes/codes.npy: expected (N, {dims}) float32, got {codes.dtype} {codes.shape}")
+        code_type = CodeType.parse(manifest["codes"]["type"])
+        dtypes, width = expected_code_layout(code_type, int(manifest["codes"]["dims"]))
+        if codes.ndim != 2 or codes.shape[1] != width or codes.dtype not in dtypes:
+            raise BundleFormatError(f"{path}/codes/codes.npy: expected (N, {width}) {np.dtype(dtypes[0]).name} {code_type.name} codes, got {codes.dtype} {codes.shape}")
         if code_items.shape != (codes.shape[0],) or (code_items.size and not 0 <= code_items.min() <= code_items.max() < len(items)):
             raise BundleFormatError(f"{path}/codes/code_items.npy: expected ({codes.shape[0]},) indices into {len(items)} items")
         return cls(path, manifest, items, codes, code_items)
@@ -326,6 +415,34 @@ class Bundle:
     @property
     def name(self) -> str:
         return str(self.manifest["catalog"]["name"])
+
+    @property
+    def code_spec(self) -> CodeType:
+        """The catalog codes' type (float, pca8, umap8, bits64, ...); ``.metric`` says how to compare them."""
+        return CodeType.parse(self.manifest["codes"]["type"])
+
+    def reducer(self) -> QueryReducer:
+        """The device's query reducer: encoder embedding (n, D) → (n, d) codes."""
+        entry = self.manifest["codes"].get("reducer") or {"kind": "none"}
+        arrays = {name: _load_array(self.path, rel) for name, rel in entry.get("arrays", {}).items()}
+        try:
+            return reducer_from_arrays(entry["kind"], arrays, entry.get("params", {}))
+        except ValueError as exc:
+            raise BundleFormatError(f"bundle {self.path}: {exc}") from None
+
+    @property
+    def has_rerank(self) -> bool:
+        return bool(self.manifest["codes"].get("rerank"))
+
+    def rerank(self) -> tuple[np.ndarray, float, int]:
+        """(N, D) int8 memory-mapped full embeddings, their scale, and the shortlist size."""
+        entry = self.manifest["codes"].get("rerank")
+        if not entry:
+            raise BundleFormatError(f"bundle {self.path} has no re-rank embeddings")
+        codes = _load_array(self.path, entry["file"], mmap=True)
+        if codes.dtype != np.int8 or codes.ndim != 2 or len(codes) != len(self.codes):
+            raise BundleFormatError(f"{self.path}/{entry['file']}: expected ({len(self.codes)}, D) int8, got {codes.dtype} {codes.shape}")
+        return codes, float(entry["scale"]), int(entry["shortlist"])
 
     @cached_property
     def categories(self) -> tuple[str, ...]:
@@ -449,8 +566,10 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     for key in ("catalog", "codes", "models", "inputs", "thumbnails", "files"):
         if key not in manifest:
             raise BundleFormatError(f"{path}/{MANIFEST} lacks the {key!r} entry")
-    if manifest["codes"].get("type") not in CODE_TYPES:
-        raise BundleFormatError(f"{path}: code type {manifest['codes'].get('type')!r} not one of {CODE_TYPES}")
+    try:
+        CodeType.parse(manifest["codes"].get("type"))
+    except ValueError as exc:
+        raise BundleFormatError(f"{path}: {exc}; this runtime reads float, pcaN, umapN and bitsN") from None
     return manifest
 
 

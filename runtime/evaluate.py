@@ -2,8 +2,9 @@
 
 The queries are synthetic sketches of test-split products drawn with a seed the
 training never saw; the gallery is the test-split products. The int8 path uses
-the shipped catalog codes and the int8 sketch encoder, exactly as the device
-searches; the float path uses the float sketch encoder and float gallery codes.
+the shipped catalog codes, reducer and re-rank with the int8 sketch encoder,
+exactly as the device searches; the float path uses the float sketch encoder
+and the float gallery embeddings (the full-embedding reference).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bundle import Bundle, EvalSet
+from .codes import pairwise_scores
 from .encoders import SketchEncoder
-from .metrics import RetrievalMetrics, retrieval_metrics
+from .metrics import RetrievalMetrics, Scorer, scored_metrics
+from .search import shortlist_rows
 
 _EVAL_BATCH = 64
 
@@ -33,14 +36,48 @@ class EvalReport:
 
 @dataclass(frozen=True)
 class EvalInputs:
-    """Encoded eval set for one precision: queries (Q, D), gallery (M, D) float32,
-    category labels of both, and each query's own gallery row (Q,)."""
+    """Encoded eval set for one precision.
+
+    Attributes:
+        queries: (Q, d) query codes in the gallery's code space.
+        gallery: (M, d) gallery codes compared with ``metric``.
+        query_labels, gallery_labels: category of each; targets: (Q,) each query's own gallery row.
+        metric: cosine, l2 or hamming.
+        rerank_queries, rerank_gallery: (Q, D) / (M, D) float32 full embeddings
+            for a two-stage search, with ``shortlist``; None for one stage.
+    """
 
     queries: np.ndarray
     gallery: np.ndarray
     query_labels: np.ndarray
     gallery_labels: np.ndarray
     targets: np.ndarray
+    metric: str = "cosine"
+    rerank_queries: np.ndarray | None = None
+    rerank_gallery: np.ndarray | None = None
+    shortlist: int = 0
+
+    def scorer(self) -> Scorer:
+        """Scores of query chunks against the whole gallery, as the device ranks them."""
+        if self.rerank_queries is None:
+            return lambda a, b: pairwise_scores(self.queries[a:b], self.gallery, self.metric)
+        return lambda a, b: two_stage_scores(
+            pairwise_scores(self.queries[a:b], self.gallery, self.metric), self.rerank_queries[a:b], self.rerank_gallery, self.shortlist
+        )
+
+    def metrics(self) -> RetrievalMetrics:
+        return scored_metrics(self.scorer(), len(self.queries), self.query_labels, self.gallery_labels, self.targets)
+
+
+def two_stage_scores(compact: np.ndarray, queries: np.ndarray, gallery: np.ndarray, shortlist: int) -> np.ndarray:
+    """(n, M) scores ranking each row's ``shortlist`` best compact matches first,
+    re-ranked by cosine of the full embeddings, then the rest by compact score."""
+    # push every compact score below -1 (order kept), then lift the shortlist to its cosine in [-1, 1]
+    out = compact.astype(np.float64) - compact.max(axis=1, keepdims=True) - 3.0
+    for q in range(len(out)):
+        rows = shortlist_rows(compact[q], shortlist)
+        out[q, rows] = gallery[rows] @ queries[q]
+    return out
 
 
 def encode_eval_set(bundle: Bundle, precision: str, num_threads: int = 1, eval_set: EvalSet | None = None) -> EvalInputs:
@@ -57,8 +94,17 @@ def encode_eval_set(bundle: Bundle, precision: str, num_threads: int = 1, eval_s
         raise ValueError(f"eval query depicts product {exc} which is not in the eval gallery") from None
     with SketchEncoder.create_from_bundle(bundle, precision, num_threads, batch_size=_EVAL_BATCH) as encoder:
         queries = encoder.embed(eval_set.sketches)
-    gallery = eval_set.gallery_float if precision == "float" else gallery_codes(bundle, gallery_items)
-    return EvalInputs(queries, gallery, labels[eval_set.query_items], labels[gallery_items], targets)
+    query_labels, gallery_labels = labels[eval_set.query_items], labels[gallery_items]
+    if precision == "float":
+        return EvalInputs(queries, eval_set.gallery_float, query_labels, gallery_labels, targets)
+    rows = _first_rows_of(bundle, gallery_items)
+    codes = bundle.reducer()(queries)
+    gallery = np.asarray(bundle.codes[rows])
+    if not bundle.has_rerank:
+        return EvalInputs(codes, gallery, query_labels, gallery_labels, targets, bundle.code_spec.metric)
+    full, scale, shortlist = bundle.rerank()
+    rerank_gallery = np.asarray(full[rows], dtype=np.float32) * scale
+    return EvalInputs(codes, gallery, query_labels, gallery_labels, targets, bundle.code_spec.metric, queries, rerank_gallery, shortlist)
 
 
 def evaluate_bundle(bundle: Bundle, precisions: tuple[str, ...] = ("float", "int8"), num_threads: int = 1) -> EvalReport:
@@ -66,14 +112,13 @@ def evaluate_bundle(bundle: Bundle, precisions: tuple[str, ...] = ("float", "int
     eval_set = bundle.eval_set()
     metrics = {}
     for precision in precisions:
-        e = encode_eval_set(bundle, precision, num_threads, eval_set)
-        metrics[precision] = retrieval_metrics(e.queries, e.gallery, e.query_labels, e.gallery_labels, e.targets)
+        metrics[precision] = encode_eval_set(bundle, precision, num_threads, eval_set).metrics()
     return EvalReport(len(eval_set.sketches), len(eval_set.gallery_items), metrics)
 
 
-def gallery_codes(bundle: Bundle, items: np.ndarray) -> np.ndarray:
-    """(len(items), D) float32: the first catalog code of each product in ``items``."""
+def _first_rows_of(bundle: Bundle, items: np.ndarray) -> np.ndarray:
+    """(len(items),) int64: the first catalog code row of each product in ``items``."""
     picked = bundle.first_code_rows[np.asarray(items, dtype=np.int64)]
     if (picked < 0).any():
         raise ValueError("an eval gallery product has no catalog code")
-    return np.asarray(bundle.codes[picked], dtype=np.float32)
+    return picked

@@ -7,8 +7,14 @@ query's label); identification is instance-level (the query's own product).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
+
+from .codes import pairwise_scores
+
+Scorer = Callable[[int, int], np.ndarray]
+"""``scorer(start, stop)`` → (stop - start, M) float32 scores of queries start..stop against the gallery, higher is better."""
 
 _CHUNK = 256
 
@@ -44,26 +50,39 @@ def retrieval_metrics(
     query_labels: np.ndarray,
     gallery_labels: np.ndarray,
     query_targets: np.ndarray,
+    metric: str = "cosine",
 ) -> RetrievalMetrics:
-    """Rank the whole gallery for every query by cosine similarity and score it.
+    """Rank the whole gallery for every query and score it.
 
     Args:
-        queries: (Q, D) float32 L2-normalised query codes.
-        gallery: (M, D) float32 L2-normalised gallery codes.
+        queries: (Q, d) query codes: float32 L2-normalised for ``cosine``,
+            float for ``l2``, packed uint8 bits for ``hamming``.
+        gallery: (M, d) gallery codes of the same kind.
         query_labels: (Q,) int category of each query.
         gallery_labels: (M,) int category of each gallery item.
         query_targets: (Q,) int gallery row of each query's own product.
+        metric: cosine, l2 or hamming (see ``codes.pairwise_scores``).
     """
-    q, m = len(queries), len(gallery)
-    if q == 0 or m == 0:
-        raise ValueError(f"need at least one query and one gallery item, got {q} and {m}")
+    return scored_metrics(_pairwise_scorer(queries, gallery, metric), len(queries), query_labels, gallery_labels, query_targets)
+
+
+def _pairwise_scorer(queries: np.ndarray, gallery: np.ndarray, metric: str) -> Scorer:
+    if len(gallery) == 0:
+        raise ValueError("need at least one gallery item, got 0")
+    return lambda start, stop: pairwise_scores(queries[start:stop], gallery, metric)
+
+
+def scored_metrics(
+    scorer: Scorer, n_queries: int, query_labels: np.ndarray, gallery_labels: np.ndarray, query_targets: np.ndarray
+) -> RetrievalMetrics:
+    """:func:`retrieval_metrics` for any ranking: ``scorer`` gives each chunk's (n, M) scores."""
+    if n_queries == 0 or len(gallery_labels) == 0:
+        raise ValueError(f"need at least one query and one gallery item, got {n_queries} and {len(gallery_labels)}")
     sums = np.zeros(7, dtype=np.float64)
-    gallery = np.asarray(gallery, dtype=np.float32)
-    for start in range(0, q, _CHUNK):
-        stop = min(q, start + _CHUNK)
-        sims = np.asarray(queries[start:stop], dtype=np.float32) @ gallery.T
-        sums += _chunk_sums(sims, query_labels[start:stop], gallery_labels, query_targets[start:stop])
-    return RetrievalMetrics(*(sums / q))
+    for start in range(0, n_queries, _CHUNK):
+        stop = min(n_queries, start + _CHUNK)
+        sums += _chunk_sums(scorer(start, stop), query_labels[start:stop], gallery_labels, query_targets[start:stop])
+    return RetrievalMetrics(*(sums / n_queries))
 
 
 def _chunk_sums(sims: np.ndarray, labels: np.ndarray, gallery_labels: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -94,18 +113,24 @@ RECALL_LEVELS = np.linspace(0.0, 1.0, 11)
 
 
 def precision_recall_curve(
-    queries: np.ndarray, gallery: np.ndarray, query_labels: np.ndarray, gallery_labels: np.ndarray
+    queries: np.ndarray, gallery: np.ndarray, query_labels: np.ndarray, gallery_labels: np.ndarray, metric: str = "cosine"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Category-level 11-point interpolated precision-recall curve, averaged over queries.
+
+    ``metric`` as in :func:`retrieval_metrics`.
 
     Returns:
         recall levels (11,) float64 in [0, 1] and mean interpolated precision (11,)
         (at each level, the best precision reached at that recall or beyond).
     """
+    return scored_pr_curve(_pairwise_scorer(queries, gallery, metric), len(queries), query_labels, gallery_labels)
+
+
+def scored_pr_curve(scorer: Scorer, n_queries: int, query_labels: np.ndarray, gallery_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`precision_recall_curve` for any ranking given by ``scorer``."""
     total = np.zeros(len(RECALL_LEVELS))
-    gallery = np.asarray(gallery, dtype=np.float32)
-    for start in range(0, len(queries), _CHUNK):
-        sims = np.asarray(queries[start : start + _CHUNK], dtype=np.float32) @ gallery.T
+    for start in range(0, n_queries, _CHUNK):
+        sims = scorer(start, min(n_queries, start + _CHUNK))
         order = np.argsort(-sims, axis=1, kind="stable")
         relevant = gallery_labels[order] == query_labels[start : start + _CHUNK, None]
         hits = np.cumsum(relevant, axis=1)
@@ -116,4 +141,4 @@ def precision_recall_curve(
         for j, level in enumerate(RECALL_LEVELS):
             first = np.argmax(recall >= level - 1e-12, axis=1)
             total[j] += best_after[np.arange(len(first)), first].sum()
-    return RECALL_LEVELS.copy(), total / len(queries)
+    return RECALL_LEVELS.copy(), total / n_queries

@@ -29,7 +29,7 @@ from PIL import Image
 from .bundle import Bundle
 from .encoders import PhotoEncoder, SketchEncoder
 from .rasterize import RasterOptions, Stroke, rasterize_strokes, sketch_from_image
-from .search import Searcher, SearchOptions, SearchResult, to_results
+from .search import CatalogIndex, SearchOptions, SearchResult, to_results
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -60,7 +60,7 @@ class ProductSearch:
         self.bundle = bundle
         self.options = options
         self._sketch = SketchEncoder.create_from_bundle(bundle, options.precision, options.num_threads)
-        self._searcher = Searcher.create_from_bundle(bundle)
+        self._index = CatalogIndex.create_from_bundle(bundle)
 
     @classmethod
     def create_from_bundle_path(cls, path: str | Path, options: ProductSearchOptions = ProductSearchOptions()) -> "ProductSearch":
@@ -70,8 +70,8 @@ class ProductSearch:
     def _photo(self) -> PhotoEncoder:
         return PhotoEncoder.create_from_bundle(self.bundle, self.options.precision, self.options.num_threads)
 
-    def _search(self, query: np.ndarray, k: int) -> SearchResult:
-        scores, ids = self._searcher.search(query, SearchOptions(k=k))
+    def _search(self, embedding: np.ndarray, k: int) -> SearchResult:
+        scores, ids = self._index.search(embedding, SearchOptions(k=k))
         return to_results(scores, ids, self.bundle.items)[0]
 
     @property
@@ -98,7 +98,8 @@ class ProductSearch:
         row = int(self.bundle.first_code_rows[item])
         if row < 0:
             raise ValueError(f"product {item} has no catalog code")
-        result = self._search(np.asarray(self.bundle.codes[row])[None], k + 1)
+        scores, ids = self._index.search_rows(np.array([row]), SearchOptions(k=k + 1))
+        result = to_results(scores, ids, self.bundle.items)[0]
         return SearchResult(tuple(m for m in result.matches if m.item != item)[:k])
 
     # --- keyword search --------------------------------------------------

@@ -1,0 +1,123 @@
+"""Fit a compact code type on a catalog's embeddings: the one place that turns
+``"pca8"`` / ``"umap8"`` / ``"bits64"`` into catalog codes plus the device reducer.
+
+Used by ``vitrina build --codes`` (what ships) and ``vitrina eval --sweep``
+(what is compared). Inputs are float32 unit embeddings from the int8 encoders:
+
+* photos: (N, D) every catalog image (the catalog codes before reduction);
+* sketches: (S, D) synthetic sketches of train-split products, with the photo
+  row each depicts and its category (the hash heads and the distilled UMAP
+  reducer learn from them; held-out eval sketches are never used).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vitrina.runtime.bundle import ReducerArrays, Rerank
+from vitrina.runtime.codes import CodeType
+
+from .reducers import ITQHasher, PCAReducer, UMAPOptions, UMAPReducer
+from .train_hash import HashTrainOptions, train_hash_head
+
+DEFAULT_LANDMARKS = 5000
+DEFAULT_SHORTLIST = 200
+
+
+@dataclass(frozen=True)
+class TrainingEmbeddings:
+    """Attributes: photos (N, D) float32 catalog embeddings; photo_labels (N,)
+    their categories; sketches (S, D) float32 train-split sketch embeddings;
+    sketch_rows (S,) photo row each depicts; sketch_labels (S,) its category."""
+
+    photos: np.ndarray
+    photo_labels: np.ndarray
+    sketches: np.ndarray
+    sketch_rows: np.ndarray
+    sketch_labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class CodeOptions:
+    """Attributes:
+    umap: UMAP settings (dims come from the code type).
+    landmarks: landmarks kept for the device's UMAP reducer.
+    hash_head: ``itq``, ``cbs`` or ``dsh`` for bits codes.
+    hash_steps: training steps of a cbs/dsh head.
+    rerank: ship int8 full embeddings for a two-stage search.
+    shortlist: first-stage rows the two-stage search keeps.
+    progress: show progress bars.
+    """
+
+    umap: UMAPOptions = UMAPOptions()
+    landmarks: int = DEFAULT_LANDMARKS
+    hash_head: str = "dsh"
+    hash_steps: int = 2000
+    rerank: bool = False
+    shortlist: int = DEFAULT_SHORTLIST
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class FittedCodes:
+    """Attributes: code_type name; codes (N, d) float16 or packed uint8 for
+    compact types, float32 for float; reducer for the device; rerank or None;
+    report: JSON-serialisable facts about the fit."""
+
+    code_type: str
+    codes: np.ndarray
+    reducer: ReducerArrays
+    rerank: Rerank | None
+    report: dict = field(default_factory=dict)
+
+
+def quantize_rerank(embeddings: np.ndarray, shortlist: int = DEFAULT_SHORTLIST) -> Rerank:
+    """(N, D) float32 unit embeddings → int8 with one global scale (max |x| → 127)."""
+    scale = float(np.max(np.abs(embeddings))) / 127.0 or 1.0
+    codes = np.clip(np.round(embeddings / scale), -127, 127).astype(np.int8)
+    return Rerank(codes, scale, shortlist)
+
+
+def fit_codes(code_type: str, data: TrainingEmbeddings, options: CodeOptions = CodeOptions()) -> FittedCodes:
+    """Fit ``code_type`` on ``data`` and encode the whole catalog with it."""
+    ct = CodeType.parse(code_type)
+    photos = np.asarray(data.photos, dtype=np.float32)
+    rerank = quantize_rerank(photos, options.shortlist) if options.rerank and ct.family != "float" else None
+    if ct.family == "float":
+        return FittedCodes(ct.name, photos, ReducerArrays(), None, {})
+    if ct.family == "pca":
+        pca = PCAReducer(ct.size).fit(photos)
+        about = f"PCA to {ct.size} dims, fitted on {len(photos)} catalog photo embeddings"
+        return FittedCodes(ct.name, pca.transform(photos).astype(np.float16), ReducerArrays("linear", pca.device_arrays(), {}, about), rerank, {})
+    if ct.family == "umap":
+        umap_opts = UMAPOptions(**{**options.umap.__dict__, "dims": ct.size})
+        reducer = UMAPReducer(umap_opts).fit(photos, data.photo_labels)
+        codes = np.empty((len(photos), ct.size), dtype=np.float32)
+        codes[reducer.fit_rows] = reducer.embedding
+        rest = np.setdiff1d(np.arange(len(photos)), reducer.fit_rows)
+        if len(rest):
+            codes[rest] = reducer.transform(photos[rest])
+        arrays = reducer.landmarks(options.landmarks)
+        about = (
+            f"{'supervised ' if umap_opts.supervised else ''}umap-learn (n_neighbors {umap_opts.n_neighbors}, min_dist {umap_opts.min_dist}) fitted on {len(reducer.fit_rows)} "
+            f"catalog photo embeddings; device: landmark interpolation over {len(arrays['landmarks'])} landmarks"
+        )
+        report = {"umap_pickled_bytes": reducer.model_bytes(), "fit_rows": int(len(reducer.fit_rows))}
+        return FittedCodes(ct.name, codes.astype(np.float16), ReducerArrays("landmark", arrays, {"n_neighbors": umap_opts.n_neighbors}, about), rerank, report)
+    # bits
+    if options.hash_head == "itq":
+        itq = ITQHasher(ct.size).fit(photos)
+        arrays, codes = itq.device_arrays(), itq.transform(photos)
+        about = f"ITQ {ct.size}-bit codes fitted on {len(photos)} catalog photo embeddings"
+        report = {}
+    else:
+        head = train_hash_head(
+            data.sketches, photos[data.sketch_rows], data.sketch_labels,
+            HashTrainOptions(head=options.hash_head, bits=ct.size, steps=options.hash_steps), options.progress,
+        )
+        arrays, codes = head.device_arrays(), head.transform(photos)
+        about = f"{options.hash_head.upper()} {ct.size}-bit hash head trained on {len(data.sketches)} train-split sketch/photo pairs"
+        report = {"hash_final_loss": head.final_loss}
+    return FittedCodes(ct.name, codes, ReducerArrays("sign", arrays, {}, about), rerank, report)

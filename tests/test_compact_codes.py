@@ -1,0 +1,230 @@
+"""Compact codes: reducer contracts, device reducers matching the export side,
+Hamming search against brute force, and a bundle of each code type searched end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vitrina.export.compact_codes import CodeOptions, TrainingEmbeddings, fit_codes
+from vitrina.export.reducers import ITQHasher, PCAReducer, UMAPOptions, UMAPReducer
+from vitrina.runtime.bundle import Bundle, BundleContents, write_bundle
+from vitrina.runtime.codes import CodeType, LandmarkReducer, LinearReducer, SignHasher, fuzzy_weights, hamming_distances
+from vitrina.runtime.evaluate import evaluate_bundle
+from vitrina.runtime.product_search import ProductSearch
+from vitrina.runtime.rasterize import load_strokes_json
+from vitrina.runtime.search import CatalogIndex, Searcher, SearchOptions
+
+
+@pytest.fixture(scope="module")
+def embeddings(tiny_bundle: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Real catalog codes of the tiny bundle (int8 photo encoder) and their categories."""
+    bundle = Bundle.open(tiny_bundle)
+    return np.asarray(bundle.codes, dtype=np.float32), bundle.item_categories[bundle.code_items]
+
+
+# --- contracts -------------------------------------------------------------------------
+
+
+def test_pca_contract_and_device_twin(embeddings):
+    x, _ = embeddings
+    pca = PCAReducer(8).fit(x)
+    y = pca.transform(x[:50])
+    assert y.shape == (50, 8) and y.dtype == np.float32
+    assert np.var(pca.transform(x)[:, 0]) >= np.var(pca.transform(x)[:, 7])  # components by variance
+    np.testing.assert_allclose(LinearReducer(**pca.device_arrays())(x[:50]), y, atol=1e-5)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        PCAReducer(8).transform(x)
+    with pytest.raises(ValueError, match=r"expected \(n, 32\)"):
+        pca.transform(x[:, :5])
+    with pytest.raises(ValueError, match="more dims than the embedding has"):
+        PCAReducer(x.shape[1] + 1).fit(x)
+    with pytest.raises(ValueError, match="integer >= 1"):
+        PCAReducer(0)
+    with pytest.raises(ValueError, match="NaN"):
+        PCAReducer(2).fit(np.full((10, 4), np.nan, np.float32))
+
+
+def test_itq_contract_and_device_twin(embeddings):
+    x, labels = embeddings
+    itq = ITQHasher(16).fit(x)
+    codes = itq.transform(x)
+    assert codes.shape == (len(x), 2) and codes.dtype == np.uint8
+    np.testing.assert_array_equal(SignHasher(**itq.device_arrays())(x), codes)  # bit-exact on the device
+    # Hamming neighbours share the category far more often than chance
+    d = hamming_distances(codes, codes)
+    np.fill_diagonal(d, 10**6)
+    nearest = d.argmin(axis=1)
+    chance = np.sum((np.bincount(labels) / len(labels)) ** 2)
+    assert np.mean(labels[nearest] == labels) > 2 * chance
+    with pytest.raises(ValueError, match="multiple of 8"):
+        ITQHasher(12)
+    with pytest.raises(ValueError, match="at most one bit per embedding dim"):
+        ITQHasher(64).fit(x)
+
+
+def test_umap_options_are_checked():
+    for kwargs, message in [({"dims": 0}, "dims"), ({"n_neighbors": 1}, "n_neighbors"), ({"min_dist": 2.0}, "min_dist"), ({"fit_sample": 1}, "fit-sample")]:
+        with pytest.raises(ValueError, match=message):
+            UMAPOptions(**kwargs)
+    with pytest.raises(ValueError, match="one category label per embedding"):
+        UMAPReducer(UMAPOptions(supervised=True)).fit(np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32))
+    with pytest.raises(ValueError, match="needs a size"):
+        CodeType.parse("umap")
+    with pytest.raises(ValueError, match="multiple of 64"):
+        CodeType.parse("bits48")
+
+
+@pytest.fixture(scope="module")
+def umap8(embeddings) -> UMAPReducer:
+    x, _ = embeddings
+    return UMAPReducer(UMAPOptions(dims=8, fit_sample=500)).fit(x)
+
+
+def test_umap_contract(umap8, embeddings):
+    x, _ = embeddings
+    assert umap8.embedding.shape == (500, 8) and len(umap8.fit_rows) == 500
+    held_out = np.setdiff1d(np.arange(len(x)), umap8.fit_rows)
+    assert umap8.transform(x[held_out[:10]]).shape == (10, 8)
+    with pytest.raises(ValueError, match="landmark count must be >= n_neighbors"):
+        umap8.landmarks(3)
+
+
+def test_landmark_reducer_reproduces_umap_transform_initialisation(umap8, embeddings):
+    """With every fit row as a landmark, the device reducer must equal umap-learn's own
+    transform initialisation (its fuzzy graph → weighted average), to 1e-3 of the layout's spread."""
+    import scipy.sparse
+
+    x, _ = embeddings
+    held_out = x[np.setdiff1d(np.arange(len(x)), umap8.fit_rows)]
+    # float32 landmarks here: the bundle's float16 copy can swap a 15th neighbour (measured in the sweep instead)
+    device = LandmarkReducer(umap8.fit_data, umap8.embedding, umap8.options.n_neighbors)
+    model = umap8.model
+    model.transform_mode = "graph"
+    graph = scipy.sparse.csr_matrix(model.transform(held_out))
+    model.transform_mode = "embedding"
+    weights = graph.multiply(1.0 / graph.sum(axis=1))
+    reference = np.asarray(weights @ model.embedding_)
+    spread = float(np.std(model.embedding_))
+    np.testing.assert_allclose(device(held_out), reference, atol=1e-3 * spread)
+
+
+def test_fuzzy_weights_match_umap_smooth_knn_dist():
+    from umap.umap_ import smooth_knn_dist
+
+    rng = np.random.default_rng(0)
+    dists = np.sort(rng.uniform(0.1, 2.0, size=(20, 15)), axis=1)
+    sigmas, rhos = smooth_knn_dist(dists.astype(np.float32), 15.0, local_connectivity=0.0)
+    expected = np.exp(-(dists - rhos[:, None]) / sigmas[:, None])
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(fuzzy_weights(dists), expected, rtol=1e-3)
+
+
+# --- search ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bits", [64, 128, 256, 24])
+def test_hamming_search_matches_brute_force(bits):
+    rng = np.random.default_rng(bits)
+    codes = rng.integers(0, 256, size=(500, bits // 8), dtype=np.uint8)
+    queries = rng.integers(0, 256, size=(7, bits // 8), dtype=np.uint8)
+    brute = np.unpackbits(queries[:, None, :] ^ codes[None, :, :], axis=2).sum(axis=2)
+    np.testing.assert_array_equal(hamming_distances(queries, codes), brute)
+    scores, ids = Searcher(codes, np.arange(500), 500, "hamming").search(queries, SearchOptions(k=10))
+    for q in range(7):
+        order = np.lexsort((np.arange(500), brute[q]))[:10]
+        np.testing.assert_array_equal(ids[q], order)
+        np.testing.assert_array_equal(-scores[q], brute[q][order])
+    assert hamming_distances(np.full((1, 32), 255, np.uint8), np.zeros((1, 32), np.uint8))[0, 0] == 256  # no uint8 overflow
+
+
+def test_l2_search_matches_brute_force():
+    rng = np.random.default_rng(1)
+    codes = rng.normal(size=(300, 8)).astype(np.float16)
+    q = rng.normal(size=(4, 8)).astype(np.float32)
+    scores, ids = Searcher(codes, np.arange(300), 300, "l2").search(q, SearchOptions(k=5))
+    d = ((q[:, None, :] - codes.astype(np.float32)[None]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(ids, np.argsort(d, axis=1)[:, :5])
+    np.testing.assert_allclose(-scores, np.sort(d, axis=1)[:, :5], rtol=1e-4, atol=1e-4)
+
+
+# --- bundles of every code type ------------------------------------------------------------
+
+
+def _compact_bundle(tiny: Path, out: Path, code_type: str, options: CodeOptions) -> Path:
+    """Rewrite the tiny bundle with ``code_type`` codes fitted on its own catalog codes."""
+    b = Bundle.open(tiny)
+    photos = np.asarray(b.codes, dtype=np.float32)
+    labels = b.item_categories[b.code_items]
+    rows = np.arange(len(photos))
+    data = TrainingEmbeddings(photos, labels, photos + 0.01, rows, labels)  # hash heads: photo/photo pairs suffice here
+    fitted = fit_codes(code_type, data, options)
+    models = {f"{role}_{p}": Path(b.model_path(role, p)).read_bytes() for role in ("sketch", "photo") for p in ("int8", "float")}
+    thumbs = np.stack([b.thumbnail(i) for i in range(len(b.items))])
+    contents = BundleContents(
+        catalog_name=b.name, items=b.items, models=models, codes=fitted.codes, code_items=b.code_items, thumbnails=thumbs,
+        raster=b.raster_options, photo_size=b.photo_size, eval_set=b.eval_set(), code_type=fitted.code_type,
+        reducer=fitted.reducer, rerank=fitted.rerank, extra={"categories": list(b.categories)},
+    )
+    return write_bundle(out, contents)
+
+
+@pytest.mark.parametrize(
+    "code_type, options",
+    [
+        ("pca8", CodeOptions(progress=False)),
+        ("umap8", CodeOptions(umap=UMAPOptions(supervised=True), landmarks=300, rerank=True, shortlist=50, progress=False)),
+        ("bits64", CodeOptions(hash_head="cbs", hash_steps=30, progress=False)),
+        ("bits64", CodeOptions(hash_head="dsh", hash_steps=30, progress=False)),
+    ],
+    ids=["pca8", "umap8-rerank", "bits64-cbs", "bits64-dsh"],
+)
+def test_bundle_of_each_code_type_searches_end_to_end(tiny_bundle, tmp_path, strokes_file, code_type, options):
+    path = _compact_bundle(tiny_bundle, tmp_path / code_type, code_type, options)
+    bundle = Bundle.open(path)
+    spec = bundle.code_spec
+    assert spec.name == code_type and bundle.manifest["codes"]["bytes_per_item"] == bundle.codes.shape[1] * bundle.codes.dtype.itemsize
+    assert bundle.has_rerank == options.rerank
+    engine = ProductSearch(bundle)
+    try:
+        result = engine.by_strokes(load_strokes_json(strokes_file), k=10)
+        assert len(result.matches) == 10
+        similar = engine.similar(3, k=5)
+        assert len(similar.matches) == 5 and all(m.item != 3 for m in similar.matches)
+    finally:
+        engine.close()
+    # the device path ranks like the export-side reduction of the same query
+    index = CatalogIndex.create_from_bundle(bundle)
+    probe = np.asarray(Bundle.open(tiny_bundle).codes[:4], dtype=np.float32)
+    if not options.rerank:
+        reduced = index.reducer(probe)
+        if spec.metric == "hamming":
+            expected = np.packbits(((probe - index.reducer.mean) @ index.reducer.projection + index.reducer.bias) > 0, axis=1)
+            np.testing.assert_array_equal(reduced, expected)
+        np.testing.assert_array_equal(index.search(probe)[1][:, 0] >= 0, True)
+    report = evaluate_bundle(bundle, precisions=("int8",))
+    assert 0.0 < report.metrics["int8"].map <= 1.0
+
+
+def test_umap_rerank_recovers_own_products(tiny_bundle, tmp_path):
+    """Two-stage search: the same UMAP-8 codes with an int8 re-rank find more own products."""
+    one = _compact_bundle(tiny_bundle, tmp_path / "one", "umap8", CodeOptions(landmarks=300, progress=False))
+    two = _compact_bundle(tiny_bundle, tmp_path / "two", "umap8", CodeOptions(landmarks=300, rerank=True, shortlist=50, progress=False))
+    acc_one = evaluate_bundle(Bundle.open(one), precisions=("int8",)).metrics["int8"].acc_at_10
+    acc_two = evaluate_bundle(Bundle.open(two), precisions=("int8",)).metrics["int8"].acc_at_10
+    assert acc_two > acc_one
+
+
+def test_unknown_code_type_is_refused_at_open(tiny_bundle, tmp_path):
+    copy = Path(shutil.copytree(tiny_bundle, tmp_path / "b"))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["codes"]["type"] = "lsh9"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    from vitrina.runtime.bundle import BundleFormatError
+
+    with pytest.raises(BundleFormatError, match="'lsh9' is not one of float, pcaN, umapN, bitsN"):
+        Bundle.open(copy)

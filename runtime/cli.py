@@ -52,6 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", required=True, type=Path)
     p.add_argument("--threads", type=_positive_int, default=2)
     p.add_argument("--json", action="store_true", help="print JSON")
+    sweep = p.add_argument_group("compact-code sweep (export side: needs vitrina[export])")
+    sweep.add_argument("--sweep", action="store_true", help="compare PCA / UMAP / binary codes and two-stage search on a float bundle")
+    sweep.add_argument("--catalog", type=Path, help="the bundle's catalog folder (train-split sketches for hash heads and distillation)")
+    sweep.add_argument("--out", type=Path, default=Path("build/sweep"), help="folder for sweep.json, sweep.md and the plots")
+    sweep.add_argument("--pca-dims", default="4,8,16,32,64", help="PCA sizes, comma-separated")
+    sweep.add_argument("--umap-dims", default="4,8,16", help="UMAP sizes, comma-separated")
+    sweep.add_argument("--bits", default="64,128,256", help="binary code sizes, comma-separated multiples of 64")
+    sweep.add_argument("--umap-fit-sample", type=_positive_int, default=None, help="fit UMAP on N catalog photos (default: all)")
+    sweep.add_argument("--train-sketches", type=_positive_int, default=20000, help="train-split sketches rendered for the heads")
+    sweep.add_argument("--hash-steps", type=_positive_int, default=2000, help="training steps per hash head")
+    sweep.add_argument("--cold-runs", type=int, default=3, help="fresh processes per cold-start figure (0 skips)")
     p.set_defaults(handler=_eval)
 
     p = sub.add_parser("info", help="describe a bundle")
@@ -81,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=_positive_int, default=1)
     b.add_argument("--json", action="store_true")
     b.set_defaults(handler=_bench_soak)
+    b = bench.add_parser("sync", help="delta bytes after a 1%% catalog change, sync time over loopback, kill -9 crash loop")
+    b.add_argument("--bundle", required=True, type=Path)
+    b.add_argument("--kills", type=int, default=0, help="crash-loop iterations (kill -9 at random moments), e.g. 200")
+    b.add_argument("--fraction", type=float, default=0.01, help="share of products changed in v2 (default 0.01)")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(handler=_bench_sync)
     from vitrina.kiosk_app.cli import register_bench as register_kiosk_bench
 
     register_kiosk_bench(bench)
@@ -88,8 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     from vitrina.export.cli import register as register_export
     from vitrina.kiosk_app.cli import register as register_kiosk
 
+    from .sync_cli import register as register_sync
+
     register_export(sub)
     register_kiosk(sub)
+    register_sync(sub)
     return parser
 
 
@@ -126,8 +146,45 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sizes(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise ValueError(f"{flag} must be comma-separated whole numbers such as 8,16; got {text!r}") from None
+    if min(sizes, default=1) < 1:
+        raise ValueError(f"{flag} sizes must be >= 1, got {text!r}")
+    return sizes
+
+
+def _eval_sweep(args: argparse.Namespace) -> int:
+    if args.catalog is None:
+        raise ValueError("--sweep needs --catalog: the catalog folder the bundle was built from")
+    from vitrina.export.code_sweep import SweepOptions, run_sweep
+
+    bits = _sizes(args.bits, "--bits")
+    if any(b % 64 for b in bits):
+        raise ValueError(f"--bits must be multiples of 64, got {args.bits!r}")
+    options = SweepOptions(
+        pca_dims=_sizes(args.pca_dims, "--pca-dims"), umap_dims=_sizes(args.umap_dims, "--umap-dims"), bits=bits,
+        umap_fit_sample=args.umap_fit_sample, train_sketches=args.train_sketches, hash_steps=args.hash_steps,
+        cold_runs=max(0, args.cold_runs), progress=not args.json,
+    )
+    report = run_sweep(args.bundle, args.catalog, args.out, options)
+    if args.json:
+        print(json.dumps(report.to_json()))
+        return 0
+    from vitrina.export.code_sweep import markdown_table
+
+    print(markdown_table(report))
+    print(f"wrote {args.out}/sweep.json, sweep.md, map_vs_dims.png, pr_curves.png")
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_bundle
+
+    if args.sweep:
+        return _eval_sweep(args)
 
     report = evaluate_bundle(Bundle.open(args.bundle), num_threads=args.threads)
     if args.json:
@@ -157,8 +214,10 @@ def _info(args: argparse.Namespace) -> int:
         "images": m["catalog"]["images"],
         "code_type": codes["type"],
         "dims": codes["dims"],
-        "bytes_per_item": int(codes["dims"]) * np.dtype(codes["dtype"]).itemsize,
-        "reducer": None,
+        "metric": codes.get("metric", "cosine"),
+        "bytes_per_item": codes.get("bytes_per_item", int(codes["dims"]) * np.dtype(codes["dtype"]).itemsize),
+        "reducer": (codes.get("reducer") or {}).get("about", "encoder embedding, no reduction"),
+        "rerank": codes.get("rerank"),
         "inputs": m["inputs"],
         "models": {role: sorted(p) for role, p in m["models"].items()},
         "categories": list(bundle.categories),
@@ -220,6 +279,25 @@ def _bench_compare(args: argparse.Namespace) -> int:
         return 1
     print("no regression")
     return 0
+
+
+def _bench_sync(args: argparse.Namespace) -> int:
+    from .bench_sync import run_sync_bench
+
+    if args.kills < 0:
+        raise ValueError(f"--kills must be >= 0, got {args.kills}")
+    r = run_sync_bench(args.bundle, args.kills, args.fraction, progress=lambda msg: print(f"bench sync: {msg}", file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps(r.to_json()))
+        return 0
+    mb = lambda n: f"{n / 1e6:.2f} MB"  # noqa: E731
+    print(f"bundle: {mb(r.bundle_bytes)}; {r.changed_products} products changed in v2")
+    print(f"full sync (v1, empty device): {mb(r.full_sync_bytes)} in {r.full_sync_s:.2f} s ({r.full_sync_bytes / 1e6 / max(r.full_sync_s, 1e-9):.0f} MB/s)")
+    print(f"delta sync (v1 → v2): {mb(r.delta_sync_bytes)} in {r.delta_sync_s:.2f} s = {r.delta_ratio:.2%} of the full transfer (target <= 5%)")
+    if r.crash_kills:
+        print(f"crash loop: {r.crash_kills} kill -9: {r.crash_outcomes} (other must be 0); {r.crash_resumed_runs} runs resumed a partial sync")
+    ok = r.delta_ratio <= 0.05 and r.crash_outcomes.get("other", 0) == 0
+    return 0 if ok else 1
 
 
 def _bench_soak(args: argparse.Namespace) -> int:

@@ -46,6 +46,30 @@ def test_runtime_imports_and_searches_without_export_stack(tiny_bundle, strokes_
     assert "HEAVY []" in proc.stdout
 
 
+def test_compact_bundle_and_sync_modules_need_no_export_stack(tiny_bundle, strokes_file, tmp_path):
+    """The shipped code type (UMAP-8 via landmarks, int8 re-rank) searches with umap-learn,
+    numba and TensorFlow blocked; the sync modules import without them too."""
+    from tests.test_compact_codes import _compact_bundle
+    from vitrina.export.compact_codes import CodeOptions
+    from vitrina.export.reducers import UMAPOptions
+
+    bundle = _compact_bundle(tiny_bundle, tmp_path / "umap8", "umap8", CodeOptions(umap=UMAPOptions(supervised=True), landmarks=300, rerank=True, progress=False))
+    proc = run(
+        f"""
+        import json, sys
+        import vitrina.runtime.sync, vitrina.runtime.signing, vitrina.runtime.serve, vitrina.runtime.repository, vitrina.runtime.device_store
+        from vitrina.runtime.cli import main
+        code = main(["search", "--bundle", {str(bundle)!r}, "--strokes", {str(strokes_file)!r}, "-k", "3", "--json"])
+        assert code == 0, code
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "umap", "numba", "sklearn", "pynndescent"))
+        print("HEAVY", heavy)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout.splitlines()[0])["results"]) == 3
+    assert "HEAVY []" in proc.stdout
+
+
 def test_export_command_without_tensorflow_says_what_to_install(demo_catalog, tmp_path):
     proc = run(
         f"""

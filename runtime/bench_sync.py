@@ -1,0 +1,189 @@
+"""``vitrina bench sync``: delta size, sync time over loopback, and the kill -9 crash loop.
+
+1. Sign the bundle as v1; derive v2 by changing ``fraction`` of the products'
+   metadata (price, title) and catalog codes (:func:`simulate_catalog_update`),
+   sign it, publish both to a repository with deltas.
+2. Serve the repository on 127.0.0.1; sync v1 into an empty device (full) and
+   then v2 (delta). Report bytes and seconds of each.
+3. Crash loop: ``kills`` times, start ``vitrina sync --no-delta`` towards the
+   other version and kill -9 it at a random moment; then check the device's
+   ``current`` bundle verifies and is v1 or v2. Count the outcomes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .bundle import MANIFEST, Bundle, BundleError
+from .device_store import DeviceStore, release_version
+from .repository import publish
+from .serve import serve_in_thread
+from .signing import SIGNATURE_FILE, PublicKey, generate_keys, sign_bundle
+from .sync import SyncOptions, sync
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def simulate_catalog_update(src: str | Path, dst: str | Path, fraction: float = 0.01, seed: int = 0) -> list[int]:
+    """Copy bundle ``src`` to ``dst`` with ``fraction`` of its products changed:
+    price +7%, title marked "(nuevo)", and their catalog code rows perturbed.
+
+    Stands in for the publisher's rebuild after a catalog edit; the manifest's
+    hashes are recomputed for the two changed files and the release/signature
+    dropped (sign the result). Returns the changed product indices.
+    """
+    src, dst = Path(src), Path(dst)
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    bundle = Bundle.open(src)
+    shutil.copytree(src, dst)
+    (dst / SIGNATURE_FILE).unlink(missing_ok=True)
+    rng = np.random.default_rng(seed)
+    n = len(bundle.items)
+    changed = np.sort(rng.choice(n, size=max(1, round(fraction * n)), replace=False))
+    items = json.loads((dst / "items.json").read_text(encoding="utf-8"))
+    for i in changed.tolist():
+        items["items"][i]["price"] = round(items["items"][i]["price"] * 1.07, 2)
+        items["items"][i]["title"] += " (nuevo)"
+    (dst / "items.json").write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
+    codes = np.load(dst / "codes/codes.npy", allow_pickle=False)
+    rows = np.flatnonzero(np.isin(bundle.code_items, changed))
+    if codes.dtype == np.uint8:
+        codes[rows] ^= rng.integers(0, 256, size=codes[rows].shape, dtype=np.uint8) & np.uint8(0x11)
+    else:
+        noisy = codes[rows].astype(np.float32) + rng.normal(scale=0.05, size=codes[rows].shape).astype(np.float32)
+        if bundle.code_spec.metric == "cosine":
+            noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+        codes[rows] = noisy.astype(codes.dtype)
+    np.save(dst / "codes/codes.npy", codes)
+    manifest = json.loads((dst / MANIFEST).read_text(encoding="utf-8"))
+    manifest.pop("release", None)
+    for rel in ("items.json", "codes/codes.npy"):
+        manifest["files"][rel] = {"sha256": _sha256(dst / rel), "size": (dst / rel).stat().st_size}
+    (dst / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    Bundle.open(dst)
+    return changed.tolist()
+
+
+@dataclass(frozen=True)
+class SyncBenchReport:
+    """Figures of one run. Bytes are what the device read from the repository."""
+
+    bundle_bytes: int
+    changed_products: int
+    full_sync_bytes: int
+    full_sync_s: float
+    delta_sync_bytes: int
+    delta_sync_s: float
+    delta_ratio: float
+    publish_patch_bytes: int
+    crash_kills: int
+    crash_outcomes: dict
+    crash_resumed_runs: int
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def prepare_repository(bundle: Path, work: Path, fraction: float = 0.01) -> tuple[Path, Path, int]:
+    """Keys, v1 and v2 signed and published under ``work``. Returns (repo, public key, patch bytes)."""
+    key, pub = generate_keys(work / "keys", "bench")
+    v1, v2 = work / "v1", work / "v2"
+    shutil.copytree(bundle, v1)
+    (v1 / SIGNATURE_FILE).unlink(missing_ok=True)
+    sign_bundle(v1, key, 1)
+    simulate_catalog_update(v1, v2, fraction)
+    sign_bundle(v2, key, 2)
+    repo = work / "repo"
+    publish(v1, repo)
+    result = publish(v2, repo)
+    return repo, pub, result.patch_bytes
+
+
+def run_sync_bench(bundle: str | Path, kills: int = 0, fraction: float = 0.01, progress: Callable[[str], None] = lambda _: None,
+                   seed: int = 0) -> SyncBenchReport:
+    bundle = Path(bundle)
+    with tempfile.TemporaryDirectory(prefix="vitrina-syncbench-") as tmp:
+        work = Path(tmp)
+        progress("signing and publishing v1 and v2 (bsdiff deltas)")
+        repo, pub, patch_bytes = prepare_repository(bundle, work, fraction)
+        repo_v1_only = work / "repo-v1"
+        publish(work / "v1", repo_v1_only)
+        trusted = [PublicKey.load(pub)]
+        server, url_v2 = serve_in_thread(repo)
+        server_v1, url_v1 = serve_in_thread(repo_v1_only)
+        try:
+            root = work / "device"
+            progress("full sync of v1 over loopback")
+            full = sync(url_v1, root, trusted)
+            progress("delta sync of v2")
+            delta = sync(url_v2, root, trusted)
+            outcomes, resumed = _crash_loop(url_v2, root, pub, kills, full.seconds, seed, progress) if kills else ({}, 0)
+        finally:
+            server.shutdown()
+            server_v1.shutdown()
+        changed = round(fraction * len(Bundle.open(work / "v1", verify=False).items))
+        return SyncBenchReport(
+            bundle_bytes=full.full_size, changed_products=max(1, changed),
+            full_sync_bytes=full.transferred, full_sync_s=full.seconds,
+            delta_sync_bytes=delta.transferred, delta_sync_s=delta.seconds,
+            delta_ratio=round(delta.transferred / max(full.transferred, 1), 5), publish_patch_bytes=patch_bytes,
+            crash_kills=kills, crash_outcomes=outcomes, crash_resumed_runs=resumed,
+        )
+
+
+def _crash_loop(url: str, root: Path, pub: Path, kills: int, full_s: float, seed: int, progress: Callable[[str], None]) -> tuple[dict, int]:
+    """kill -9 a full (no-delta) sync at random moments; classify the device after each."""
+    rng = np.random.default_rng(seed)
+    store = DeviceStore(root)
+    outcomes = {"old": 0, "new": 0, "other": 0}
+    resumed = 0
+    window = max(full_s * 1.3, 0.5)
+    cmd = [sys.executable, "-m", "vitrina.runtime.cli", "sync", "--from", url, "--root", str(root), "--trust", str(pub), "--no-delta", "--quiet"]
+    for k in range(kills):
+        before = release_version(store.current_manifest() or {})
+        if before == 2:  # go back so the next sync has work to do
+            store.activate_version(1)
+            before = 1
+        staged = any((root / "staging").iterdir()) if (root / "staging").is_dir() else False
+        resumed += staged
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(float(rng.uniform(0.05, window)))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        outcomes[_classify(store, before)] += 1
+        if (k + 1) % 20 == 0:
+            progress(f"crash loop: {k + 1}/{kills} {outcomes}")
+    return outcomes, resumed
+
+
+def _classify(store: DeviceStore, before: int) -> str:
+    path = store.current()
+    if path is None:
+        return "other"
+    try:
+        bundle = Bundle.open(path, verify=True)
+    except BundleError:
+        return "other"
+    version = release_version(bundle.manifest)
+    return "old" if version == before else "new" if version == 2 else "other"

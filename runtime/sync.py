@@ -1,0 +1,593 @@
+"""``vitrina sync``: fetch a signed bundle from a repository (HTTP or folder) and activate it.
+
+Order of work, each step leaving the active bundle untouched until the last:
+
+1. read ``index.json``, the catalog's ``manifest.json`` and ``signature.json``
+   (size-capped); verify the signature with the device's trusted keys (plus
+   keys endorsed by them), the expiry, the catalog name, the format version
+   and that the version is above the installed one (``allow_rollback`` lifts that);
+2. check every manifest path (relative, no ``..``, no odd characters) and size,
+   and that the disk has room for what must be fetched;
+3. stage each file in ``staging/<catalog>-v<version>-<hash>/``: reuse a file the
+   device already has with that sha256 (delta), else apply a published bsdiff
+   patch to a file the device has, else download it, resuming a partial
+   ``.part`` with an HTTP Range request; every file is hashed before it takes
+   its final name;
+4. write the manifest, verify the whole staged bundle again (``Bundle.open``),
+   rename it into ``bundles/`` and swap the ``current`` symlink atomically
+   (``device_store.py``), then drop all but the previous 2 bundles.
+
+A kill at any moment leaves ``current`` on the old or the new bundle; a rerun
+resumes from the staged files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Protocol
+
+from .bundle import FORMAT_NAME, FORMAT_VERSION, MANIFEST, Bundle, BundleError
+from .device_store import BUNDLES, STAGING, DeviceStore, fsync_dir, release_version, slot_name
+from .repository import INDEX, PATCHES, REPO_FORMAT
+from .signing import SIGNATURE_FILE, PublicKey, SignatureError, accept_endorsements, parse_iso, utc_now, verify_manifest
+
+MAX_INDEX_BYTES = 1 << 20
+MAX_MANIFEST_BYTES = 8 << 20
+MAX_BUNDLE_BYTES = 16 << 30
+KEYS_FILE = "keys.json"
+_CHUNK = 1 << 16
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SAFE_PART = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+class SyncError(Exception):
+    """Sync failed; the active bundle is unchanged. The message says what and why."""
+
+
+class SourceError(SyncError):
+    """The repository could not be read (HTTP error, timeout, reset, missing file)."""
+
+
+class VerificationError(SyncError):
+    """Something does not match what the signed manifest promises, or the manifest itself is unacceptable."""
+
+
+class RollbackError(VerificationError):
+    """The repository offers a version not newer than the installed one."""
+
+
+class DiskSpaceError(SyncError):
+    """Not enough free disk for the files to fetch."""
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """Attributes:
+    catalog: which catalog to sync (default: the active one, or the repository's only one).
+    allow_rollback: accept a version lower than the installed one (admin only).
+    delta: reuse local files and published patches (off: download every file).
+    timeout_s: per-request socket timeout.
+    retries: attempts per file without progress before giving up.
+    retry_wait_s: pause before a retry (grows with each attempt).
+    max_reconnects: requests per file in all, progress or not (a server
+        that drops every connection after a few bytes is given up on).
+    reserve_bytes: free disk to leave untouched after the sync.
+    keep_previous: installed bundles kept besides the active one.
+    """
+
+    catalog: str | None = None
+    allow_rollback: bool = False
+    delta: bool = True
+    timeout_s: float = 15.0
+    retries: int = 4
+    retry_wait_s: float = 0.3
+    max_reconnects: int = 25
+    reserve_bytes: int = 16 << 20
+    keep_previous: int = 2
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    """A progress report: bytes fetched of those to fetch, rate in bytes/s, ETA in s (None when unknown)."""
+
+    file: str
+    done: int
+    total: int
+    rate: float
+    eta_s: float | None
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """Attributes: catalog, version (now active), previous (version before, 0 for none);
+    transferred: bytes read from the repository (files, patches, metadata);
+    full_size: bytes of the whole bundle; reused / patched / downloaded: file counts;
+    seconds; up_to_date: nothing to do; path: the active bundle."""
+
+    catalog: str
+    version: int
+    previous: int
+    transferred: int
+    full_size: int
+    reused: int
+    patched: int
+    downloaded: int
+    seconds: float
+    up_to_date: bool
+    path: Path
+
+
+class Source(Protocol):
+    def read(self, rel: str, max_bytes: int) -> bytes: ...
+
+    def fetch(self, rel: str, dest: Path, size: int, on_bytes: Callable[[int], None]) -> None: ...
+
+
+@dataclass
+class _Counter:
+    bytes: int = 0
+
+
+class HttpSource:
+    """A repository behind HTTP(S): plain GETs, Range requests to resume."""
+
+    def __init__(self, base_url: str, options: SyncOptions, counter: _Counter):
+        self.base = base_url.rstrip("/")
+        self.options = options
+        self.counter = counter
+
+    def _url(self, rel: str) -> str:
+        return f"{self.base}/{rel}"
+
+    def read(self, rel: str, max_bytes: int) -> bytes:
+        url = self._url(rel)
+        for attempt in range(self.options.retries + 1):
+            try:
+                with urllib.request.urlopen(url, timeout=self.options.timeout_s) as resp:
+                    data = resp.read(max_bytes + 1)
+                self.counter.bytes += len(data)
+                if len(data) > max_bytes:
+                    raise VerificationError(f"{url} is larger than {max_bytes} bytes: refusing it")
+                return data
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500 or attempt == self.options.retries:
+                    raise SourceError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+            except _TRANSIENT as exc:
+                if attempt == self.options.retries:
+                    raise SourceError(f"{url}: {_describe(exc)} (after {attempt + 1} attempts)") from None
+            time.sleep(self.options.retry_wait_s * (attempt + 1))
+        raise SourceError(f"{url}: unreachable")  # pragma: no cover - loop always returns or raises
+
+    def fetch(self, rel: str, dest: Path, size: int, on_bytes: Callable[[int], None]) -> None:
+        url = self._url(rel)
+        failures = best = requests = 0
+        while True:
+            have = dest.stat().st_size if dest.exists() else 0
+            if have > size:
+                dest.unlink()
+                have = 0
+            if have == size:
+                return
+            requests += 1
+            if requests > self.options.max_reconnects:
+                raise SourceError(f"{url}: gave up after {self.options.max_reconnects} requests ({have} of {size} bytes; the connection keeps dropping)")
+            request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+            before = have
+            try:
+                with urllib.request.urlopen(request, timeout=self.options.timeout_s) as resp:
+                    if have and resp.status == 206:
+                        start = _range_start(resp.headers.get("Content-Range", ""))
+                        if start != have:
+                            raise SourceError(f"{url}: asked for bytes from {have}, server sent from {start}")
+                        mode = "ab"
+                    else:
+                        have, mode = 0, "wb"
+                    have = _copy_capped(resp, dest, mode, have, size, url, on_bytes, self.counter)
+            except urllib.error.HTTPError as exc:
+                if exc.code == 416:
+                    dest.unlink(missing_ok=True)
+                elif exc.code < 500:
+                    raise SourceError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+                last: BaseException = exc
+            except _TRANSIENT as exc:
+                last = exc
+            else:
+                if have == size:
+                    return
+                last = ConnectionError(f"connection closed after {have} of {size} bytes")
+            have = dest.stat().st_size if dest.exists() else 0
+            failures = 0 if have > max(before, best) else failures + 1  # only new bytes count as progress
+            best = max(best, have)
+            if failures > self.options.retries:
+                raise SourceError(f"{url}: {_describe(last)} (no progress after {failures} attempts)")
+            time.sleep(self.options.retry_wait_s * max(failures, 1))
+
+
+class DirSource:
+    """A repository in a folder (USB stick, network share)."""
+
+    def __init__(self, root: Path, counter: _Counter):
+        self.root = root
+        self.counter = counter
+
+    def _path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def read(self, rel: str, max_bytes: int) -> bytes:
+        path = self._path(rel)
+        try:
+            with open(path, "rb") as f:
+                data = f.read(max_bytes + 1)
+        except OSError as exc:
+            raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+        self.counter.bytes += len(data)
+        if len(data) > max_bytes:
+            raise VerificationError(f"{path} is larger than {max_bytes} bytes: refusing it")
+        return data
+
+    def fetch(self, rel: str, dest: Path, size: int, on_bytes: Callable[[int], None]) -> None:
+        path = self._path(rel)
+        have = dest.stat().st_size if dest.exists() else 0
+        if have > size:
+            dest.unlink()
+            have = 0
+        try:
+            with open(path, "rb") as src:
+                src.seek(have)
+                have = _copy_capped(src, dest, "ab" if have else "wb", have, size, str(path), on_bytes, self.counter)
+        except FileNotFoundError:
+            raise SourceError(f"{path} is missing from the repository") from None
+        if have != size:
+            raise VerificationError(f"{path} has {have} bytes, the manifest says {size} (truncated)")
+
+
+_TRANSIENT = (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException, OSError)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, (TimeoutError, socket.timeout)) or "timed out" in str(exc):
+        return "timed out (server stalled)"
+    if isinstance(exc, urllib.error.URLError):
+        return f"cannot connect ({exc.reason})"
+    if isinstance(exc, (ConnectionResetError, http.client.IncompleteRead)):
+        return "connection reset mid-file"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _range_start(content_range: str) -> int:
+    m = re.match(r"bytes (\d+)-", content_range)
+    return int(m.group(1)) if m else -1
+
+
+def _copy_capped(src: Any, dest: Path, mode: str, have: int, size: int, what: str, on_bytes: Callable[[int], None], counter: _Counter) -> int:
+    """Append ``src`` to ``dest`` without going past ``size`` bytes; fsync; return the new length."""
+    try:
+        with open(dest, mode) as f:
+            while have < size:
+                chunk = src.read(min(_CHUNK, size - have + 1))
+                if not chunk:
+                    break
+                if have + len(chunk) > size:
+                    raise VerificationError(f"{what} is longer than the {size} bytes the manifest says")
+                f.write(chunk)
+                have += len(chunk)
+                counter.bytes += len(chunk)
+                on_bytes(len(chunk))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        if exc.errno in (28, 27, 122):  # ENOSPC, EFBIG, EDQUOT
+            raise DiskSpaceError(f"disk full while writing {dest.name} ({exc.strerror}); the active bundle is unchanged, free space and rerun to resume") from None
+        raise
+    return have
+
+
+def open_source(text: str, options: SyncOptions, counter: _Counter) -> Source:
+    if re.match(r"^https?://", text):
+        return HttpSource(text, options, counter)
+    path = Path(text)
+    if not path.is_dir():
+        raise SourceError(f"sync source {text!r} is neither an http(s):// URL nor a folder")
+    return DirSource(path, counter)
+
+
+def check_manifest_files(manifest: dict) -> dict[str, dict]:
+    """The manifest's file list, after checking every path, hash and size."""
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise VerificationError("manifest lists no files")
+    total = 0
+    for rel, entry in files.items():
+        parts = PurePosixPath(rel).parts
+        if (
+            not isinstance(rel, str) or rel.startswith("/") or "\\" in rel or not parts
+            or any(p in ("", ".", "..") or not _SAFE_PART.match(p) for p in parts)
+            or rel in (MANIFEST, SIGNATURE_FILE)
+        ):
+            raise VerificationError(f"manifest lists an unsafe path {rel!r}: paths must be relative, inside the bundle, without '..'")
+        if not isinstance(entry, dict) or not isinstance(entry.get("size"), int) or entry["size"] < 0 or not _SHA256.match(str(entry.get("sha256", ""))):
+            raise VerificationError(f"manifest entry for {rel!r} needs a sha256 (64 hex digits) and a size in bytes")
+        total += entry["size"]
+    if total > MAX_BUNDLE_BYTES:
+        raise VerificationError(f"manifest lists {total} bytes, more than the {MAX_BUNDLE_BYTES} a bundle may have")
+    return files
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _local_files(store: DeviceStore) -> dict[str, Path]:
+    """sha256 → a path of that content in an installed bundle (per its manifest)."""
+    out: dict[str, Path] = {}
+    for installed in store.installed():
+        try:
+            manifest = json.loads((installed.path / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        for rel, entry in manifest.get("files", {}).items():
+            path = installed.path / rel
+            if path.is_file() and path.stat().st_size == entry.get("size"):
+                out.setdefault(entry["sha256"], path)
+    return out
+
+
+def load_device_keys(root: Path) -> list[PublicKey]:
+    """Keys the device accepted earlier through endorsements by a configured key (``<root>/keys.json``)."""
+    try:
+        return [PublicKey.from_hex(k) for k in json.loads((root / KEYS_FILE).read_text())["keys"]]
+    except (OSError, ValueError, KeyError, TypeError, SignatureError):
+        return []
+
+
+def _save_device_keys(root: Path, keys: list[PublicKey]) -> None:
+    tmp = root / f".{KEYS_FILE}.tmp"
+    tmp.write_text(json.dumps({"keys": sorted(k.raw.hex() for k in keys)}))
+    os.replace(tmp, root / KEYS_FILE)
+
+
+@dataclass
+class _Progress:
+    total: int
+    report: Callable[[SyncProgress], None] | None
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+    last: float = 0.0
+    file: str = ""
+
+    def add(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.report and (now - self.last >= 0.1 or self.done >= self.total):
+            self.last = now
+            rate = self.done / max(now - self.started, 1e-6)
+            eta = (self.total - self.done) / rate if rate > 0 else None
+            self.report(SyncProgress(self.file, self.done, self.total, rate, eta))
+
+
+def sync(source: str, root: str | Path, trusted: list[PublicKey], options: SyncOptions = SyncOptions(),
+         progress: Callable[[SyncProgress], None] | None = None) -> SyncResult:
+    """Sync the device store at ``root`` from ``source`` (URL or folder). See the module docstring."""
+    t0 = time.monotonic()
+    store = DeviceStore(root)
+    store.ensure()
+    counter = _Counter()
+    src = open_source(source, options, counter)
+    index = _parse_json(src.read(INDEX, MAX_INDEX_BYTES), INDEX)
+    if not isinstance(index, dict) or index.get("format") != REPO_FORMAT or not isinstance(index.get("catalogs"), dict):
+        raise VerificationError(f"{source}/{INDEX} is not a {REPO_FORMAT} index")
+    current = store.current_manifest()
+    name = _pick_catalog(index, options.catalog, current)
+    entry = index["catalogs"][name]
+    base = str(entry.get("path", ""))
+    if not re.fullmatch(r"catalogs/[A-Za-z0-9._-]+/\d+", base):
+        raise VerificationError(f"index entry for {name} has an unsafe path {base!r}")
+    manifest_bytes = src.read(f"{base}/{MANIFEST}", MAX_MANIFEST_BYTES)
+    signature_bytes = src.read(f"{base}/{SIGNATURE_FILE}", 64 << 10)
+    keys = accept_endorsements(list(trusted) + load_device_keys(store.root), index.get("keys", []))
+    try:
+        verify_manifest(manifest_bytes, _parse_json(signature_bytes, SIGNATURE_FILE), keys)
+    except SignatureError as exc:
+        raise VerificationError(str(exc)) from None
+    manifest = _parse_json(manifest_bytes, MANIFEST)
+    version = _check_release(manifest, name)
+    previous = release_version(current) if current and current.get("catalog", {}).get("name") == name else 0
+    if version == previous and current is not None:
+        if json.dumps(current.get("files"), sort_keys=True) != json.dumps(manifest.get("files"), sort_keys=True):
+            raise VerificationError(f"{name} v{version} on the server differs from the installed v{version}: refusing a re-signed version number")
+        return SyncResult(name, version, previous, counter.bytes, 0, 0, 0, 0, round(time.monotonic() - t0, 3), True, store.current())
+    if version < previous and not options.allow_rollback:
+        raise RollbackError(
+            f"the repository offers {name} v{version} but the device has v{previous}: refusing to go back "
+            "(a replayed older bundle?); an admin may pass --allow-rollback"
+        )
+    files = check_manifest_files(manifest)
+    digest = hashlib.sha256(manifest_bytes).hexdigest()[:12]
+    slot = store.slot(name, version)
+    stage = store.root / STAGING / f"{slot_name(name, version)}-{digest}"
+    patches = _read_patches(src, base) if options.delta else {}
+    stats = _stage_files(src, store, stage, files, patches, options, progress)
+    _write_file(stage / MANIFEST, manifest_bytes)
+    _write_file(stage / SIGNATURE_FILE, signature_bytes)
+    try:
+        Bundle.open(stage, verify=True)
+    except BundleError as exc:
+        raise VerificationError(f"staged bundle does not verify: {exc}") from None
+    fsync_dir(stage)
+    _install(stage, slot, manifest_bytes)
+    store.activate(slot)
+    configured = {k.key_id for k in trusted}
+    _save_device_keys(store.root, [k for k in keys if k.key_id not in configured])  # only keys learnt by endorsement
+    store.gc(options.keep_previous)
+    full = sum(e["size"] for e in files.values())
+    return SyncResult(name, version, previous, counter.bytes, full, *stats, round(time.monotonic() - t0, 3), False, slot)
+
+
+def _parse_json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise VerificationError(f"{what} is not valid JSON: {exc}") from None
+
+
+def _pick_catalog(index: dict, wanted: str | None, current: dict | None) -> str:
+    catalogs = index["catalogs"]
+    name = wanted or (current or {}).get("catalog", {}).get("name")
+    if name is None:
+        if len(catalogs) != 1:
+            raise SyncError(f"the repository has {len(catalogs)} catalogs ({', '.join(sorted(catalogs)) or 'none'}): choose one with --catalog")
+        name = next(iter(catalogs))
+    if name not in catalogs:
+        raise SourceError(f"the repository has no catalog {name!r} (it has: {', '.join(sorted(catalogs)) or 'none'})")
+    return name
+
+
+def _check_release(manifest: Any, name: str) -> int:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise VerificationError("the signed manifest is not a vitrina bundle manifest")
+    if not isinstance(manifest.get("format_version"), int) or manifest["format_version"] > FORMAT_VERSION:
+        raise VerificationError(f"bundle format {manifest.get('format_version')!r} is newer than this device reads ({FORMAT_VERSION}): update vitrina first")
+    if manifest.get("catalog", {}).get("name") != name:
+        raise VerificationError(f"the manifest is for catalog {manifest.get('catalog', {}).get('name')!r}, the index says {name!r}")
+    release = manifest.get("release")
+    if not isinstance(release, dict) or not isinstance(release.get("version"), int) or release["version"] < 1:
+        raise VerificationError("the manifest has no signed release version")
+    try:
+        expires = parse_iso(release.get("expires", ""))
+    except SignatureError as exc:
+        raise VerificationError(f"the manifest's expiry is unreadable: {exc}") from None
+    if utc_now() >= expires:
+        raise VerificationError(f"the manifest of {name} v{release['version']} expired at {release['expires']}: the publisher must re-sign it (or the server is replaying a stale one)")
+    return int(release["version"])
+
+
+def _read_patches(src: Source, base: str) -> dict[str, dict]:
+    try:
+        doc = json.loads(src.read(f"{base}/{PATCHES}", MAX_MANIFEST_BYTES).decode("utf-8"))
+        files = doc.get("files", {})
+        return files if isinstance(files, dict) else {}
+    except (SourceError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return {}  # patches are an optimisation: without them every changed file is downloaded
+
+
+def _stage_files(src: Source, store: DeviceStore, stage: Path, files: dict[str, dict], patches: dict[str, dict],
+                 options: SyncOptions, progress: Callable[[SyncProgress], None] | None) -> tuple[int, int, int]:
+    """Put every manifest file into ``stage``, verified. Returns (reused, patched, downloaded)."""
+    stage.mkdir(parents=True, exist_ok=True)
+    local = _local_files(store) if options.delta else {}
+    todo = {rel: e for rel, e in files.items() if not (stage / rel).is_file()}
+    plan: dict[str, tuple[str, int]] = {}
+    for rel, e in todo.items():
+        p = patches.get(rel)
+        if e["sha256"] in local:
+            plan[rel] = ("reuse", 0)
+        elif p and p.get("to") == e["sha256"] and p.get("from") in local and _SHA256.match(str(p.get("sha256", ""))) \
+                and isinstance(p.get("size"), int) and 0 < p["size"] <= e["size"] and re.fullmatch(r"patches/[0-9a-f]{64}", str(p.get("patch", ""))):
+            plan[rel] = ("patch", p["size"])
+        else:
+            plan[rel] = ("download", e["size"])
+    _check_space(store, stage, todo, plan, options)
+    bar = _Progress(sum(n for _, n in plan.values()), progress)
+    counts = {"reuse": 0, "patch": 0, "download": 0}
+    for rel, (how, _) in plan.items():
+        e = todo[rel]
+        final = stage / rel
+        final.parent.mkdir(parents=True, exist_ok=True)
+        part = final.with_name(final.name + ".part")
+        bar.file = rel
+        if how == "reuse":
+            _copy_local(local[e["sha256"]], part)
+        elif how == "patch":
+            _apply_patch(src, patches[rel], local[patches[rel]["from"]], part, e, bar)
+        else:
+            src.fetch(f"blobs/{e['sha256']}", part, e["size"], bar.add)
+        if part.stat().st_size != e["size"] or _sha256(part) != e["sha256"]:
+            part.unlink()
+            raise VerificationError(f"{rel}: the received file does not match the signed manifest's sha256 (tampered or truncated on the server)")
+        os.replace(part, final)
+        counts[how] += 1
+    return counts["reuse"], counts["patch"], counts["download"]
+
+
+def _check_space(store: DeviceStore, stage: Path, todo: dict[str, dict], plan: dict[str, tuple[str, int]], options: SyncOptions) -> None:
+    need = 0
+    for rel, e in todo.items():
+        part = (stage / rel).with_name(Path(rel).name + ".part")
+        have = part.stat().st_size if part.exists() and plan[rel][0] == "download" else 0
+        need += e["size"] - have + (plan[rel][1] if plan[rel][0] == "patch" else 0)
+    free = shutil.disk_usage(store.root).free - options.reserve_bytes
+    if need > free:
+        raise DiskSpaceError(
+            f"not enough disk: the sync needs {need / 1e6:.1f} MB, {max(free, 0) / 1e6:.1f} MB is free after the "
+            f"{options.reserve_bytes / 1e6:.0f} MB reserve; run `vitrina bundles gc` or free space, then rerun"
+        )
+
+
+def _copy_local(src: Path, part: Path) -> None:
+    try:
+        os.link(src, part)  # same content, same file system: no copy at all
+    except OSError:
+        shutil.copyfile(src, part)
+
+
+def _apply_patch(src: Source, patch: dict, old: Path, part: Path, entry: dict, bar: _Progress) -> None:
+    import bsdiff4
+
+    patch_part = part.with_name(part.name + ".patch")
+    src.fetch(patch["patch"], patch_part, patch["size"], bar.add)
+    if _sha256(patch_part) != patch["sha256"]:
+        patch_part.unlink()
+        raise VerificationError(f"patch {patch['patch']} does not match its published sha256")
+    try:
+        data = bsdiff4.patch(old.read_bytes(), patch_part.read_bytes())
+    except Exception as exc:  # a malformed patch must not crash the sync
+        raise VerificationError(f"patch {patch['patch']} cannot be applied: {exc}") from None
+    if len(data) != entry["size"]:
+        raise VerificationError(f"patch {patch['patch']} produced {len(data)} bytes, the manifest says {entry['size']}")
+    _write_file(part, data)
+    patch_part.unlink()
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        if exc.errno in (28, 27, 122):
+            raise DiskSpaceError(f"disk full while writing {path.name} ({exc.strerror}); the active bundle is unchanged") from None
+        raise
+    os.replace(tmp, path)
+
+
+def _install(stage: Path, slot: Path, manifest_bytes: bytes) -> None:
+    """Move the verified stage into bundles/ (a leftover slot from a killed run is replaced)."""
+    if slot.exists():
+        same = (slot / MANIFEST).is_file() and (slot / MANIFEST).read_bytes() == manifest_bytes
+        if slot.resolve() == (DeviceStore(slot.parent.parent).current() or Path("/nonexistent")):
+            if same:
+                shutil.rmtree(stage)
+                return
+            raise VerificationError(f"{slot.name} is active and differs from the synced manifest")
+        shutil.rmtree(slot)
+    os.replace(stage, slot)
+    fsync_dir(slot.parent)

@@ -203,8 +203,8 @@ class _Sweep:
         g_full = rerank.codes[self.eval.gallery_rows].astype(np.float32) * rerank.scale
         q = self.eval.queries
         scorer = lambda a, b: two_stage_scores(pairwise_scores(q_codes[a:b], g, metric), q[a:b], g_full, self.options.shortlist)  # noqa: E731
-        note = f"shortlist {self.options.shortlist} by {first.method} {first.code}, re-rank int8 {self.photos.shape[1]}-d"
-        self._add_scored("two-stage", first.code, first.dims, scorer, q_codes, catalog, metric, reduce, reducer_bytes, first.cold_ms, note, rerank)
+        note = f"shortlist {self.options.shortlist} by {first.code}, re-rank int8 {self.photos.shape[1]}-d (memory-mapped; counted in full)"
+        self._add_scored(f"two-stage ({first.method})", first.code, first.dims, scorer, q_codes, catalog, metric, reduce, reducer_bytes, first.cold_ms, note, rerank)
 
     # --- methods -----------------------------------------------------------
     def run(self) -> SweepReport:
@@ -462,7 +462,7 @@ def plot_sweep(report: SweepReport, out: Path) -> None:
     base = next((r for r in report.rows if r.method == "float"), None)
     if base:
         ax.axhline(base.metrics["map"], color="k", ls="--", label=f"float {base.dims}-d")
-    for method in dict.fromkeys(r.method for r in report.rows if r.method not in ("float", "two-stage")):
+    for method in dict.fromkeys(r.method for r in report.rows if r.method != "float" and not r.method.startswith("two-stage")):
         rows = sorted((r for r in report.rows if r.method == method), key=lambda r: r.dims)
         ax.plot([r.dims for r in rows], [r.metrics["map"] for r in rows], marker="o", label=method)
     ax.set_xscale("log", base=2)
@@ -477,7 +477,7 @@ def plot_sweep(report: SweepReport, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     recall = np.linspace(0, 1, 11)
     for r in report.rows:
-        if r.method == "float" or r.dims in (8, 64) or r.method == "two-stage":
+        if r.method == "float" or r.dims in (8, 64) or r.method.startswith("two-stage"):
             ax.plot(recall, r.pr, marker=".", label=f"{r.method} {r.code}")
     ax.set_xlabel("recall")
     ax.set_ylabel("interpolated precision")

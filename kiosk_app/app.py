@@ -55,6 +55,8 @@ class KioskApp(App):
     texts = DictProperty(TEXTS["es"])
     admin_unlocked = BooleanProperty(False)
     admin_message = StringProperty("")
+    sync_progress = NumericProperty(0.0)
+    syncing = BooleanProperty(False)
     bundle_summary = StringProperty("")
     unavailable_reason = StringProperty("")
 
@@ -117,6 +119,9 @@ class KioskApp(App):
             f"products: {m['catalog']['items']}\ncodes: {m['codes']['type']} × {m['codes']['dims']}\n"
             f"built: {m['created']}\npath: {engine.bundle.path}"
         )
+        release = m.get("release")
+        if release:
+            self.bundle_summary += f"\nrelease: v{release['version']}, signed {release['signed']}, expires {release['expires']}"
         return True
 
     def _warm_up(self) -> None:
@@ -388,6 +393,52 @@ class KioskApp(App):
             Clock.schedule_once(lambda _dt: setattr(self, "admin_message", text))
 
         threading.Thread(target=work, daemon=True).start()
+
+    def run_admin_sync(self) -> None:
+        """Sync from the configured source on a thread; progress in :attr:`sync_progress` (0-1).
+
+        The active bundle changes only when the whole new one is verified; it is
+        loaded right away (staff are at the screen, no shopper session is open).
+        """
+        cfg = self.kiosk_config
+        if not self.admin_unlocked or self.syncing:
+            return
+        if not (cfg.device_root and cfg.sync_source and cfg.trusted_keys):
+            self.admin_message = "sync needs device_root, sync_source and trusted_keys in the config"
+            return
+        self.syncing, self.sync_progress = True, 0.0
+        self.admin_message = f"sync from {cfg.sync_source}…"
+
+        def progress(p) -> None:  # noqa: ANN001 - SyncProgress, on the sync thread
+            eta = f", {p.eta_s:.0f} s left" if p.eta_s is not None else ""
+            text = f"{p.done / 1e6:.1f} / {p.total / 1e6:.1f} MB at {p.rate / 1e6:.1f} MB/s{eta}"
+            Clock.schedule_once(lambda _dt: self._sync_update(p.done / max(p.total, 1), text))
+
+        def work() -> None:
+            from vitrina.runtime.signing import PublicKey
+            from vitrina.runtime.sync import SyncError, sync
+
+            try:
+                result = sync(cfg.sync_source, cfg.device_root, [PublicKey.from_hex(k) for k in cfg.trusted_keys], progress=progress)
+                text = (f"{result.catalog} v{result.version} already active" if result.up_to_date else
+                        f"activated {result.catalog} v{result.version} ({result.transferred / 1e6:.1f} MB in {result.seconds:.0f} s)")
+                ok = True
+            except (SyncError, OSError, ValueError) as exc:
+                text, ok = f"sync failed, catalog unchanged: {exc}", False
+            Clock.schedule_once(lambda _dt: self._sync_done(text, ok))
+
+        threading.Thread(target=work, daemon=True).start()
+
+    def _sync_update(self, fraction: float, text: str) -> None:
+        self.sync_progress = fraction
+        self.admin_message = text
+
+    def _sync_done(self, text: str, ok: bool) -> None:
+        self.syncing = False
+        self.sync_progress = 1.0 if ok else self.sync_progress
+        if ok and self.bundle_path is not None and bundle_stamp(self.bundle_path) != self._stamp:
+            self._open_bundle()
+        self.admin_message = text
 
     def exit_kiosk(self) -> None:
         if self.admin_unlocked:

@@ -9,6 +9,10 @@ colors = ["negro", "rojo", "azul marino"]   # palette offered on the canvas
 telemetry = false                      # never write shoppers' drawings unless true
 results = 20                           # products shown per search
 debounce_ms = 300                      # wait after a stroke ends before searching
+# bundle sync from the admin screen (see README, field staff):
+device_root = "/var/lib/vitrina"       # bundle store; bundle defaults to <device_root>/current
+sync_source = "http://10.0.0.5:8765"   # repository URL or folder (USB stick)
+trusted_keys = ["<64 hex digits>"]     # publishers' Ed25519 public keys (.pub contents)
 ```
 
 The PIN is never stored or compiled in: only a salted PBKDF2 hash.
@@ -55,6 +59,9 @@ class KioskConfig:
     telemetry: bool = False
     results: int = 20
     debounce_ms: int = 300
+    device_root: Path | None = None
+    sync_source: str | None = None
+    trusted_keys: tuple[str, ...] = ()
     source: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -69,11 +76,14 @@ class KioskConfig:
             raise ValueError(f"results must be in [1, 200], got {self.results}")
         if not 0 <= self.debounce_ms <= 5000:
             raise ValueError(f"debounce_ms must be in [0, 5000], got {self.debounce_ms}")
+        for key in self.trusted_keys:
+            if len(key) != 64 or any(c not in "0123456789abcdefABCDEF" for c in key):
+                raise ValueError(f"trusted_keys entries must be 64 hex digits (the .pub file's contents), got {key[:20]!r}")
         if self.admin_pin_hash is not None and not self.admin_pin_hash.startswith("pbkdf2_sha256$"):
             raise ValueError("admin_pin_hash must come from `vitrina kiosk --hash-pin` (pbkdf2_sha256$...)")
 
 
-_KEYS = {"bundle", "idle_seconds", "admin_pin_hash", "language", "colors", "telemetry", "results", "debounce_ms"}
+_KEYS = {"bundle", "idle_seconds", "admin_pin_hash", "language", "colors", "telemetry", "results", "debounce_ms", "device_root", "sync_source", "trusted_keys"}
 
 
 def load_config(path: str | Path) -> KioskConfig:
@@ -93,6 +103,12 @@ def load_config(path: str | Path) -> KioskConfig:
         data["bundle"] = bundle if bundle.is_absolute() else (path.parent / bundle)
     if "colors" in data:
         data["colors"] = tuple(data["colors"])
+    if "trusted_keys" in data:
+        data["trusted_keys"] = tuple(str(k).strip() for k in data["trusted_keys"])
+    if "device_root" in data:
+        root = Path(data["device_root"])
+        data["device_root"] = root if root.is_absolute() else (path.parent / root)
+        data.setdefault("bundle", data["device_root"] / "current")
     try:
         return KioskConfig(**data, source=path)
     except (TypeError, ValueError) as exc:

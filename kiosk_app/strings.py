@@ -27,6 +27,7 @@ TEXTS = {
         "no_pin": "No hay PIN configurado: la administración está desactivada",
         "exit_kiosk": "Salir del modo kiosco",
         "run_bench": "Ejecutar benchmark",
+        "sync": "Sincronizar catálogo",
         "error": "No se pudo buscar: {error}",
     },
     "en": {
@@ -55,6 +56,7 @@ TEXTS = {
         "no_pin": "No PIN configured: admin is disabled",
         "exit_kiosk": "Exit kiosk mode",
         "run_bench": "Run benchmark",
+        "sync": "Sync catalog",
         "error": "Search failed: {error}",
     },
 }

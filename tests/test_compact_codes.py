@@ -228,3 +228,36 @@ def test_unknown_code_type_is_refused_at_open(tiny_bundle, tmp_path):
 
     with pytest.raises(BundleFormatError, match="'lsh9' is not one of float, pcaN, umapN, bitsN"):
         Bundle.open(copy)
+
+
+def test_eval_sweep_writes_tables_and_plots(tiny_bundle, demo_catalog, tmp_path, capsys):
+    from vitrina.runtime.cli import main
+
+    out = tmp_path / "sweep"
+    code = main([
+        "eval", "--sweep", "--bundle", str(tiny_bundle), "--catalog", str(demo_catalog), "--out", str(out),
+        "--pca-dims", "4,8", "--umap-dims", "8", "--bits", "64", "--train-sketches", "300", "--hash-steps", "20", "--cold-runs", "1",
+    ])
+    assert code == 0
+    report = json.loads((out / "sweep.json").read_text())
+    methods = {(r["method"], r["code"]) for r in report["rows"]}
+    assert {("float", "float"), ("pca", "pca4"), ("pca", "pca8"), ("umap-exact", "umap8"), ("umap-landmark", "umap8"),
+            ("umap-distilled", "umap8"), ("umap-sup-landmark", "umap8"), ("cbs", "bits64"), ("dsh", "bits64")} <= methods
+    assert any(m.startswith("two-stage") for m, _ in methods)
+    for row in report["rows"]:
+        assert 0.0 < row["metrics"]["map"] <= 1.0 and len(row["pr"]) == 11 and row["search_ms"] > 0
+    landmark = next(r for r in report["rows"] if r["method"] == "umap-landmark")
+    assert landmark["reduce_ms"] > 0 and landmark["cold_ms"] > 0 and landmark["reducer_bytes"] < report["facts"]["umap8_pickled_bytes"]
+    table = (out / "sweep.md").read_text()
+    assert table.startswith("| method | code |") and "umap-landmark" in table
+    assert (out / "map_vs_dims.png").stat().st_size > 1000 and (out / "pr_curves.png").stat().st_size > 1000
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_eval_sweep_needs_a_catalog_and_a_float_bundle(tiny_bundle, tmp_path, capsys):
+    from vitrina.runtime.cli import main
+
+    assert main(["eval", "--sweep", "--bundle", str(tiny_bundle)]) == 2
+    assert "--sweep needs --catalog" in capsys.readouterr().err
+    assert main(["eval", "--sweep", "--bundle", str(tiny_bundle), "--catalog", str(tmp_path), "--bits", "48"]) == 2
+    assert "multiples of 64" in capsys.readouterr().err

@@ -295,3 +295,56 @@ def test_photo_search_from_a_file_without_camera(kiosk, tmp_path):
     (tmp_path / "bad.png").write_bytes(b"nope")
     kiosk.photo_search([str(tmp_path / "bad.png")])
     assert wait_for(lambda: "cannot read photo" in kiosk.status, timeout=15)
+
+
+def test_admin_sync_activates_a_signed_bundle_with_progress(tiny_bundle, tmp_path):
+    """Admin → Sync against a real HTTP server: progress reported, v2 verified and loaded.
+    A device that trusts another key refuses and keeps v1."""
+    from vitrina.runtime.bench_sync import simulate_catalog_update
+    from vitrina.runtime.device_store import DeviceStore
+    from vitrina.runtime.repository import publish
+    from vitrina.runtime.serve import serve_in_thread
+    from vitrina.runtime.signing import PublicKey, generate_keys, sign_bundle
+    from vitrina.runtime.sync import SyncOptions, sync
+
+    key, pub = generate_keys(tmp_path / "keys", "staff")
+    _, other_pub = generate_keys(tmp_path / "keys", "other")
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    shutil.copytree(tiny_bundle, v1)
+    sign_bundle(v1, key, 1)
+    simulate_catalog_update(v1, v2, fraction=0.05)
+    sign_bundle(v2, key, 2)
+    publish(v1, tmp_path / "repo-v1")
+    publish(v1, tmp_path / "repo")
+    publish(v2, tmp_path / "repo")
+    server, url = serve_in_thread(tmp_path / "repo")
+    try:
+        for keys, expect_version, expect_text in ((PublicKey.load(other_pub).raw.hex(), 1, "sync failed, catalog unchanged"),
+                                                  (PublicKey.load(pub).raw.hex(), 2, "activated")):
+            root = tmp_path / f"device-{expect_version}"
+            sync(str(tmp_path / "repo-v1"), root, [PublicKey.load(pub)], SyncOptions(reserve_bytes=0))
+            app = make_app(root / "current", device_root=root, sync_source=url, trusted_keys=(keys,))
+            try:
+                app.show("admin")
+                app.run_admin_sync()
+                assert not app.syncing  # locked until the PIN is given
+                app.unlock_admin(PIN)
+                app.run_admin_sync()
+                assert app.syncing
+                assert wait_for(lambda: not app.syncing, timeout=60)
+                assert app.admin_message.startswith(expect_text), app.admin_message
+                assert app.engine.bundle.manifest["release"]["version"] == expect_version
+                assert release_of(DeviceStore(root)) == expect_version
+                if expect_version == 2:
+                    assert app.sync_progress == 1.0 and "release: v2" in app.bundle_summary
+                    frames(10)
+            finally:
+                close(app)
+    finally:
+        server.shutdown()
+
+
+def release_of(store):
+    from vitrina.runtime.device_store import release_version
+
+    return release_version(store.current_manifest())

@@ -14,7 +14,7 @@ PROFILE ?= demo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test eval install dataset clean
+.PHONY: demo test eval sweep install dataset clean
 
 install: $(STAMP)
 
@@ -49,6 +49,12 @@ demo: $(STAMP) $(FMNIST) $(BUNDLE)/manifest.json
 
 eval: $(STAMP) $(BUNDLE)/manifest.json
 	$(BIN)/vitrina eval --bundle $(BUNDLE)
+
+# Compact-code comparison (docs/compact-codes.md): needs a float bundle of the same catalog;
+# it reuses the demo build's trained encoders (~4 min), then the sweep takes ~25 min.
+sweep: $(STAMP) $(CATALOG)/catalog.csv
+	@[ -f $(BUNDLE)-float/manifest.json ] || $(BIN)/vitrina build --catalog $(CATALOG) --out $(BUNDLE)-float --work $(BUNDLE).work --profile $(PROFILE) --codes float
+	$(BIN)/vitrina eval --sweep --bundle $(BUNDLE)-float --catalog $(CATALOG) --out build/sweep
 
 # Two pytest processes: TensorFlow and Kivy's SDL2 cannot share one.
 test: $(STAMP) $(FMNIST)

@@ -14,6 +14,7 @@ on the background thread. Measured:
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,16 @@ def measure_responsiveness(config, bundle: Path, drawings: int = 20) -> dict[str
     debounce = config.debounce_ms / 1000.0
     frame_times: list[float] = []
     stroke_ends: list[float] = []
+    gc_pauses: list[tuple[int, float]] = []  # (generation, seconds) of every collection during the replay
+    gc_started: list[float] = []
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            gc_started.append(time.perf_counter())
+        elif gc_started:
+            gc_pauses.append((int(info["generation"]), time.perf_counter() - gc_started.pop()))
+
+    gc.callbacks.append(on_gc)
 
     def frame(drawing: bool) -> None:
         start = time.monotonic()
@@ -86,6 +97,7 @@ def measure_responsiveness(config, bundle: Path, drawings: int = 20) -> dict[str
                 idle_for(debounce + 0.05)  # the search starts; the next stroke is drawn while it runs
             idle_for(0.5)
     finally:
+        gc.callbacks.remove(on_gc)
         app.dispatch("on_stop")
         Window.remove_widget(app.root)
     painted = [(submitted, shown) for kind, _, submitted, shown in app.painted if kind == "sketch"]
@@ -101,6 +113,7 @@ def measure_responsiveness(config, bundle: Path, drawings: int = 20) -> dict[str
         "debounce_ms": config.debounce_ms,
         "frame_ms_while_drawing": _stats(frame_times),
         "frames_over_50ms": over,
+        "gc_pause_ms": {f"gen{g}": _stats([t for gen, t in gc_pauses if gen == g]) for g in (0, 1, 2)},
         "targets": {
             "search_to_painted_p95_ms<=150": bool(search) and float(np.percentile(np.asarray(search) * 1000, 95)) <= 150.0,
             "no_frame_over_50ms": over == 0,

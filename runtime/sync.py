@@ -422,6 +422,9 @@ def sync(source: str, root: str | Path, trusted: list[PublicKey], options: SyncO
     digest = hashlib.sha256(manifest_bytes).hexdigest()[:12]
     slot = store.slot(name, version)
     stage = store.root / STAGING / f"{slot_name(name, version)}-{digest}"
+    for stale in (store.root / STAGING).iterdir():  # partial syncs of other versions: never resumed now
+        if stale != stage and re.fullmatch(rf"{re.escape(name)}-v\d+-[0-9a-f]{{12}}", stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
     patches = _read_patches(src, base) if options.delta else {}
     stats = _stage_files(src, store, stage, files, patches, options, progress)
     _write_file(stage / MANIFEST, manifest_bytes)

@@ -435,3 +435,14 @@ def test_unsigned_bundle_cannot_be_published(world, tmp_path):
     publish(b, tmp_path / "repo")
     with pytest.raises(ValueError, match="must be higher"):
         publish(b, tmp_path / "repo")
+
+
+def test_partial_sync_of_another_version_is_cleared(world, repo, device):
+    name = Bundle.open(device / "current").name
+    stale = device / "staging" / f"{name}-v9-0123456789ab"
+    (stale / "codes").mkdir(parents=True)
+    (stale / "codes" / "codes.npy.part").write_bytes(b"x" * 1000)
+    other = device / "staging" / "another-catalog-v9-0123456789ab"
+    other.mkdir()
+    sync(str(repo), device, trusted(world), FAST)
+    assert not stale.exists() and other.exists()  # only this catalog's leftovers go

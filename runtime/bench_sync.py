@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,18 +28,11 @@ import numpy as np
 
 from .bundle import MANIFEST, Bundle, BundleError
 from .device_store import DeviceStore, release_version
+from .files import sha256_file
 from .repository import publish
 from .serve import serve_in_thread
 from .signing import SIGNATURE_FILE, PublicKey, generate_keys, sign_bundle
-from .sync import SyncOptions, sync
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+from .sync import sync
 
 
 def simulate_catalog_update(src: str | Path, dst: str | Path, fraction: float = 0.01, seed: int = 0) -> list[int]:
@@ -78,7 +70,7 @@ def simulate_catalog_update(src: str | Path, dst: str | Path, fraction: float = 
     manifest = json.loads((dst / MANIFEST).read_text(encoding="utf-8"))
     manifest.pop("release", None)
     for rel in ("items.json", "codes/codes.npy"):
-        manifest["files"][rel] = {"sha256": _sha256(dst / rel), "size": (dst / rel).stat().st_size}
+        manifest["files"][rel] = {"sha256": sha256_file(dst / rel), "size": (dst / rel).stat().st_size}
     (dst / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     Bundle.open(dst)
     return changed.tolist()

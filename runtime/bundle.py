@@ -36,7 +36,6 @@ writer produces is listed in the manifest with its hash and size, and
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import shutil
@@ -50,6 +49,7 @@ import numpy as np
 from PIL import Image
 
 from .codes import CodeType, QueryReducer, reducer_from_arrays
+from .files import sha256_file
 from .rasterize import RasterOptions
 
 FORMAT_NAME = "vitrina-bundle"
@@ -63,7 +63,6 @@ ROLES = ("sketch", "photo")
 # (one 8×8 sheet decodes in well under a millisecond; a 32×32 one took ~10 ms,
 # which a kiosk showing 20 random products paid 20 times).
 _SHEET_GRID = 8
-_HASH_CHUNK = 1 << 20
 
 
 class BundleError(Exception):
@@ -187,14 +186,6 @@ class BundleContents:
     rerank: Rerank | None = None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def expected_code_layout(code_type: CodeType, dims: int) -> tuple[tuple[type, ...], int]:
     """(allowed dtypes, row width) of codes/codes.npy for a code type; ``dims`` is
     the encoder's embedding width (used by ``float``)."""
@@ -247,7 +238,7 @@ def write_bundle(out: str | Path, contents: BundleContents) -> Path:
         files = {}
         for path in sorted(p for p in stage.rglob("*") if p.is_file()):
             rel = path.relative_to(stage).as_posix()
-            files[rel] = {"sha256": _sha256(path), "size": path.stat().st_size}
+            files[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
         manifest["files"] = files
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         _replace_dir(stage, out)
@@ -585,7 +576,7 @@ def _verify_files(path: Path, manifest: dict[str, Any]) -> None:
             raise BundleIntegrityError(f"{target} is truncated: {size} bytes, manifest says {entry['size']}")
         if size != entry["size"]:
             raise BundleIntegrityError(f"{target} has {size} bytes, manifest says {entry['size']}")
-        if _sha256(target) != entry["sha256"]:
+        if sha256_file(target) != entry["sha256"]:
             raise BundleIntegrityError(f"{target} is corrupt: its sha256 differs from the manifest")
 
 

@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 from .bundle import MANIFEST, Bundle
 from .device_store import release_version
+from .files import write_atomic
 from .signing import SIGNATURE_FILE
 
 INDEX = "index.json"
@@ -67,16 +68,6 @@ def read_index(repo: Path) -> dict[str, Any]:
     if index.get("format") != REPO_FORMAT:
         raise ValueError(f"{path} is not a {REPO_FORMAT} index")
     return index
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _copy_blob(src: Path, repo: Path, sha: str) -> int:
@@ -116,13 +107,13 @@ def publish(
         added_bytes += n
     patches = _make_patches(repo, files, previous, progress)
     folder = repo / catalog_path(name, version)
-    _write_atomic(folder / MANIFEST, (bundle.path / MANIFEST).read_bytes())
-    _write_atomic(folder / SIGNATURE_FILE, (bundle.path / SIGNATURE_FILE).read_bytes())
-    _write_atomic(folder / PATCHES, json.dumps({"from_version": previous["version"] if previous else None, "files": patches}, indent=1).encode())
+    write_atomic(folder / MANIFEST, (bundle.path / MANIFEST).read_bytes())
+    write_atomic(folder / SIGNATURE_FILE, (bundle.path / SIGNATURE_FILE).read_bytes())
+    write_atomic(folder / PATCHES, json.dumps({"from_version": previous["version"] if previous else None, "files": patches}, indent=1).encode())
     index["catalogs"][name] = {"version": version, "path": catalog_path(name, version)}
     known = {e.get("key_id") for e in index.get("keys", [])}
     index["keys"] = index.get("keys", []) + [e for e in endorsements or [] if e.get("key_id") not in known]
-    _write_atomic(repo / INDEX, json.dumps(index, indent=2).encode())
+    write_atomic(repo / INDEX, json.dumps(index, indent=2).encode())
     patch_bytes = sum(p["size"] for p in patches.values())
     return PublishResult(name, version, added, added_bytes, len(patches), patch_bytes)
 
@@ -147,6 +138,6 @@ def _make_patches(repo: Path, files: dict, previous: dict | None, progress: Call
         sha = hashlib.sha256(patch).hexdigest()
         dest = repo / "patches" / sha
         if not dest.is_file():
-            _write_atomic(dest, patch)
+            write_atomic(dest, patch)
         out[rel] = {"from": old["sha256"], "to": entry["sha256"], "patch": f"patches/{sha}", "sha256": sha, "size": len(patch)}
     return out

@@ -28,6 +28,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from .files import write_atomic
+
 SIGNATURE_FILE = "signature.json"
 ALGORITHM = "ed25519"
 _ENDORSE_CONTEXT = b"vitrina-key-endorsement-v1:"
@@ -138,9 +140,9 @@ def sign_bundle(bundle_dir: str | Path, key_path: str | Path, version: int, expi
     release = {"version": version, "signed": iso(now), "expires": iso(now + _dt.timedelta(days=expires_days))}
     manifest = dict(bundle.manifest) | {"release": release}
     data = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8")
-    _write_atomic(bundle.path / MANIFEST, data)
+    write_atomic(bundle.path / MANIFEST, data)
     signature = {"algorithm": ALGORITHM, "key_id": public_of(private).key_id, "signature": private.sign(data).hex()}
-    _write_atomic(bundle.path / SIGNATURE_FILE, json.dumps(signature, indent=2).encode())
+    write_atomic(bundle.path / SIGNATURE_FILE, json.dumps(signature, indent=2).encode())
     return release
 
 
@@ -190,11 +192,3 @@ def accept_endorsements(trusted: Iterable[PublicKey], endorsements: Iterable[Map
                 changed = True
     return list(keys.values())
 
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

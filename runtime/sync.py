@@ -38,7 +38,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Protocol
 
 from .bundle import FORMAT_NAME, FORMAT_VERSION, MANIFEST, Bundle, BundleError
-from .device_store import BUNDLES, STAGING, DeviceStore, fsync_dir, release_version, slot_name
+from .device_store import STAGING, DeviceStore, fsync_dir, release_version, slot_name
+from .files import sha256_file
 from .repository import INDEX, PATCHES, REPO_FORMAT
 from .signing import SIGNATURE_FILE, PublicKey, SignatureError, accept_endorsements, parse_iso, utc_now, verify_manifest
 
@@ -326,14 +327,6 @@ def check_manifest_files(manifest: dict) -> dict[str, dict]:
     return files
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _local_files(store: DeviceStore) -> dict[str, Path]:
     """sha256 → a path of that content in an installed bundle (per its manifest)."""
     out: dict[str, Path] = {}
@@ -521,7 +514,7 @@ def _stage_files(src: Source, store: DeviceStore, stage: Path, files: dict[str, 
             _apply_patch(src, patches[rel], local[patches[rel]["from"]], part, e, bar)
         else:
             src.fetch(f"blobs/{e['sha256']}", part, e["size"], bar.add)
-        if part.stat().st_size != e["size"] or _sha256(part) != e["sha256"]:
+        if part.stat().st_size != e["size"] or sha256_file(part) != e["sha256"]:
             part.unlink()
             raise VerificationError(f"{rel}: the received file does not match the signed manifest's sha256 (tampered or truncated on the server)")
         os.replace(part, final)
@@ -555,7 +548,7 @@ def _apply_patch(src: Source, patch: dict, old: Path, part: Path, entry: dict, b
 
     patch_part = part.with_name(part.name + ".patch")
     src.fetch(patch["patch"], patch_part, patch["size"], bar.add)
-    if _sha256(patch_part) != patch["sha256"]:
+    if sha256_file(patch_part) != patch["sha256"]:
         patch_part.unlink()
         raise VerificationError(f"patch {patch['patch']} does not match its published sha256")
     try:

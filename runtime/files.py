@@ -1,0 +1,31 @@
+"""File helpers shared by the bundle writer, signing, the repository and sync."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+_HASH_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a sibling temporary file, fsync it, then rename it over ``path``:
+    readers see the old content or the new, never a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -10,6 +10,10 @@ on the background thread. Measured:
 * stroke end → painted: the same plus the debounce wait (what the shopper feels);
 * frame time while drawing: how long each frame took while a finger was down,
   with a search running in the background (target: none over 50 ms).
+
+The report names the OpenGL renderer: offscreen on a machine without a GPU it
+is Mesa's llvmpipe, which rasterises on the CPU, so frame times there include
+rendering work that competes with the search for the same cores.
 """
 
 from __future__ import annotations
@@ -54,6 +58,12 @@ def measure_responsiveness(config, bundle: Path, drawings: int = 20) -> dict[str
         raise ValueError(f"bundle {bundle} has no held-out strokes to replay")
     app.start_session()
     frames(5)
+    from .main import wait_for
+
+    wait_for(app.worker.idle, timeout=30)  # the start-up warm-up search, as before a shopper's first touch
+    from kivy.graphics.opengl import GL_RENDERER, glGetString
+
+    renderer = glGetString(GL_RENDERER).decode(errors="replace")
     canvas = app.screen("draw").canvas_widget
     debounce = config.debounce_ms / 1000.0
     frame_times: list[float] = []
@@ -106,6 +116,7 @@ def measure_responsiveness(config, bundle: Path, drawings: int = 20) -> dict[str
     felt = [shown - ends[ends <= submitted].max() for submitted, shown in painted if (ends <= submitted).any()]
     over = sum(1 for t in frame_times if t > 0.050)
     return {
+        "gl_renderer": renderer,  # llvmpipe = software rendering: frames then compete with the search for the CPU
         "drawings": len(held_out),
         "searches_painted": len(painted),
         "search_to_painted_ms": _stats(search),

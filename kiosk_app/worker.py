@@ -33,6 +33,7 @@ class SearchWorker:
         self._pending: dict[str, tuple[int, Callable[[], Any]]] = {}
         self._cond = threading.Condition()
         self._stopped = False
+        self._running = False
         self._thread = threading.Thread(target=self._loop, name="vitrina-search", daemon=True)
         self._thread.start()
 
@@ -52,11 +53,19 @@ class SearchWorker:
                     return
                 kind = next(iter(self._pending))
                 generation, job = self._pending.pop(kind)
+                self._running = True
             try:
                 reply = Reply(kind, generation, value=job())
             except Exception as exc:  # noqa: BLE001 - handed to the UI, which shows it
                 reply = Reply(kind, generation, error=exc)
             self._deliver(reply)
+            with self._cond:
+                self._running = False
+
+    def idle(self) -> bool:
+        """True when no request is running or waiting."""
+        with self._cond:
+            return not self._pending and not self._running
 
     def stop(self, timeout: float = 2.0) -> None:
         with self._cond:

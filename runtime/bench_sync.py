@@ -37,10 +37,11 @@ from .sync import sync
 
 def simulate_catalog_update(src: str | Path, dst: str | Path, fraction: float = 0.01, seed: int = 0) -> list[int]:
     """Copy bundle ``src`` to ``dst`` with ``fraction`` of its products changed:
-    price +7%, title marked "(nuevo)", and their catalog code rows perturbed.
+    price +7%, title marked "(nuevo)", and their catalog code rows (and
+    re-rank rows, when the bundle has them) perturbed.
 
     Stands in for the publisher's rebuild after a catalog edit; the manifest's
-    hashes are recomputed for the two changed files and the release/signature
+    hashes are recomputed for the changed files and the release/signature
     dropped (sign the result). Returns the changed product indices.
     """
     src, dst = Path(src), Path(dst)
@@ -67,9 +68,16 @@ def simulate_catalog_update(src: str | Path, dst: str | Path, fraction: float = 
             noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
         codes[rows] = noisy.astype(codes.dtype)
     np.save(dst / "codes/codes.npy", codes)
+    changed_files = ["items.json", "codes/codes.npy"]
+    if bundle.has_rerank:  # the re-rank embeddings of those products change too
+        rel = bundle.manifest["codes"]["rerank"]["file"]
+        rerank = np.load(dst / rel, allow_pickle=False)
+        rerank[rows] = np.clip(rerank[rows].astype(np.int16) + rng.integers(-6, 7, size=rerank[rows].shape), -127, 127).astype(np.int8)
+        np.save(dst / rel, rerank)
+        changed_files.append(rel)
     manifest = json.loads((dst / MANIFEST).read_text(encoding="utf-8"))
     manifest.pop("release", None)
-    for rel in ("items.json", "codes/codes.npy"):
+    for rel in changed_files:
         manifest["files"][rel] = {"sha256": sha256_file(dst / rel), "size": (dst / rel).stat().st_size}
     (dst / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     Bundle.open(dst)

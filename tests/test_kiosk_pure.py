@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from vitrina.kiosk_app.config import KioskConfig, hash_pin, load_config, verify_pin
+from vitrina.kiosk_app.config import hash_pin, load_config, verify_pin
 from vitrina.kiosk_app.geometry import clip_text, fit_strokes, interpolate, layout_for, rects_overlap, stroke_hit, to_search_strokes
 from vitrina.kiosk_app.worker import SearchWorker
 
@@ -78,15 +78,18 @@ def test_worker_newest_request_wins_per_kind():
         return "first"
 
     worker = SearchWorker(replies.append)
+    assert worker.idle()
     worker.submit("sketch", 1, slow)
     started.wait(5)
+    assert not worker.idle()  # running
     worker.submit("sketch", 2, lambda: "stale")  # replaced before it starts
     worker.submit("sketch", 3, lambda: "newest")
     worker.submit("similar", 1, lambda: "other kind kept")
     release.set()
     deadline = time.monotonic() + 5
-    while len(replies) < 3 and time.monotonic() < deadline:
+    while not (len(replies) == 3 and worker.idle()) and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert worker.idle()
     worker.stop()
     assert [(r.kind, r.generation, r.value) for r in replies] == [("sketch", 1, "first"), ("sketch", 3, "newest"), ("similar", 1, "other kind kept")]
 
@@ -114,3 +117,15 @@ def test_fit_strokes_centres_and_flips():
     pts = np.concatenate(fitted)
     assert pts[:, 0].min() == pytest.approx(500 - 70) and pts[:, 0].max() == pytest.approx(500 + 70)  # 0.7 × short side
     assert fitted[1][0, 1] < fitted[0][0, 1]  # y down in, y up out: the lower point ends up lower
+
+
+def test_config_sync_keys(tmp_path):
+    key = "ab" * 32
+    path = tmp_path / "kiosk.toml"
+    path.write_text(f'device_root = "store"\nsync_source = "http://10.0.0.5:8765"\ntrusted_keys = ["{key}"]\n')
+    config = load_config(path)
+    assert config.device_root == tmp_path / "store" and config.bundle == tmp_path / "store" / "current"
+    assert config.sync_source == "http://10.0.0.5:8765" and config.trusted_keys == (key,)
+    path.write_text('trusted_keys = ["not-a-key"]\n')
+    with pytest.raises(ValueError, match="64 hex digits"):
+        load_config(path)

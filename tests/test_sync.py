@@ -117,7 +117,7 @@ def test_delta_sync_transfers_only_changes(world, repo, device):
     finally:
         server.shutdown()
     assert (result.previous, result.version) == (1, 2)
-    assert result.reused > 0 and result.patched + result.downloaded <= 2  # only items.json and codes changed
+    assert result.reused > 0 and result.patched + result.downloaded <= 3  # only items.json, codes (and re-rank) changed
     assert result.transferred < 0.25 * result.full_size
     bundle = Bundle.open(device / "current", verify=True)
     assert any(item.title.endswith("(nuevo)") for item in bundle.items)

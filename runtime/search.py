@@ -77,7 +77,9 @@ class Searcher:
         self.code_items = np.asarray(code_items, dtype=np.int64)
         self.n_items = int(n_items)
         self._one_row_per_item = len(np.unique(self.code_items)) == len(self.code_items)
+        self._rows_are_items = len(self.code_items) == self.n_items and bool((self.code_items == np.arange(self.n_items)).all())
         self._words = code_words(np.asarray(codes)) if metric == "hamming" else None  # word-major copy, N·B bytes
+        self._sq_norms = np.einsum("ij,ij->i", self.codes, self.codes) if metric == "l2" else None  # once, not per query
         pairwise_scores(np.zeros((1, self.dims), self.codes.dtype), self.codes[:1], metric)  # reject an unknown metric now
 
     @classmethod
@@ -123,10 +125,14 @@ class Searcher:
         """(n, N) float32 score of every code row, higher is better."""
         if self._words is not None:
             return -hamming_from_words(as_words(queries), self._words).astype(np.float32)
+        if self._sq_norms is not None:
+            return 2.0 * (queries @ self.codes.T) - np.einsum("ij,ij->i", queries, queries)[:, None] - self._sq_norms
         return pairwise_scores(queries, self.codes, self.metric)
 
     def _item_scores(self, row_scores: np.ndarray) -> np.ndarray:
         """(n, P) best score of each product; -inf for products without codes."""
+        if self._rows_are_items:  # row i is product i: nothing to gather
+            return row_scores
         return _best_per_item(row_scores, self.code_items, self.n_items, self._one_row_per_item)
 
 

@@ -113,13 +113,17 @@ class DeviceStore:
     def slot(self, catalog: str, version: int) -> Path:
         return self.root / BUNDLES / slot_name(catalog, version)
 
-    def activate(self, path: Path) -> None:
-        """Point ``current`` at ``path`` (a folder under bundles/) atomically, after verifying it."""
+    def activate(self, path: Path, verify: bool = True) -> None:
+        """Point ``current`` at ``path`` (a folder under bundles/) atomically.
+
+        ``verify`` hashes every file first; sync passes False for a bundle it
+        verified moments before (124 MB hashed once, not twice).
+        """
         path = Path(path)
         if path.parent.resolve() != (self.root / BUNDLES).resolve():
             raise StoreError(f"{path} is not an installed bundle under {self.root / BUNDLES}")
         try:
-            Bundle.open(path, verify=True)
+            Bundle.open(path, verify=verify)
         except BundleError as exc:
             raise StoreError(f"refusing to activate {path.name}: {exc}") from None
         tmp = self.root / f".{CURRENT}.tmp-{os.getpid()}"

@@ -383,11 +383,11 @@ class _TFLiteHead:
     def __init__(self, blob: bytes):
         self.blob = blob
         self.nbytes = len(blob)
-        self._tmp = tempfile.NamedTemporaryFile(suffix=".tflite", delete=False)
-        self._tmp.write(blob)
-        self._tmp.close()
-        self._it = make_interpreter(self._tmp.name, 1)
-        self._it.allocate_tensors()
+        with tempfile.TemporaryDirectory(prefix="vitrina-head-") as tmp:
+            path = Path(tmp) / "head.tflite"
+            path.write_bytes(blob)
+            self._it = make_interpreter(str(path), 1)  # the interpreter holds the model once created
+            self._it.allocate_tensors()
         self._in = self._it.get_input_details()[0]["index"]
         self._out = self._it.get_output_details()[0]["index"]
 

@@ -427,7 +427,7 @@ def sync(source: str, root: str | Path, trusted: list[PublicKey], options: SyncO
     except BundleError as exc:
         raise VerificationError(f"staged bundle does not verify: {exc}") from None
     fsync_dir(stage)
-    _install(stage, slot, manifest_bytes)
+    _install(store, stage, slot, manifest_bytes)
     store.activate(slot, verify=False)  # verified as the stage, just above
     configured = {k.key_id for k in trusted}
     _save_device_keys(store.root, [k for k in keys if k.key_id not in configured])  # only keys learnt by endorsement
@@ -575,15 +575,14 @@ def _write_file(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _install(stage: Path, slot: Path, manifest_bytes: bytes) -> None:
+def _install(store: DeviceStore, stage: Path, slot: Path, manifest_bytes: bytes) -> None:
     """Move the verified stage into bundles/ (a leftover slot from a killed run is replaced)."""
     if slot.exists():
-        same = (slot / MANIFEST).is_file() and (slot / MANIFEST).read_bytes() == manifest_bytes
-        if slot.resolve() == (DeviceStore(slot.parent.parent).current() or Path("/nonexistent")):
-            if same:
-                shutil.rmtree(stage)
-                return
-            raise VerificationError(f"{slot.name} is active and differs from the synced manifest")
+        if slot.resolve() == store.current():
+            if (slot / MANIFEST).read_bytes() != manifest_bytes:
+                raise VerificationError(f"{slot.name} is active and differs from the synced manifest")
+            shutil.rmtree(stage)
+            return
         shutil.rmtree(slot)
     os.replace(stage, slot)
     fsync_dir(slot.parent)

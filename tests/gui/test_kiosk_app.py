@@ -300,24 +300,17 @@ def test_photo_search_from_a_file_without_camera(kiosk, tmp_path):
 def test_admin_sync_activates_a_signed_bundle_with_progress(tiny_bundle, tmp_path):
     """Admin → Sync against a real HTTP server: progress reported, v2 verified and loaded.
     A device that trusts another key refuses and keeps v1."""
-    from vitrina.runtime.bench_sync import simulate_catalog_update
+    from vitrina.runtime.bench_sync import prepare_repository
     from vitrina.runtime.device_store import DeviceStore
     from vitrina.runtime.repository import publish
     from vitrina.runtime.serve import serve_in_thread
-    from vitrina.runtime.signing import PublicKey, generate_keys, sign_bundle
+    from vitrina.runtime.signing import PublicKey, generate_keys
     from vitrina.runtime.sync import SyncOptions, sync
 
-    key, pub = generate_keys(tmp_path / "keys", "staff")
+    repo, pub, _ = prepare_repository(tiny_bundle, tmp_path, fraction=0.05)  # signed v1 and v2 in repo
     _, other_pub = generate_keys(tmp_path / "keys", "other")
-    v1, v2 = tmp_path / "v1", tmp_path / "v2"
-    shutil.copytree(tiny_bundle, v1)
-    sign_bundle(v1, key, 1)
-    simulate_catalog_update(v1, v2, fraction=0.05)
-    sign_bundle(v2, key, 2)
-    publish(v1, tmp_path / "repo-v1")
-    publish(v1, tmp_path / "repo")
-    publish(v2, tmp_path / "repo")
-    server, url = serve_in_thread(tmp_path / "repo")
+    publish(tmp_path / "v1", tmp_path / "repo-v1")
+    server, url = serve_in_thread(repo)
     try:
         for keys, expect_version, expect_text in ((PublicKey.load(other_pub).raw.hex(), 1, "sync failed, catalog unchanged"),
                                                   (PublicKey.load(pub).raw.hex(), 2, "activated")):

@@ -31,12 +31,12 @@ from vitrina.runtime.bundle import BundleContents, EvalSet, write_bundle
 from vitrina.runtime.encoders import EncoderOptions, PhotoEncoder, SketchEncoder
 from vitrina.runtime.rasterize import RasterOptions
 
-from .catalog import Catalog, load_catalog
-from .compact_codes import CodeOptions, FittedCodes, TrainingEmbeddings, fit_codes
+from .data.catalog import Catalog, load_catalog
+from .codes.fit import CodeOptions, FittedCodes, TrainingEmbeddings, fit_codes
 from .profiles import Profile, get_profile
 from .quantize import QuantizationAgreement, agreement, to_tflite
-from .sketch_synthesis import render_sketches, synthesize_strokes
-from .train_encoders import TrainOptions, TrainResult, train_encoders
+from .data.sketch_synthesis import render_sketches, synthesize_strokes
+from .training.encoders import TrainOptions, TrainResult, train_encoders
 
 TRAIN_SKETCH_SEED = 1
 EVAL_SKETCH_SEED = 90_210  # never used for training sketches

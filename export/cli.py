@@ -1,4 +1,4 @@
-"""Export subcommands of ``vitrina``: ``demo-catalog`` and ``build``.
+"""Export subcommands of ``vitrina``: ``demo-catalog``, ``build`` and ``eval --sweep``.
 
 Importing this module is cheap: TensorFlow is imported only when a command runs.
 """
@@ -6,11 +6,15 @@ Importing this module is cheap: TensorFlow is imported only when a command runs.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
+from vitrina.runtime.commands import CommandPlugin, Commands, positive_int
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("demo-catalog", help="write a demo catalog folder from Fashion-MNIST")
+
+def register(commands: Commands) -> None:
+    """Add ``demo-catalog`` and ``build``, and the ``--sweep`` options of ``eval``."""
+    p = commands.add("demo-catalog", help="write a demo catalog folder from Fashion-MNIST")
     p.add_argument("--out", required=True, type=Path, help="catalog folder to write")
     p.add_argument("--source", type=Path, default=None, help="folder with the Fashion-MNIST IDX .gz files")
     p.add_argument("--limit-train", type=int, default=None, help="keep only the first N train products")
@@ -18,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=7, help="seed of colours, styles and prices")
     p.set_defaults(handler=_demo_catalog)
 
-    p = subparsers.add_parser("build", help="train, quantise and encode a catalog into a bundle")
+    p = commands.add("build", help="train, quantise and encode a catalog into a bundle")
     p.add_argument("--catalog", required=True, type=Path, help="catalog folder (catalog.csv + images)")
     p.add_argument("--out", required=True, type=Path, help="bundle directory to write")
     p.add_argument("--profile", default="demo", help="tiny (tests) or demo (default)")
@@ -40,10 +44,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--expires-days", type=float, default=30.0, help="days until the signed manifest expires")
     p.set_defaults(handler=_build)
 
+    p = commands.get("eval")
+    if p is not None:
+        sweep = p.add_argument_group("compact-code sweep (export side: needs vitrina[export])")
+        sweep.add_argument("--sweep", action="store_true", help="compare PCA / UMAP / binary codes and two-stage search on a float bundle")
+        sweep.add_argument("--catalog", type=Path, help="the bundle's catalog folder (train-split sketches for hash heads and distillation)")
+        sweep.add_argument("--out", type=Path, default=Path("build/sweep"), help="folder for sweep.json, sweep.md and the plots")
+        sweep.add_argument("--pca-dims", default="4,8,16,32,64", help="PCA sizes, comma-separated")
+        sweep.add_argument("--umap-dims", default="4,8,16", help="UMAP sizes, comma-separated")
+        sweep.add_argument("--bits", default="64,128,256", help="binary code sizes, comma-separated multiples of 64")
+        sweep.add_argument("--umap-fit-sample", type=positive_int, default=None, help="fit UMAP on N catalog photos (default: all)")
+        sweep.add_argument("--train-sketches", type=positive_int, default=20000, help="train-split sketches rendered for the heads")
+        sweep.add_argument("--hash-steps", type=positive_int, default=2000, help="training steps per hash head")
+        sweep.add_argument("--cold-runs", type=int, default=3, help="fresh processes per cold-start figure (0 skips)")
+        p.set_defaults(sweep_handler=_eval_sweep)
+
 
 def _demo_catalog(args: argparse.Namespace) -> int:
-    from .demo_catalog import write_demo_catalog
-    from .fashion_mnist import DEFAULT_DIR
+    from .data.demo_catalog import write_demo_catalog
+    from .data.fashion_mnist import DEFAULT_DIR
 
     for name in ("limit_train", "limit_test"):
         value = getattr(args, name)
@@ -56,7 +75,7 @@ def _demo_catalog(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from .build import BuildOptions, build_bundle
-    from .catalog import CatalogError
+    from .data.catalog import CatalogError
 
     from dataclasses import replace
 
@@ -91,7 +110,7 @@ def _build(args: argparse.Namespace) -> int:
         raise ValueError(str(exc)) from None
     print(f"wrote bundle {result.bundle}: {result.items} products, {result.images} images, in {result.seconds:.0f} s")
     if args.sign:
-        from vitrina.runtime.signing import sign_bundle
+        from .publish.signing import sign_bundle
 
         release = sign_bundle(result.bundle, args.sign, args.release_version, args.expires_days)
         print(f"signed: version {release['version']}, expires {release['expires']}")
@@ -100,3 +119,47 @@ def _build(args: argparse.Namespace) -> int:
     if result.sketch_agreement:
         print(f"int8 vs float: sketch cosine {result.sketch_agreement.mean_cosine}, top-10 unchanged {result.sketch_agreement.top10_unchanged}, photo cosine {result.photo_cosine}")
     return 0
+
+
+def _sizes(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise ValueError(f"{flag} must be comma-separated whole numbers such as 8,16; got {text!r}") from None
+    if min(sizes, default=1) < 1:
+        raise ValueError(f"{flag} sizes must be >= 1, got {text!r}")
+    return sizes
+
+
+def _eval_sweep(args: argparse.Namespace) -> int:
+    if args.catalog is None:
+        raise ValueError("--sweep needs --catalog: the catalog folder the bundle was built from")
+    from .codes.sweep import SweepOptions, run_sweep
+
+    bits = _sizes(args.bits, "--bits")
+    if any(b % 64 for b in bits):
+        raise ValueError(f"--bits must be multiples of 64, got {args.bits!r}")
+    options = SweepOptions(
+        pca_dims=_sizes(args.pca_dims, "--pca-dims"), umap_dims=_sizes(args.umap_dims, "--umap-dims"), bits=bits,
+        umap_fit_sample=args.umap_fit_sample, train_sketches=args.train_sketches, hash_steps=args.hash_steps,
+        cold_runs=max(0, args.cold_runs), progress=not args.json,
+    )
+    report = run_sweep(args.bundle, args.catalog, args.out, options)
+    if args.json:
+        print(json.dumps(report.to_json()))
+        return 0
+    from .codes.sweep import markdown_table
+
+    print(markdown_table(report))
+    print(f"wrote {args.out}/sweep.json, sweep.md, map_vs_dims.png, pr_curves.png")
+    return 0
+
+
+PLUGIN = CommandPlugin(
+    name="export",
+    commands=("demo-catalog", "build", "eval --sweep"),
+    register=register,
+    requires=("tensorflow", "umap", "skimage"),
+    extra="export",
+    order=40,
+)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .compact_codes import CodeOptions
+from .codes.fit import CodeOptions
 from .models import EncoderSpec
-from .reducers import UMAPOptions
-from .sketch_synthesis import SynthesisOptions
-from .train_encoders import TrainOptions
+from .codes.umap import UMAPOptions
+from .data.sketch_synthesis import SynthesisOptions
+from .training.encoders import TrainOptions
 
 
 @dataclass(frozen=True)

@@ -403,7 +403,7 @@ class KioskApp(App):
         self.admin_message = "benchmark running…"
 
         def work() -> None:
-            from vitrina.runtime.benchmark import BenchOptions, run_benchmark
+            from vitrina.runtime.bench.benchmark import BenchOptions, run_benchmark
 
             try:
                 report = run_benchmark(path, BenchOptions(queries=50, cold_runs=1, accuracy=False))
@@ -436,8 +436,8 @@ class KioskApp(App):
             Clock.schedule_once(lambda _dt: self._sync_update(p.done / max(p.total, 1), text))
 
         def work() -> None:
-            from vitrina.runtime.signing import PublicKey
-            from vitrina.runtime.sync import SyncError, sync
+            from vitrina.runtime.sync.trust import PublicKey
+            from vitrina.runtime.sync.client import SyncError, sync
 
             try:
                 result = sync(cfg.sync_source, cfg.device_root, [PublicKey.from_hex(k) for k in cfg.trusted_keys], progress=progress)

@@ -9,9 +9,12 @@ import argparse
 import getpass
 from pathlib import Path
 
+from vitrina.runtime.commands import CommandPlugin, Commands
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("kiosk", help="run the kiosk app (Kivy)")
+
+def register(commands: Commands) -> None:
+    """Add ``kiosk`` and ``bench kiosk``."""
+    p = commands.add("kiosk", help="run the kiosk app (Kivy)")
     p.add_argument("--bundle", type=Path, default=None, help="bundle folder (overrides the config)")
     p.add_argument("--config", type=Path, default=None, help="kiosk TOML config")
     p.add_argument("--windowed", action="store_true", help="a normal window instead of locked-down full screen")
@@ -19,9 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hash-pin", action="store_true", help="read a PIN and print its hash for admin_pin_hash")
     p.set_defaults(handler=_kiosk)
 
-
-def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
-    b = bench_subparsers.add_parser("kiosk", help="touch-replay responsiveness of the kiosk app (offscreen)")
+    b = commands.add_to("bench", "kiosk", help="touch-replay responsiveness of the kiosk app (offscreen)")
     b.add_argument("--bundle", required=True, type=Path)
     b.add_argument("--drawings", type=int, default=20, help="held-out drawings to replay")
     b.add_argument("--config", type=Path, default=None, help="kiosk TOML config (debounce, results)")
@@ -59,3 +60,8 @@ def _kiosk(args: argparse.Namespace) -> int:
 
     run_kiosk(config, bundle, args.windowed)
     return 0
+
+
+PLUGIN = CommandPlugin(
+    name="kiosk", commands=("kiosk", "bench kiosk"), register=register, requires=("kivy",), extra="kiosk", order=50
+)

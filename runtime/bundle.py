@@ -598,3 +598,10 @@ def _load_array(root: Path, rel: str, mmap: bool = False) -> np.ndarray:
         raise BundleIntegrityError(f"{root}/{rel} is missing") from None
     except (ValueError, OSError, EOFError) as exc:
         raise BundleFormatError(f"{root}/{rel} is not a readable array (truncated or not .npy): {exc}") from None
+
+
+def release_version(manifest: dict) -> int:
+    """The signed release version of a manifest (0 for an unsigned bundle)."""
+    release = manifest.get("release") or {}
+    version = release.get("version", 0)
+    return version if isinstance(version, int) and version >= 0 else 0

@@ -20,7 +20,7 @@ TINY_TRAIN, TINY_TEST = 480, 160
 
 @pytest.fixture(scope="session")
 def demo_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from vitrina.export.demo_catalog import write_demo_catalog
+    from vitrina.export.data.demo_catalog import write_demo_catalog
 
     out = tmp_path_factory.mktemp("demo-catalog")
     write_demo_catalog(out, limit_train=TINY_TRAIN, limit_test=TINY_TEST)

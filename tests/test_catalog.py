@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vitrina.export.catalog import CatalogError, load_catalog
+from vitrina.export.data.catalog import CatalogError, load_catalog
 
 HEADER = ["id", "title", "category", "color", "price", "image"]
 

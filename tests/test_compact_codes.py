@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vitrina.export.compact_codes import CodeOptions, TrainingEmbeddings, fit_codes
-from vitrina.export.reducers import ITQHasher, PCAReducer, UMAPOptions, UMAPReducer
+from vitrina.export.codes.fit import CodeOptions, TrainingEmbeddings, fit_codes
+from vitrina.export.codes.binary import ITQHasher
+from vitrina.export.codes.pca import PCAReducer
+from vitrina.export.codes.umap import UMAPOptions, UMAPReducer
 from vitrina.runtime.bundle import Bundle, BundleContents, write_bundle
 from vitrina.runtime.codes import CodeType, LandmarkReducer, LinearReducer, SignHasher, fuzzy_weights, hamming_distances
 from vitrina.runtime.evaluate import evaluate_bundle

@@ -4,9 +4,9 @@ import json
 import numpy as np
 from PIL import Image
 
-from vitrina.export.catalog import load_catalog
-from vitrina.export.demo_catalog import CATEGORIES, PALETTE
-from vitrina.export.fashion_mnist import CLASS_NAMES, load_split
+from vitrina.export.data.catalog import load_catalog
+from vitrina.export.data.demo_catalog import CATEGORIES, PALETTE
+from vitrina.export.data.fashion_mnist import CLASS_NAMES, load_split
 from tests.conftest import TINY_TEST, TINY_TRAIN
 
 

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from vitrina.export.quickdraw import iter_ndjson, read_bitmaps
+from vitrina.export.data.quickdraw import iter_ndjson, read_bitmaps
 from vitrina.runtime.rasterize import RasterOptions, rasterize_strokes
 
 

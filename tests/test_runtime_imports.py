@@ -50,14 +50,14 @@ def test_compact_bundle_and_sync_modules_need_no_export_stack(tiny_bundle, strok
     """The shipped code type (UMAP-8 via landmarks, int8 re-rank) searches with umap-learn,
     numba and TensorFlow blocked; the sync modules import without them too."""
     from tests.test_compact_codes import _compact_bundle
-    from vitrina.export.compact_codes import CodeOptions
-    from vitrina.export.reducers import UMAPOptions
+    from vitrina.export.codes.fit import CodeOptions
+    from vitrina.export.codes.umap import UMAPOptions
 
     bundle = _compact_bundle(tiny_bundle, tmp_path / "umap8", "umap8", CodeOptions(umap=UMAPOptions(supervised=True), landmarks=300, rerank=True, progress=False))
     proc = run(
         f"""
         import json, sys
-        import vitrina.runtime.sync, vitrina.runtime.signing, vitrina.runtime.serve, vitrina.runtime.repository, vitrina.runtime.device_store
+        import vitrina.runtime.sync.client, vitrina.export.publish.signing, vitrina.export.publish.serve, vitrina.export.publish.repository, vitrina.runtime.sync.store
         from vitrina.runtime.cli import main
         code = main(["search", "--bundle", {str(bundle)!r}, "--strokes", {str(strokes_file)!r}, "-k", "3", "--json"])
         assert code == 0, code

@@ -1,8 +1,8 @@
 import numpy as np
 
-from vitrina.export.demo_catalog import tint
-from vitrina.export.fashion_mnist import load_split
-from vitrina.export.sketch_synthesis import render_sketches, simplify_polyline, synthesize_strokes
+from vitrina.export.data.demo_catalog import tint
+from vitrina.export.data.fashion_mnist import load_split
+from vitrina.export.data.sketch_synthesis import render_sketches, simplify_polyline, synthesize_strokes
 from vitrina.runtime.rasterize import RasterOptions
 
 
@@ -31,7 +31,7 @@ def test_sketches_look_like_line_drawings():
 
 
 def test_sketch_keeps_the_outline_when_roughening_leaves_nothing(monkeypatch):
-    import vitrina.export.sketch_synthesis as synthesis
+    import vitrina.export.data.sketch_synthesis as synthesis
 
     monkeypatch.setattr(synthesis, "_roughen", lambda stroke, rng, opts: [])
     strokes, widths = synthesize_strokes(product_images(1)[0], np.random.default_rng(0))

@@ -18,15 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from vitrina.runtime.bench_sync import simulate_catalog_update
+from vitrina.export.publish.bench_sync import simulate_catalog_update
 from vitrina.runtime.bundle import Bundle
-from vitrina.runtime.device_store import DeviceStore, StoreError, release_version
+from vitrina.runtime.sync.store import DeviceStore, StoreError
+from vitrina.runtime.bundle import release_version
 from vitrina.runtime.product_search import ProductSearch
 from vitrina.runtime.rasterize import load_strokes_json
-from vitrina.runtime.repository import publish
-from vitrina.runtime.serve import RangeRequestHandler, serve_in_thread
-from vitrina.runtime.signing import PublicKey, endorse_key, generate_keys, sign_bundle
-from vitrina.runtime.sync import DiskSpaceError, RollbackError, SourceError, SyncOptions, VerificationError, sync
+from vitrina.export.publish.repository import publish
+from vitrina.export.publish.serve import RangeRequestHandler, serve_in_thread
+from vitrina.runtime.sync.trust import PublicKey
+from vitrina.export.publish.signing import endorse_key, generate_keys, sign_bundle
+from vitrina.runtime.sync.client import DiskSpaceError, RollbackError, SourceError, SyncOptions, VerificationError, sync
 
 FAST = SyncOptions(timeout_s=1.0, retries=2, retry_wait_s=0.01, reserve_bytes=0)
 
@@ -255,7 +257,7 @@ def test_path_traversal_in_signed_manifest_is_refused(world, repo, device, tmp_p
     entry = manifest["files"]["items.json"]
     manifest["files"]["../../evil.json"] = entry
     # signed with the trusted key: the path check must hold even for a signed manifest
-    from vitrina.runtime.signing import load_private_key, public_of
+    from vitrina.export.publish.signing import load_private_key, public_of
 
     private = load_private_key(world["key"])
     data = json.dumps(manifest).encode()
@@ -406,7 +408,7 @@ class _Died(BaseException):
 
 @pytest.mark.parametrize("where", ["before-rename", "before-swap"])
 def test_death_during_activation_then_rerun_completes(world, repo, device, monkeypatch, where):
-    import vitrina.runtime.sync as sync_module
+    import vitrina.runtime.sync.client as sync_module
 
     before = snapshot(device)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vitrina.export.models import EncoderSpec
-from vitrina.export.train_encoders import TrainOptions, train_encoders
+from vitrina.export.training.encoders import TrainOptions, train_encoders
 
 SPEC_S = EncoderSpec(32, 1, 0.35, 0.34, 16, strides=4, bn_momentum=0.8)
 SPEC_P = EncoderSpec(32, 3, 0.35, 0.34, 16, strides=4, bn_momentum=0.8)

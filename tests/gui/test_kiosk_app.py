@@ -300,12 +300,13 @@ def test_photo_search_from_a_file_without_camera(kiosk, tmp_path):
 def test_admin_sync_activates_a_signed_bundle_with_progress(tiny_bundle, tmp_path):
     """Admin → Sync against a real HTTP server: progress reported, v2 verified and loaded.
     A device that trusts another key refuses and keeps v1."""
-    from vitrina.runtime.bench_sync import prepare_repository
-    from vitrina.runtime.device_store import DeviceStore
-    from vitrina.runtime.repository import publish
-    from vitrina.runtime.serve import serve_in_thread
-    from vitrina.runtime.signing import PublicKey, generate_keys
-    from vitrina.runtime.sync import SyncOptions, sync
+    from vitrina.export.publish.bench_sync import prepare_repository
+    from vitrina.runtime.sync.store import DeviceStore
+    from vitrina.export.publish.repository import publish
+    from vitrina.export.publish.serve import serve_in_thread
+    from vitrina.runtime.sync.trust import PublicKey
+    from vitrina.export.publish.signing import generate_keys
+    from vitrina.runtime.sync.client import SyncOptions, sync
 
     repo, pub, _ = prepare_repository(tiny_bundle, tmp_path, fraction=0.05)  # signed v1 and v2 in repo
     _, other_pub = generate_keys(tmp_path / "keys", "other")
@@ -338,6 +339,6 @@ def test_admin_sync_activates_a_signed_bundle_with_progress(tiny_bundle, tmp_pat
 
 
 def release_of(store):
-    from vitrina.runtime.device_store import release_version
+    from vitrina.runtime.bundle import release_version
 
     return release_version(store.current_manifest())

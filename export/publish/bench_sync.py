@@ -26,13 +26,15 @@ from typing import Callable
 
 import numpy as np
 
-from .bundle import MANIFEST, Bundle, BundleError
-from .device_store import DeviceStore, release_version
-from .files import sha256_file
+from vitrina.runtime.bundle import MANIFEST, Bundle, BundleError
+from vitrina.runtime.sync.store import DeviceStore
+from vitrina.runtime.bundle import release_version
+from vitrina.runtime.files import sha256_file
 from .repository import publish
 from .serve import serve_in_thread
-from .signing import SIGNATURE_FILE, PublicKey, generate_keys, sign_bundle
-from .sync import sync
+from vitrina.runtime.sync.trust import SIGNATURE_FILE, PublicKey
+from .signing import generate_keys, sign_bundle
+from vitrina.runtime.sync.client import sync
 
 
 def simulate_catalog_update(src: str | Path, dst: str | Path, fraction: float = 0.01, seed: int = 0) -> list[int]:

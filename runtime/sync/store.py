@@ -22,7 +22,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .bundle import MANIFEST, Bundle, BundleError
+from vitrina.runtime.bundle import MANIFEST, Bundle, BundleError
+from vitrina.runtime.files import fsync_dir
 
 CURRENT = "current"
 BUNDLES = "bundles"
@@ -49,21 +50,6 @@ def slot_name(catalog: str, version: int) -> str:
     if not re.fullmatch(r"[A-Za-z0-9._-]+", catalog) or catalog.startswith("."):
         raise StoreError(f"catalog name {catalog!r} cannot name a folder: use letters, digits, '.', '_' and '-'")
     return f"{catalog}-v{version}"
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def release_version(manifest: dict) -> int:
-    """The signed release version of a manifest (0 for an unsigned bundle)."""
-    release = manifest.get("release") or {}
-    version = release.get("version", 0)
-    return version if isinstance(version, int) and version >= 0 else 0
 
 
 class DeviceStore:

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from .benchmark import _pipelines, _query_inputs, read_rss_mb
-from .bundle import Bundle
+from vitrina.runtime.bundle import Bundle
 
 GROWTH_TARGET_MB = 5.0
 

@@ -12,7 +12,7 @@ first result), peak resident memory, bundle size by part, accuracy on the
 bundle's eval set (float and int8, PR curves), the environment, and
 cross-checks against the anchors when present (raw LiteRT invoke loop, LiteRT's
 ``benchmark_model`` binary, faiss). Everything lands in a versioned
-``report.json``; :mod:`vitrina.runtime.bench_report` renders ``report.html``.
+``report.json``; :mod:`vitrina.runtime.bench.report_html` renders ``report.html``.
 
 Numpy + LiteRT only, so it runs on the device being qualified.
 """
@@ -38,14 +38,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from .bundle import Bundle
-from .encoders import PhotoEncoder, SketchEncoder
-from .evaluate import encode_eval_set
-from .litert import make_interpreter
-from .metrics import scored_pr_curve
-from .photo import prepare_photo
-from .rasterize import rasterize_strokes
-from .search import CatalogIndex, Searcher, SearchOptions
+from vitrina.runtime.bundle import Bundle
+from vitrina.runtime.encoders import PhotoEncoder, SketchEncoder
+from vitrina.runtime.evaluate import encode_eval_set
+from vitrina.runtime.litert import make_interpreter
+from vitrina.runtime.metrics import scored_pr_curve
+from vitrina.runtime.photo import prepare_photo
+from vitrina.runtime.rasterize import rasterize_strokes
+from vitrina.runtime.search import CatalogIndex, Searcher, SearchOptions
 
 REPORT_VERSION = 1
 TARGETS = {"sketch_p95_ms": 15.0, "cold_start_s": 1.5, "overhead_ratio": 0.10}
@@ -470,7 +470,7 @@ def run_benchmark(bundle_path: str | Path, options: BenchOptions = BenchOptions(
 
 def write_report(report: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
     """Write ``report.json`` and ``report.html`` into the folder ``out``."""
-    from .bench_report import render_html
+    from .report_html import render_html
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -30,15 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .bundle import MANIFEST, Bundle
-from .device_store import release_version
-from .files import write_atomic
-from .signing import SIGNATURE_FILE
+from vitrina.runtime.bundle import MANIFEST, Bundle, release_version
+from vitrina.runtime.files import write_atomic
+from vitrina.runtime.sync.repo_format import BLOBS, INDEX, PATCHES, REPO_FORMAT, REPO_FORMAT_VERSION, catalog_path
+from vitrina.runtime.sync.trust import SIGNATURE_FILE
 
-INDEX = "index.json"
-REPO_FORMAT = "vitrina-repo"
-REPO_FORMAT_VERSION = 1
-PATCHES = "patches.json"
 # A patch is published only when it is smaller than this share of the file.
 MAX_PATCH_RATIO = 0.5
 
@@ -56,10 +52,6 @@ class PublishResult:
     patch_bytes: int
 
 
-def catalog_path(name: str, version: int) -> str:
-    return f"catalogs/{name}/{version}"
-
-
 def read_index(repo: Path) -> dict[str, Any]:
     path = repo / INDEX
     if not path.is_file():
@@ -71,7 +63,7 @@ def read_index(repo: Path) -> dict[str, Any]:
 
 
 def _copy_blob(src: Path, repo: Path, sha: str) -> int:
-    dest = repo / "blobs" / sha
+    dest = repo / BLOBS / sha
     if dest.is_file():
         return 0
     dest.parent.mkdir(parents=True, exist_ok=True)

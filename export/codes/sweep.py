@@ -46,10 +46,12 @@ from vitrina.runtime.codes import pairwise_scores
 from vitrina.runtime.metrics import scored_metrics, scored_pr_curve
 from vitrina.runtime.search import RerankSearcher, Searcher, SearchOptions
 
-from .compact_codes import quantize_rerank
-from .reducers import ITQHasher, PCAReducer, UMAPOptions, UMAPReducer
-from .train_hash import HashTrainOptions, train_hash_head
-from .train_reducer import DistillOptions, distill_pairs, train_distilled_reducer
+from .fit import quantize_rerank
+from .binary import ITQHasher
+from .pca import PCAReducer
+from .umap import UMAPOptions, UMAPReducer
+from vitrina.export.training.hash_heads import HashTrainOptions, train_hash_head
+from vitrina.export.training.umap_distill import DistillOptions, distill_pairs, train_distilled_reducer
 
 Reduce = Callable[[np.ndarray], np.ndarray]
 
@@ -372,7 +374,7 @@ def _median_child(code: str, args: list[str], runs: int) -> float:
 
 
 def _head_tflite(model) -> bytes:
-    from .quantize import to_tflite
+    from vitrina.export.quantize import to_tflite
 
     return to_tflite(model, "float")
 
@@ -403,9 +405,9 @@ class _TFLiteHead:
 
 def _train_sketch_embeddings(bundle: Bundle, catalog_dir: Path, options: SweepOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render sketches of up to ``train_sketches`` train-split products and encode them (int8)."""
-    from .build import TRAIN_SKETCH_SEED
-    from .catalog import load_catalog
-    from .sketch_synthesis import render_sketches
+    from vitrina.export.build import TRAIN_SKETCH_SEED
+    from vitrina.export.data.catalog import load_catalog
+    from vitrina.export.data.sketch_synthesis import render_sketches
 
     raster = bundle.raster_options
     catalog = load_catalog(catalog_dir, image_size=raster.size, progress=options.progress)

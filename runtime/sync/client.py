@@ -37,11 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Protocol
 
-from .bundle import FORMAT_NAME, FORMAT_VERSION, MANIFEST, Bundle, BundleError
-from .device_store import STAGING, DeviceStore, fsync_dir, release_version, slot_name
-from .files import sha256_file
-from .repository import INDEX, PATCHES, REPO_FORMAT
-from .signing import SIGNATURE_FILE, PublicKey, SignatureError, accept_endorsements, parse_iso, utc_now, verify_manifest
+from vitrina.runtime.bundle import FORMAT_NAME, FORMAT_VERSION, MANIFEST, Bundle, BundleError
+from .store import STAGING, DeviceStore, slot_name
+from vitrina.runtime.files import fsync_dir
+from vitrina.runtime.bundle import release_version
+from vitrina.runtime.files import sha256_file
+from .repo_format import INDEX, PATCHES, REPO_FORMAT
+from .trust import SIGNATURE_FILE, PublicKey, SignatureError, accept_endorsements, parse_iso, verify_manifest
+from vitrina.runtime.timeutil import utc_now
 
 MAX_INDEX_BYTES = 1 << 20
 MAX_MANIFEST_BYTES = 8 << 20

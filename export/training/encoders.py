@@ -28,7 +28,7 @@ import tensorflow as tf
 import keras
 from tqdm import tqdm
 
-from .models import EncoderSpec, build_encoder
+from vitrina.export.models import EncoderSpec, build_encoder
 
 _CLASSIFIER_SCALE = 10.0
 

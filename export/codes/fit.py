@@ -19,8 +19,10 @@ import numpy as np
 from vitrina.runtime.bundle import ReducerArrays, Rerank
 from vitrina.runtime.codes import CodeType
 
-from .reducers import ITQHasher, PCAReducer, UMAPOptions, UMAPReducer
-from .train_hash import HashTrainOptions, train_hash_head
+from .binary import ITQHasher
+from .pca import PCAReducer
+from .umap import UMAPOptions, UMAPReducer
+from vitrina.export.training.hash_heads import HashTrainOptions, train_hash_head
 
 DEFAULT_LANDMARKS = 5000
 DEFAULT_SHORTLIST = 200

@@ -1,0 +1,130 @@
+"""Device subcommands of ``vitrina`` for catalog sync: ``sync`` and ``bundles``.
+
+Exit codes as the rest of the CLI: 0 done, 2 refused or bad input (with a
+message naming what and why), 1 unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..commands import CommandPlugin, Commands
+from .store import KEEP_PREVIOUS, DeviceStore, StoreError
+from .trust import PublicKey, SignatureError
+
+DEFAULT_ROOT = Path("/var/lib/vitrina")
+
+
+def register(commands: Commands) -> None:
+    """Add ``sync`` and ``bundles``."""
+    p = commands.add("sync", help="fetch, verify and activate the latest signed bundle")
+    p.add_argument("--from", dest="source", required=True, help="repository URL (http://...) or folder")
+    p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=f"device bundle store (default {DEFAULT_ROOT})")
+    p.add_argument("--trust", type=Path, action="append", required=True, help="trusted public key file (.pub); repeatable")
+    p.add_argument("--catalog", default=None, help="catalog name (default: the active one)")
+    p.add_argument("--allow-rollback", action="store_true", help="admin: accept an older version")
+    p.add_argument("--no-delta", action="store_true", help="download every file")
+    p.add_argument("--timeout", type=float, default=15.0, help="seconds per request before retrying")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=_sync)
+
+    p = commands.add("bundles", help="installed bundles: list, activate VERSION, rollback, gc")
+    p.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    b = p.add_subparsers(dest="bundles_command", required=True, metavar="BUNDLES_COMMAND")
+    b.add_parser("list").set_defaults(handler=_bundles_list)
+    a = b.add_parser("activate")
+    a.add_argument("version", type=int)
+    a.add_argument("--catalog", default=None)
+    a.set_defaults(handler=_bundles_activate)
+    b.add_parser("rollback").set_defaults(handler=_bundles_rollback)
+    g = b.add_parser("gc")
+    g.add_argument("--keep", type=int, default=KEEP_PREVIOUS, help=f"previous bundles to keep (default {KEEP_PREVIOUS})")
+    g.add_argument("--staging", action="store_true", help="also drop partial syncs")
+    g.set_defaults(handler=_bundles_gc)
+
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from .client import SyncError, SyncOptions, sync
+
+    try:
+        trusted = [PublicKey.load(p) for p in args.trust]
+    except SignatureError as exc:
+        raise ValueError(str(exc)) from None
+    options = SyncOptions(catalog=args.catalog, allow_rollback=args.allow_rollback, delta=not args.no_delta, timeout_s=args.timeout)
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="B", unit_scale=True, desc="sync", mininterval=0.2)
+
+    def report(p) -> None:  # noqa: ANN001
+        bar.total = p.total
+        bar.n = p.done
+        bar.set_postfix_str(p.file[-28:])
+        bar.refresh()
+
+    try:
+        result = sync(args.source, args.root, trusted, options, report if bar else None)
+    except SyncError as exc:
+        raise ValueError(f"{exc} (active bundle unchanged)") from None
+    finally:
+        if bar:
+            bar.close()
+    if result.up_to_date:
+        print(f"{result.catalog} v{result.version} is already active: nothing to do")
+        return 0
+    print(
+        f"activated {result.catalog} v{result.version} (was v{result.previous}) in {result.seconds:.1f} s: "
+        f"{result.transferred / 1e6:.2f} MB transferred of {result.full_size / 1e6:.1f} MB "
+        f"({result.transferred / max(result.full_size, 1):.1%}); files reused {result.reused}, patched {result.patched}, downloaded {result.downloaded}"
+    )
+    return 0
+
+
+def _bundles_list(args: argparse.Namespace) -> int:
+    store = DeviceStore(args.root)
+    rows = store.installed()
+    if not rows:
+        print(f"no bundles installed under {args.root}")
+        return 0
+    for i in rows:
+        try:
+            manifest = json.loads((i.path / "manifest.json").read_text())
+            release = manifest.get("release", {})
+            info = f"created {manifest.get('created')}, expires {release.get('expires')}, {manifest.get('catalog', {}).get('items')} products"
+        except (OSError, json.JSONDecodeError):
+            info = "manifest unreadable"
+        print(f"{'*' if i.active else ' '} {i.catalog} v{i.version}  {info}")
+    return 0
+
+
+def _bundles_activate(args: argparse.Namespace) -> int:
+    try:
+        i = DeviceStore(args.root).activate_version(args.version, args.catalog)
+    except StoreError as exc:
+        raise ValueError(str(exc)) from None
+    print(f"activated {i.catalog} v{i.version}")
+    return 0
+
+
+def _bundles_rollback(args: argparse.Namespace) -> int:
+    try:
+        i = DeviceStore(args.root).rollback()
+    except StoreError as exc:
+        raise ValueError(str(exc)) from None
+    print(f"rolled back to {i.catalog} v{i.version}")
+    return 0
+
+
+def _bundles_gc(args: argparse.Namespace) -> int:
+    if args.keep < 0:
+        raise ValueError(f"--keep must be >= 0, got {args.keep}")
+    removed = DeviceStore(args.root).gc(args.keep, args.staging)
+    print(f"removed {len(removed)}: " + (", ".join(p.name for p in removed) or "nothing"))
+    return 0
+
+
+PLUGIN = CommandPlugin(name="sync", commands=("sync", "bundles"), register=register, order=20)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 from kivy.app import App
 from kivy.clock import Clock
 from kivy.core.window import Window
@@ -24,7 +25,6 @@ from kivy.metrics import dp, sp
 from kivy.properties import BooleanProperty, DictProperty, ListProperty, NumericProperty, StringProperty
 from kivy.uix.button import Button
 from kivy.uix.screenmanager import NoTransition, ScreenManager
-import numpy as np
 from PIL import Image
 
 from vitrina.runtime.bundle import Bundle, BundleError
@@ -33,8 +33,9 @@ from vitrina.runtime.search import SearchResult
 
 from .config import KioskConfig, verify_pin
 from .geometry import clip_text, layout_for
-from .screens import SCREENS, ProductTile, TextTextures, load_kv, thumbnail_texture
+from .screens import SCREENS, ProductTile, load_kv
 from .strings import TEXTS
+from .textures import TextTextures, thumbnail_texture
 from .worker import Reply, SearchWorker
 
 _THUMB_CACHE_SIZE = 512
@@ -436,8 +437,8 @@ class KioskApp(App):
             Clock.schedule_once(lambda _dt: self._sync_update(p.done / max(p.total, 1), text))
 
         def work() -> None:
-            from vitrina.runtime.sync.trust import PublicKey
             from vitrina.runtime.sync.client import SyncError, sync
+            from vitrina.runtime.sync.trust import PublicKey
 
             try:
                 result = sync(cfg.sync_source, cfg.device_root, [PublicKey.from_hex(k) for k in cfg.trusted_keys], progress=progress)

@@ -20,6 +20,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .photo import has_alpha, on_white
+
 #: Stroke points: float array of shape (m, 2) holding (x, y) pixels, y down.
 Stroke = np.ndarray
 
@@ -182,11 +184,9 @@ def sketch_from_image(image: Image.Image, options: RasterOptions = RasterOptions
     Raises:
         EmptySketchError: the image has no ink (blank or nearly uniform).
     """
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(paper, rgba)
-    gray = image.convert("L")
+    # Only transparent images go through RGB: an opaque one converts to gray directly
+    # (YCbCr → L reads the Y band, which differs from the luma of its RGB).
+    gray = (on_white(image) if has_alpha(image) else image).convert("L")
     if max(gray.size) > _MAX_SKETCH_IMAGE_SIDE:
         gray.thumbnail((_MAX_SKETCH_IMAGE_SIDE, _MAX_SKETCH_IMAGE_SIDE), Image.Resampling.BOX)
     pixels = np.asarray(gray, dtype=np.uint8)

@@ -93,7 +93,7 @@ def screenshots(config, bundle: Path | None, out: Path) -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     app = KioskApp(config, bundle, lock_down=False)
-    app._run_prepare()
+    app.start_in_window()
     written = []
     try:
         for width, height in SCREENSHOT_SIZES:
@@ -128,17 +128,17 @@ def _stage_screen(app, name: str) -> None:
         frames(3)
         app.screen("draw").canvas_widget.reset()
         draw_strokes(app, sample_strokes(app))
-        app._sketch_search_now()
+        app.searches.sketch_now()
         wait_for(lambda: bool(app.results))
     elif name == "detail":
         item = app.results[0]["item"] if app.results else 0
-        app.show_detail(item)
+        app.searches.show_detail(item)
         wait_for(lambda: bool(app.screen("detail").similar_grid.children))
     elif name == "text":
         app.show("text")
         field = app.screen("text").query
         field.text = "polera ro"
-        app.text_search(field.text)
+        app.searches.by_text(field.text)
         wait_for(lambda: bool(app.screen("text").results_grid.children))
     elif name == "admin":
         app.show("admin")

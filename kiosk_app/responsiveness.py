@@ -50,7 +50,7 @@ def measure_responsiveness(config, bundle: Path, drawings: int = 20) -> dict[str
     from .app import KioskApp
 
     app = KioskApp(config, bundle, lock_down=False)
-    app._run_prepare()
+    app.start_in_window()
     if app.engine is None:
         raise ValueError(f"cannot open bundle {bundle}: {app.unavailable_reason}")
     held_out = [s for _, s in app.engine.bundle.eval_strokes()][:drawings]
@@ -60,7 +60,7 @@ def measure_responsiveness(config, bundle: Path, drawings: int = 20) -> dict[str
     frames(5)
     from .main import wait_for
 
-    wait_for(app.worker.idle, timeout=30)  # the start-up warm-up search, as before a shopper's first touch
+    wait_for(app.searches.worker.idle, timeout=30)  # the start-up warm-up search, as before a shopper's first touch
     from kivy.graphics.opengl import GL_RENDERER, glGetString
 
     renderer = glGetString(GL_RENDERER).decode(errors="replace")
@@ -110,7 +110,7 @@ def measure_responsiveness(config, bundle: Path, drawings: int = 20) -> dict[str
         gc.callbacks.remove(on_gc)
         app.dispatch("on_stop")
         Window.remove_widget(app.root)
-    painted = [(submitted, shown) for kind, _, submitted, shown in app.painted if kind == "sketch"]
+    painted = [(submitted, shown) for kind, _, submitted, shown in app.searches.paint_log.painted if kind == "sketch"]
     search = [shown - submitted for submitted, shown in painted]
     ends = np.asarray(stroke_ends)
     felt = [shown - ends[ends <= submitted].max() for submitted, shown in painted if (ends <= submitted).any()]

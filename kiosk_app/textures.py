@@ -7,8 +7,9 @@ UI thread only uploads them (Kivy textures must be created on the UI thread).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from kivy.graphics.texture import Texture

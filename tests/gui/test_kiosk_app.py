@@ -21,7 +21,7 @@ PIN = "2468"
 
 def make_app(bundle, **config):
     app = KioskApp(KioskConfig(admin_pin_hash=hash_pin(PIN), debounce_ms=50, **config), bundle, lock_down=True)
-    app._run_prepare()
+    app.start_in_window()
     frames(3)
     return app
 
@@ -34,24 +34,19 @@ def kiosk(tiny_bundle):
 
 
 def close(app):
-    app.dispatch("on_stop")  # stops the worker and releases kv's cached `app` proxy
-    Window.unbind(on_request_close=app._on_request_close, on_keyboard=app._on_keyboard, on_flip=app._on_flip)
-    Window.unbind(on_touch_down=app._note_touch, on_touch_move=app._note_touch)
-    Window.remove_widget(app.root)
-    from kivy.clock import Clock
-
-    Clock.unschedule(app._check_idle)
+    app.close_in_window()  # on_stop: stops the worker, unbinds the window, unschedules the idle check
 
 
 def wait_for_search(app, kind="sketch", before=None):
     """Wait until a search newer than generation ``before`` ran and its results are shown."""
-    before = app._generations.get(kind, 0) if before is None else before
-    assert wait_for(lambda: app._generations.get(kind, 0) > before and app.shown.get(kind) == app._generations[kind], timeout=15)
+    searches = app.searches
+    before = searches.generation(kind) if before is None else before
+    assert wait_for(lambda: searches.generation(kind) > before and searches.shown.get(kind) == searches.generation(kind), timeout=15)
 
 
 def drawn_search(app, strokes):
     canvas = app.screen("draw").canvas_widget
-    before = app._generations.get("sketch", 0)
+    before = app.searches.generation("sketch")
     draw_strokes(app, strokes)
     assert canvas.stroke_count() == len(strokes)
     wait_for_search(app, before=before)
@@ -84,13 +79,13 @@ def test_drawing_a_sketch_shows_products_of_its_category(kiosk):
     for strokes in drawings:
         canvas.reset()
         kiosk.results = []
-        kiosk._awaiting_paint.clear()
+        kiosk.searches.paint_log.awaiting.clear()
         scaled = _scale_into_canvas(canvas, strokes)
         results = drawn_search(kiosk, scaled)
         hits += any(m["category"] == "Trouser" for m in results[:5])
         assert len(kiosk.screen("draw").results_grid.children) == len(results)
     assert hits >= 2
-    assert wait_for(lambda: bool(kiosk.painted))  # results reached a frame
+    assert wait_for(lambda: bool(kiosk.searches.paint_log.painted))  # results reached a frame
 
 
 def _scale_into_canvas(canvas, strokes):
@@ -140,8 +135,8 @@ def test_stale_result_never_overwrites_newer(kiosk):
     from vitrina.kiosk_app.worker import Reply
     from vitrina.runtime.search import SearchResult
 
-    old = kiosk._generations["sketch"] - 1
-    kiosk._on_reply(Reply("sketch", old, value=(SearchResult(()), {})))
+    old = kiosk.searches.generation("sketch") - 1
+    kiosk.searches.on_reply(Reply("sketch", old, value=(SearchResult(()), {})))
     assert kiosk.results == current
 
 
@@ -154,8 +149,8 @@ def test_idle_reset_clears_everything(tiny_bundle):
         assert wait_for(lambda: bool(app.results), timeout=15)
         app.show("text")
         app.screen("text").query.text = "polera"
-        app._last_touch = time.monotonic() - 6
-        app._check_idle(1.0)
+        app.idle.last_touch = time.monotonic() - 6
+        app.idle.check(1.0)
         frames(2)
         assert app.manager.current == "attract"
         assert app.results == [] and app.screen("draw").canvas_widget.is_empty
@@ -167,29 +162,29 @@ def test_idle_reset_clears_everything(tiny_bundle):
 
 def test_admin_needs_the_pin(kiosk):
     kiosk.show("admin")
-    kiosk.unlock_admin("0000")
+    kiosk.admin.unlock("0000")
     assert not kiosk.admin_unlocked and kiosk.admin_message == kiosk.texts["wrong_pin"]
-    assert kiosk._on_request_close() is True  # window close refused
-    kiosk.exit_kiosk()
+    assert kiosk.keep_window_open() is True  # window close refused
+    kiosk.admin.exit_kiosk()
     assert kiosk.manager.current == "admin"  # still running
-    kiosk.unlock_admin(PIN)
+    kiosk.admin.unlock(PIN)
     assert kiosk.admin_unlocked and "products:" in kiosk.bundle_summary
-    assert kiosk._on_request_close() is False
+    assert kiosk.keep_window_open() is False
 
 
 def test_admin_disabled_without_a_pin(tiny_bundle):
     app = KioskApp(KioskConfig(), tiny_bundle)
-    app._run_prepare()
+    app.start_in_window()
     try:
-        app.unlock_admin("1234")
+        app.admin.unlock("1234")
         assert not app.admin_unlocked and app.admin_message == app.texts["no_pin"]
     finally:
         close(app)
 
 
 def test_escape_is_swallowed(kiosk):
-    assert kiosk._on_keyboard(Window, 27) is True
-    assert kiosk._on_keyboard(Window, 32) is False
+    assert kiosk.swallow_key(Window, 27) is True
+    assert kiosk.swallow_key(Window, 32) is False
 
 
 def test_broken_bundle_shows_unavailable(tiny_bundle, tmp_path):
@@ -287,13 +282,13 @@ def test_photo_search_from_a_file_without_camera(kiosk, tmp_path):
     assert photo.camera_ready is False and photo.chooser.height > 0  # no camera here: the chooser
     thumb = kiosk.engine.bundle.thumbnail(3)
     Image.fromarray(thumb).resize((200, 200)).save(tmp_path / "shot.png")
-    before = kiosk._generations.get("photo", 0)
-    kiosk.photo_search([str(tmp_path / "shot.png")])
-    assert wait_for(lambda: kiosk.shown.get("photo", 0) > before, timeout=15)
+    before = kiosk.searches.generation("photo")
+    kiosk.searches.by_photo_file([str(tmp_path / "shot.png")])
+    assert wait_for(lambda: kiosk.searches.shown.get("photo", 0) > before, timeout=15)
     tiles = photo.results_grid.children
     assert tiles and any(int(t.item) == 3 for t in tiles)  # the photographed product is found
     (tmp_path / "bad.png").write_bytes(b"nope")
-    kiosk.photo_search([str(tmp_path / "bad.png")])
+    kiosk.searches.by_photo_file([str(tmp_path / "bad.png")])
     assert wait_for(lambda: "cannot read photo" in kiosk.status, timeout=15)
 
 
@@ -320,10 +315,10 @@ def test_admin_sync_activates_a_signed_bundle_with_progress(tiny_bundle, tmp_pat
             app = make_app(root / "current", device_root=root, sync_source=url, trusted_keys=(keys,))
             try:
                 app.show("admin")
-                app.run_admin_sync()
+                app.admin.run_sync()
                 assert not app.syncing  # locked until the PIN is given
-                app.unlock_admin(PIN)
-                app.run_admin_sync()
+                app.admin.unlock(PIN)
+                app.admin.run_sync()
                 assert app.syncing
                 assert wait_for(lambda: not app.syncing, timeout=60)
                 assert app.admin_message.startswith(expect_text), app.admin_message

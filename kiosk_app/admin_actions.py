@@ -1,0 +1,190 @@
+"""Staff actions behind the admin PIN: unlock, catalog sync, benchmark, exit; and (re)opening the bundle.
+
+Observable state stays on the App, where ``admin.kv`` binds to it:
+``admin_unlocked``, ``admin_message`` (one status line), ``syncing``,
+``sync_progress`` (0-1), ``bundle_summary``; and ``engine`` /
+``unavailable_reason`` for the bundle. Sync and the benchmark run on their own
+threads and report back through ``Clock.schedule_once``.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kivy.clock import Clock
+
+from vitrina.runtime.bundle import Bundle, BundleError
+from vitrina.runtime.product_search import ProductSearch
+
+from .config import verify_pin
+
+if TYPE_CHECKING:
+    from vitrina.runtime.sync.client import SyncProgress
+
+    from .app import KioskApp
+
+
+def bundle_stamp(path: Path) -> tuple[str, int] | None:
+    """Identity of the bundle a path points at now (resolved path, manifest mtime in ns), or None."""
+    try:
+        real = path.resolve()
+        return str(real), (real / "manifest.json").stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def bundle_summary(bundle: Bundle) -> str:
+    """What the admin screen says about a bundle: catalog, format, products, codes, build date, path, release."""
+    m = bundle.manifest
+    summary = (
+        f"catalog: {m['catalog']['name']}\nformat version: {m['format_version']}, vitrina {m['vitrina_version']}\n"
+        f"products: {m['catalog']['items']}\ncodes: {m['codes']['type']} × {m['codes']['dims']}\n"
+        f"built: {m['created']}\npath: {bundle.path}"
+    )
+    release = m.get("release")
+    if release:
+        summary += f"\nrelease: v{release['version']}, signed {release['signed']}, expires {release['expires']}"
+    return summary
+
+
+class AdminActions:
+    """The admin screen's actions for one kiosk app (``app.admin``), and the bundle it serves.
+
+    Every action but :meth:`unlock` and :meth:`leave` does nothing until the
+    PIN was given (``app.admin_unlocked``).
+    """
+
+    def __init__(self, app: KioskApp):
+        self.app = app
+        self._stamp: tuple[str, int] | None = None
+
+    # --- bundle ----------------------------------------------------------------------
+    def open_bundle(self) -> bool:
+        """(Re)open the configured bundle; on failure set ``app.unavailable_reason``
+        and keep any working engine. True when a bundle was opened."""
+        app = self.app
+        if app.bundle_path is None:
+            app.unavailable_reason = "no bundle configured (set bundle in the config or pass --bundle)"
+            return False
+        try:
+            engine = ProductSearch(Bundle.open(app.bundle_path))
+        except (BundleError, ValueError, RuntimeError, OSError) as exc:
+            app.unavailable_reason = str(exc)
+            return False
+        app.engine = engine
+        self._stamp = bundle_stamp(app.bundle_path)
+        app.searches.thumbnails.clear()
+        app.bundle_summary = bundle_summary(engine.bundle)
+        return True
+
+    def reload_if_changed(self) -> bool:
+        """Reopen the bundle if the configured path now points at another one (or a
+        changed one) than was opened; True when it tried (whether or not it opened)."""
+        path = self.app.bundle_path
+        if path is None or bundle_stamp(path) == self._stamp:
+            return False
+        self.open_bundle()
+        return True
+
+    # --- PIN -------------------------------------------------------------------------
+    def unlock(self, pin: str) -> None:
+        """Unlock admin if ``pin`` matches the config's hash; else say why (wrong PIN, or none configured). Empties the PIN field."""
+        app = self.app
+        if not app.kiosk_config.admin_pin_hash:
+            app.admin_message = app.texts["no_pin"]
+        elif verify_pin(pin, app.kiosk_config.admin_pin_hash):
+            app.admin_unlocked = True
+            app.admin_message = ""
+        else:
+            app.admin_message = app.texts["wrong_pin"]
+        if app.manager.has_screen("admin"):
+            app.screen("admin").pin.text = ""
+
+    def lock(self) -> None:
+        """Lock admin again and clear its message."""
+        self.app.admin_unlocked = False
+        self.app.admin_message = ""
+
+    def leave(self) -> None:
+        """Lock admin and go back: to drawing if a shopper's session is open, else to attract."""
+        self.lock()
+        self.app.show("draw" if self.app.in_session else "attract")
+
+    def exit_kiosk(self) -> None:
+        """Stop the app (unlocked only)."""
+        if self.app.admin_unlocked:
+            self.app.stop()
+
+    # --- benchmark -------------------------------------------------------------------
+    def run_benchmark(self) -> None:
+        """Benchmark the open bundle on a thread (50 queries, one cold start, no accuracy);
+        sketch p50/p95 (ms) and the cold start (s) end up in ``app.admin_message``."""
+        app = self.app
+        if not app.admin_unlocked or app.engine is None:
+            return
+        path = app.engine.bundle.path
+        app.admin_message = "benchmark running…"
+
+        def work() -> None:
+            from vitrina.runtime.bench.benchmark import BenchOptions, run_benchmark
+
+            try:
+                report = run_benchmark(path, BenchOptions(queries=50, cold_runs=1, accuracy=False))
+                sketch = report["latency"]["1"].get("sketch", {}).get("total", {})
+                text = f"sketch p50 {sketch.get('p50', 0):.1f} ms, p95 {sketch.get('p95', 0):.1f} ms; cold start {report['cold_start'].get('median_s', 0):.2f} s"
+            except Exception as exc:  # noqa: BLE001 - shown to staff
+                text = f"benchmark failed: {exc}"
+            Clock.schedule_once(lambda _dt: setattr(app, "admin_message", text))
+
+        threading.Thread(target=work, daemon=True).start()
+
+    # --- sync ------------------------------------------------------------------------
+    def run_sync(self) -> None:
+        """Sync from the configured source on a thread; progress in ``app.sync_progress`` (0-1).
+
+        The active bundle changes only when the whole new one is verified; it is
+        loaded right away (staff are at the screen, no shopper session is open).
+        """
+        app = self.app
+        cfg = app.kiosk_config
+        if not app.admin_unlocked or app.syncing:
+            return
+        if not (cfg.device_root and cfg.sync_source and cfg.trusted_keys):
+            app.admin_message = "sync needs device_root, sync_source and trusted_keys in the config"
+            return
+        app.syncing, app.sync_progress = True, 0.0
+        app.admin_message = f"sync from {cfg.sync_source}…"
+
+        def progress(p: SyncProgress) -> None:  # on the sync thread
+            eta = f", {p.eta_s:.0f} s left" if p.eta_s is not None else ""
+            text = f"{p.done / 1e6:.1f} / {p.total / 1e6:.1f} MB at {p.rate / 1e6:.1f} MB/s{eta}"
+            Clock.schedule_once(lambda _dt: self._sync_update(p.done / max(p.total, 1), text))
+
+        def work() -> None:
+            from vitrina.runtime.sync.client import SyncError, sync
+            from vitrina.runtime.sync.trust import PublicKey
+
+            try:
+                result = sync(cfg.sync_source, cfg.device_root, [PublicKey.from_hex(k) for k in cfg.trusted_keys], progress=progress)
+                text = (f"{result.catalog} v{result.version} already active" if result.up_to_date else
+                        f"activated {result.catalog} v{result.version} ({result.transferred / 1e6:.1f} MB in {result.seconds:.0f} s)")
+                ok = True
+            except (SyncError, OSError, ValueError) as exc:
+                text, ok = f"sync failed, catalog unchanged: {exc}", False
+            Clock.schedule_once(lambda _dt: self._sync_done(text, ok))
+
+        threading.Thread(target=work, daemon=True).start()
+
+    def _sync_update(self, fraction: float, text: str) -> None:
+        self.app.sync_progress = fraction
+        self.app.admin_message = text
+
+    def _sync_done(self, text: str, ok: bool) -> None:
+        app = self.app
+        app.syncing = False
+        app.sync_progress = 1.0 if ok else app.sync_progress
+        if ok:
+            self.reload_if_changed()
+        app.admin_message = text

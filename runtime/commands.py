@@ -111,10 +111,17 @@ class Unavailable:
 
 
 def discover() -> list[CommandPlugin]:
-    """Every plugin of the entry-point group, in registration order."""
+    """Every plugin of the entry-point group that loads here, in registration order.
+
+    A plugin whose own module cannot be imported (its package is not installed
+    on this device) is left out, like one whose dependencies are missing.
+    """
     plugins = []
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        plugin = ep.load()
+        try:
+            plugin = ep.load()
+        except ImportError:
+            continue
         if not isinstance(plugin, CommandPlugin):
             raise TypeError(f"entry point {ep.name} = {ep.value} is not a CommandPlugin")
         plugins.append(plugin)

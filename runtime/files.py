@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from pathlib import Path
 
 _HASH_CHUNK = 1 << 20
+
+# errno values that mean "no room to write": disk full, file too large, quota exceeded.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+def is_disk_full(exc: OSError) -> bool:
+    """True when an OSError means the disk (or the file-size or quota limit) is full."""
+    return exc.errno in DISK_FULL_ERRNOS
 
 
 def sha256_file(path: str | Path) -> str:

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from vitrina.runtime import benchmark
+from vitrina.runtime.bench import benchmark
 from vitrina.runtime.bench.compare import compare_reports, parse_fraction
 from vitrina.runtime.bench.soak import soak
 from vitrina.runtime.bench.benchmark import BenchOptions, latency_stats, run_benchmark, time_pipeline, write_report

@@ -108,7 +108,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .serve import make_server
 
     server = make_server(args.repo, args.host, args.port)
-    host, port = server.server_address[:2]
+    host, port = str(server.server_address[0]), server.server_address[1]
     print(f"serving {args.repo} at http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()

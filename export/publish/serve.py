@@ -105,4 +105,4 @@ def serve_in_thread(directory: str | Path, host: str = "127.0.0.1", port: int = 
     server = make_server(directory, host, port, handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     h, p = server.server_address[:2]
-    return server, f"http://{h}:{p}"
+    return server, f"http://{str(h)}:{p}"

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vitrina.runtime.bundle import MANIFEST, Bundle
 from vitrina.runtime.files import write_atomic
-from vitrina.runtime.sync.trust import _ENDORSE_CONTEXT, ALGORITHM, SIGNATURE_FILE, PublicKey, SignatureError
+from vitrina.runtime.sync.trust import ENDORSE_CONTEXT, ALGORITHM, SIGNATURE_FILE, PublicKey, SignatureError
 from vitrina.runtime.timeutil import iso, utc_now
 
 def generate_keys(out_dir: str | Path, name: str = "vitrina") -> tuple[Path, Path]:
@@ -87,5 +87,5 @@ def sign_bundle(bundle_dir: str | Path, key_path: str | Path, version: int, expi
 def endorse_key(old_key_path: str | Path, new_public: PublicKey) -> dict[str, str]:
     """A rotation endorsement: the new public key signed by the old private key."""
     old = load_private_key(old_key_path)
-    sig = old.sign(_ENDORSE_CONTEXT + new_public.raw)
+    sig = old.sign(ENDORSE_CONTEXT + new_public.raw)
     return {"public_key": new_public.raw.hex(), "key_id": new_public.key_id, "endorsed_by": public_of(old).key_id, "signature": sig.hex()}

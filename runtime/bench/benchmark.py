@@ -39,12 +39,13 @@ import numpy as np
 from PIL import Image
 
 from vitrina.runtime.bundle import Bundle
-from vitrina.runtime.encoders import PhotoEncoder, SketchEncoder
+from vitrina.runtime.encoders import PhotoEncoder, PhotoEncoderOptions, SketchEncoder, SketchEncoderOptions
 from vitrina.runtime.evaluate import encode_eval_set
 from vitrina.runtime.litert import make_interpreter
 from vitrina.runtime.metrics import scored_pr_curve
 from vitrina.runtime.photo import prepare_photo
 from vitrina.runtime.rasterize import rasterize_strokes
+from .stats import latency_stats
 from vitrina.runtime.search import CatalogIndex, Searcher, SearchOptions
 
 REPORT_VERSION = 1
@@ -80,19 +81,6 @@ class BenchOptions:
             raise ValueError("queries and k must be >= 1; warmup and cold_runs >= 0")
 
 
-def latency_stats(samples_ms: Sequence[float]) -> dict[str, float]:
-    """p50 / p95 / p99 / max / mean of latency samples in milliseconds."""
-    a = np.asarray(samples_ms, dtype=np.float64)
-    return {
-        "n": int(a.size),
-        "p50": round(float(np.percentile(a, 50)), 4),
-        "p95": round(float(np.percentile(a, 95)), 4),
-        "p99": round(float(np.percentile(a, 99)), 4),
-        "max": round(float(a.max()), 4),
-        "mean": round(float(a.mean()), 4),
-    }
-
-
 def time_pipeline(stages: Sequence[Stage], inputs: Sequence[Any], warmup: int) -> dict[str, list[float]]:
     """Run every input through the stages; return per-stage and total latencies (ms).
 
@@ -118,7 +106,7 @@ def _cycle(items: Sequence[Any], n: int) -> list[Any]:
     return [items[i % len(items)] for i in range(n)]
 
 
-def _query_inputs(bundle: Bundle, n: int, rng: np.random.Generator) -> dict[str, list[Any]]:
+def query_inputs(bundle: Bundle, n: int, rng: np.random.Generator) -> dict[str, list[Any]]:
     """Inputs per query type: held-out stroke lists, product photos as PNG bytes, product indices."""
     inputs: dict[str, list[Any]] = {}
     strokes = [s for _, s in bundle.eval_strokes()]
@@ -135,9 +123,10 @@ def _query_inputs(bundle: Bundle, n: int, rng: np.random.Generator) -> dict[str,
     return inputs
 
 
-def _pipelines(bundle: Bundle, threads: int, precision: str, k: int) -> tuple[dict[str, list[Stage]], list[Any]]:
-    sketch = SketchEncoder.create_from_bundle(bundle, precision, threads)
-    photo = PhotoEncoder.create_from_bundle(bundle, precision, threads)
+def pipelines(bundle: Bundle, threads: int, precision: str, k: int) -> tuple[dict[str, list[Stage]], list[Any]]:
+    """Each query type as its stages (name, callable) on one set of encoders; returns them and the objects to close."""
+    sketch = SketchEncoder.create_from_bundle(bundle, SketchEncoderOptions(num_threads=threads, precision=precision))
+    photo = PhotoEncoder.create_from_bundle(bundle, PhotoEncoderOptions(num_threads=threads, precision=precision))
     index = CatalogIndex.create_from_bundle(bundle)
     options = SearchOptions(k=k)
     first_row = bundle.first_code_rows
@@ -151,8 +140,8 @@ def _pipelines(bundle: Bundle, threads: int, precision: str, k: int) -> tuple[di
     search: Stage = ("search", lambda q: index.search(q, options))  # reduction to the bundle's code type included
     return (
         {
-            "sketch": [("rasterise", lambda s: rasterize_strokes(s, raster)[None]), ("sketch_encoder", sketch.embed), search],
-            "photo": [("decode", decode), ("photo_encoder", photo.embed), search],
+            "sketch": [("rasterise", lambda s: rasterize_strokes(s, raster)[None]), ("sketch_encoder", lambda x: sketch.embed(x).embeddings), search],
+            "photo": [("decode", decode), ("photo_encoder", lambda x: photo.embed(x).embeddings), search],
             "similar": [("lookup", lambda i: np.array([first_row[i]])), ("search", lambda rows: index.search_rows(rows, options))],
         },
         [sketch, photo],
@@ -167,19 +156,19 @@ def measure_latency(bundle: Bundle, options: BenchOptions, progress: Callable[[s
         and the raw samples (ms) with the same keys, for histograms.
     """
     rng = np.random.default_rng(0)
-    inputs = _query_inputs(bundle, options.queries, rng)
+    inputs = query_inputs(bundle, options.queries, rng)
     summary: dict[str, dict] = {}
     raw: dict[str, dict] = {}
     for threads in options.threads:
-        pipelines, encoders = _pipelines(bundle, threads, options.precision, options.k)
+        by_type, encoders = pipelines(bundle, threads, options.precision, options.k)
         summary[str(threads)], raw[str(threads)] = {}, {}
-        for qtype, stages in pipelines.items():
+        for qtype, stages in by_type.items():
             if qtype not in inputs:
                 continue
             progress(f"latency: {qtype}, {threads} thread(s)")
             samples = time_pipeline(stages, inputs[qtype], options.warmup)
-            stats = {name: latency_stats(v) for name, v in samples.items()}
-            stage_sum = sum(stats[name]["p50"] for name, _ in stages)
+            stats: dict[str, Any] = {name: latency_stats(v) for name, v in samples.items()}
+            stage_sum = float(sum(stats[name]["p50"] for name, _ in stages))
             stats["stage_sum_p50"] = round(stage_sum, 4)
             stats["overhead"] = round(stats["total"]["p50"] / stage_sum - 1.0, 4) if stage_sum > 0 else 0.0
             summary[str(threads)][qtype] = stats
@@ -193,17 +182,17 @@ _COLD_CHILD = """
 import json, sys, time
 t0 = time.perf_counter()
 from vitrina.runtime.bundle import Bundle
-from vitrina.runtime.encoders import SketchEncoder
+from vitrina.runtime.encoders import SketchEncoder, SketchEncoderOptions
 from vitrina.runtime.rasterize import rasterize_strokes
 from vitrina.runtime.search import CatalogIndex, SearchOptions
 t_import = time.perf_counter()
 bundle = Bundle.open(sys.argv[1])
-encoder = SketchEncoder.create_from_bundle(bundle, sys.argv[3])
+encoder = SketchEncoder.create_from_bundle(bundle, SketchEncoderOptions(precision=sys.argv[3]))
 searcher = CatalogIndex.create_from_bundle(bundle)
 t_open = time.perf_counter()
 strokes = json.loads(sys.argv[2])
 import numpy as np
-query = encoder.embed(rasterize_strokes([np.asarray(s, float) for s in strokes], bundle.raster_options)[None])
+query = encoder.embed(rasterize_strokes([np.asarray(s, float) for s in strokes], bundle.raster_options)[None]).embeddings
 scores, ids = searcher.search(query, SearchOptions(k=20))
 t_first = time.perf_counter()
 print(json.dumps({"import_s": t_import - t0, "open_s": t_open - t_import, "first_query_s": t_first - t_open, "top": int(ids[0, 0])}), flush=True)
@@ -236,21 +225,21 @@ _MEMORY_CHILD = """
 import json, resource, sys
 import numpy as np
 from vitrina.runtime.bundle import Bundle
-from vitrina.runtime.encoders import PhotoEncoder, SketchEncoder
+from vitrina.runtime.encoders import PhotoEncoder, PhotoEncoderOptions, SketchEncoder, SketchEncoderOptions
 from vitrina.runtime.rasterize import rasterize_strokes
 from vitrina.runtime.search import CatalogIndex, SearchOptions
 bundle = Bundle.open(sys.argv[1])
-sketch = SketchEncoder.create_from_bundle(bundle, sys.argv[2])
-photo = PhotoEncoder.create_from_bundle(bundle, sys.argv[2])
+sketch = SketchEncoder.create_from_bundle(bundle, SketchEncoderOptions(precision=sys.argv[2]))
+photo = PhotoEncoder.create_from_bundle(bundle, PhotoEncoderOptions(precision=sys.argv[2]))
 searcher = CatalogIndex.create_from_bundle(bundle)
 strokes = [s for _, s in bundle.eval_strokes()] or [[np.array([[0, 0], [10, 0], [10, 30]], float)]]
 for i in range(100):
-    searcher.search(sketch.embed(rasterize_strokes(strokes[i % len(strokes)], bundle.raster_options)[None]), SearchOptions(k=20))
+    searcher.search(sketch.embed(rasterize_strokes(strokes[i % len(strokes)], bundle.raster_options)[None]).embeddings, SearchOptions(k=20))
 from PIL import Image
 from vitrina.runtime.photo import prepare_photo
 for i in range(min(20, len(bundle.items))):
     photo_query = prepare_photo(Image.fromarray(bundle.thumbnail(i)), photo.input_shape[0])[None]
-    searcher.search(photo.embed(photo_query), SearchOptions(k=20))
+    searcher.search(photo.embed(photo_query).embeddings, SearchOptions(k=20))
 print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
 """
 
@@ -347,7 +336,7 @@ def _benchmark_model_ms(model_path: Path, threads: int) -> float | None:
 
 
 def cross_checks(bundle: Bundle, latency: dict, options: BenchOptions) -> dict[str, Any]:
-    """Our stage timings against the anchors: bare LiteRT invokes, benchmark_model, faiss."""
+    """Our stage timings against the anchors: bare LiteRT invokes, benchmark_model and the registered yardsticks (faiss)."""
     threads = options.threads[0]
     stages = latency[str(threads)]
     checks: dict[str, Any] = {"threads": threads, "models": {}}
@@ -366,55 +355,22 @@ def cross_checks(bundle: Bundle, latency: dict, options: BenchOptions) -> dict[s
             "benchmark_model_ms": _benchmark_model_ms(path, threads),
             "ratio_stage_to_raw": round(ours / raw, 3) if raw > 0 else None,
         }
-    checks["faiss"] = _faiss_check(bundle, options)
+    for name, yardstick in yardsticks().items():
+        checks[name] = yardstick(bundle, options)
     return checks
 
 
-def _faiss_check(bundle: Bundle, options: BenchOptions) -> dict[str, Any] | None:
-    """Search speed and agreement against faiss's exact index for the code type
-    (IndexFlatIP, IndexFlatL2 or IndexBinaryFlat; bench/dev dependency only)."""
-    try:
-        import faiss  # noqa: PLC0415 - optional anchor, never a runtime dependency
-    except ImportError:
-        return None
-    metric = bundle.code_spec.metric
-    rng = np.random.default_rng(1)
-    picks = rng.choice(len(bundle.codes), size=min(100, len(bundle.codes)), replace=False)
-    if metric == "hamming":
-        codes = np.ascontiguousarray(bundle.codes)
-        queries = codes[picks] ^ (rng.random(codes[picks].shape) < 0.02).astype(np.uint8)  # a few flipped bits
-        index = faiss.IndexBinaryFlat(codes.shape[1] * 8)
-    else:
-        codes = np.ascontiguousarray(bundle.codes, dtype=np.float32)
-        queries = codes[picks] + rng.normal(scale=0.05 * float(np.std(codes)), size=(len(picks), codes.shape[1])).astype(np.float32)
-        if metric == "cosine":
-            queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-        index = faiss.IndexFlatIP(codes.shape[1]) if metric == "cosine" else faiss.IndexFlatL2(codes.shape[1])
-    index.add(codes)
-    searcher = Searcher(codes, np.arange(len(codes)), len(codes), metric)
-    k = options.k
-    ours, theirs, agree = [], [], []
-    faiss.omp_set_num_threads(options.threads[0])
-    for q in queries:
-        t = time.perf_counter_ns()
-        scores, ids = searcher.search(q[None], SearchOptions(k=k))
-        ours.append((time.perf_counter_ns() - t) / 1e6)
-        t = time.perf_counter_ns()
-        f_scores, f_ids = index.search(q[None], k)
-        theirs.append((time.perf_counter_ns() - t) / 1e6)
-        if metric != "cosine":
-            f_scores = -np.asarray(f_scores, dtype=np.float32)  # faiss gives distances; ours are negated
-        # allow for ties: the scores must match rank by rank (ids may differ among equals)
-        agree.append(bool(np.allclose(scores[0], f_scores[0], rtol=1e-4, atol=1e-4)))
-    ours_p50, theirs_p50 = float(np.median(ours)), float(np.median(theirs))
-    return {
-        "index": type(index).__name__,
-        "rows": int(len(codes)),
-        "ours_p50_ms": round(ours_p50, 4),
-        "faiss_p50_ms": round(theirs_p50, 4),
-        "ratio_ours_to_faiss": round(ours_p50 / theirs_p50, 3) if theirs_p50 > 0 else None,
-        "score_agreement": round(float(np.mean(agree)), 4),
-    }
+def yardsticks() -> dict[str, Callable[[Bundle, BenchOptions], dict[str, Any] | None]]:
+    """Search yardsticks registered in the entry-point group ``vitrina.bench.yardsticks``.
+
+    Each is called with the bundle and the options and returns a dict for the
+    report, or None when its library is not installed. faiss is one (in
+    ``vitrina.export.yardsticks``): a bench/dev dependency the device never imports.
+    """
+    found = {}
+    for ep in metadata.entry_points(group="vitrina.bench.yardsticks"):
+        found[ep.name] = ep.load()
+    return found
 
 
 def check_targets(report: dict[str, Any]) -> dict[str, Any]:

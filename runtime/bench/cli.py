@@ -50,7 +50,7 @@ def _parse_threads(text: str) -> tuple[int, ...]:
 
 
 def _bench_run(args: argparse.Namespace) -> int:
-    from .bench.benchmark import BenchOptions, run_benchmark, write_report
+    from .benchmark import BenchOptions, run_benchmark, write_report
 
     options = BenchOptions(threads=_parse_threads(args.threads), queries=args.queries, cold_runs=args.cold_runs, accuracy=not args.no_accuracy)
     report = run_benchmark(args.bundle, options, progress=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))
@@ -71,7 +71,7 @@ def _bench_run(args: argparse.Namespace) -> int:
 
 
 def _bench_compare(args: argparse.Namespace) -> int:
-    from .bench.compare import compare_reports, parse_fraction
+    from .compare import compare_reports, parse_fraction
 
     reports = []
     for path in (args.old, args.new):
@@ -89,7 +89,7 @@ def _bench_compare(args: argparse.Namespace) -> int:
 
 
 def _bench_soak(args: argparse.Namespace) -> int:
-    from .bench.soak import soak
+    from .soak import soak
 
     result = soak(args.bundle, args.minutes, args.threads, progress=lambda t: print(f"\rsoak: {t:6.0f} s", end="", file=sys.stderr, flush=True))
     print(file=sys.stderr)

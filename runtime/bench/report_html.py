@@ -74,7 +74,7 @@ def _memory_plot(parts: dict[str, int]) -> str:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4.2, 2.6))
-    names = sorted(parts, key=parts.get, reverse=True)
+    names = sorted(parts, key=lambda n: parts[n], reverse=True)
     ax.barh(names, [parts[n] / 1e6 for n in names], color="#5a8f4e")
     ax.set_xlabel("MB on disk")
     ax.invert_yaxis()

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from .benchmark import _pipelines, _query_inputs, read_rss_mb
+from .benchmark import pipelines, query_inputs, read_rss_mb
 from vitrina.runtime.bundle import Bundle
 
 GROWTH_TARGET_MB = 5.0
@@ -52,9 +52,9 @@ def soak(bundle_path: str | Path, minutes: float, threads: int = 1, progress: Ca
     if minutes <= 0:
         raise ValueError(f"minutes must be > 0, got {minutes}")
     bundle = Bundle.open(bundle_path)
-    inputs = _query_inputs(bundle, 200, np.random.default_rng(0))
-    pipelines, encoders = _pipelines(bundle, threads, "int8", 20)
-    mixed = [(pipelines[q], x) for i in range(200) for q in inputs if (x := inputs[q][i % len(inputs[q])]) is not None]
+    inputs = query_inputs(bundle, 200, np.random.default_rng(0))
+    by_type, encoders = pipelines(bundle, threads, "int8", 20)
+    mixed = [(by_type[q], x) for i in range(200) for q in inputs if (x := inputs[q][i % len(inputs[q])]) is not None]
     duration = minutes * 60.0
     window = min(60.0, duration / 10.0)
     rss_start = read_rss_mb()

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..commands import CommandPlugin, Commands
 from .store import KEEP_PREVIOUS, DeviceStore, StoreError
 from .trust import PublicKey, SignatureError
+
+if TYPE_CHECKING:
+    from .client import SyncProgress
 
 DEFAULT_ROOT = Path("/var/lib/vitrina")
 
@@ -59,15 +64,8 @@ def _sync(args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
         bar = tqdm(total=0, unit="B", unit_scale=True, desc="sync", mininterval=0.2)
-
-    def report(p) -> None:  # noqa: ANN001
-        bar.total = p.total
-        bar.n = p.done
-        bar.set_postfix_str(p.file[-28:])
-        bar.refresh()
-
     try:
-        result = sync(args.source, args.root, trusted, options, report if bar else None)
+        result = sync(args.source, args.root, trusted, options, _reporter(bar) if bar else None)
     except SyncError as exc:
         raise ValueError(f"{exc} (active bundle unchanged)") from None
     finally:
@@ -128,3 +126,15 @@ def _bundles_gc(args: argparse.Namespace) -> int:
 
 
 PLUGIN = CommandPlugin(name="sync", commands=("sync", "bundles"), register=register, order=20)
+
+
+def _reporter(bar: Any) -> Callable[[SyncProgress], None]:
+    """A sync progress callback that moves a tqdm bar (bytes)."""
+
+    def report(p: SyncProgress) -> None:
+        bar.total = p.total
+        bar.n = p.done
+        bar.set_postfix_str(p.file[-28:])
+        bar.refresh()
+
+    return report

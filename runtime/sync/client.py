@@ -41,7 +41,7 @@ from vitrina.runtime.bundle import FORMAT_NAME, FORMAT_VERSION, MANIFEST, Bundle
 from .store import STAGING, DeviceStore, slot_name
 from vitrina.runtime.files import fsync_dir
 from vitrina.runtime.bundle import release_version
-from vitrina.runtime.files import sha256_file
+from vitrina.runtime.files import is_disk_full, sha256_file, write_atomic
 from .repo_format import INDEX, PATCHES, REPO_FORMAT
 from .trust import SIGNATURE_FILE, PublicKey, SignatureError, accept_endorsements, parse_iso, verify_manifest
 from vitrina.runtime.timeutil import utc_now
@@ -293,7 +293,7 @@ def _copy_capped(src: Any, dest: Path, mode: str, have: int, size: int, what: st
             f.flush()
             os.fsync(f.fileno())
     except OSError as exc:
-        if exc.errno in (28, 27, 122):  # ENOSPC, EFBIG, EDQUOT
+        if is_disk_full(exc):
             raise DiskSpaceError(f"disk full while writing {dest.name} ({exc.strerror}); the active bundle is unchanged, free space and rerun to resume") from None
         raise
     return have
@@ -354,9 +354,7 @@ def load_device_keys(root: Path) -> list[PublicKey]:
 
 
 def _save_device_keys(root: Path, keys: list[PublicKey]) -> None:
-    tmp = root / f".{KEYS_FILE}.tmp"
-    tmp.write_text(json.dumps({"keys": sorted(k.raw.hex() for k in keys)}))
-    os.replace(tmp, root / KEYS_FILE)
+    write_atomic(root / KEYS_FILE, json.dumps({"keys": sorted(k.raw.hex() for k in keys)}).encode())
 
 
 @dataclass
@@ -408,7 +406,10 @@ def sync(source: str, root: str | Path, trusted: list[PublicKey], options: SyncO
     if version == previous and current is not None:
         if json.dumps(current.get("files"), sort_keys=True) != json.dumps(manifest.get("files"), sort_keys=True):
             raise VerificationError(f"{name} v{version} on the server differs from the installed v{version}: refusing a re-signed version number")
-        return SyncResult(name, version, previous, counter.bytes, 0, 0, 0, 0, round(time.monotonic() - t0, 3), True, store.current())
+        return SyncResult(
+            catalog=name, version=version, previous=previous, transferred=counter.bytes, full_size=0,
+            reused=0, patched=0, downloaded=0, seconds=round(time.monotonic() - t0, 3), up_to_date=True, path=store.current() or Path(),
+        )
     if version < previous and not options.allow_rollback:
         raise RollbackError(
             f"the repository offers {name} v{version} but the device has v{previous}: refusing to go back "
@@ -436,7 +437,11 @@ def sync(source: str, root: str | Path, trusted: list[PublicKey], options: SyncO
     _save_device_keys(store.root, [k for k in keys if k.key_id not in configured])  # only keys learnt by endorsement
     store.gc(options.keep_previous)
     full = sum(e["size"] for e in files.values())
-    return SyncResult(name, version, previous, counter.bytes, full, *stats, round(time.monotonic() - t0, 3), False, slot)
+    reused, patched, downloaded = stats
+    return SyncResult(
+        catalog=name, version=version, previous=previous, transferred=counter.bytes, full_size=full,
+        reused=reused, patched=patched, downloaded=downloaded, seconds=round(time.monotonic() - t0, 3), up_to_date=False, path=slot,
+    )
 
 
 def _parse_json(data: bytes, what: str) -> Any:
@@ -565,17 +570,12 @@ def _apply_patch(src: Source, patch: dict, old: Path, part: Path, entry: dict, b
 
 
 def _write_file(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        write_atomic(path, data)
     except OSError as exc:
-        if exc.errno in (28, 27, 122):
+        if is_disk_full(exc):
             raise DiskSpaceError(f"disk full while writing {path.name} ({exc.strerror}); the active bundle is unchanged") from None
         raise
-    os.replace(tmp, path)
 
 
 def _install(store: DeviceStore, stage: Path, slot: Path, manifest_bytes: bytes) -> None:

@@ -29,7 +29,8 @@ SIGNATURE_FILE = "signature.json"
 ALGORITHM = "ed25519"
 
 
-_ENDORSE_CONTEXT = b"vitrina-key-endorsement-v1:"
+# Domain separation: what an endorsement signature covers is this prefix, then the new public key.
+ENDORSE_CONTEXT = b"vitrina-key-endorsement-v1:"
 
 
 class SignatureError(Exception):
@@ -105,7 +106,7 @@ def accept_endorsements(trusted: Iterable[PublicKey], endorsements: Iterable[Map
                 sig = bytes.fromhex(str(e.get("signature")))
             except (SignatureError, ValueError):
                 continue
-            if signer.verify(sig, _ENDORSE_CONTEXT + new.raw) and new.key_id not in keys:
+            if signer.verify(sig, ENDORSE_CONTEXT + new.raw) and new.key_id not in keys:
                 keys[new.key_id] = new
                 changed = True
     return list(keys.values())

@@ -2,6 +2,7 @@
 #   make demo   venv + install + dataset, build the demo bundle (cached), search it,
 #               then open the kiosk app when a display exists
 #   make test   venv + install (with dev extras) + dataset, run the test suite
+#   make lint   ruff (lint + format check), mypy, and the import-linter architecture contracts
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,7 +15,7 @@ PROFILE ?= demo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test eval sweep install dataset clean
+.PHONY: demo test lint format eval sweep install dataset clean
 
 install: $(STAMP)
 
@@ -61,6 +62,16 @@ test: $(STAMP) $(FMNIST)
 	$(BIN)/python -m pytest -q tests --junitxml=build/junit-main.xml
 	VITRINA_GUI_TESTS=1 $(BIN)/python -m pytest -q tests/gui --junitxml=build/junit-gui.xml
 	@$(BIN)/python -c "import xml.etree.ElementTree as E; s=[E.parse(f).getroot().find('testsuite') for f in ('build/junit-main.xml','build/junit-gui.xml')]; n=lambda k: sum(int(x.get(k)) for x in s); t=n('tests'); f=n('failures')+n('errors'); k=n('skipped'); print(f'all tests: {t-f-k} passed, {f} failed, {k} skipped')"
+
+lint: $(STAMP)
+	$(BIN)/ruff check runtime export kiosk_app tests
+	$(BIN)/ruff format --check runtime export kiosk_app tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix runtime export kiosk_app tests
+	$(BIN)/ruff format runtime export kiosk_app tests
 
 clean:
 	rm -rf build .pytest_cache

@@ -35,13 +35,13 @@ writer produces is listed in the manifest with its hash and size, and
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from functools import cached_property, lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -51,10 +51,21 @@ from PIL import Image
 from .codes import CodeType, QueryReducer, reducer_from_arrays
 from .files import sha256_file
 from .rasterize import RasterOptions
+from .timeutil import utc_stamp
 
 FORMAT_NAME = "vitrina-bundle"
 FORMAT_VERSION = 1
-VITRINA_VERSION = "0.1.0"
+
+
+def vitrina_version() -> str:
+    """The installed distribution's version: pyproject.toml is its one source."""
+    try:
+        return metadata.version("vitrina")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+VITRINA_VERSION = vitrina_version()
 MANIFEST = "manifest.json"
 REDUCER_KINDS = ("none", "linear", "landmark", "sign")
 PRECISIONS = ("int8", "float")
@@ -296,7 +307,7 @@ def _write_files(stage: Path, c: BundleContents) -> dict[str, Any]:
         ]
         (stage / "eval/strokes.json").write_text(json.dumps({"queries": queries}), encoding="utf-8")
     (stage / "report.json").write_text(json.dumps(c.report, indent=2, ensure_ascii=False), encoding="utf-8")
-    created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    created = utc_stamp()
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,

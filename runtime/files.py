@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 _HASH_CHUNK = 1 << 20
@@ -27,12 +28,30 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _temporary_beside(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def copy_atomic(src: str | Path, dest: str | Path) -> int:
+    """Copy a file as :func:`write_atomic` writes one (temporary sibling, fsync, rename);
+    returns the bytes copied."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_beside(dest)
+    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        shutil.copyfileobj(fin, fout, _HASH_CHUNK)
+        fout.flush()
+        os.fsync(fout.fileno())
+    os.replace(tmp, dest)
+    return dest.stat().st_size
+
+
 def write_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to a sibling temporary file, fsync it, then rename it over ``path``:
     readers see the old content or the new, never a partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = _temporary_beside(path)
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()

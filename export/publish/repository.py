@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from vitrina.runtime.bundle import MANIFEST, Bundle, release_version
-from vitrina.runtime.files import write_atomic
+from vitrina.runtime.files import copy_atomic, write_atomic
 from vitrina.runtime.sync.repo_format import BLOBS, INDEX, PATCHES, REPO_FORMAT, REPO_FORMAT_VERSION, catalog_path
 from vitrina.runtime.sync.trust import SIGNATURE_FILE
 
@@ -66,11 +64,7 @@ def _copy_blob(src: Path, repo: Path, sha: str) -> int:
     dest = repo / BLOBS / sha
     if dest.is_file():
         return 0
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{sha}.tmp-{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
-    return dest.stat().st_size
+    return copy_atomic(src, dest)
 
 
 def publish(

@@ -19,7 +19,6 @@ Numpy + LiteRT only, so it runs on the device being qualified.
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import io
 import json
@@ -46,7 +45,8 @@ from vitrina.runtime.metrics import scored_pr_curve
 from vitrina.runtime.photo import prepare_photo
 from vitrina.runtime.rasterize import rasterize_strokes
 from .stats import latency_stats
-from vitrina.runtime.search import CatalogIndex, Searcher, SearchOptions
+from vitrina.runtime.timeutil import utc_stamp
+from vitrina.runtime.search import CatalogIndex, SearchOptions
 
 REPORT_VERSION = 1
 TARGETS = {"sketch_p95_ms": 15.0, "cold_start_s": 1.5, "overhead_ratio": 0.10}
@@ -402,7 +402,7 @@ def run_benchmark(bundle_path: str | Path, options: BenchOptions = BenchOptions(
     m = bundle.manifest
     report: dict[str, Any] = {
         "report_version": REPORT_VERSION,
-        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "created": utc_stamp(),
         "bundle": {
             "path": str(bundle.path),
             "catalog": m["catalog"]["name"],

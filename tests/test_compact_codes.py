@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vitrina.export.codes.fit import CodeOptions, TrainingEmbeddings, fit_codes
+from vitrina.export.codes.base import NotFittedError
 from vitrina.export.codes.binary import ITQHasher
+from vitrina.export.codes.fit import CodeOptions, TrainingEmbeddings, fit_codes
 from vitrina.export.codes.pca import PCAReducer
 from vitrina.export.codes.umap import UMAPOptions, UMAPReducer
 from vitrina.runtime.bundle import Bundle, BundleContents, write_bundle
@@ -34,26 +36,22 @@ def embeddings(tiny_bundle: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def test_pca_contract_and_device_twin(embeddings):
     x, _ = embeddings
-    pca = PCAReducer(8).fit(x)
+    pca = PCAReducer(8)
+    assert pca.fit(x) is pca
+    assert pca.mean_.shape == (32,) and pca.components_.shape == (32, 8) and pca.n_features_in_ == 32
     y = pca.transform(x[:50])
     assert y.shape == (50, 8) and y.dtype == np.float32
     assert np.var(pca.transform(x)[:, 0]) >= np.var(pca.transform(x)[:, 7])  # components by variance
     np.testing.assert_allclose(LinearReducer(**pca.device_arrays())(x[:50]), y, atol=1e-5)
-    with pytest.raises(RuntimeError, match="not fitted"):
-        PCAReducer(8).transform(x)
     with pytest.raises(ValueError, match=r"expected \(n, 32\)"):
         pca.transform(x[:, :5])
-    with pytest.raises(ValueError, match="more dims than the embedding has"):
-        PCAReducer(x.shape[1] + 1).fit(x)
-    with pytest.raises(ValueError, match="integer >= 1"):
-        PCAReducer(0)
-    with pytest.raises(ValueError, match="NaN"):
-        PCAReducer(2).fit(np.full((10, 4), np.nan, np.float32))
 
 
 def test_itq_contract_and_device_twin(embeddings):
     x, labels = embeddings
-    itq = ITQHasher(16).fit(x)
+    itq = ITQHasher(16)
+    assert itq.fit(x) is itq
+    assert itq.mean_.shape == (32,) and itq.projection_.shape == (32, 16) and itq.n_features_in_ == 32
     codes = itq.transform(x)
     assert codes.shape == (len(x), 2) and codes.dtype == np.uint8
     np.testing.assert_array_equal(SignHasher(**itq.device_arrays())(x), codes)  # bit-exact on the device
@@ -63,18 +61,132 @@ def test_itq_contract_and_device_twin(embeddings):
     nearest = d.argmin(axis=1)
     chance = np.sum((np.bincount(labels) / len(labels)) ** 2)
     assert np.mean(labels[nearest] == labels) > 2 * chance
-    with pytest.raises(ValueError, match="multiple of 8"):
-        ITQHasher(12)
+
+
+# --- scikit-learn conventions: __init__ stores, fit checks, learned state ends in "_" ------------
+
+
+def test_init_only_stores_parameters():
+    """Bad values pass __init__ untouched (they are checked by fit), and nothing is learned yet."""
+    assert vars(PCAReducer(0)) == {"dims": 0}
+    assert vars(ITQHasher(12, iterations=-1, seed=3)) == {"bits": 12, "iterations": -1, "seed": 3}
+    assert vars(UMAPReducer(0, n_neighbors=1)) == {
+        "dims": 0, "n_neighbors": 1, "min_dist": 0.1, "fit_sample": None, "supervised": False, "seed": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    "unfitted, call",
+    [
+        (PCAReducer(4), lambda r, x: r.transform(x)),
+        (PCAReducer(4), lambda r, x: r.device_arrays()),
+        (ITQHasher(8), lambda r, x: r.transform(x)),
+        (ITQHasher(8), lambda r, x: r.device_arrays()),
+        (UMAPReducer(2), lambda r, x: r.transform(x)),
+        (UMAPReducer(2), lambda r, x: r.landmarks(20)),
+        (UMAPReducer(2), lambda r, x: r.model_bytes()),
+    ],
+    ids=["pca-transform", "pca-device", "itq-transform", "itq-device", "umap-transform", "umap-landmarks", "umap-bytes"],
+)
+def test_unfitted_use_raises_not_fitted(unfitted, call):
+    x = np.zeros((3, 16), np.float32)
+    with pytest.raises(NotFittedError, match="not fitted yet: call fit"):
+        call(unfitted, x)
+    assert not hasattr(unfitted, "n_features_in_")
+
+
+def test_not_fitted_error_is_value_and_attribute_error():
+    assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, AttributeError)
+
+
+_X = np.random.default_rng(0).normal(size=(60, 16)).astype(np.float32)
+
+
+@pytest.mark.parametrize("dims", [0, -1, 2.5, True, "8"])
+def test_pca_bad_dims(dims):
+    with pytest.raises(ValueError, match="PCA dims must be an integer >= 1"):
+        PCAReducer(dims).fit(_X)
+
+
+def test_pca_more_dims_than_the_embedding():
+    with pytest.raises(ValueError, match="more dims than the embedding has"):
+        PCAReducer(17).fit(_X)
+
+
+@pytest.mark.parametrize("bits", [0, 12, 4, 8.0, None])
+def test_itq_bad_bits(bits):
+    with pytest.raises(ValueError, match="bits must be a positive multiple of 8"):
+        ITQHasher(bits).fit(_X)
+
+
+@pytest.mark.parametrize("iterations", [-1, 2.5])
+def test_itq_bad_iterations(iterations):
+    with pytest.raises(ValueError, match="iterations must be an integer >= 0"):
+        ITQHasher(8, iterations=iterations).fit(_X)
+
+
+def test_itq_more_bits_than_dims():
     with pytest.raises(ValueError, match="at most one bit per embedding dim"):
-        ITQHasher(64).fit(x)
+        ITQHasher(24).fit(_X)
 
 
-def test_umap_options_are_checked():
-    for kwargs, message in [({"dims": 0}, "dims"), ({"n_neighbors": 1}, "n_neighbors"), ({"min_dist": 2.0}, "min_dist"), ({"fit_sample": 1}, "fit-sample")]:
-        with pytest.raises(ValueError, match=message):
-            UMAPOptions(**kwargs)
+@pytest.mark.parametrize("dims", [0, -2, 1.5])
+def test_umap_bad_dims(dims):
+    with pytest.raises(ValueError, match="UMAP dims must be an integer >= 1"):
+        UMAPReducer(dims).fit(_X)
+
+
+@pytest.mark.parametrize("n_neighbors", [1, 0, 7.5])
+def test_umap_bad_n_neighbors(n_neighbors):
+    with pytest.raises(ValueError, match="UMAP n_neighbors must be an integer >= 2"):
+        UMAPReducer(2, n_neighbors=n_neighbors).fit(_X)
+
+
+@pytest.mark.parametrize("min_dist", [-0.1, 2.0, "0.1"])
+def test_umap_bad_min_dist(min_dist):
+    with pytest.raises(ValueError, match=r"UMAP min_dist must be in \[0, 1\]"):
+        UMAPReducer(2, min_dist=min_dist).fit(_X)
+
+
+@pytest.mark.parametrize("fit_sample", [1, 0, 10.5])
+def test_umap_bad_fit_sample(fit_sample):
+    with pytest.raises(ValueError, match="UMAP fit_sample"):
+        UMAPReducer(2, fit_sample=fit_sample).fit(_X)
+
+
+def test_umap_supervised_needs_labels():
     with pytest.raises(ValueError, match="one category label per embedding"):
-        UMAPReducer(UMAPOptions(supervised=True)).fit(np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32))
+        UMAPReducer(2, supervised=True).fit(_X)
+
+
+@pytest.mark.parametrize(
+    "fitter",
+    [PCAReducer(2), ITQHasher(8), UMAPReducer(2)],
+    ids=["pca", "itq", "umap"],
+)
+def test_fitters_refuse_bad_embeddings(fitter):
+    with pytest.raises(ValueError, match="NaN"):
+        fitter.fit(np.full((60, 16), np.nan, np.float32))
+    with pytest.raises(ValueError, match=r"must be a \(n, D\) array"):
+        fitter.fit(np.zeros(16, np.float32))
+    with pytest.raises(ValueError, match="needs at least"):
+        fitter.fit(_X[:2])
+
+
+@pytest.mark.parametrize("kwargs, message", [({"dims": 0}, "dims"), ({"n_neighbors": 1}, "n_neighbors"), ({"min_dist": 2.0}, "min_dist"), ({"fit_sample": 1}, "fit-sample")])
+def test_umap_options_are_checked_on_construction(kwargs, message):
+    """The build's UMAP settings fail early (before any training), with the fitter's messages."""
+    with pytest.raises(ValueError, match=message):
+        UMAPOptions(**kwargs)
+
+
+def test_umap_without_the_export_extra_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "umap", None)  # makes `import umap` raise ImportError
+    with pytest.raises(ImportError, match=r"pip install 'vitrina\[export\]'"):
+        UMAPReducer(2).fit(_X)
+
+
+def test_code_type_names_are_checked():
     with pytest.raises(ValueError, match="needs a size"):
         CodeType.parse("umap")
     with pytest.raises(ValueError, match="multiple of 64"):
@@ -84,13 +196,14 @@ def test_umap_options_are_checked():
 @pytest.fixture(scope="module")
 def umap8(embeddings) -> UMAPReducer:
     x, _ = embeddings
-    return UMAPReducer(UMAPOptions(dims=8, fit_sample=500)).fit(x)
+    return UMAPReducer(8, fit_sample=500).fit(x)
 
 
 def test_umap_contract(umap8, embeddings):
     x, _ = embeddings
-    assert umap8.embedding.shape == (500, 8) and len(umap8.fit_rows) == 500
-    held_out = np.setdiff1d(np.arange(len(x)), umap8.fit_rows)
+    assert umap8.embedding_.shape == (500, 8) and umap8.embedding_.dtype == np.float32 and len(umap8.fit_rows_) == 500
+    assert umap8.fit_data_.shape == (500, x.shape[1]) and umap8.n_features_in_ == x.shape[1]
+    held_out = np.setdiff1d(np.arange(len(x)), umap8.fit_rows_)
     assert umap8.transform(x[held_out[:10]]).shape == (10, 8)
     with pytest.raises(ValueError, match="landmark count must be >= n_neighbors"):
         umap8.landmarks(3)
@@ -102,10 +215,10 @@ def test_landmark_reducer_reproduces_umap_transform_initialisation(umap8, embedd
     import scipy.sparse
 
     x, _ = embeddings
-    held_out = x[np.setdiff1d(np.arange(len(x)), umap8.fit_rows)]
+    held_out = x[np.setdiff1d(np.arange(len(x)), umap8.fit_rows_)]
     # float32 landmarks here: the bundle's float16 copy can swap a 15th neighbour (measured in the sweep instead)
-    device = LandmarkReducer(umap8.fit_data, umap8.embedding, umap8.options.n_neighbors)
-    model = umap8.model
+    device = LandmarkReducer(umap8.fit_data_, umap8.embedding_, umap8.n_neighbors)
+    model = umap8.model_
     model.transform_mode = "graph"
     graph = scipy.sparse.csr_matrix(model.transform(held_out))
     model.transform_mode = "embedding"
@@ -163,7 +276,8 @@ def _compact_bundle(tiny: Path, out: Path, code_type: str, options: CodeOptions)
     photos = np.asarray(b.codes, dtype=np.float32)
     labels = b.item_categories[b.code_items]
     rows = np.arange(len(photos))
-    data = TrainingEmbeddings(photos, labels, photos + 0.01, rows, labels)  # hash heads: photo/photo pairs suffice here
+    # hash heads: photo/photo pairs suffice here
+    data = TrainingEmbeddings(photos=photos, photo_labels=labels, sketches=photos + 0.01, sketch_rows=rows, sketch_labels=labels)
     fitted = fit_codes(code_type, data, options)
     models = {f"{role}_{p}": Path(b.model_path(role, p)).read_bytes() for role in ("sketch", "photo") for p in ("int8", "float")}
     thumbs = np.stack([b.thumbnail(i) for i in range(len(b.items))])

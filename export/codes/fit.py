@@ -12,23 +12,23 @@ Used by ``vitrina build --codes`` (what ships) and ``vitrina eval --sweep``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from vitrina.export.training.hash_heads import HashTrainOptions, train_hash_head
 from vitrina.runtime.bundle import ReducerArrays, Rerank
 from vitrina.runtime.codes import CodeType
 
 from .binary import ITQHasher
 from .pca import PCAReducer
 from .umap import UMAPOptions, UMAPReducer
-from vitrina.export.training.hash_heads import HashTrainOptions, train_hash_head
 
 DEFAULT_LANDMARKS = 5000
 DEFAULT_SHORTLIST = 200
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainingEmbeddings:
     """Attributes: photos (N, D) float32 catalog embeddings; photo_labels (N,)
     their categories; sketches (S, D) float32 train-split sketch embeddings;
@@ -41,7 +41,7 @@ class TrainingEmbeddings:
     sketch_labels: np.ndarray
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CodeOptions:
     """Attributes:
     umap: UMAP settings (dims come from the code type).
@@ -62,7 +62,7 @@ class CodeOptions:
     progress: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FittedCodes:
     """Attributes: code_type name; codes (N, d) float16 or packed uint8 for
     compact types, float32 for float; reducer for the device; rerank or None;
@@ -88,26 +88,27 @@ def fit_codes(code_type: str, data: TrainingEmbeddings, options: CodeOptions = C
     photos = np.asarray(data.photos, dtype=np.float32)
     rerank = quantize_rerank(photos, options.shortlist) if options.rerank and ct.family != "float" else None
     if ct.family == "float":
-        return FittedCodes(ct.name, photos, ReducerArrays(), None, {})
+        return FittedCodes(code_type=ct.name, codes=photos, reducer=ReducerArrays(), rerank=None)
     if ct.family == "pca":
         pca = PCAReducer(ct.size).fit(photos)
         about = f"PCA to {ct.size} dims, fitted on {len(photos)} catalog photo embeddings"
-        return FittedCodes(ct.name, pca.transform(photos).astype(np.float16), ReducerArrays("linear", pca.device_arrays(), {}, about), rerank, {})
+        reducer = ReducerArrays("linear", pca.device_arrays(), {}, about)
+        return FittedCodes(code_type=ct.name, codes=pca.transform(photos).astype(np.float16), reducer=reducer, rerank=rerank)
     if ct.family == "umap":
-        umap_opts = UMAPOptions(**{**options.umap.__dict__, "dims": ct.size})
-        reducer = UMAPReducer(umap_opts).fit(photos, data.photo_labels)
+        reducer = UMAPReducer(**{**asdict(options.umap), "dims": ct.size}).fit(photos, data.photo_labels)
         codes = np.empty((len(photos), ct.size), dtype=np.float32)
-        codes[reducer.fit_rows] = reducer.embedding
-        rest = np.setdiff1d(np.arange(len(photos)), reducer.fit_rows)
+        codes[reducer.fit_rows_] = reducer.embedding_
+        rest = np.setdiff1d(np.arange(len(photos)), reducer.fit_rows_)
         if len(rest):
             codes[rest] = reducer.transform(photos[rest])
         arrays = reducer.landmarks(options.landmarks)
         about = (
-            f"{'supervised ' if umap_opts.supervised else ''}umap-learn (n_neighbors {umap_opts.n_neighbors}, min_dist {umap_opts.min_dist}) fitted on {len(reducer.fit_rows)} "
+            f"{'supervised ' if reducer.supervised else ''}umap-learn (n_neighbors {reducer.n_neighbors}, min_dist {reducer.min_dist}) fitted on {len(reducer.fit_rows_)} "
             f"catalog photo embeddings; device: landmark interpolation over {len(arrays['landmarks'])} landmarks"
         )
-        report = {"umap_pickled_bytes": reducer.model_bytes(), "fit_rows": int(len(reducer.fit_rows))}
-        return FittedCodes(ct.name, codes.astype(np.float16), ReducerArrays("landmark", arrays, {"n_neighbors": umap_opts.n_neighbors}, about), rerank, report)
+        report = {"umap_pickled_bytes": reducer.model_bytes(), "fit_rows": int(len(reducer.fit_rows_))}
+        device = ReducerArrays("landmark", arrays, {"n_neighbors": reducer.n_neighbors}, about)
+        return FittedCodes(code_type=ct.name, codes=codes.astype(np.float16), reducer=device, rerank=rerank, report=report)
     # bits
     if options.hash_head == "itq":
         itq = ITQHasher(ct.size).fit(photos)
@@ -117,9 +118,9 @@ def fit_codes(code_type: str, data: TrainingEmbeddings, options: CodeOptions = C
     else:
         head = train_hash_head(
             data.sketches, photos[data.sketch_rows], data.sketch_labels,
-            HashTrainOptions(head=options.hash_head, bits=ct.size, steps=options.hash_steps), options.progress,
+            options=HashTrainOptions(head=options.hash_head, bits=ct.size, steps=options.hash_steps), progress=options.progress,
         )
         arrays, codes = head.device_arrays(), head.transform(photos)
         about = f"{options.hash_head.upper()} {ct.size}-bit hash head trained on {len(data.sketches)} train-split sketch/photo pairs"
         report = {"hash_final_loss": head.final_loss}
-    return FittedCodes(ct.name, codes, ReducerArrays("sign", arrays, {}, about), rerank, report)
+    return FittedCodes(code_type=ct.name, codes=codes, reducer=ReducerArrays("sign", arrays, {}, about), rerank=rerank, report=report)

@@ -4,34 +4,46 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import _check_fit_input, _Fitted
+from .base import _check_fit_input, _Fitted, _is_int
 
 PCA_DIMS = (4, 8, 16, 32, 64)
 
 
 class PCAReducer(_Fitted):
-    """Principal components: (n, D) → (n, dims) float32, ``y = (x - mean) @ components``."""
+    """Principal components: (n, D) float32 → (n, dims) float32, ``y = (x - mean_) @ components_``.
+
+    Parameters:
+        dims: components kept, 1 <= dims <= D (checked by :meth:`fit`).
+
+    Attributes (after :meth:`fit`):
+        mean_: (D,) float32 mean of the fit embeddings.
+        components_: (D, dims) float32, columns by decreasing variance.
+        n_features_in_: D.
+    """
 
     def __init__(self, dims: int):
-        if not isinstance(dims, (int, np.integer)) or dims < 1:
-            raise ValueError(f"PCA dims must be an integer >= 1, got {dims!r}")
-        self.dims = int(dims)
-        self.mean: np.ndarray | None = None
-        self.components: np.ndarray | None = None  # (D, dims) float32
+        self.dims = dims
 
     def fit(self, x: np.ndarray) -> "PCAReducer":
-        x = _check_fit_input(x, self.dims + 1, f"PCA-{self.dims}")
-        if self.dims > x.shape[1]:
-            raise ValueError(f"PCA-{self.dims}: cannot keep more dims than the embedding has ({x.shape[1]})")
-        self.mean = x.mean(axis=0)
-        _, _, vt = np.linalg.svd(x - self.mean, full_matrices=False)
-        self.components = np.ascontiguousarray(vt[: self.dims].T, dtype=np.float32)
-        self.dims_in = x.shape[1]
+        """Fit on (n, D) float embeddings, n > dims; returns ``self``."""
+        if not _is_int(self.dims) or self.dims < 1:
+            raise ValueError(f"PCA dims must be an integer >= 1, got {self.dims!r}")
+        dims = int(self.dims)
+        x = _check_fit_input(x, dims + 1, f"PCA-{dims}")
+        if dims > x.shape[1]:
+            raise ValueError(f"PCA-{dims}: cannot keep more dims than the embedding has ({x.shape[1]})")
+        self.mean_ = x.mean(axis=0)
+        _, _, vt = np.linalg.svd(x - self.mean_, full_matrices=False)
+        self.components_ = np.ascontiguousarray(vt[:dims].T, dtype=np.float32)
+        self.n_features_in_ = x.shape[1]
         return self
 
     def transform(self, x: np.ndarray) -> np.ndarray:
+        """(n, D) embeddings → (n, dims) float32 codes."""
         x = self._check_transform_input(x)
-        return ((x - self.mean) @ self.components).astype(np.float32)
+        return ((x - self.mean_) @ self.components_).astype(np.float32)
 
     def device_arrays(self) -> dict[str, np.ndarray]:
-        return {"mean": self.mean.astype(np.float32), "components": self.components}
+        """What the device's ``LinearReducer`` takes: ``mean`` (D,) and ``components`` (D, dims), float32."""
+        self._check_is_fitted()
+        return {"mean": self.mean_.astype(np.float32), "components": self.components_}

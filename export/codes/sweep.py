@@ -36,27 +36,36 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from tqdm import tqdm
 
-from vitrina.runtime.bundle import Bundle
-from vitrina.runtime.codes import LandmarkReducer, LinearReducer, SignHasher
-from vitrina.runtime.encoders import SketchEncoder
+from vitrina.export.training.hash_heads import HashTrainOptions, train_hash_head
+from vitrina.export.training.umap_distill import (
+    DistillOptions,
+    distill_pairs,
+    train_distilled_reducer,
+)
+from vitrina.runtime.bundle import Bundle, Rerank
+from vitrina.runtime.codes import (
+    LandmarkReducer,
+    LinearReducer,
+    SignHasher,
+    pairwise_scores,
+)
+from vitrina.runtime.encoders import SketchEncoder, SketchEncoderOptions
 from vitrina.runtime.evaluate import encode_eval_set, two_stage_scores
 from vitrina.runtime.litert import make_interpreter
-from vitrina.runtime.codes import pairwise_scores
 from vitrina.runtime.metrics import scored_metrics, scored_pr_curve
 from vitrina.runtime.search import RerankSearcher, Searcher, SearchOptions
 
-from .fit import quantize_rerank
 from .binary import ITQHasher
+from .fit import quantize_rerank
 from .pca import PCAReducer
-from .umap import UMAPOptions, UMAPReducer
-from vitrina.export.training.hash_heads import HashTrainOptions, train_hash_head
-from vitrina.export.training.umap_distill import DistillOptions, distill_pairs, train_distilled_reducer
+from .umap import UMAPReducer
 
 Reduce = Callable[[np.ndarray], np.ndarray]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SweepOptions:
     """Attributes:
     pca_dims, umap_dims, bits: sizes to sweep.
@@ -86,7 +95,7 @@ class SweepOptions:
     progress: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SweepRow:
     """One method × size. Times in ms per query; bytes for the whole catalog.
 
@@ -123,10 +132,11 @@ class SweepReport:
     facts: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
+        """``{"facts": {...}, "rows": [row as a dict, ...]}``, JSON-serialisable."""
         return {"facts": self.facts, "rows": [asdict(r) for r in self.rows]}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Eval:
     queries: np.ndarray  # (Q, D) int8-encoder sketch embeddings
     query_labels: np.ndarray
@@ -146,15 +156,17 @@ def _p50_ms(fn: Callable[[], object], n: int) -> float:
 
 
 class _Sweep:
-    def __init__(self, bundle: Bundle, catalog_dir: Path, options: SweepOptions):
+    """One sweep: the bundle's eval set, the train-split sketch embeddings, the rows scored so far."""
+
+    def __init__(self, bundle: Bundle, catalog_dir: Path, options: SweepOptions, on_row: Callable[[SweepRow], None] | None = None):
         if bundle.code_spec.family != "float":
             raise ValueError(f"the sweep starts from a float bundle's full embeddings; {bundle.path} has {bundle.code_spec.name} codes")
-        self.bundle, self.options = bundle, options
+        self.bundle, self.options, self.on_row = bundle, options, on_row
         self.photos = np.asarray(bundle.codes, dtype=np.float32)
         self.photo_labels = bundle.item_categories[bundle.code_items]
         e = encode_eval_set(bundle, "int8", num_threads=2)
         rows = bundle.first_code_rows[bundle.eval_set().gallery_items]
-        self.eval = _Eval(e.queries, e.query_labels, rows, e.gallery_labels, e.targets)
+        self.eval = _Eval(queries=e.queries, query_labels=e.query_labels, gallery_rows=rows, gallery_labels=e.gallery_labels, targets=e.targets)
         self.sketches, self.sketch_rows, self.sketch_labels = _train_sketch_embeddings(bundle, catalog_dir, options)
         self.rows: list[SweepRow] = []
         rng = np.random.default_rng(3)
@@ -167,13 +179,24 @@ class _Sweep:
         }
 
     # --- scoring -----------------------------------------------------------
-    def add(self, method: str, code: str, dims: int, q_codes: np.ndarray, catalog: np.ndarray, metric: str,
-            reduce: Reduce | None, reducer_bytes: int, cold_ms: float | None = None, note: str = "") -> None:
+    def add(
+        self, method: str, code: str, dims: int, *, q_codes: np.ndarray, catalog: np.ndarray, metric: str,
+        reduce: Reduce | None, reducer_bytes: int, cold_ms: float | None = None, note: str = "",
+    ) -> None:
+        """Score one method × size: q_codes (Q, d) are the held-out queries' codes,
+        catalog (N, d) every catalog row's, compared with ``metric``."""
         g = catalog[self.eval.gallery_rows]
         scorer = lambda a, b: pairwise_scores(q_codes[a:b], g, metric)  # noqa: E731
-        self._add_scored(method, code, dims, scorer, q_codes, catalog, metric, reduce, reducer_bytes, cold_ms, note)
+        self._add_scored(
+            method, code, dims, scorer=scorer, q_codes=q_codes, catalog=catalog, metric=metric, reduce=reduce,
+            reducer_bytes=reducer_bytes, cold_ms=cold_ms, note=note,
+        )
 
-    def _add_scored(self, method, code, dims, scorer, q_codes, catalog, metric, reduce, reducer_bytes, cold_ms, note, rerank=None) -> None:
+    def _add_scored(
+        self, method: str, code: str, dims: int, *, scorer: Callable[[int, int], np.ndarray], q_codes: np.ndarray,
+        catalog: np.ndarray, metric: str, reduce: Reduce | None, reducer_bytes: int, cold_ms: float | None, note: str,
+        rerank: Rerank | None = None,
+    ) -> None:
         e = self.eval
         metrics = scored_metrics(scorer, len(e.queries), e.query_labels, e.gallery_labels, e.targets)
         _, pr = scored_pr_curve(scorer, len(e.queries), e.query_labels, e.gallery_labels)
@@ -193,11 +216,13 @@ class _Sweep:
         reduce_ms = None
         if reduce is not None:
             reduce_ms = _p50_ms(lambda: reduce(self.timing[next(i) % len(self.timing)][None]), len(self.timing))
-        row = SweepRow(method, code, dims, metrics.to_json(), [round(float(v), 4) for v in pr], reduce_ms, search_ms, cold_ms, code_bytes, int(reducer_bytes), note)
+        row = SweepRow(
+            method=method, code=code, dims=dims, metrics=metrics.to_json(), pr=[round(float(v), 4) for v in pr], reduce_ms=reduce_ms,
+            search_ms=search_ms, cold_ms=cold_ms, code_bytes=code_bytes, reducer_bytes=int(reducer_bytes), note=note,
+        )
         self.rows.append(row)
-        if self.options.progress:
-            print(f"  {method:15s} {code:8s} mAP {row.metrics['map']:.4f}  P@10 {row.metrics['p_at_10']:.4f}  acc@10 {row.metrics['acc_at_10']:.4f}  "
-                  f"reduce {reduce_ms} ms  search {search_ms} ms", flush=True)
+        if self.on_row is not None:
+            self.on_row(row)
 
     def add_two_stage(self, first: SweepRow, q_codes: np.ndarray, catalog: np.ndarray, metric: str, reduce: Reduce | None, reducer_bytes: int) -> None:
         rerank = quantize_rerank(self.photos, self.options.shortlist)
@@ -206,19 +231,24 @@ class _Sweep:
         q = self.eval.queries
         scorer = lambda a, b: two_stage_scores(pairwise_scores(q_codes[a:b], g, metric), q[a:b], g_full, self.options.shortlist)  # noqa: E731
         note = f"shortlist {self.options.shortlist} by {first.code}, re-rank int8 {self.photos.shape[1]}-d (memory-mapped; counted in full)"
-        self._add_scored(f"two-stage ({first.method})", first.code, first.dims, scorer, q_codes, catalog, metric, reduce, reducer_bytes, first.cold_ms, note, rerank)
+        self._add_scored(
+            f"two-stage ({first.method})", first.code, first.dims, scorer=scorer, q_codes=q_codes, catalog=catalog, metric=metric,
+            reduce=reduce, reducer_bytes=reducer_bytes, cold_ms=first.cold_ms, note=note, rerank=rerank,
+        )
 
     # --- methods -----------------------------------------------------------
     def run(self) -> SweepReport:
         o = self.options
         q = self.eval.queries
-        self.add("float", "float", self.photos.shape[1], q, self.photos, "cosine", None, 0, note="full int8-encoder embedding")
+        self.add("float", "float", self.photos.shape[1], q_codes=q, catalog=self.photos, metric="cosine", reduce=None, reducer_bytes=0,
+                 note="full int8-encoder embedding")
         best_first: dict[str, tuple] = {}
         for d in o.pca_dims:
             pca = PCAReducer(d).fit(self.photos)
             red = LinearReducer(**pca.device_arrays())
             cat = pca.transform(self.photos).astype(np.float16)
-            self.add("pca", f"pca{d}", d, red(q), cat, "l2", red, _nbytes(pca.device_arrays()), self._cold("linear", pca.device_arrays(), {}))
+            self.add("pca", f"pca{d}", d, q_codes=red(q), catalog=cat, metric="l2", reduce=red, reducer_bytes=_nbytes(pca.device_arrays()),
+                     cold_ms=self._cold("linear", pca.device_arrays(), {}))
             if d == 8:
                 best_first["pca"] = (self.rows[-1], red(q), cat, "l2", red, _nbytes(pca.device_arrays()))
         for d in o.umap_dims:
@@ -235,10 +265,10 @@ class _Sweep:
         o = self.options
         q = self.eval.queries
         name = "umap-sup" if supervised else "umap"
-        fit = UMAPReducer(UMAPOptions(dims=d, fit_sample=o.umap_fit_sample, supervised=supervised)).fit(self.photos, self.photo_labels)
+        fit = UMAPReducer(d, fit_sample=o.umap_fit_sample, supervised=supervised).fit(self.photos, self.photo_labels)
         cat = np.empty((len(self.photos), d), dtype=np.float32)
-        cat[fit.fit_rows] = fit.embedding
-        rest = np.setdiff1d(np.arange(len(self.photos)), fit.fit_rows)
+        cat[fit.fit_rows_] = fit.embedding_
+        rest = np.setdiff1d(np.arange(len(self.photos)), fit.fit_rows_)
         if len(rest):
             cat[rest] = fit.transform(self.photos[rest])
         cat16 = cat.astype(np.float16)
@@ -248,17 +278,19 @@ class _Sweep:
         t = time.perf_counter()
         exact = fit.transform(q)
         self.facts[f"{name}{d}_exact_transform_ms_per_query_batched"] = round((time.perf_counter() - t) * 1000 / len(q), 3)
-        self.add(f"{name}-exact", f"umap{d}", d, exact, cat16, "l2", fit.transform, pickled, exact_cold,
+        self.add(f"{name}-exact", f"umap{d}", d, q_codes=exact, catalog=cat16, metric="l2", reduce=fit.transform, reducer_bytes=pickled,
+                 cold_ms=exact_cold,
                  note="umap-learn transform (needs fit data, pynndescent, numba)" + ("; fitted with category labels" if supervised else ""))
         arrays = fit.landmarks(o.landmarks)
-        lm = LandmarkReducer(arrays["landmarks"], arrays["positions"], fit.options.n_neighbors)
-        self.add(f"{name}-landmark", f"umap{d}", d, lm(q), cat16, "l2", lm, _nbytes(arrays),
-                 self._cold("landmark", arrays, {"n_neighbors": fit.options.n_neighbors}), note=f"{len(arrays['landmarks'])} landmarks")
+        lm = LandmarkReducer(arrays["landmarks"], arrays["positions"], fit.n_neighbors)
+        self.add(f"{name}-landmark", f"umap{d}", d, q_codes=lm(q), catalog=cat16, metric="l2", reduce=lm, reducer_bytes=_nbytes(arrays),
+                 cold_ms=self._cold("landmark", arrays, {"n_neighbors": fit.n_neighbors}), note=f"{len(arrays['landmarks'])} landmarks")
         landmark_row = self.rows[-1]
-        inputs, targets = distill_pairs(self.photos, fit.fit_rows, fit.embedding, self.sketches, self.sketch_rows)
-        model, result = train_distilled_reducer(inputs, targets, o.distill, o.progress)
+        inputs, targets = distill_pairs(self.photos, fit.fit_rows_, fit.embedding_, sketch_embeddings=self.sketches, sketch_rows=self.sketch_rows)
+        model, result = train_distilled_reducer(inputs, targets, options=o.distill, progress=o.progress)
         head = _TFLiteHead(_head_tflite(model))
-        self.add(f"{name}-distilled", f"umap{d}", d, head(q), cat16, "l2", head, head.nbytes, self._cold_tflite(head.blob),
+        self.add(f"{name}-distilled", f"umap{d}", d, q_codes=head(q), catalog=cat16, metric="l2", reduce=head, reducer_bytes=head.nbytes,
+                 cold_ms=self._cold_tflite(head.blob),
                  note=f"MLP {o.distill.hidden}x2 → {d}, distilled from {result.pairs} pairs (mse {result.final_loss}), float TFLite")
         distilled_row = self.rows[-1]
         if d == 8:
@@ -276,13 +308,14 @@ class _Sweep:
             candidates.append(("itq", itq.device_arrays(), "unsupervised, fitted on catalog photos"))
         for head_name in ("cbs", "dsh"):
             head = train_hash_head(self.sketches, self.photos[self.sketch_rows], self.sketch_labels,
-                                   HashTrainOptions(head=head_name, bits=bits, steps=o.hash_steps), o.progress)
+                                   options=HashTrainOptions(head=head_name, bits=bits, steps=o.hash_steps), progress=o.progress)
             candidates.append((head_name, head.device_arrays(), f"trained on {len(self.sketches)} sketch/photo pairs, loss {head.final_loss}"))
         best = None
         for name, arrays, note in candidates:
             hasher = SignHasher(**arrays)
             cat = hasher(self.photos)
-            self.add(name, f"bits{bits}", bits, hasher(q), cat, "hamming", hasher, _nbytes(arrays), self._cold("sign", arrays, {}), note)
+            self.add(name, f"bits{bits}", bits, q_codes=hasher(q), catalog=cat, metric="hamming", reduce=hasher, reducer_bytes=_nbytes(arrays),
+                     cold_ms=self._cold("sign", arrays, {}), note=note)
             if bits == 64 and (best is None or self.rows[-1].metrics["map"] > best[0].metrics["map"]):
                 best = (self.rows[-1], hasher(q), cat, "hamming", hasher, _nbytes(arrays))
         if best is not None:
@@ -312,7 +345,7 @@ class _Sweep:
         if not self.options.cold_runs:
             return None
         with tempfile.TemporaryDirectory(prefix="vitrina-cold-") as tmp:
-            (Path(tmp) / "umap.pkl").write_bytes(pickle.dumps(fit.model, protocol=pickle.HIGHEST_PROTOCOL))
+            (Path(tmp) / "umap.pkl").write_bytes(pickle.dumps(fit.model_, protocol=pickle.HIGHEST_PROTOCOL))
             probe = Path(tmp) / "probe.npy"
             np.save(probe, self.eval.queries[:1])
             out = [_child_json(_COLD_UMAP, [str(Path(tmp) / "umap.pkl"), str(probe)]) for _ in range(self.options.cold_runs)]
@@ -417,16 +450,38 @@ def _train_sketch_embeddings(bundle: Bundle, catalog_dir: Path, options: SweepOp
     rng = np.random.default_rng(TRAIN_SKETCH_SEED)
     items = np.sort(rng.choice(train, size=min(options.train_sketches, len(train)), replace=False))
     rows = catalog.first_images()[items]
-    sketches = render_sketches(catalog.images[rows], 1, raster, TRAIN_SKETCH_SEED, workers=options.workers, progress=options.progress, desc="train sketches")[:, 0]
-    with SketchEncoder.create_from_bundle(bundle, "int8", num_threads=2, batch_size=64) as encoder:
-        embeddings = encoder.embed(sketches)
+    sketches = render_sketches(catalog.images[rows], 1, raster, seed=TRAIN_SKETCH_SEED, workers=options.workers, progress=options.progress, desc="train sketches")[:, 0]
+    with SketchEncoder.create_from_bundle(bundle, SketchEncoderOptions(precision="int8", num_threads=2, batch_size=64)) as encoder:
+        embeddings = encoder.embed(sketches).embeddings
     return embeddings, rows.astype(np.int64), bundle.item_categories[items]
 
 
-def run_sweep(bundle_path: str | Path, catalog_dir: str | Path, out: str | Path, options: SweepOptions = SweepOptions()) -> SweepReport:
-    """Run the sweep and write sweep.json, sweep.md and the plots into ``out``."""
+def row_line(row: SweepRow) -> str:
+    """One scored row as a progress line: method, code, mAP, P@10, acc@10 and the warm times in ms."""
+    m = row.metrics
+    return (f"  {row.method:15s} {row.code:8s} mAP {m['map']:.4f}  P@10 {m['p_at_10']:.4f}  acc@10 {m['acc_at_10']:.4f}  "
+            f"reduce {row.reduce_ms} ms  search {row.search_ms} ms")
+
+
+def _write_row(row: SweepRow) -> None:
+    tqdm.write(row_line(row))  # between the progress bars, not through them
+    sys.stdout.flush()
+
+
+def run_sweep(
+    bundle_path: str | Path, catalog_dir: str | Path, out: str | Path, options: SweepOptions = SweepOptions(),
+    on_row: Callable[[SweepRow], None] | None = None,
+) -> SweepReport:
+    """Run the sweep and write sweep.json, sweep.md and the plots into ``out``.
+
+    ``on_row`` is called with each row as soon as it is scored; by default, when
+    ``options.progress`` is on, the row is written as a line (:func:`row_line`)
+    between the progress bars.
+    """
+    if on_row is None and options.progress:
+        on_row = _write_row
     bundle = Bundle.open(bundle_path)
-    report = _Sweep(bundle, Path(catalog_dir), options).run()
+    report = _Sweep(bundle, Path(catalog_dir), options, on_row).run()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps(report.to_json(), indent=2))

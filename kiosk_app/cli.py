@@ -33,7 +33,7 @@ def _bench_kiosk(args: argparse.Namespace) -> int:
     import json
 
     from .config import KioskConfig, load_config
-    from .responsiveness import measure_responsiveness
+    from .tools.responsiveness import measure_responsiveness
 
     if args.drawings < 1:
         raise ValueError(f"--drawings must be >= 1, got {args.drawings}")
@@ -51,7 +51,7 @@ def _kiosk(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else KioskConfig()
     bundle = args.bundle or config.bundle
     if args.screenshot:
-        from .main import screenshots
+        from .tools.screenshots import screenshots
 
         for path in screenshots(config, bundle, args.screenshot):
             print(path)

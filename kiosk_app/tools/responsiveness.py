@@ -1,7 +1,7 @@
 """``vitrina bench kiosk``: touch-replay responsiveness of the kiosk app.
 
-Held-out drawings from the bundle are replayed as real touch events at about
-60 Hz (two points per frame). After each stroke the replay pauses past the
+Held-out drawings from the bundle are replayed as synthetic touch events at
+about 60 Hz (two points per frame). After each stroke the replay pauses past the
 debounce so a search starts, then draws the next stroke while that search runs
 on the background thread. Measured:
 
@@ -25,44 +25,51 @@ from typing import Any
 
 import numpy as np
 
-from .geometry import fit_strokes
+from vitrina.runtime.bench.stats import latency_stats
 
+from ..config import KioskConfig
+from ..geometry import fit_strokes
+from ..main import prepare_kivy
+
+#: Seconds per replayed frame (60 Hz).
 FRAME_S = 1.0 / 60.0
+#: Touch points replayed per frame while drawing.
 POINTS_PER_FRAME = 2
 
 
-def _stats(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0}
-    a = np.asarray(values) * 1000.0
-    return {"n": int(a.size), "p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2), "max": round(float(a.max()), 2)}
+def _ms_stats(seconds: list[float]) -> dict[str, float]:
+    return latency_stats([s * 1000.0 for s in seconds], digits=2)
 
 
-def measure_responsiveness(config, bundle: Path, drawings: int = 20) -> dict[str, Any]:
-    """Replay ``drawings`` held-out drawings through the real app, offscreen."""
-    from .main import frames, prepare_kivy
+def measure_responsiveness(config: KioskConfig, bundle: Path, drawings: int = 20) -> dict[str, Any]:
+    """Replay ``drawings`` held-out drawings through the real app, offscreen at 1280×800.
 
+    Returns the report: the GL renderer, counts, latency statistics in ms
+    (``search_to_painted_ms``, ``stroke_end_to_painted_ms``,
+    ``frame_ms_while_drawing``, ``gc_pause_ms`` per generation; see
+    :func:`vitrina.runtime.bench.stats.latency_stats`), ``frames_over_50ms`` and
+    whether the targets were met. Raises ValueError for a bundle that does not
+    open or has no held-out strokes.
+    """
     prepare_kivy(windowed=True, headless=True, size=(1280, 800))
     from kivy.base import EventLoop
-    from kivy.core.window import Window
-    from kivy.tests.common import UnitTestTouch
+    from kivy.graphics.opengl import GL_RENDERER, glGetString
 
-    from .app import KioskApp
+    from ..app import KioskApp
+    from .replay import SyntheticTouch, frames, wait_for
 
     app = KioskApp(config, bundle, lock_down=False)
     app.start_in_window()
     if app.engine is None:
+        app.close_in_window()
         raise ValueError(f"cannot open bundle {bundle}: {app.unavailable_reason}")
     held_out = [s for _, s in app.engine.bundle.eval_strokes()][:drawings]
     if not held_out:
+        app.close_in_window()
         raise ValueError(f"bundle {bundle} has no held-out strokes to replay")
     app.start_session()
     frames(5)
-    from .main import wait_for
-
     wait_for(app.searches.worker.idle, timeout=30)  # the start-up warm-up search, as before a shopper's first touch
-    from kivy.graphics.opengl import GL_RENDERER, glGetString
-
     renderer = glGetString(GL_RENDERER).decode(errors="replace")
     canvas = app.screen("draw").canvas_widget
     debounce = config.debounce_ms / 1000.0
@@ -96,20 +103,19 @@ def measure_responsiveness(config, bundle: Path, drawings: int = 20) -> dict[str
         for strokes in held_out:
             canvas.reset()
             for line in fit_strokes(strokes, canvas.width, canvas.height, canvas.center):
-                touch = UnitTestTouch(*line[0])
-                touch.touch_down()
+                touch = SyntheticTouch(*line[0])
+                touch.down()
                 for i, (x, y) in enumerate(line[1:], start=1):
-                    touch.touch_move(x, y)
+                    touch.move_to(x, y)
                     if i % POINTS_PER_FRAME == 0:
                         frame(True)
-                touch.touch_up()
+                touch.up()
                 stroke_ends.append(time.monotonic())
                 idle_for(debounce + 0.05)  # the search starts; the next stroke is drawn while it runs
             idle_for(0.5)
     finally:
         gc.callbacks.remove(on_gc)
-        app.dispatch("on_stop")
-        Window.remove_widget(app.root)
+        app.close_in_window()
     painted = [(submitted, shown) for kind, _, submitted, shown in app.searches.paint_log.painted if kind == "sketch"]
     search = [shown - submitted for submitted, shown in painted]
     ends = np.asarray(stroke_ends)
@@ -119,12 +125,12 @@ def measure_responsiveness(config, bundle: Path, drawings: int = 20) -> dict[str
         "gl_renderer": renderer,  # llvmpipe = software rendering: frames then compete with the search for the CPU
         "drawings": len(held_out),
         "searches_painted": len(painted),
-        "search_to_painted_ms": _stats(search),
-        "stroke_end_to_painted_ms": _stats(felt),
+        "search_to_painted_ms": _ms_stats(search),
+        "stroke_end_to_painted_ms": _ms_stats(felt),
         "debounce_ms": config.debounce_ms,
-        "frame_ms_while_drawing": _stats(frame_times),
+        "frame_ms_while_drawing": _ms_stats(frame_times),
         "frames_over_50ms": over,
-        "gc_pause_ms": {f"gen{g}": _stats([t for gen, t in gc_pauses if gen == g]) for g in (0, 1, 2)},
+        "gc_pause_ms": {f"gen{g}": _ms_stats([t for gen, t in gc_pauses if gen == g]) for g in (0, 1, 2)},
         "targets": {
             "search_to_painted_p95_ms<=150": bool(search) and float(np.percentile(np.asarray(search) * 1000, 95)) <= 150.0,
             "no_frame_over_50ms": over == 0,

@@ -14,7 +14,8 @@ from kivy.core.window import Window  # noqa: E402
 from vitrina.kiosk_app.app import KioskApp  # noqa: E402
 from vitrina.kiosk_app.config import KioskConfig, hash_pin  # noqa: E402
 from vitrina.kiosk_app.geometry import rects_overlap  # noqa: E402
-from vitrina.kiosk_app.main import draw_strokes, frames, sample_strokes, screenshots, wait_for  # noqa: E402
+from vitrina.kiosk_app.tools.replay import draw_strokes, frames, sample_strokes, wait_for  # noqa: E402
+from vitrina.kiosk_app.tools.screenshots import screenshots  # noqa: E402
 
 PIN = "2468"
 
@@ -47,7 +48,7 @@ def wait_for_search(app, kind="sketch", before=None):
 def drawn_search(app, strokes):
     canvas = app.screen("draw").canvas_widget
     before = app.searches.generation("sketch")
-    draw_strokes(app, strokes)
+    draw_strokes(strokes)
     assert canvas.stroke_count() == len(strokes)
     wait_for_search(app, before=before)
     return app.results
@@ -98,7 +99,7 @@ def test_undo_redo_clear(kiosk):
     kiosk.start_session()
     frames(3)
     canvas = kiosk.screen("draw").canvas_widget
-    draw_strokes(kiosk, sample_strokes(kiosk)[:2] or sample_strokes(kiosk))
+    draw_strokes(sample_strokes(kiosk)[:2] or sample_strokes(kiosk))
     n = canvas.stroke_count()
     assert n >= 1 and canvas.can_undo and not canvas.can_redo
     canvas.undo()
@@ -118,9 +119,9 @@ def test_eraser_removes_the_touched_stroke(kiosk):
     frames(3)
     canvas = kiosk.screen("draw").canvas_widget
     cx, cy = canvas.center
-    draw_strokes(kiosk, [[(cx - 100, cy), (cx + 100, cy)], [(cx - 100, cy + 120), (cx + 100, cy + 120)]])
+    draw_strokes([[(cx - 100, cy), (cx + 100, cy)], [(cx - 100, cy + 120), (cx + 100, cy + 120)]])
     canvas.erasing = True
-    draw_strokes(kiosk, [[(cx, cy + 3), (cx + 2, cy + 3)]])
+    draw_strokes([[(cx, cy + 3), (cx + 2, cy + 3)]])
     assert canvas.stroke_count() == 1
     canvas.undo()
     assert canvas.stroke_count() == 2
@@ -129,7 +130,7 @@ def test_eraser_removes_the_touched_stroke(kiosk):
 def test_stale_result_never_overwrites_newer(kiosk):
     kiosk.start_session()
     frames(3)
-    draw_strokes(kiosk, sample_strokes(kiosk))
+    draw_strokes(sample_strokes(kiosk))
     assert wait_for(lambda: bool(kiosk.results), timeout=15)
     current = list(kiosk.results)
     from vitrina.kiosk_app.worker import Reply
@@ -145,7 +146,7 @@ def test_idle_reset_clears_everything(tiny_bundle):
     try:
         app.start_session()
         frames(3)
-        draw_strokes(app, sample_strokes(app))
+        draw_strokes(sample_strokes(app))
         assert wait_for(lambda: bool(app.results), timeout=15)
         app.show("text")
         app.screen("text").query.text = "polera"
@@ -220,7 +221,7 @@ def test_no_overlapping_widgets(kiosk, size):
     Window.size = size
     frames(5)
     kiosk.start_session()
-    draw_strokes(kiosk, sample_strokes(kiosk))
+    draw_strokes(sample_strokes(kiosk))
     wait_for(lambda: bool(kiosk.results), timeout=15)
     frames(5)
     root = kiosk.screen("draw").children[0]
@@ -262,7 +263,7 @@ def test_screenshot_command_renders_every_screen(tiny_bundle, tmp_path):
 
 
 def test_responsiveness_benchmark_measures_real_frames(tiny_bundle):
-    from vitrina.kiosk_app.responsiveness import measure_responsiveness
+    from vitrina.kiosk_app.tools.responsiveness import measure_responsiveness
 
     report = measure_responsiveness(KioskConfig(debounce_ms=100), tiny_bundle, drawings=2)
     assert report["drawings"] == 2 and report["searches_painted"] >= 2
@@ -296,12 +297,12 @@ def test_admin_sync_activates_a_signed_bundle_with_progress(tiny_bundle, tmp_pat
     """Admin → Sync against a real HTTP server: progress reported, v2 verified and loaded.
     A device that trusts another key refuses and keeps v1."""
     from vitrina.export.publish.bench_sync import prepare_repository
-    from vitrina.runtime.sync.store import DeviceStore
     from vitrina.export.publish.repository import publish
     from vitrina.export.publish.serve import serve_in_thread
-    from vitrina.runtime.sync.trust import PublicKey
     from vitrina.export.publish.signing import generate_keys
     from vitrina.runtime.sync.client import SyncOptions, sync
+    from vitrina.runtime.sync.store import DeviceStore
+    from vitrina.runtime.sync.trust import PublicKey
 
     repo, pub, _ = prepare_repository(tiny_bundle, tmp_path, fraction=0.05)  # signed v1 and v2 in repo
     _, other_pub = generate_keys(tmp_path / "keys", "other")
@@ -320,7 +321,7 @@ def test_admin_sync_activates_a_signed_bundle_with_progress(tiny_bundle, tmp_pat
                 app.admin.unlock(PIN)
                 app.admin.run_sync()
                 assert app.syncing
-                assert wait_for(lambda: not app.syncing, timeout=60)
+                assert wait_for(lambda app=app: not app.syncing, timeout=60)
                 assert app.admin_message.startswith(expect_text), app.admin_message
                 assert app.engine.bundle.manifest["release"]["version"] == expect_version
                 assert release_of(DeviceStore(root)) == expect_version

@@ -60,6 +60,7 @@ class DrawingCanvas(Widget):
 
     # --- touch --------------------------------------------------------------
     def on_touch_down(self, touch):
+        """A finger on the paper starts a stroke (or, erasing, removes the strokes under it)."""
         if not self.collide_point(*touch.pos) or touch.is_mouse_scrolling:
             return False
         touch.grab(self)
@@ -77,6 +78,7 @@ class DrawingCanvas(Widget):
         return True
 
     def on_touch_move(self, touch):
+        """Extend the finger's stroke, interpolating points at most half a brush width apart (clamped to the paper)."""
         if touch.grab_current is not self:
             return False
         if touch.ud.get("vitrina_erase"):
@@ -91,6 +93,7 @@ class DrawingCanvas(Widget):
         return True
 
     def on_touch_up(self, touch):
+        """The finger lifts: keep its stroke (undoable) and fire ``on_stroke_end``."""
         if touch.grab_current is not self:
             return False
         touch.ungrab(self)
@@ -134,6 +137,7 @@ class DrawingCanvas(Widget):
                 self.canvas.remove(stroke.group)
 
     def undo(self) -> None:
+        """Undo the last edit (a stroke, an erase or a clear); fires ``on_changed``."""
         if not self._history:
             return
         action, strokes = self._history.pop()
@@ -143,6 +147,7 @@ class DrawingCanvas(Widget):
         self.dispatch("on_changed")
 
     def redo(self) -> None:
+        """Redo the last undone edit; fires ``on_changed``."""
         if not self._redo:
             return
         action, strokes = self._redo.pop()
@@ -176,10 +181,11 @@ class DrawingCanvas(Widget):
         return to_search_strokes([s.points for s in self._strokes], self.top)
 
     def stroke_count(self) -> int:
+        """How many strokes are on the paper."""
         return len(self._strokes)
 
     def on_stroke_end(self) -> None:
-        pass
+        """Event: a stroke was finished (default handler does nothing)."""
 
     def on_changed(self) -> None:
-        pass
+        """Event: strokes were undone, redone, erased or cleared (default handler does nothing)."""

@@ -6,8 +6,8 @@ Kivy's y axis points up; strokes for the search point down (screen pixels).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

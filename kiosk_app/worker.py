@@ -10,8 +10,9 @@ result that a newer request has made stale.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class SearchWorker:
             return not self._pending and not self._running
 
     def stop(self, timeout: float = 2.0) -> None:
+        """Stop the thread: pending requests are dropped; waits up to ``timeout`` s for a running one."""
         with self._cond:
             self._stopped = True
             self._cond.notify()

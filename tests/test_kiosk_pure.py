@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 
 from vitrina.kiosk_app.config import hash_pin, load_config, verify_pin
-from vitrina.kiosk_app.geometry import clip_text, fit_strokes, interpolate, layout_for, rects_overlap, stroke_hit, to_search_strokes
+from vitrina.kiosk_app.geometry import (
+    clip_text,
+    fit_strokes,
+    interpolate,
+    layout_for,
+    rects_overlap,
+    stroke_hit,
+    to_search_strokes,
+)
 from vitrina.kiosk_app.worker import SearchWorker
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
+
 def utc_now() -> _dt.datetime:
     """Now, in UTC, to the second."""
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)

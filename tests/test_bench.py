@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from vitrina.runtime.bench import benchmark
+from vitrina.runtime.bench.benchmark import BenchOptions, latency_stats, run_benchmark, time_pipeline, write_report
 from vitrina.runtime.bench.compare import compare_reports, parse_fraction
 from vitrina.runtime.bench.soak import soak
-from vitrina.runtime.bench.benchmark import BenchOptions, latency_stats, run_benchmark, time_pipeline, write_report
 from vitrina.runtime.cli import main
 
 FAST = BenchOptions(queries=30, warmup=3, cold_runs=1)

@@ -19,16 +19,15 @@ from pathlib import Path
 import pytest
 
 from vitrina.export.publish.bench_sync import simulate_catalog_update
-from vitrina.runtime.bundle import Bundle
-from vitrina.runtime.sync.store import DeviceStore, StoreError
-from vitrina.runtime.bundle import release_version
-from vitrina.runtime.product_search import ProductSearch
-from vitrina.runtime.rasterize import load_strokes_json
 from vitrina.export.publish.repository import publish
 from vitrina.export.publish.serve import RangeRequestHandler, serve_in_thread
-from vitrina.runtime.sync.trust import PublicKey
 from vitrina.export.publish.signing import endorse_key, generate_keys, sign_bundle
+from vitrina.runtime.bundle import Bundle, release_version
+from vitrina.runtime.product_search import ProductSearch
+from vitrina.runtime.rasterize import load_strokes_json
 from vitrina.runtime.sync.client import DiskSpaceError, RollbackError, SourceError, SyncOptions, VerificationError, sync
+from vitrina.runtime.sync.store import DeviceStore, StoreError
+from vitrina.runtime.sync.trust import PublicKey
 
 FAST = SyncOptions(timeout_s=1.0, retries=2, retry_wait_s=0.01, reserve_bytes=0)
 

@@ -20,21 +20,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from vitrina.runtime.bundle import MANIFEST, Bundle, BundleError
-from vitrina.runtime.sync.store import DeviceStore
-from vitrina.runtime.bundle import release_version
+from vitrina.runtime.bundle import MANIFEST, Bundle, BundleError, release_version
 from vitrina.runtime.files import sha256_file
+from vitrina.runtime.sync.client import sync
+from vitrina.runtime.sync.store import DeviceStore
+from vitrina.runtime.sync.trust import SIGNATURE_FILE, PublicKey
+
 from .repository import publish
 from .serve import serve_in_thread
-from vitrina.runtime.sync.trust import SIGNATURE_FILE, PublicKey
 from .signing import generate_keys, sign_bundle
-from vitrina.runtime.sync.client import sync
 
 
 def simulate_catalog_update(src: str | Path, dst: str | Path, fraction: float = 0.01, seed: int = 0) -> list[int]:
@@ -123,6 +123,8 @@ def prepare_repository(bundle: Path, work: Path, fraction: float = 0.01) -> tupl
 
 def run_sync_bench(bundle: str | Path, kills: int = 0, fraction: float = 0.01, progress: Callable[[str], None] = lambda _: None,
                    seed: int = 0) -> SyncBenchReport:
+    """Publish v1 and a v2 with ``fraction`` of the products changed, serve them on 127.0.0.1,
+    time a full and a delta sync, then run ``kills`` kill -9 crash-loop iterations (0 skips it)."""
     bundle = Path(bundle)
     with tempfile.TemporaryDirectory(prefix="vitrina-syncbench-") as tmp:
         work = Path(tmp)

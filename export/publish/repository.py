@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from vitrina.runtime.bundle import MANIFEST, Bundle, release_version
 from vitrina.runtime.files import copy_atomic, write_atomic
@@ -51,6 +52,7 @@ class PublishResult:
 
 
 def read_index(repo: Path) -> dict[str, Any]:
+    """The repository's ``index.json``, or an empty index for a new repository folder."""
     path = repo / INDEX
     if not path.is_file():
         return {"format": REPO_FORMAT, "format_version": REPO_FORMAT_VERSION, "catalogs": {}, "keys": []}

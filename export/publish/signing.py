@@ -27,8 +27,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vitrina.runtime.bundle import MANIFEST, Bundle
 from vitrina.runtime.files import write_atomic
-from vitrina.runtime.sync.trust import ENDORSE_CONTEXT, ALGORITHM, SIGNATURE_FILE, PublicKey, SignatureError
+from vitrina.runtime.sync.trust import ALGORITHM, ENDORSE_CONTEXT, SIGNATURE_FILE, PublicKey, SignatureError
 from vitrina.runtime.timeutil import iso, utc_now
+
 
 def generate_keys(out_dir: str | Path, name: str = "vitrina") -> tuple[Path, Path]:
     """Write ``<name>.key`` (private, 0600) and ``<name>.pub`` in ``out_dir``; refuses to overwrite."""
@@ -49,6 +50,7 @@ def generate_keys(out_dir: str | Path, name: str = "vitrina") -> tuple[Path, Pat
 
 
 def load_private_key(path: str | Path) -> Ed25519PrivateKey:
+    """Read an unencrypted PKCS#8 PEM Ed25519 private key (a ``.key`` file)."""
     try:
         key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
@@ -59,6 +61,7 @@ def load_private_key(path: str | Path) -> Ed25519PrivateKey:
 
 
 def public_of(private: Ed25519PrivateKey) -> PublicKey:
+    """The public half of a private key."""
     return PublicKey(private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
 
 

@@ -29,10 +29,11 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -44,9 +45,10 @@ from vitrina.runtime.litert import make_interpreter
 from vitrina.runtime.metrics import scored_pr_curve
 from vitrina.runtime.photo import prepare_photo
 from vitrina.runtime.rasterize import rasterize_strokes
-from .stats import latency_stats
-from vitrina.runtime.timeutil import utc_stamp
 from vitrina.runtime.search import CatalogIndex, SearchOptions
+from vitrina.runtime.timeutil import utc_stamp
+
+from .stats import latency_stats
 
 REPORT_VERSION = 1
 TARGETS = {"sketch_p95_ms": 15.0, "cold_start_s": 1.5, "overhead_ratio": 0.10}

@@ -27,6 +27,8 @@ class CompareRow:
 
 @dataclass(frozen=True)
 class CompareResult:
+    """Every compared figure (old, new, change) and the ones that regressed beyond the allowance."""
+
     rows: tuple[CompareRow, ...]
 
     @property

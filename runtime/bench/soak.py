@@ -9,14 +9,15 @@ the first minute (after caches and allocator pools settle) to the end.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from .benchmark import pipelines, query_inputs, read_rss_mb
 from vitrina.runtime.bundle import Bundle
+
+from .benchmark import pipelines, query_inputs, read_rss_mb
 
 GROWTH_TARGET_MB = 5.0
 

@@ -33,18 +33,18 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
-from vitrina.runtime.bundle import FORMAT_NAME, FORMAT_VERSION, MANIFEST, Bundle, BundleError
-from .store import STAGING, DeviceStore, slot_name
-from vitrina.runtime.files import fsync_dir
-from vitrina.runtime.bundle import release_version
-from vitrina.runtime.files import is_disk_full, sha256_file, write_atomic
-from .repo_format import INDEX, PATCHES, REPO_FORMAT
-from .trust import SIGNATURE_FILE, PublicKey, SignatureError, accept_endorsements, parse_iso, verify_manifest
+from vitrina.runtime.bundle import FORMAT_NAME, FORMAT_VERSION, MANIFEST, Bundle, BundleError, release_version
+from vitrina.runtime.files import fsync_dir, is_disk_full, sha256_file, write_atomic
 from vitrina.runtime.timeutil import utc_now
+
+from .repo_format import INDEX, PATCHES, REPO_FORMAT
+from .store import STAGING, DeviceStore, slot_name
+from .trust import SIGNATURE_FILE, PublicKey, SignatureError, accept_endorsements, parse_iso, verify_manifest
 
 MAX_INDEX_BYTES = 1 << 20
 MAX_MANIFEST_BYTES = 8 << 20
@@ -133,6 +133,8 @@ class SyncResult:
 
 
 class Source(Protocol):
+    """Where a sync reads a repository from: an HTTP server or a folder (a USB stick)."""
+
     def read(self, rel: str, max_bytes: int) -> bytes: ...
 
     def fetch(self, rel: str, dest: Path, size: int, on_bytes: Callable[[int], None]) -> None: ...
@@ -300,6 +302,7 @@ def _copy_capped(src: Any, dest: Path, mode: str, have: int, size: int, what: st
 
 
 def open_source(text: str, options: SyncOptions, counter: _Counter) -> Source:
+    """An HTTP source for ``http(s)://`` URLs, else a folder source; bytes read are counted in ``counter``."""
     if re.match(r"^https?://", text):
         return HttpSource(text, options, counter)
     path = Path(text)

@@ -47,6 +47,7 @@ class Installed:
 
 
 def slot_name(catalog: str, version: int) -> str:
+    """The folder name of an installed bundle, ``<catalog>-v<version>``; refuses names that cannot name a folder."""
     if not re.fullmatch(r"[A-Za-z0-9._-]+", catalog) or catalog.startswith("."):
         raise StoreError(f"catalog name {catalog!r} cannot name a folder: use letters, digits, '.', '_' and '-'")
     return f"{catalog}-v{version}"

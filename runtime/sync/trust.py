@@ -48,7 +48,7 @@ class PublicKey:
         return hashlib.sha256(self.raw).hexdigest()[:16]
 
     @classmethod
-    def from_hex(cls, text: str) -> "PublicKey":
+    def from_hex(cls, text: str) -> PublicKey:
         try:
             raw = bytes.fromhex(text.strip())
         except ValueError:
@@ -58,7 +58,7 @@ class PublicKey:
         return cls(raw)
 
     @classmethod
-    def load(cls, path: str | Path) -> "PublicKey":
+    def load(cls, path: str | Path) -> PublicKey:
         try:
             return cls.from_hex(Path(path).read_text(encoding="ascii"))
         except (OSError, UnicodeDecodeError) as exc:
@@ -113,6 +113,7 @@ def accept_endorsements(trusted: Iterable[PublicKey], endorsements: Iterable[Map
 
 
 def parse_iso(text: str) -> _dt.datetime:
+    """An ISO 8601 timestamp (``Z`` or an offset; none means UTC) as an aware datetime."""
     try:
         t = _dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:

@@ -2,41 +2,86 @@
 
 Batch-first like faiss: queries (n, d) in, ``(scores, ids)`` out, both (n, k),
 with ``ids`` product indices padded with -1 (and scores with -inf) when fewer
-than k products exist. The score is higher-is-better for every code type
-(``codes.pairwise_scores``: cosine, minus squared L2, minus Hamming distance).
-Several images of one product count once, at their best score.
+than k products exist. Several images of one product count once, at their
+best score.
+
+The score is higher-is-better for every code type, but it is a cosine only
+for float codes (``codes.pairwise_scores``):
+
+* ``cosine`` (float32 unit codes): the dot product of unit vectors, in [-1, 1];
+* ``l2`` (float16/32 PCA and UMAP codes): minus the squared Euclidean distance, <= 0;
+* ``hamming`` (packed uint8 bit codes): minus the number of differing bits, <= 0.
+
+dtype policy (faiss's): float queries to a float index are converted to
+float32; a binary (Hamming) index takes packed uint8 codes only, and any other
+dtype raises ``ValueError`` instead of being cast.
 
 Two-stage search (:class:`RerankSearcher`): shortlist the ``shortlist`` best
 code rows with the compact codes, then re-rank only those rows by cosine with
 the full int8 embeddings, which stay memory-mapped (only touched rows are read).
+
+:class:`Searcher` has the device-task shape of ``encoders.py``: frozen
+:class:`SearcherOptions`, :class:`SearchResult`, ``create_from_bundle`` /
+``create_from_options``, ``close()`` and ``with``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from .bundle import Bundle, Item
 from .codes import QueryReducer, as_words, code_words, hamming_from_words, pairwise_scores
 
+#: Products returned per query when the caller does not say: the one default of
+#: ``k`` for :class:`Searcher`, :class:`~vitrina.runtime.product_search.ProductSearch` and the CLI.
+DEFAULT_K = 10
+
 _QUERY_CHUNK = 256
 
 
 @dataclass(frozen=True)
-class SearchOptions:
-    """Attributes: k: products to return per query (>= 1)."""
+class SearcherOptions:
+    """Options of :class:`Searcher` (and of one :meth:`Searcher.search` call).
 
-    k: int = 10
+    Tensor contract: queries (n, d) in the catalog's code space, one row per
+    query (a (d,) vector is one query): any real dtype, converted to float32,
+    for ``cosine`` and ``l2`` codes; packed uint8 (n, bits/8) for ``hamming``
+    codes, never cast. Results: ``scores`` (n, k) float32 and ``ids`` (n, k)
+    int64 product indices, best first, padded with -inf / -1.
+
+    Attributes:
+        k: products to return per query (>= 1).
+        bundle_path: the bundle :meth:`Searcher.create_from_options` opens;
+            None otherwise (ignored by a per-call ``search(queries, options)``).
+    """
+
+    k: int = DEFAULT_K
+    bundle_path: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.k, (int, np.integer)) or self.k < 1:
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
             raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
+
+
+#: The name of :class:`SearcherOptions` before the searcher became a task; kept for callers.
+SearchOptions = SearcherOptions
 
 
 @dataclass(frozen=True)
 class Match:
-    """One ranked product. ``score`` is the cosine similarity in [-1, 1]."""
+    """One ranked product.
+
+    Attributes:
+        item: product index in the bundle (``bundle.items[item]``).
+        id, title, category, color: the product's catalog fields.
+        price: in the store's currency units.
+        score: higher is better; by the catalog's metric a cosine in [-1, 1]
+            (float codes and the int8 re-rank), minus a squared L2 distance
+            (PCA / UMAP codes) or minus a number of differing bits (binary codes).
+    """
 
     item: int
     id: str
@@ -47,12 +92,17 @@ class Match:
     score: float
 
     def to_json(self) -> dict[str, object]:
+        """The fields a client shows (``item`` left out), score rounded to 6 decimals."""
         return {"id": self.id, "title": self.title, "category": self.category, "color": self.color, "price": self.price, "score": round(self.score, 6)}
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """The ranked matches of one query, best first."""
+    """The ranked matches of one query, best first (at most k; fewer when the catalog is smaller).
+
+    Attributes:
+        matches: the products, each with its score (see :class:`Match`).
+    """
 
     matches: tuple[Match, ...]
 
@@ -61,21 +111,36 @@ class Searcher:
     """Exact search over (N, d) codes whose rows belong to P products.
 
     ``metric``: cosine (float32 unit codes), l2 (float16/32 codes) or hamming
-    (packed uint8 codes); queries come in the same code space.
+    (packed uint8 codes); queries come in the same code space (see
+    :class:`SearcherOptions` for the tensor contract and the dtype policy).
+    Create with :meth:`create_from_bundle`, :meth:`create_from_options`, or
+    from arrays.
+
+    Args:
+        codes: (N, d) catalog codes, one row per catalog image (may be memory-mapped).
+        code_items: (N,) int product index of each code row, in [0, n_items).
+        n_items: P, the number of products.
+        metric: cosine, l2 or hamming.
+        options: default options of :meth:`search` (``k``).
+
+    Raises:
+        ValueError: shapes or dtypes that do not fit, or an unknown metric.
     """
 
-    def __init__(self, codes: np.ndarray, code_items: np.ndarray, n_items: int, metric: str = "cosine"):
+    def __init__(self, codes: np.ndarray, code_items: np.ndarray, n_items: int, metric: str = "cosine", options: SearcherOptions | None = None):
         if codes.ndim != 2:
             raise ValueError(f"codes must be (N, D), got shape {codes.shape}")
         if code_items.shape != (codes.shape[0],):
             raise ValueError(f"code_items must be ({codes.shape[0]},), got {code_items.shape}")
         if metric == "hamming" and codes.dtype != np.uint8:
             raise ValueError(f"hamming search needs packed uint8 codes, got {codes.dtype}")
+        self.options = options if options is not None else SearcherOptions()
         self.metric = metric
         # float16 codes are widened once (N·d·4 bytes: 2.2 MB for 70k × 8); float32 stay memory-mapped.
         self.codes = np.asarray(codes, dtype=np.float32) if codes.dtype == np.float16 else codes
         self.code_items = np.asarray(code_items, dtype=np.int64)
         self.n_items = int(n_items)
+        self._closed = False
         self._one_row_per_item = len(np.unique(self.code_items)) == len(self.code_items)
         self._rows_are_items = len(self.code_items) == self.n_items and bool((self.code_items == np.arange(self.n_items)).all())
         self._words = code_words(np.asarray(codes)) if metric == "hamming" else None  # word-major copy, N·B bytes
@@ -83,25 +148,65 @@ class Searcher:
         pairwise_scores(np.zeros((1, self.dims), self.codes.dtype), self.codes[:1], metric)  # reject an unknown metric now
 
     @classmethod
-    def create_from_bundle(cls, bundle: Bundle) -> "Searcher":
-        return cls(bundle.codes, bundle.code_items, len(bundle.items), bundle.code_spec.metric)
+    def create_from_bundle(cls, bundle: Bundle, options: SearcherOptions | None = None) -> "Searcher":
+        """A searcher over the bundle's catalog codes with its metric.
+
+        Queries must already be in the code space (``bundle.reducer()`` of an
+        encoder embedding; the identity for float codes). It does not re-rank:
+        :class:`CatalogIndex` adds the reducer and the re-rank.
+
+        Args:
+            bundle: an opened bundle.
+            options: default ``k``; ``bundle_path`` None or this bundle's path.
+
+        Raises:
+            ValueError: ``options.bundle_path`` names another bundle.
+        """
+        if options is not None and options.bundle_path is not None and Path(options.bundle_path).resolve() != Path(bundle.path).resolve():
+            raise ValueError(f"options.bundle_path {options.bundle_path} is not the bundle given ({bundle.path}); leave it None")
+        return cls(bundle.codes, bundle.code_items, len(bundle.items), bundle.code_spec.metric, options)
+
+    @classmethod
+    def create_from_options(cls, options: SearcherOptions) -> "Searcher":
+        """Open (and verify) the bundle at ``options.bundle_path`` and search its codes.
+
+        Raises:
+            ValueError: ``options.bundle_path`` is None.
+            BundleError: the bundle cannot be opened (a subclass says why).
+        """
+        if options.bundle_path is None:
+            raise ValueError("Searcher.create_from_options needs options.bundle_path (or use create_from_bundle)")
+        return cls.create_from_bundle(Bundle.open(options.bundle_path), options)
 
     @property
     def dims(self) -> int:
+        """d, the width of one code row (bytes for packed hamming codes)."""
         return int(self.codes.shape[1])
 
-    def search(self, queries: np.ndarray, options: SearchOptions = SearchOptions()) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
+    def search(self, queries: np.ndarray, options: SearcherOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Rank products for each query.
 
         Args:
-            queries: (n, D) float32 L2-normalised query codes (a (D,) vector is one query).
+            queries: (n, d) query codes, float (cosine: L2-normalised) or packed
+                uint8 for hamming; a (d,) vector is one query.
+            options: this call's ``k``; default the searcher's options.
 
         Returns:
-            scores: (n, k) float32, best first, -inf where padded.
-            ids: (n, k) int64 product indices, -1 where padded.
+            scores: (n, k) float32, best first, -inf where padded (see the module
+                docstring for what a score is under each metric).
+            ids: (n, k) int64 product indices, -1 where padded; equal scores are
+                ordered by product index.
+
+        Raises:
+            ValueError: the searcher is closed, or queries of the wrong shape or dtype.
         """
         queries = self.check_queries(queries)
-        k = int(options.k)
+        k = int((options if options is not None else self.options).k)
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         ids = np.full((len(queries), k), -1, dtype=np.int64)
         for start in range(0, len(queries), _QUERY_CHUNK):
@@ -113,8 +218,22 @@ class Searcher:
         return scores, ids
 
     def check_queries(self, queries: np.ndarray) -> np.ndarray:
-        """Queries as (n, d) in this searcher's code dtype; a (d,) vector is one query."""
-        queries = np.asarray(queries, dtype=np.uint8 if self.metric == "hamming" else np.float32)
+        """Queries as (n, d): float32 for cosine / l2, packed uint8 for hamming; a (d,) vector is one query.
+
+        Raises:
+            ValueError: the searcher is closed; a hamming searcher got anything
+                but uint8 (floats are never cast to bits); the width is not d.
+        """
+        self._check_open()
+        if self.metric == "hamming":
+            queries = np.asarray(queries)
+            if queries.dtype != np.uint8:
+                raise ValueError(
+                    f"a hamming index takes packed uint8 queries (n, {self.dims}) like its codes, got {queries.dtype}: "
+                    "pack sign bits with np.packbits (the bundle's reducer does); other dtypes are not cast"
+                )
+        else:
+            queries = np.asarray(queries, dtype=np.float32)
         if queries.ndim == 1:
             queries = queries[None]
         if queries.ndim != 2 or queries.shape[1] != self.dims:
@@ -122,7 +241,8 @@ class Searcher:
         return queries
 
     def row_scores(self, queries: np.ndarray) -> np.ndarray:
-        """(n, N) float32 score of every code row, higher is better."""
+        """(n, N) float32 score of every code row for (n, d) checked queries, higher is better
+        (cosine, minus squared L2 distance, or minus differing bits, by metric)."""
         if self._words is not None:
             return -hamming_from_words(as_words(queries), self._words).astype(np.float32)
         if self._sq_norms is not None:
@@ -135,8 +255,25 @@ class Searcher:
             return row_scores
         return _best_per_item(row_scores, self.code_items, self.n_items, self._one_row_per_item)
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"this {self.metric} Searcher over {len(self.code_items)} code rows is closed; create a new one")
+
+    def close(self) -> None:
+        """Drop the codes (releasing a memory map); later searches raise ``ValueError``. Closing twice is harmless."""
+        self._closed = True
+        self.codes = np.empty((0, self.dims), self.codes.dtype)
+        self._words = self._sq_norms = None
+
+    def __enter__(self) -> "Searcher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _best_per_item(row_scores: np.ndarray, code_items: np.ndarray, n_items: int, one_row_per_item: bool) -> np.ndarray:
+    """(n, N) row scores → (n, n_items) float32 best score per product, -inf where a product has no row."""
     item_scores = np.full((len(row_scores), n_items), -np.inf, dtype=np.float32)
     if one_row_per_item:
         item_scores[:, code_items] = row_scores
@@ -152,9 +289,10 @@ class RerankSearcher:
     Args:
         compact: a :class:`Searcher` over the compact codes.
         rerank_codes: (N, D) int8 full embeddings, one row per code row
-            (memory-mapped: only shortlisted rows are read); cosine-ranked.
+            (memory-mapped: only shortlisted rows are read); cosine-ranked,
+            widened to float32 before any arithmetic.
         scale: the float value of one int8 step (embedding ≈ rerank_codes · scale).
-        shortlist: code rows kept from the first stage (>= k).
+        shortlist: code rows kept from the first stage (>= 1; all rows when N is smaller).
     """
 
     def __init__(self, compact: Searcher, rerank_codes: np.ndarray, scale: float, shortlist: int = 200):
@@ -169,44 +307,71 @@ class RerankSearcher:
 
     @property
     def full_dims(self) -> int:
+        """D, the width of the full re-rank embeddings."""
         return int(self.rerank_codes.shape[1])
 
-    def search(self, codes: np.ndarray, embeddings: np.ndarray, options: SearchOptions = SearchOptions()) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, codes: np.ndarray, embeddings: np.ndarray, options: SearcherOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Rank products for each query.
 
         Args:
             codes: (n, d) queries in the compact code space (first stage).
             embeddings: (n, D) float32 unit embeddings of the same queries (re-rank).
+            options: this call's ``k``; default the compact searcher's options.
 
         Returns:
-            ``(scores, ids)`` as :meth:`Searcher.search`; scores are cosine
-            similarities of the re-ranked rows.
+            ``(scores, ids)`` as :meth:`Searcher.search`; scores are cosines
+            (approximate: the catalog side is int8) of the best re-ranked row of
+            each product, ties ordered by product index.
+
+        Raises:
+            ValueError: shapes or dtypes that do not fit (see :meth:`Searcher.check_queries`).
         """
         codes = self.compact.check_queries(codes)
         embeddings = np.asarray(embeddings, dtype=np.float32).reshape(len(codes), -1)
         if embeddings.shape[1] != self.full_dims:
             raise ValueError(f"embeddings must be (n, {self.full_dims}), got shape {embeddings.shape}")
-        k = int(options.k)
+        k = int((options if options is not None else self.compact.options).k)
         scores = np.full((len(codes), k), -np.inf, dtype=np.float32)
         ids = np.full((len(codes), k), -1, dtype=np.int64)
-        for q in range(len(codes)):
-            rows = np.sort(shortlist_rows(self.compact.row_scores(codes[q : q + 1])[0], self.shortlist))  # sorted: sequential mmap reads
-            cosine = (np.asarray(self.rerank_codes[rows], dtype=np.float32) @ embeddings[q]) * self.scale
-            best: dict[int, float] = {}
-            for item, score in zip(self.compact.code_items[rows].tolist(), cosine.tolist()):
-                if score > best.get(item, -np.inf):
-                    best[item] = score
-            ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
-            for j, (item, score) in enumerate(ranked):
-                ids[q, j], scores[q, j] = item, score
+        for start in range(0, len(codes), _QUERY_CHUNK):
+            stop = start + _QUERY_CHUNK
+            s, i = self._rerank(codes[start:stop], embeddings[start:stop], k)
+            scores[start : start + len(s), : s.shape[1]] = s
+            ids[start : start + len(s), : s.shape[1]] = i
         return scores, ids
+
+    def _rerank(self, codes: np.ndarray, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """One chunk: (n, d) codes and (n, D) embeddings → (n, <=k) scores and product ids."""
+        rows = np.sort(shortlist_rows(self.compact.row_scores(codes), self.shortlist), axis=1)  # (n, S), sorted: sequential mmap reads
+        full = np.asarray(self.rerank_codes[rows], dtype=np.float32)  # (n, S, D) gather, int8 widened first
+        # one batched matrix-vector product (one BLAS gemv per query, as a single query gets)
+        cosine = np.matmul(full, embeddings[:, :, None])[:, :, 0] * self.scale
+        return _best_items_top_k(cosine, self.compact.code_items[rows], k)
+
+
+def _best_items_top_k(scores: np.ndarray, items: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, S) scores of rows owned by (n, S) products → each product once at its best score,
+    the ``min(k, S)`` best sorted descending, ties by lower product index; (-inf, -1) past the
+    products present."""
+    by_item = np.lexsort((-scores, items), axis=1)  # grouped by product, best score first
+    items = np.take_along_axis(items, by_item, axis=1)
+    best = np.take_along_axis(scores, by_item, axis=1)
+    repeat = np.zeros(items.shape, dtype=bool)
+    repeat[:, 1:] = items[:, 1:] == items[:, :-1]
+    best[repeat] = -np.inf  # keep each product's first (best) row
+    top = np.lexsort((items, -best), axis=1)[:, :k]
+    scores_out = np.take_along_axis(best, top, axis=1)
+    ids_out = np.take_along_axis(items, top, axis=1)
+    ids_out[np.isneginf(scores_out)] = -1
+    return scores_out, ids_out
 
 
 def shortlist_rows(row_scores: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the ``n`` best of (N,) scores (unordered; all when N <= n)."""
-    if n >= len(row_scores):
-        return np.arange(len(row_scores))
-    return np.argpartition(-row_scores, n - 1)[:n]
+    """Indices of the ``n`` best of (N,) scores, or of each row of (q, N) scores:
+    (n,) or (q, n) int64, unordered; all N indices when N <= n."""
+    if n >= row_scores.shape[-1]:
+        return np.broadcast_to(np.arange(row_scores.shape[-1]), row_scores.shape).copy()
+    return np.argpartition(-row_scores, n - 1, axis=-1)[..., :n]
 
 
 def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -227,11 +392,19 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def to_results(scores: np.ndarray, ids: np.ndarray, items: tuple[Item, ...]) -> list[SearchResult]:
-    """Turn ``search`` arrays into per-query :class:`SearchResult` (padding dropped)."""
+    """Turn ``search`` arrays ((n, k) scores and ids) into n :class:`SearchResult` (padding dropped)."""
     results = []
     for row_scores, row_ids in zip(scores, ids):
         matches = tuple(
-            Match(int(i), items[i].id, items[i].title, items[i].category, items[i].color, items[i].price, float(s))
+            Match(
+                item=int(i),
+                id=items[i].id,
+                title=items[i].title,
+                category=items[i].category,
+                color=items[i].color,
+                price=items[i].price,
+                score=float(s),
+            )
             for s, i in zip(row_scores, row_ids)
             if i >= 0
         )
@@ -248,21 +421,24 @@ class CatalogIndex:
     """
 
     def __init__(self, reducer: QueryReducer, searcher: Searcher, rerank: RerankSearcher | None = None):
+        """``reducer``: (n, D) embeddings → (n, d) codes for ``searcher``; ``rerank`` optional second stage."""
         self.reducer = reducer
         self.searcher = searcher
         self.rerank = rerank
 
     @classmethod
-    def create_from_bundle(cls, bundle: Bundle) -> "CatalogIndex":
-        searcher = Searcher.create_from_bundle(bundle)
+    def create_from_bundle(cls, bundle: Bundle, options: SearcherOptions | None = None) -> "CatalogIndex":
+        """The bundle's reducer, its codes' :class:`Searcher` (with ``options``) and its re-rank if it ships one."""
+        searcher = Searcher.create_from_bundle(bundle, options)
         rerank = None
         if bundle.has_rerank:
             codes, scale, shortlist = bundle.rerank()
             rerank = RerankSearcher(searcher, codes, scale, shortlist)
         return cls(bundle.reducer(), searcher, rerank)
 
-    def search(self, embeddings: np.ndarray, options: SearchOptions = SearchOptions()) -> tuple[np.ndarray, np.ndarray]:
-        """(n, D) float32 unit encoder embeddings → ``(scores, ids)`` as :meth:`Searcher.search`."""
+    def search(self, embeddings: np.ndarray, options: SearcherOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(n, D) float32 unit encoder embeddings (a (D,) vector is one query) → ``(scores, ids)``
+        as :meth:`Searcher.search`, through the reducer and the re-rank when there is one."""
         embeddings = np.asarray(embeddings, dtype=np.float32)
         if embeddings.ndim == 1:
             embeddings = embeddings[None]
@@ -271,8 +447,8 @@ class CatalogIndex:
             return self.rerank.search(codes, embeddings, options)
         return self.searcher.search(codes, options)
 
-    def search_rows(self, rows: np.ndarray, options: SearchOptions = SearchOptions()) -> tuple[np.ndarray, np.ndarray]:
-        """Search with catalog code rows as queries (e.g. "similar products")."""
+    def search_rows(self, rows: np.ndarray, options: SearcherOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Search with catalog code rows ((n,) int row indices) as queries, e.g. "similar products"."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         codes = np.asarray(self.searcher.codes[rows])
         if self.rerank is not None:
@@ -280,3 +456,7 @@ class CatalogIndex:
             full /= np.maximum(np.linalg.norm(full, axis=1, keepdims=True), 1e-12)
             return self.rerank.search(codes, full, options)
         return self.searcher.search(codes, options)
+
+    def close(self) -> None:
+        """Close the searcher; later searches raise ``ValueError``."""
+        self.searcher.close()

@@ -2,7 +2,18 @@ import numpy as np
 import pytest
 
 from vitrina.runtime.bundle import Item
-from vitrina.runtime.search import Searcher, SearchOptions, to_results
+from vitrina.runtime.codes import SignHasher, pairwise_scores
+from vitrina.runtime.search import (
+    DEFAULT_K,
+    CatalogIndex,
+    Match,
+    RerankSearcher,
+    Searcher,
+    SearcherOptions,
+    SearchOptions,
+    shortlist_rows,
+    to_results,
+)
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -76,3 +87,143 @@ def test_results_carry_product_fields():
     (result,) = to_results(scores, ids, items)
     assert [m.id for m in result.matches] == ["B", "A"]
     assert result.matches[0].title == "Bolso negro" and result.matches[0].score == pytest.approx(0.8)
+
+
+def test_results_are_built_by_keyword():
+    items = (Item("A", "Polera roja", "T-shirt/top", "rojo", 9990.0),)
+    (result,) = to_results(np.array([[0.5]], np.float32), np.array([[0]]), items)
+    assert result.matches == (Match(item=0, id="A", title="Polera roja", category="T-shirt/top", color="rojo", price=9990.0, score=0.5),)
+
+
+def test_one_default_k():
+    assert SearcherOptions().k == DEFAULT_K and SearchOptions is SearcherOptions
+    searcher = Searcher(unit(np.eye(DEFAULT_K + 5)), np.arange(DEFAULT_K + 5), DEFAULT_K + 5)
+    assert searcher.search(np.eye(DEFAULT_K + 5, dtype=np.float32)[:1])[1].shape == (1, DEFAULT_K)
+    assert Searcher(unit(np.eye(4)), np.arange(4), 4, options=SearcherOptions(k=2)).search(np.eye(4)[:1])[1].shape == (1, 2)
+
+
+# --- dtype policy (faiss's): floats are converted, binary codes are never cast ---------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.int8])
+def test_hamming_index_refuses_queries_that_are_not_packed_uint8(dtype):
+    codes = np.random.default_rng(0).integers(0, 256, size=(20, 8), dtype=np.uint8)
+    searcher = Searcher(codes, np.arange(20), 20, "hamming")
+    with pytest.raises(ValueError, match=f"packed uint8 queries.*got {np.dtype(dtype).name}"):
+        searcher.search(codes[:2].astype(dtype))
+    scores, ids = searcher.search(codes[:2])  # packed uint8 is fine
+    assert ids[:, 0].tolist() == [0, 1] and (scores[:, 0] == 0).all()
+
+
+def test_hamming_index_refuses_float_codes_and_float_index_converts_floats():
+    with pytest.raises(ValueError, match="packed uint8 codes, got float32"):
+        Searcher(np.zeros((3, 8), np.float32), np.arange(3), 3, "hamming")
+    codes = unit(np.random.default_rng(1).normal(size=(30, 8)))
+    searcher = Searcher(codes, np.arange(30), 30)
+    s64, i64 = searcher.search(codes[:3].astype(np.float64))
+    s32, i32 = searcher.search(codes[:3])
+    np.testing.assert_array_equal(i64, i32)
+    np.testing.assert_array_equal(s64, s32)
+    assert s64.dtype == np.float32
+
+
+def test_pairwise_hamming_scores_refuse_floats():
+    codes = np.zeros((3, 8), np.uint8)
+    with pytest.raises(ValueError, match="packed uint8 bits, got float32 queries and uint8 codes"):
+        pairwise_scores(np.zeros((1, 8), np.float32), codes, "hamming")
+    assert pairwise_scores(np.full((1, 8), 255, np.uint8), codes, "hamming").tolist() == [[-64.0] * 3]
+
+
+# --- widening: quantised ints never meet arithmetic in their own dtype ------------------------------
+
+
+def test_int8_rerank_codes_are_widened_before_the_product():
+    # 127 · 127 · 32 overflows int8 and int16; the re-rank must score in float32
+    rerank = np.full((4, 32), 127, np.int8)
+    rerank[1] = -128
+    compact = Searcher(unit(np.eye(4, 4) + 0.1), np.arange(4), 4)
+    query = np.full((1, 32), 1 / np.sqrt(32), np.float32)
+    scores, ids = RerankSearcher(compact, rerank, scale=1 / (127 * np.sqrt(32)), shortlist=4).search(compact.codes[:1], query, SearchOptions(k=4))
+    assert ids[0, -1] == 1 and scores[0, 0] == pytest.approx(1.0, abs=1e-6) and scores[0, -1] == pytest.approx(-128 / 127, abs=1e-6)
+
+
+def test_float16_codes_are_widened_for_l2():
+    codes = np.array([[300.0, 300.0], [0.0, 0.0]], np.float16)  # 300² · 2 overflows float16 (max 65504)
+    scores, ids = Searcher(codes, np.arange(2), 2, "l2").search(np.array([[-300.0, -300.0]], np.float32), SearchOptions(k=2))
+    assert ids[0].tolist() == [1, 0] and np.isfinite(scores).all() and scores[0, 1] == pytest.approx(-720000.0)
+
+
+# --- the re-rank, vectorised over the batch, ranks exactly as the per-query loop did ------------------
+
+
+def rerank_reference(rerank: RerankSearcher, codes: np.ndarray, embeddings: np.ndarray, k: int):
+    """The per-query loop RerankSearcher.search ran before it was vectorised (kept verbatim)."""
+    codes = rerank.compact.check_queries(codes)
+    embeddings = np.asarray(embeddings, dtype=np.float32).reshape(len(codes), -1)
+    scores = np.full((len(codes), k), -np.inf, dtype=np.float32)
+    ids = np.full((len(codes), k), -1, dtype=np.int64)
+    for q in range(len(codes)):
+        rows = np.sort(shortlist_rows(rerank.compact.row_scores(codes[q : q + 1])[0], rerank.shortlist))
+        cosine = (np.asarray(rerank.rerank_codes[rows], dtype=np.float32) @ embeddings[q]) * rerank.scale
+        best: dict[int, float] = {}
+        for item, score in zip(rerank.compact.code_items[rows].tolist(), cosine.tolist()):
+            if score > best.get(item, -np.inf):
+                best[item] = score
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        for j, (item, score) in enumerate(ranked):
+            ids[q, j], scores[q, j] = item, score
+    return scores, ids
+
+
+def _rerank_case(metric: str, n_rows: int, per_item: int, ties: bool, seed: int):
+    rng = np.random.default_rng(seed)
+    full = rng.normal(size=(n_rows, 24)).astype(np.float32)
+    if ties:  # duplicated rows: equal scores across products and within one product
+        full[1::7] = full[0]
+    rerank_codes = np.clip(np.round(full / np.abs(full).max() * 127), -127, 127).astype(np.int8)
+    if metric == "hamming":
+        hasher = SignHasher(np.zeros(24, np.float32), rng.normal(size=(24, 64)).astype(np.float32), np.zeros(64, np.float32))
+        compact_codes, reduce = hasher(full), hasher
+    else:
+        proj = rng.normal(size=(24, 6)).astype(np.float32)
+        compact_codes, reduce = (full @ proj).astype(np.float16), (lambda x: x @ proj)
+    code_items = rng.permutation(np.repeat(np.arange(n_rows // per_item + 1), per_item)[:n_rows])
+    searcher = Searcher(compact_codes, code_items, int(code_items.max()) + 2, metric)  # the last product has no row
+    queries = unit(full[rng.choice(n_rows, 37)] + rng.normal(scale=0.3, size=(37, 24)).astype(np.float32))
+    return searcher, rerank_codes, queries, reduce
+
+
+@pytest.mark.parametrize("metric", ["hamming", "l2"])
+@pytest.mark.parametrize("shortlist, k", [(40, 10), (40, 60), (1000, 25), (1, 3)])
+@pytest.mark.parametrize("per_item, ties", [(1, False), (3, True)])
+def test_vectorised_rerank_equals_the_per_query_loop(metric, shortlist, k, per_item, ties):
+    searcher, rerank_codes, queries, reduce = _rerank_case(metric, 300, per_item, ties, seed=shortlist + k + per_item)
+    two = RerankSearcher(searcher, rerank_codes, scale=0.01, shortlist=shortlist)
+    codes = reduce(queries)
+    scores, ids = two.search(codes, queries, SearchOptions(k=k))
+    ref_scores, ref_ids = rerank_reference(two, codes, queries, k)
+    np.testing.assert_array_equal(ids, ref_ids)  # exact, ties broken by product index
+    np.testing.assert_array_equal(scores, ref_scores)
+    # one query at a time gives the same rows (what the CLI and the kiosk do)
+    for q in range(0, len(queries), 9):
+        one_scores, one_ids = two.search(codes[q : q + 1], queries[q : q + 1], SearchOptions(k=k))
+        np.testing.assert_array_equal(one_ids[0], ids[q])
+        np.testing.assert_array_equal(one_scores[0], scores[q])
+
+
+def test_catalog_index_reranks_through_the_reducer():
+    searcher, rerank_codes, queries, reduce = _rerank_case("hamming", 120, 2, True, seed=5)
+    index = CatalogIndex(reduce, searcher, RerankSearcher(searcher, rerank_codes, 0.01, 30))
+    scores, ids = index.search(queries, SearchOptions(k=8))
+    ref_scores, ref_ids = rerank_reference(index.rerank, reduce(queries), queries, 8)
+    np.testing.assert_array_equal(ids, ref_ids)
+    np.testing.assert_array_equal(scores, ref_scores)
+
+
+def test_closed_searcher_says_so():
+    with Searcher(unit(np.ones((2, 4))), np.arange(2), 2) as searcher:
+        searcher.search(np.ones((1, 4), np.float32))
+    assert searcher.closed
+    with pytest.raises(ValueError, match="cosine Searcher over 2 code rows is closed"):
+        searcher.search(np.ones((1, 4), np.float32))
+    searcher.close()  # twice is harmless

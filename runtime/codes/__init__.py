@@ -59,8 +59,10 @@ def reducer_from_arrays(kind: str, arrays: Mapping[str, np.ndarray], params: Map
 def pairwise_scores(queries: np.ndarray, codes: np.ndarray, metric: str) -> np.ndarray:
     """(n, N) float32 similarity of every query to every code, higher is better.
 
-    cosine: dot product of unit vectors; l2: minus the squared Euclidean
-    distance; hamming: minus the number of differing bits.
+    cosine: dot product of unit vectors, in [-1, 1] (any real dtype, converted
+    to float32); l2: minus the squared Euclidean distance (converted to float32);
+    hamming: minus the number of differing bits of packed uint8 codes (other
+    dtypes raise ``ValueError``, never cast).
     """
     if metric == "cosine":
         return np.asarray(queries, dtype=np.float32) @ np.asarray(codes, dtype=np.float32).T

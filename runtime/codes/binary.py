@@ -12,6 +12,7 @@ class SignHasher:
     """Binary codes: ``bits = (x - mean) @ projection + bias > 0``, packed (n, bits/8) uint8."""
 
     def __init__(self, mean: np.ndarray, projection: np.ndarray, bias: np.ndarray):
+        """``mean``: (D,), ``projection``: (D, b), ``bias``: (b,), stored as float32; b a multiple of 8."""
         if projection.ndim != 2 or mean.shape != (projection.shape[0],) or bias.shape != (projection.shape[1],):
             raise ValueError(f"sign hasher: mean {mean.shape}, projection {projection.shape}, bias {bias.shape} do not fit (D,), (D, b), (b,)")
         if projection.shape[1] % 8:
@@ -21,6 +22,7 @@ class SignHasher:
         self.bias = np.asarray(bias, dtype=np.float32)
 
     def __call__(self, embeddings: np.ndarray) -> np.ndarray:
+        """(n, D) float embeddings → (n, b/8) uint8 packed sign bits (``np.packbits`` order, first bit high)."""
         x = np.asarray(embeddings, dtype=np.float32)
         return np.packbits((x - self.mean) @ self.projection + self.bias > 0, axis=1)
 
@@ -31,9 +33,15 @@ def hamming_distances(queries: np.ndarray, codes: np.ndarray) -> np.ndarray:
     Bytes are viewed as uint64 words when B is a multiple of 8, XORed, counted
     with ``np.bitwise_count`` (uint8 per word) and summed into a uint16
     accumulator, so 256-bit codes (up to 256 differing bits) cannot overflow.
+
+    Raises:
+        ValueError: either side is not uint8 (floats are never cast to bits) or
+            the shapes do not fit.
     """
-    q = np.ascontiguousarray(queries, dtype=np.uint8)
-    c = np.ascontiguousarray(codes, dtype=np.uint8)
+    q, c = np.asarray(queries), np.asarray(codes)
+    if q.dtype != np.uint8 or c.dtype != np.uint8:
+        raise ValueError(f"hamming: queries and codes must be packed uint8 bits, got {q.dtype} queries and {c.dtype} codes")
+    q, c = np.ascontiguousarray(q), np.ascontiguousarray(c)
     if q.ndim != 2 or c.ndim != 2 or q.shape[1] != c.shape[1]:
         raise ValueError(f"hamming: queries {q.shape} and codes {c.shape} must be (n, B) and (N, B) packed bytes")
     return hamming_from_words(as_words(q), code_words(c))

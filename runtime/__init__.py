@@ -1,24 +1,44 @@
 """vitrina's device runtime: numpy + pillow + LiteRT only.
 
-Open a bundle, turn a sketch into a code, search, rank products.
-Never imports TensorFlow, keras, umap-learn or numba.
+Open a bundle, turn a sketch or a photo into an embedding, search, rank
+products. Never imports TensorFlow, keras, umap-learn or numba.
+
+The package exports the device tasks, each with its ``…Options`` and result
+(``create_from_bundle`` / ``create_from_options``, ``close()``, ``with``):
+
+* :class:`SketchEncoder` / :class:`SketchEncoderOptions` → :class:`EmbeddingResult`;
+* :class:`PhotoEncoder` / :class:`PhotoEncoderOptions` → :class:`EmbeddingResult`;
+* :class:`Searcher` / :class:`SearcherOptions` → ``(scores, ids)`` arrays, and
+  :class:`SearchResult` per query;
+* :class:`ProductSearch` / :class:`ProductSearchOptions`: every query type of a
+  bundle → :class:`SearchResult`;
+
+and the errors callers catch: :class:`BundleError` and its subclasses, and
+:class:`EmptySketchError` (a ``ValueError``). Everything else (``Bundle``,
+``RasterOptions``, ``DEFAULT_K``, ...) is imported from its module.
 """
 
-from .bundle import Bundle, BundleError
-from .encoders import EncoderOptions, PhotoEncoder, SketchEncoder
-from .rasterize import EmptySketchError, RasterOptions
-from .search import Match, Searcher, SearchOptions, SearchResult
+from .bundle import BundleError, BundleFormatError, BundleIntegrityError, BundleNotFoundError, BundleVersionError
+from .encoders import EmbeddingResult, PhotoEncoder, PhotoEncoderOptions, SketchEncoder, SketchEncoderOptions
+from .product_search import ProductSearch, ProductSearchOptions
+from .rasterize import EmptySketchError
+from .search import Searcher, SearcherOptions, SearchResult
 
 __all__ = [
-    "Bundle",
     "BundleError",
+    "BundleFormatError",
+    "BundleIntegrityError",
+    "BundleNotFoundError",
+    "BundleVersionError",
+    "EmbeddingResult",
     "EmptySketchError",
-    "EncoderOptions",
-    "Match",
     "PhotoEncoder",
-    "RasterOptions",
-    "Searcher",
-    "SearchOptions",
+    "PhotoEncoderOptions",
+    "ProductSearch",
+    "ProductSearchOptions",
     "SearchResult",
+    "Searcher",
+    "SearcherOptions",
     "SketchEncoder",
+    "SketchEncoderOptions",
 ]

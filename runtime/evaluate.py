@@ -15,7 +15,7 @@ import numpy as np
 
 from .bundle import Bundle, EvalSet
 from .codes import pairwise_scores
-from .encoders import SketchEncoder
+from .encoders import SketchEncoder, SketchEncoderOptions
 from .metrics import RetrievalMetrics, Scorer, scored_metrics
 from .search import shortlist_rows
 
@@ -24,13 +24,15 @@ _EVAL_BATCH = 64
 
 @dataclass(frozen=True)
 class EvalReport:
-    """Attributes: queries, gallery: counts; metrics: one entry per precision."""
+    """Attributes: queries, gallery: counts of eval queries and gallery products;
+    metrics: one :class:`RetrievalMetrics` per precision (``"float"``, ``"int8"``)."""
 
     queries: int
     gallery: int
     metrics: dict[str, RetrievalMetrics]
 
     def to_json(self) -> dict[str, object]:
+        """``{"queries": Q, "gallery": M, "<precision>": {metric: value}, ...}`` (values rounded to 4 decimals)."""
         return {"queries": self.queries, "gallery": self.gallery, **{p: m.to_json() for p, m in self.metrics.items()}}
 
 
@@ -39,8 +41,10 @@ class EvalInputs:
     """Encoded eval set for one precision.
 
     Attributes:
-        queries: (Q, d) query codes in the gallery's code space.
-        gallery: (M, d) gallery codes compared with ``metric``.
+        queries: (Q, d) query codes in the gallery's code space (float32, or
+            packed uint8 for hamming).
+        gallery: (M, d) gallery codes compared with ``metric`` (scores higher
+            is better: cosine, minus squared L2, minus differing bits).
         query_labels, gallery_labels: category of each; targets: (Q,) each query's own gallery row.
         metric: cosine, l2 or hamming.
         rerank_queries, rerank_gallery: (Q, D) / (M, D) float32 full embeddings
@@ -66,12 +70,18 @@ class EvalInputs:
         )
 
     def metrics(self) -> RetrievalMetrics:
+        """Score the full ranking of every query (:func:`~vitrina.runtime.metrics.scored_metrics`)."""
         return scored_metrics(self.scorer(), len(self.queries), self.query_labels, self.gallery_labels, self.targets)
 
 
 def two_stage_scores(compact: np.ndarray, queries: np.ndarray, gallery: np.ndarray, shortlist: int) -> np.ndarray:
-    """(n, M) scores ranking each row's ``shortlist`` best compact matches first,
-    re-ranked by cosine of the full embeddings, then the rest by compact score."""
+    """(n, M) float64 scores ranking each row's ``shortlist`` best compact matches first,
+    re-ranked by cosine of the full embeddings, then the rest by compact score.
+
+    ``compact``: (n, M) first-stage scores (higher is better); ``queries``: (n, D)
+    and ``gallery``: (M, D) float32 full embeddings. Only the order is meaningful:
+    the values below the shortlist are shifted compact scores, not cosines.
+    """
     # push every compact score below -1 (order kept), then lift the shortlist to its cosine in [-1, 1]
     out = compact.astype(np.float64) - compact.max(axis=1, keepdims=True) - 3.0
     for q in range(len(out)):
@@ -81,9 +91,9 @@ def two_stage_scores(compact: np.ndarray, queries: np.ndarray, gallery: np.ndarr
 
 
 def encode_eval_set(bundle: Bundle, precision: str, num_threads: int = 1, eval_set: EvalSet | None = None) -> EvalInputs:
-    """Encode the held-out sketches with the ``precision`` sketch encoder, paired with
-    the gallery codes of the same precision (shipped int8 codes or float codes).
-    Pass ``eval_set`` when it is already loaded (it is tens of MB)."""
+    """Encode the held-out sketches with the ``precision`` (int8/float) sketch encoder, paired with
+    the gallery codes of the same precision (shipped int8 codes or float codes), ``num_threads``
+    interpreter threads. Pass ``eval_set`` when it is already loaded (it is tens of MB)."""
     eval_set = eval_set if eval_set is not None else bundle.eval_set()
     labels = bundle.item_categories
     gallery_items = eval_set.gallery_items.astype(np.int64)
@@ -92,8 +102,9 @@ def encode_eval_set(bundle: Bundle, precision: str, num_threads: int = 1, eval_s
         targets = np.array([row_of_gallery[int(i)] for i in eval_set.query_items], dtype=np.int64)
     except KeyError as exc:
         raise ValueError(f"eval query depicts product {exc} which is not in the eval gallery") from None
-    with SketchEncoder.create_from_bundle(bundle, precision, num_threads, batch_size=_EVAL_BATCH) as encoder:
-        queries = encoder.embed(eval_set.sketches)
+    options = SketchEncoderOptions(num_threads=num_threads, batch_size=_EVAL_BATCH, precision=precision)
+    with SketchEncoder.create_from_bundle(bundle, options) as encoder:
+        queries = encoder.embed(eval_set.sketches).embeddings
     query_labels, gallery_labels = labels[eval_set.query_items], labels[gallery_items]
     if precision == "float":
         return EvalInputs(queries, eval_set.gallery_float, query_labels, gallery_labels, targets)
@@ -108,7 +119,8 @@ def encode_eval_set(bundle: Bundle, precision: str, num_threads: int = 1, eval_s
 
 
 def evaluate_bundle(bundle: Bundle, precisions: tuple[str, ...] = ("float", "int8"), num_threads: int = 1) -> EvalReport:
-    """Encode the eval sketches with each precision's encoder and score the rankings."""
+    """Encode the eval sketches with each precision's encoder (``num_threads`` interpreter
+    threads) and score the rankings; metrics in [0, 1] per precision."""
     eval_set = bundle.eval_set()
     metrics = {}
     for precision in precisions:

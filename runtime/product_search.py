@@ -27,9 +27,16 @@ import numpy as np
 from PIL import Image
 
 from .bundle import Bundle
-from .encoders import PhotoEncoder, SketchEncoder
+from .encoders import (
+    EmbeddingResult,
+    EncoderOptions,
+    PhotoEncoder,
+    PhotoEncoderOptions,
+    SketchEncoder,
+    SketchEncoderOptions,
+)
 from .rasterize import RasterOptions, Stroke, rasterize_strokes, sketch_from_image
-from .search import CatalogIndex, SearchOptions, SearchResult, to_results
+from .search import DEFAULT_K, CatalogIndex, SearcherOptions, SearchResult, to_results
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -47,58 +54,142 @@ def words(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class ProductSearchOptions:
-    """Attributes: precision of the encoders (int8 as shipped, or float); num_threads of each interpreter."""
+    """How :class:`ProductSearch` runs its encoders.
+
+    Tensor contracts are the encoders' (:class:`SketchEncoderOptions`,
+    :class:`PhotoEncoderOptions`): one query per interpreter call (batch 1).
+
+    Attributes:
+        precision: of the encoders: ``"int8"`` as shipped, or ``"float"``.
+        num_threads: CPU threads of each interpreter.
+        bundle_path: the bundle :meth:`ProductSearch.create_from_options` opens;
+            None otherwise.
+    """
 
     precision: str = "int8"
     num_threads: int = 1
+    bundle_path: str | None = None
+
+    def __post_init__(self) -> None:
+        # the encoders' own checks, with their messages, before a bundle is opened
+        EncoderOptions(num_threads=self.num_threads, precision=self.precision)
 
 
 class ProductSearch:
-    """All query types over one opened bundle."""
+    """All query types over one opened bundle; every method returns a :class:`SearchResult`.
 
-    def __init__(self, bundle: Bundle, options: ProductSearchOptions = ProductSearchOptions()):
+    ``k`` (products per query) defaults to :data:`~vitrina.runtime.search.DEFAULT_K`.
+    Scores are higher-is-better; what they measure follows the bundle's codes
+    (see :class:`~vitrina.runtime.search.Match`), except for :meth:`by_text`.
+
+    Raises (every query method):
+        ValueError: bad input (k < 1, an unknown product), or a closed engine.
+        EmptySketchError: a sketch with nothing drawn (a ``ValueError``).
+        RuntimeError: LiteRT failed to run an encoder.
+    """
+
+    def __init__(self, bundle: Bundle, options: ProductSearchOptions | None = None):
+        """Search the opened ``bundle``; the photo encoder opens on the first photo query.
+
+        Raises:
+            BundleFormatError: the bundle lacks the sketch model of ``options.precision``.
+            RuntimeError: LiteRT cannot load the sketch model.
+        """
+        options = options if options is not None else ProductSearchOptions()
         self.bundle = bundle
         self.options = options
-        self._sketch = SketchEncoder.create_from_bundle(bundle, options.precision, options.num_threads)
+        self._sketch = SketchEncoder.create_from_bundle(bundle, SketchEncoderOptions(num_threads=options.num_threads, precision=options.precision))
         self._index = CatalogIndex.create_from_bundle(bundle)
+        self._closed = False
 
     @classmethod
-    def create_from_bundle_path(cls, path: str | Path, options: ProductSearchOptions = ProductSearchOptions()) -> "ProductSearch":
+    def create_from_bundle(cls, bundle: Bundle, options: ProductSearchOptions | None = None) -> "ProductSearch":
+        """Search ``bundle`` (already opened); ``options.bundle_path`` must be None.
+
+        Raises:
+            ValueError: ``options.bundle_path`` is set.
+            BundleFormatError: the bundle lacks the sketch model of that precision.
+            RuntimeError: LiteRT cannot load the sketch model.
+        """
+        if options is not None and options.bundle_path is not None:
+            raise ValueError(f"ProductSearch.create_from_bundle was given bundle {bundle.path}; options.bundle_path must be None, got {options.bundle_path!r}")
+        return cls(bundle, options)
+
+    @classmethod
+    def create_from_options(cls, options: ProductSearchOptions) -> "ProductSearch":
+        """Open (and verify) the bundle at ``options.bundle_path`` and search it.
+
+        Raises:
+            ValueError: ``options.bundle_path`` is None.
+            BundleError: the bundle cannot be opened (a subclass says why).
+        """
+        if options.bundle_path is None:
+            raise ValueError("ProductSearch.create_from_options needs options.bundle_path (or use create_from_bundle)")
+        return cls(Bundle.open(options.bundle_path), options)
+
+    @classmethod
+    def create_from_bundle_path(cls, path: str | Path, options: ProductSearchOptions | None = None) -> "ProductSearch":
+        """Open (and verify) the bundle at ``path`` and search it (``create_from_options`` with ``bundle_path``)."""
         return cls(Bundle.open(path), options)
 
     @cached_property
     def _photo(self) -> PhotoEncoder:
-        return PhotoEncoder.create_from_bundle(self.bundle, self.options.precision, self.options.num_threads)
+        return PhotoEncoder.create_from_bundle(self.bundle, PhotoEncoderOptions(num_threads=self.options.num_threads, precision=self.options.precision))
 
-    def _search(self, embedding: np.ndarray, k: int) -> SearchResult:
-        scores, ids = self._index.search(embedding, SearchOptions(k=k))
+    def _search(self, embedding: EmbeddingResult, k: int) -> SearchResult:
+        """One query's (1, D) embedding → its products."""
+        self._check_open()
+        scores, ids = self._index.search(embedding.embeddings, SearcherOptions(k=k))
         return to_results(scores, ids, self.bundle.items)[0]
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"ProductSearch over bundle {self.bundle.path} is closed; create a new one")
 
     @property
     def raster(self) -> RasterOptions:
-        """Rasteriser settings of this bundle's sketch encoder."""
+        """Rasteriser settings of this bundle's sketch encoder (output side ``size`` pixels)."""
         return self._sketch.raster
 
-    def by_sketch_pixels(self, pixels: np.ndarray, k: int = 20) -> SearchResult:
-        """A rasterised sketch, (S, S) uint8 with 255 paper (see :attr:`raster`) → products."""
+    def by_sketch_pixels(self, pixels: np.ndarray, k: int = DEFAULT_K) -> SearchResult:
+        """A rasterised sketch, (S, S) uint8 with 255 paper and 0 ink (see :attr:`raster`) → products."""
+        self._check_open()
         return self._search(self._sketch.embed(pixels[None]), k)
 
-    def by_strokes(self, strokes: Sequence[Stroke], k: int = 20) -> SearchResult:
-        """Strokes in screen pixels (y down) → products. Raises EmptySketchError when nothing is drawn."""
+    def by_strokes(self, strokes: Sequence[Stroke], k: int = DEFAULT_K) -> SearchResult:
+        """Strokes ((m, 2) float point arrays in screen pixels, y down) → products.
+
+        Raises:
+            EmptySketchError: nothing is drawn.
+        """
+        self._check_open()
         return self.by_sketch_pixels(rasterize_strokes(strokes, self.raster), k)
 
-    def by_sketch_image(self, image: Image.Image, k: int = 20) -> SearchResult:
+    def by_sketch_image(self, image: Image.Image, k: int = DEFAULT_K) -> SearchResult:
+        """A drawn sketch image (PIL, any mode and size; dark ink on light paper) → products.
+
+        Raises:
+            EmptySketchError: the image has no ink.
+        """
+        self._check_open()
         return self.by_sketch_pixels(sketch_from_image(image, self.raster), k)
 
-    def by_photo(self, image: Image.Image, k: int = 20) -> SearchResult:
+    def by_photo(self, image: Image.Image, k: int = DEFAULT_K) -> SearchResult:
+        """A product photo (PIL, any mode and size; transparency counts as white) → products."""
+        self._check_open()
         return self._search(self._photo.embed_photos([image]), k)
 
-    def similar(self, item: int, k: int = 10) -> SearchResult:
-        """Products that look most like product ``item`` (itself excluded)."""
+    def similar(self, item: int, k: int = DEFAULT_K) -> SearchResult:
+        """Products that look most like product ``item`` (its index; itself excluded).
+
+        Raises:
+            ValueError: the product has no catalog code.
+        """
+        self._check_open()
         row = int(self.bundle.first_code_rows[item])
         if row < 0:
             raise ValueError(f"product {item} has no catalog code")
-        scores, ids = self._index.search_rows(np.array([row]), SearchOptions(k=k + 1))
+        scores, ids = self._index.search_rows(np.array([row]), SearcherOptions(k=k + 1))
         result = to_results(scores, ids, self.bundle.items)[0]
         return SearchResult(tuple(m for m in result.matches if m.item != item)[:k])
 
@@ -121,11 +212,16 @@ class ProductSearch:
         last = tokens[-1]
         return [w for w, _ in self.vocabulary if w.startswith(last) and w != last][:limit]
 
-    def by_text(self, text: str, k: int = 20) -> SearchResult:
+    def by_text(self, text: str, k: int = DEFAULT_K) -> SearchResult:
         """Products whose title/category/colour contain the query words (prefixes count).
 
-        Score: the share of query words matched (1.0 = all). Ties keep catalog order.
+        Score: the share of query words matched, in (0, 1] (1.0 = all). Ties keep catalog order.
+
+        Raises:
+            ValueError: no word in ``text``, or k < 1.
         """
+        self._check_open()
+        k = SearcherOptions(k=k).k
         tokens = words(text)
         if not tokens:
             raise ValueError("the text query is empty: type a word such as 'polera' or 'rojo'")
@@ -139,6 +235,16 @@ class ProductSearch:
         return to_results(scores[order][None], order[None].astype(np.int64), self.bundle.items)[0]
 
     def close(self) -> None:
+        """Release the interpreters and the catalog codes; later queries raise ``ValueError``.
+        Closing twice is harmless."""
+        self._closed = True
         self._sketch.close()
         if "_photo" in self.__dict__:
             self._photo.close()
+        self._index.close()
+
+    def __enter__(self) -> "ProductSearch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -134,3 +134,17 @@ def test_undecodable_sketch_image(tmp_path):
 def test_bad_raster_options(kwargs):
     with pytest.raises(ValueError):
         RasterOptions(**kwargs)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "PA"])
+def test_sketch_and_photo_composite_on_white_the_same_way(mode):
+    from vitrina.runtime.photo import on_white, prepare_photo
+
+    rgba = Image.new("RGBA", (60, 40), (0, 0, 0, 0))
+    ImageDraw.Draw(rgba).line([(5, 20), (55, 20)], fill=(0, 0, 0, 255), width=5)
+    ImageDraw.Draw(rgba).line([(30, 2), (30, 38)], fill=(40, 40, 40, 128), width=5)  # half-transparent ink
+    image = rgba.convert(mode)
+    white = on_white(image)
+    assert white.mode == "RGB" and white.size == image.size and white.getpixel((0, 0)) == (255, 255, 255)
+    np.testing.assert_array_equal(sketch_from_image(image, RasterOptions(size=32)), sketch_from_image(white, RasterOptions(size=32)))
+    np.testing.assert_array_equal(prepare_photo(image, 32), prepare_photo(white, 32))

@@ -3,7 +3,8 @@ of a product finds products of its category far above chance."""
 
 import numpy as np
 
-from vitrina.runtime import Bundle, SearchOptions, Searcher, SketchEncoder
+from vitrina.runtime import Searcher, SearcherOptions, SketchEncoder, SketchEncoderOptions
+from vitrina.runtime.bundle import Bundle
 from vitrina.runtime.evaluate import evaluate_bundle
 from vitrina.runtime.search import to_results
 
@@ -11,10 +12,10 @@ from vitrina.runtime.search import to_results
 def test_held_out_sketches_find_their_category(tiny_bundle):
     bundle = Bundle.open(tiny_bundle)
     eval_set = bundle.eval_set()
-    with SketchEncoder.create_from_bundle(bundle, "int8", batch_size=16) as encoder:
-        queries = encoder.embed(eval_set.sketches)
+    with SketchEncoder.create_from_bundle(bundle, SketchEncoderOptions(precision="int8", batch_size=16)) as encoder:
+        queries = encoder.embed(eval_set.sketches).embeddings
     gallery = Searcher(bundle.codes[eval_set.gallery_items], eval_set.gallery_items, len(bundle.items))
-    _, ids = gallery.search(queries, SearchOptions(k=10))
+    _, ids = gallery.search(queries, SearcherOptions(k=10))
     labels = bundle.item_categories
     hit_rate = (labels[ids] == labels[eval_set.query_items][:, None]).mean()
     chance = np.bincount(labels[eval_set.gallery_items]).max() / len(eval_set.gallery_items)
@@ -26,9 +27,8 @@ def test_sketch_of_trousers_finds_trousers(tiny_bundle):
     bundle = Bundle.open(tiny_bundle)
     eval_set = bundle.eval_set()
     trousers = [q for q, item in enumerate(eval_set.query_items) if bundle.items[item].category == "Trouser"]
-    searcher = Searcher.create_from_bundle(bundle)
-    with SketchEncoder.create_from_bundle(bundle) as encoder:
-        top = [to_results(*searcher.search(encoder.embed(eval_set.sketches[q][None]), SearchOptions(k=5)), bundle.items)[0] for q in trousers]
+    with Searcher.create_from_bundle(bundle, SearcherOptions(k=5)) as searcher, SketchEncoder.create_from_bundle(bundle) as encoder:
+        top = [to_results(*searcher.search(encoder.embed(eval_set.sketches[q][None]).embeddings), bundle.items)[0] for q in trousers]
     share = np.mean([any(m.category == "Trouser" for m in r.matches) for r in top])
     assert len(trousers) >= 5 and share >= 0.8
 

@@ -41,6 +41,7 @@ class RetrievalMetrics:
     acc_at_10: float
 
     def to_json(self) -> dict[str, float]:
+        """Each metric by name, a float in [0, 1] rounded to 4 decimals."""
         return {k: round(float(v), 4) for k, v in asdict(self).items()}
 
 

@@ -8,9 +8,10 @@ from typing import Protocol
 
 import numpy as np
 
+#: Code type families, as in the manifest's ``codes.type`` (``umap8`` is family ``umap``, size 8).
 CODE_FAMILIES = ("float", "pca", "umap", "bits")
 
-
+#: How codes compare; every score is higher-is-better (see ``codes.pairwise_scores``).
 METRICS = ("cosine", "l2", "hamming")
 
 
@@ -30,6 +31,11 @@ class CodeType:
 
     @classmethod
     def parse(cls, name: str) -> "CodeType":
+        """Parse ``"float"``, ``"pcaN"``, ``"umapN"`` or ``"bitsN"`` (N dims; bits a multiple of 64).
+
+        Raises:
+            ValueError: any other name, a missing size, or a bad bit count.
+        """
         m = _CODE_TYPE.match(str(name))
         if not m:
             raise ValueError(f"code type {name!r} is not one of float, pcaN, umapN, bitsN (e.g. pca8, umap8, bits64)")
@@ -44,21 +50,26 @@ class CodeType:
 
     @property
     def name(self) -> str:
+        """The canonical name, e.g. ``"umap8"`` (``"float"`` without a size)."""
         return self.family if self.family == "float" else f"{self.family}{self.size}"
 
     @property
     def metric(self) -> str:
+        """How codes of this type compare: ``"cosine"`` (float), ``"l2"`` (pca, umap) or ``"hamming"`` (bits)."""
         return {"float": "cosine", "pca": "l2", "umap": "l2", "bits": "hamming"}[self.family]
 
 
 class QueryReducer(Protocol):
     """(n, D) float32 unit-norm embeddings → (n, d) codes in the catalog's code space."""
 
-    def __call__(self, embeddings: np.ndarray) -> np.ndarray: ...
+    def __call__(self, embeddings: np.ndarray) -> np.ndarray:
+        """(n, D) float32 embeddings → (n, d) codes: float32, or packed uint8 for binary codes."""
+        ...
 
 
 class IdentityReducer:
     """Float codes: the embedding is the code."""
 
     def __call__(self, embeddings: np.ndarray) -> np.ndarray:
+        """(n, D) embeddings → the same values as float32."""
         return np.asarray(embeddings, dtype=np.float32)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 class LandmarkReducer:
     """UMAP on the device without umap-learn: its transform initialisation.
 
@@ -36,6 +37,7 @@ class LandmarkReducer:
         self._sq_norms = np.einsum("ij,ij->i", self.landmarks, self.landmarks)
 
     def __call__(self, embeddings: np.ndarray) -> np.ndarray:
+        """(n, D) embeddings → (n, d) float32 UMAP codes (weighted means of landmark positions)."""
         x = np.asarray(embeddings, dtype=np.float32)
         k = self.n_neighbors
         sq = np.einsum("ij,ij->i", x, x)[:, None] - 2.0 * (x @ self.landmarks.T) + self._sq_norms

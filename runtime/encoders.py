@@ -281,10 +281,13 @@ class SketchEncoder(_TFLiteEncoder):
         """Open ``options.model_path`` rasterising with ``raster`` (default: ``options.raster``).
 
         Raises:
-            ValueError: no raster options, or their size is not the model's input side.
+            ValueError: no raster options, two that differ, or a size that is not the model's input side.
             RuntimeError: LiteRT cannot load the model.
         """
-        raster = raster if raster is not None else getattr(options, "raster", None)
+        in_options = getattr(options, "raster", None)
+        if raster is not None and in_options is not None and raster != in_options:
+            raise ValueError(f"two raster settings: {raster} and options.raster {in_options}; give one")
+        raster = raster if raster is not None else in_options
         if raster is None:
             raise ValueError("SketchEncoder needs the raster options its model was trained with: set SketchEncoderOptions.raster")
         super().__init__(options)

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import TINY_TEST, TINY_TRAIN
 from vitrina.runtime.bundle import (
     FORMAT_VERSION,
     Bundle,
@@ -17,7 +18,6 @@ from vitrina.runtime.bundle import (
     write_bundle,
 )
 from vitrina.runtime.rasterize import RasterOptions
-from tests.conftest import TINY_TEST, TINY_TRAIN
 
 
 @pytest.fixture()

@@ -142,6 +142,8 @@ def test_create_from_options_needs_a_model_and_a_raster(bundle, tmp_path):
         SketchEncoder.create_from_options(SketchEncoderOptions(model_path=str(bundle.model_path("sketch"))))
     with pytest.raises(ValueError, match="does not match raster size"):
         SketchEncoder.create_from_options(SketchEncoderOptions(model_path=str(bundle.model_path("sketch")), raster=RasterOptions(size=40)))
+    with pytest.raises(ValueError, match="two raster settings"):
+        SketchEncoder(SketchEncoderOptions(model_path=str(bundle.model_path("sketch")), raster=bundle.raster_options), RasterOptions(size=40))
 
 
 def test_engine_failures_are_runtime_errors(bundle, tmp_path):

@@ -23,10 +23,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import tomllib
 
 LANGUAGES = ("es", "en")
 _PIN_ITERATIONS = 200_000

@@ -13,18 +13,27 @@ The package exports the device tasks, each with its ``…Options`` and result
 * :class:`ProductSearch` / :class:`ProductSearchOptions`: every query type of a
   bundle → :class:`SearchResult`;
 
-and the errors callers catch: :class:`BundleError` and its subclasses, and
-:class:`EmptySketchError` (a ``ValueError``). Everything else (``Bundle``,
-``RasterOptions``, ``DEFAULT_K``, ...) is imported from its module.
+the :class:`Bundle` their factories open, and the errors callers catch:
+:class:`BundleError` and its subclasses, and :class:`EmptySketchError` (a
+``ValueError``). Everything else (``RasterOptions``, ``DEFAULT_K``, ...) is
+imported from its module.
 """
 
-from .bundle import BundleError, BundleFormatError, BundleIntegrityError, BundleNotFoundError, BundleVersionError
+from .bundle import (
+    Bundle,
+    BundleError,
+    BundleFormatError,
+    BundleIntegrityError,
+    BundleNotFoundError,
+    BundleVersionError,
+)
 from .encoders import EmbeddingResult, PhotoEncoder, PhotoEncoderOptions, SketchEncoder, SketchEncoderOptions
 from .product_search import ProductSearch, ProductSearchOptions
 from .rasterize import EmptySketchError
 from .search import Searcher, SearcherOptions, SearchResult
 
 __all__ = [
+    "Bundle",
     "BundleError",
     "BundleFormatError",
     "BundleIntegrityError",

@@ -21,6 +21,7 @@ import numpy as np
 
 from .bundle import Bundle, BundleError
 from .commands import CommandPlugin, Commands, Unavailable, assemble, discover, positive_int
+from .search import DEFAULT_K
 
 EXIT_BAD_INPUT = 2
 
@@ -32,7 +33,7 @@ def register(commands: Commands) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--sketch", type=Path, help="sketch image (PNG, JPEG...), dark ink on light paper")
     src.add_argument("--strokes", type=Path, help='strokes JSON: {"strokes": [[[x, y], ...], ...], "canvas": [w, h]}')
-    p.add_argument("-k", type=positive_int, default=10, help="products to return (>= 1)")
+    p.add_argument("-k", type=positive_int, default=DEFAULT_K, help=f"products to return (>= 1, default {DEFAULT_K})")
     p.add_argument("--precision", choices=("int8", "float"), default="int8")
     p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -17,9 +17,10 @@ arithmetic would wrap around).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -297,7 +298,7 @@ class SketchEncoder(_TFLiteEncoder):
         self.raster = raster
 
     @classmethod
-    def create_from_bundle(cls, bundle: Bundle, options: SketchEncoderOptions | None = None) -> "SketchEncoder":
+    def create_from_bundle(cls, bundle: Bundle, options: SketchEncoderOptions | None = None) -> SketchEncoder:
         """The bundle's sketch encoder of ``options.precision`` with the bundle's raster settings.
 
         Args:
@@ -339,7 +340,7 @@ class PhotoEncoder(_TFLiteEncoder):
     _options_class = PhotoEncoderOptions
 
     @classmethod
-    def create_from_bundle(cls, bundle: Bundle, options: PhotoEncoderOptions | None = None) -> "PhotoEncoder":
+    def create_from_bundle(cls, bundle: Bundle, options: PhotoEncoderOptions | None = None) -> PhotoEncoder:
         """The bundle's photo encoder of ``options.precision``.
 
         Args:

@@ -6,8 +6,8 @@ query's label); identification is instance-level (the query's own product).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -103,7 +103,7 @@ class ProductSearch:
         self._closed = False
 
     @classmethod
-    def create_from_bundle(cls, bundle: Bundle, options: ProductSearchOptions | None = None) -> "ProductSearch":
+    def create_from_bundle(cls, bundle: Bundle, options: ProductSearchOptions | None = None) -> ProductSearch:
         """Search ``bundle`` (already opened); ``options.bundle_path`` must be None.
 
         Raises:
@@ -116,7 +116,7 @@ class ProductSearch:
         return cls(bundle, options)
 
     @classmethod
-    def create_from_options(cls, options: ProductSearchOptions) -> "ProductSearch":
+    def create_from_options(cls, options: ProductSearchOptions) -> ProductSearch:
         """Open (and verify) the bundle at ``options.bundle_path`` and search it.
 
         Raises:
@@ -128,7 +128,7 @@ class ProductSearch:
         return cls(Bundle.open(options.bundle_path), options)
 
     @classmethod
-    def create_from_bundle_path(cls, path: str | Path, options: ProductSearchOptions | None = None) -> "ProductSearch":
+    def create_from_bundle_path(cls, path: str | Path, options: ProductSearchOptions | None = None) -> ProductSearch:
         """Open (and verify) the bundle at ``path`` and search it (``create_from_options`` with ``bundle_path``)."""
         return cls(Bundle.open(path), options)
 
@@ -243,7 +243,7 @@ class ProductSearch:
             self._photo.close()
         self._index.close()
 
-    def __enter__(self) -> "ProductSearch":
+    def __enter__(self) -> ProductSearch:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -148,7 +148,7 @@ class Searcher:
         pairwise_scores(np.zeros((1, self.dims), self.codes.dtype), self.codes[:1], metric)  # reject an unknown metric now
 
     @classmethod
-    def create_from_bundle(cls, bundle: Bundle, options: SearcherOptions | None = None) -> "Searcher":
+    def create_from_bundle(cls, bundle: Bundle, options: SearcherOptions | None = None) -> Searcher:
         """A searcher over the bundle's catalog codes with its metric.
 
         Queries must already be in the code space (``bundle.reducer()`` of an
@@ -167,7 +167,7 @@ class Searcher:
         return cls(bundle.codes, bundle.code_items, len(bundle.items), bundle.code_spec.metric, options)
 
     @classmethod
-    def create_from_options(cls, options: SearcherOptions) -> "Searcher":
+    def create_from_options(cls, options: SearcherOptions) -> Searcher:
         """Open (and verify) the bundle at ``options.bundle_path`` and search its codes.
 
         Raises:
@@ -265,7 +265,7 @@ class Searcher:
         self.codes = np.empty((0, self.dims), self.codes.dtype)
         self._words = self._sq_norms = None
 
-    def __enter__(self) -> "Searcher":
+    def __enter__(self) -> Searcher:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -427,7 +427,7 @@ class CatalogIndex:
         self.rerank = rerank
 
     @classmethod
-    def create_from_bundle(cls, bundle: Bundle, options: SearcherOptions | None = None) -> "CatalogIndex":
+    def create_from_bundle(cls, bundle: Bundle, options: SearcherOptions | None = None) -> CatalogIndex:
         """The bundle's reducer, its codes' :class:`Searcher` (with ``options``) and its re-rank if it ships one."""
         searcher = Searcher.create_from_bundle(bundle, options)
         rerank = None

@@ -7,7 +7,7 @@ import datetime as _dt
 
 def utc_now() -> _dt.datetime:
     """Now, in UTC, to the second."""
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0)
 
 
 def iso(t: _dt.datetime) -> str:

@@ -8,10 +8,10 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("runtime", "export", "kiosk_app")

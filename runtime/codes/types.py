@@ -30,7 +30,7 @@ class CodeType:
     size: int
 
     @classmethod
-    def parse(cls, name: str) -> "CodeType":
+    def parse(cls, name: str) -> CodeType:
         """Parse ``"float"``, ``"pcaN"``, ``"umapN"`` or ``"bitsN"`` (N dims; bits a multiple of 64).
 
         Raises:

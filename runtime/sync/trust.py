@@ -118,4 +118,4 @@ def parse_iso(text: str) -> _dt.datetime:
         t = _dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:
         raise SignatureError(f"bad timestamp {text!r}: expected ISO 8601 such as 2026-12-01T00:00:00Z") from None
-    return t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=_dt.UTC)

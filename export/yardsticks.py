@@ -25,6 +25,8 @@ def faiss_search(bundle: Bundle, options: BenchOptions) -> dict[str, Any] | None
     except ImportError:
         return None
     metric = bundle.code_spec.metric
+    index: Any
+    queries: np.ndarray
     rng = np.random.default_rng(1)
     picks = rng.choice(len(bundle.codes), size=min(100, len(bundle.codes)), replace=False)
     if metric == "hamming":
@@ -35,7 +37,7 @@ def faiss_search(bundle: Bundle, options: BenchOptions) -> dict[str, Any] | None
         codes = np.ascontiguousarray(bundle.codes, dtype=np.float32)
         queries = codes[picks] + rng.normal(scale=0.05 * float(np.std(codes)), size=(len(picks), codes.shape[1])).astype(np.float32)
         if metric == "cosine":
-            queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+            queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
         index = faiss.IndexFlatIP(codes.shape[1]) if metric == "cosine" else faiss.IndexFlatL2(codes.shape[1])
     index.add(codes)
     searcher = Searcher(codes, np.arange(len(codes)), len(codes), metric)

@@ -63,10 +63,11 @@ class EvalInputs:
 
     def scorer(self) -> Scorer:
         """Scores of query chunks against the whole gallery, as the device ranks them."""
-        if self.rerank_queries is None:
+        rerank_queries, rerank_gallery = self.rerank_queries, self.rerank_gallery
+        if rerank_queries is None or rerank_gallery is None:
             return lambda a, b: pairwise_scores(self.queries[a:b], self.gallery, self.metric)
         return lambda a, b: two_stage_scores(
-            pairwise_scores(self.queries[a:b], self.gallery, self.metric), self.rerank_queries[a:b], self.rerank_gallery, self.shortlist
+            pairwise_scores(self.queries[a:b], self.gallery, self.metric), rerank_queries[a:b], rerank_gallery, self.shortlist
         )
 
     def metrics(self) -> RetrievalMetrics:

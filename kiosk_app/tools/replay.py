@@ -72,7 +72,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> bool:
     return False
 
 
-def draw_strokes(strokes: Sequence[Sequence[Sequence[float]]]) -> None:
+def draw_strokes(strokes: Sequence[np.ndarray] | Sequence[Sequence[Sequence[float]]]) -> None:
     """Replay strokes, each a sequence of window pixel (x, y) points (y up), as touches: down, moves, up."""
     for line in strokes:
         touch = SyntheticTouch(*line[0])

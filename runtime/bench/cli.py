@@ -79,7 +79,10 @@ def _bench_compare(args: argparse.Namespace) -> int:
             reports.append(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"cannot read benchmark report {path}: {exc}") from None
-    result = compare_reports(*reports, parse_fraction(args.max_latency_regression), parse_fraction(args.max_map_drop))
+    old, new = reports
+    result = compare_reports(
+        old, new, max_latency_regression=parse_fraction(args.max_latency_regression), max_map_drop=parse_fraction(args.max_map_drop)
+    )
     print(result.table())
     if result.regressions:
         print(f"{len(result.regressions)} regression(s)")

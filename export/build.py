@@ -3,14 +3,14 @@
 Steps (each shows progress; the expensive ones are cached in the work folder,
 so an interrupted build resumes instead of starting over):
 
-1. load and validate the catalog (``catalog.py``);
-2. render synthetic training sketches of the train split (``sketch_synthesis.py``, cached);
-3. train the sketch and photo encoders (``train_encoders.py``, checkpointed);
+1. load and validate the catalog (``data/catalog.py``);
+2. render synthetic training sketches of the train split (``data/sketch_synthesis.py``, cached);
+3. train the sketch and photo encoders (``training/encoders.py``, checkpointed; fixed steps from a fixed seed);
 4. export both to TFLite float32 and full int8 (``quantize.py``);
 5. encode every catalog image with the int8 photo encoder through LiteRT;
 6. render held-out sketch queries of the test split with a seed training never
    used, and measure float/int8 agreement on them;
-7. reduce the catalog codes to the chosen code type (``compact_codes.py``:
+7. reduce the catalog codes to the chosen code type (``codes/fit.py``:
    PCA, UMAP with a landmark reducer, or binary codes; optional int8 re-rank);
 8. write the bundle (``vitrina.runtime.bundle``), atomically.
 """
@@ -18,9 +18,10 @@ so an interrupted build resumes instead of starting over):
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +32,12 @@ from vitrina.runtime.bundle import BundleContents, EvalSet, write_bundle
 from vitrina.runtime.encoders import EncoderOptions, PhotoEncoder, SketchEncoder
 from vitrina.runtime.rasterize import RasterOptions
 
-from .data.catalog import Catalog, load_catalog
 from .codes.fit import CodeOptions, FittedCodes, TrainingEmbeddings, fit_codes
+from .data.catalog import Catalog, load_catalog
+from .data.sketch_synthesis import render_sketches, synthesize_strokes
 from .profiles import Profile, get_profile
 from .quantize import QuantizationAgreement, agreement, to_tflite
-from .data.sketch_synthesis import render_sketches, synthesize_strokes
-from .training.encoders import TrainOptions, TrainResult, train_encoders
+from .training.encoders import TrainResult, train_encoders
 
 TRAIN_SKETCH_SEED = 1
 EVAL_SKETCH_SEED = 90_210  # never used for training sketches
@@ -44,7 +45,7 @@ EVAL_STROKES = 200  # held-out stroke lists kept for benchmarks of the stroke â†
 _ENCODE_BATCH = 64
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BuildOptions:
     """Attributes:
     profile: ``tiny`` or ``demo`` (see profiles.py).
@@ -67,10 +68,12 @@ class BuildOptions:
     code_options: CodeOptions | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BuildResult:
-    """Attributes: bundle path, items and images written, training result,
-    sketch and photo encoder agreement, seconds of the whole build."""
+    """Attributes: bundle path, items (products) and images written, training
+    result, sketch_agreement (int8 vs float sketch encoder on the held-out
+    queries; None without a test split), photo_cosine (mean cosine of float vs
+    int8 photo embeddings), seconds of the whole build (wall clock)."""
 
     bundle: Path
     items: int
@@ -90,38 +93,50 @@ def _resize_all(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def _catalog_key(catalog: Catalog) -> str:
+    """12 hex digits identifying the catalog's products, splits and pixels (names the caches)."""
     digest = hashlib.sha256()
     digest.update(repr([(i.id, i.category, i.split) for i in catalog.items]).encode())
     digest.update(catalog.images.tobytes())
     return digest.hexdigest()[:12]
 
 
-def _cached_sketches(work: Path, key: str, images: np.ndarray, variants: int, raster: RasterOptions, seed: int, opts: BuildOptions, profile: Profile, desc: str) -> np.ndarray:
+def _cached_sketches(
+    work: Path, key: str, images: np.ndarray, *, variants: int, raster: RasterOptions, seed: int, opts: BuildOptions, profile: Profile, desc: str,
+) -> np.ndarray:
+    """(n, variants, S, S) uint8 sketches of ``images``, rendered once and cached in ``work``."""
     path = work / f"sketches-{desc}-{key}-{raster.size}-{variants}-{seed}.npy"
     if path.is_file():
         return np.load(path, allow_pickle=False)
-    sketches = render_sketches(images, variants, raster, seed, profile.synthesis, opts.workers, opts.progress, f"{desc} sketches")
+    sketches = render_sketches(images, variants, raster, seed=seed, opts=profile.synthesis, workers=opts.workers, progress=opts.progress, desc=f"{desc} sketches")
+    # Streamed to disk rather than through write_atomic: the demo's array is a few hundred MB.
     tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, sketches)
-    tmp.replace(path)
+    with open(tmp, "wb") as f:
+        np.save(f, sketches)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
     return sketches
 
 
-def _encode(model_path: Path, images: np.ndarray, progress: bool, desc: str, sketch: RasterOptions | None = None) -> np.ndarray:
+def _encode(model_path: Path, images: np.ndarray, *, progress: bool, desc: str, sketch: RasterOptions | None = None) -> np.ndarray:
     """Encode uint8 images through LiteRT with the given TFLite model: (n, D) float32."""
-    options = EncoderOptions(str(model_path), num_threads=2, batch_size=_ENCODE_BATCH)
+    options = EncoderOptions(model_path=str(model_path), num_threads=2, batch_size=_ENCODE_BATCH)
     encoder = SketchEncoder(options, sketch) if sketch else PhotoEncoder(options)
     chunks = []
     step = _ENCODE_BATCH * 32
     with encoder, tqdm(total=len(images), desc=desc, unit="img", disable=not progress, mininterval=1.0) as bar:
         for start in range(0, len(images), step):
-            chunks.append(encoder.embed(images[start : start + step]))
+            chunks.append(encoder.embed(images[start : start + step]).embeddings)
             bar.update(min(step, len(images) - start))
     return np.concatenate(chunks) if chunks else np.empty((0, encoder.dims), np.float32)
 
 
 def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions = BuildOptions()) -> BuildResult:
-    """Run the whole export pipeline and write a bundle at ``out``."""
+    """Run the whole export pipeline and write a bundle at ``out``.
+
+    Reproducible: the same catalog and options give the same encoders (fixed
+    steps from a fixed seed, deterministic TensorFlow ops), whatever the machine's speed.
+    """
     t0 = time.monotonic()
     profile = get_profile(options.profile)
     out = Path(out)
@@ -140,11 +155,15 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
     key = _catalog_key(catalog)
 
     # 2-3. Sketches and training.
-    train_sketches = _cached_sketches(work, key, catalog.images[train_rows], profile.sketch_variants, raster, TRAIN_SKETCH_SEED, options, profile, "train")
-    train_opts = profile.train if options.steps is None else TrainOptions(**{**asdict(profile.train), "steps": options.steps})
+    train_sketches = _cached_sketches(
+        work, key, catalog.images[train_rows], variants=profile.sketch_variants, raster=raster, seed=TRAIN_SKETCH_SEED,
+        opts=options, profile=profile, desc="train",
+    )
+    train_opts = profile.train if options.steps is None else replace(profile.train, steps=options.steps)
     sketch_model, photo_model, train_result = train_encoders(
         train_sketches, photos[train_rows], item_labels[catalog.image_items[train_rows]],
-        profile.sketch_spec(), profile.photo_spec(), train_opts, work / f"ckpt-{profile.name}-{key}", options.progress,
+        sketch_spec=profile.sketch_spec(), photo_spec=profile.photo_spec(), options=train_opts,
+        checkpoint_dir=work / f"ckpt-{profile.name}-{key}", progress=options.progress,
     )
 
     # 4. TFLite float + int8, calibrated on catalog samples.
@@ -161,13 +180,18 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         for name, blob in models.items():
             paths[name].write_bytes(blob)
         # 5. Catalog codes with the int8 photo encoder, as the device would compute them.
-        codes = _encode(paths["photo_int8"], photos, options.progress, "encoding catalog")
+        codes = _encode(paths["photo_int8"], photos, progress=options.progress, desc="encoding catalog")
         # 6. Held-out queries and agreement.
-        eval_set, sketch_agreement, photo_cosine = _eval_set(catalog, photos, codes, raster, paths, profile, options, work, key)
+        eval_set, sketch_agreement, photo_cosine = _eval_set(
+            catalog, photos, codes, raster=raster, paths=paths, profile=profile, options=options, work=work, key=key,
+        )
     # 7. Compact codes (the float codes stay the eval set's reference).
     code_type = options.codes or profile.codes
     code_opts = options.code_options or profile.code_options
-    fitted = _compact_codes(code_type, code_opts, codes, item_labels[catalog.image_items], train_sketches, train_rows, models["sketch_int8"], options)
+    fitted = _compact_codes(
+        code_type, code_opts, codes, labels=item_labels[catalog.image_items], train_sketches=train_sketches, train_rows=train_rows,
+        sketch_model=models["sketch_int8"], options=options,
+    )
     stroke_items, strokes = _eval_strokes(catalog, eval_set, profile)
     thumbs = _resize_all(catalog.images[catalog.first_images()], profile.thumbnail_size)
     report = {
@@ -202,11 +226,14 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         rerank=fitted.rerank,
     )
     write_bundle(out, contents)
-    return BuildResult(out, len(catalog.items), len(catalog.images), train_result, sketch_agreement, photo_cosine, round(time.monotonic() - t0, 1))
+    return BuildResult(
+        bundle=out, items=len(catalog.items), images=len(catalog.images), train=train_result, sketch_agreement=sketch_agreement,
+        photo_cosine=photo_cosine, seconds=round(time.monotonic() - t0, 1),
+    )
 
 
 def _compact_codes(
-    code_type: str, code_opts: CodeOptions, codes: np.ndarray, labels: np.ndarray, train_sketches: np.ndarray,
+    code_type: str, code_opts: CodeOptions, codes: np.ndarray, *, labels: np.ndarray, train_sketches: np.ndarray,
     train_rows: np.ndarray, sketch_model: bytes, options: BuildOptions,
 ) -> FittedCodes:
     """Fit ``code_type`` on the int8 catalog codes; hash heads also see train-split sketch embeddings."""
@@ -219,14 +246,16 @@ def _compact_codes(
             path = Path(tmp) / "sketch_int8.tflite"
             path.write_bytes(sketch_model)
             size = train_sketches.shape[-1]
-            sketch_emb = _encode(path, train_sketches[pick, 0], options.progress, "encoding train sketches", RasterOptions(size=size))
+            sketch_emb = _encode(path, train_sketches[pick, 0], progress=options.progress, desc="encoding train sketches", sketch=RasterOptions(size=size))
         sketch_rows = train_rows[pick].astype(np.int64)
-    data = TrainingEmbeddings(codes.astype(np.float32), labels, sketch_emb, sketch_rows, labels[sketch_rows])
-    return fit_codes(code_type, data, CodeOptions(**{**code_opts.__dict__, "progress": options.progress}))
+    data = TrainingEmbeddings(
+        photos=codes.astype(np.float32), photo_labels=labels, sketches=sketch_emb, sketch_rows=sketch_rows, sketch_labels=labels[sketch_rows],
+    )
+    return fit_codes(code_type, data, replace(code_opts, progress=options.progress))
 
 
 def _eval_set(
-    catalog: Catalog, photos: np.ndarray, codes: np.ndarray, raster: RasterOptions, paths: dict[str, Path],
+    catalog: Catalog, photos: np.ndarray, codes: np.ndarray, *, raster: RasterOptions, paths: dict[str, Path],
     profile: Profile, options: BuildOptions, work: Path, key: str,
 ) -> tuple[EvalSet | None, QuantizationAgreement | None, float]:
     """Held-out sketch queries of test products, plus float/int8 agreement on them."""
@@ -236,11 +265,13 @@ def _eval_set(
     first = catalog.first_images()
     gallery_rows = first[test_items]
     query_items = test_items if profile.max_eval_queries is None else test_items[: profile.max_eval_queries]
-    sketches = _cached_sketches(work, key, catalog.images[first[query_items]], 1, raster, EVAL_SKETCH_SEED, options, profile, "eval")[:, 0]
-    gallery_float = _encode(paths["photo_float"], photos[gallery_rows], options.progress, "encoding eval gallery (float)")
-    q_float = _encode(paths["sketch_float"], sketches, options.progress, "encoding eval queries (float)", raster)
-    q_int8 = _encode(paths["sketch_int8"], sketches, options.progress, "encoding eval queries (int8)", raster)
-    sketch_agreement = agreement(q_float, q_int8, gallery_float, codes[gallery_rows])
+    sketches = _cached_sketches(
+        work, key, catalog.images[first[query_items]], variants=1, raster=raster, seed=EVAL_SKETCH_SEED, opts=options, profile=profile, desc="eval",
+    )[:, 0]
+    gallery_float = _encode(paths["photo_float"], photos[gallery_rows], progress=options.progress, desc="encoding eval gallery (float)")
+    q_float = _encode(paths["sketch_float"], sketches, progress=options.progress, desc="encoding eval queries (float)", sketch=raster)
+    q_int8 = _encode(paths["sketch_int8"], sketches, progress=options.progress, desc="encoding eval queries (int8)", sketch=raster)
+    sketch_agreement = agreement(q_float, q_int8, float_gallery=gallery_float, int8_gallery=codes[gallery_rows])
     photo_cosine = round(float(np.mean(np.sum(gallery_float * codes[gallery_rows], axis=1))), 4)
     eval_set = EvalSet(
         sketches=sketches,

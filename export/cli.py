@@ -103,7 +103,10 @@ def _build(args: argparse.Namespace) -> int:
         if args.shortlist < 1:
             raise ValueError(f"--shortlist must be >= 1, got {args.shortlist}")
         code_opts = replace(code_opts, shortlist=args.shortlist)
-    options = BuildOptions(args.profile, args.work, args.skip_bad_rows, args.workers, args.steps, not args.quiet, args.codes, code_opts)
+    options = BuildOptions(
+        profile=args.profile, work_dir=args.work, skip_bad_rows=args.skip_bad_rows, workers=args.workers, steps=args.steps,
+        progress=not args.quiet, codes=args.codes, code_options=code_opts,
+    )
     try:
         result = build_bundle(args.catalog, args.out, options)
     except CatalogError as exc:

@@ -10,30 +10,38 @@ Loss, per batch of B distinct products (sketch i depicts photo i):
 * auxiliary category cross-entropy through one cosine classifier shared by
   both modalities, which pulls both into the same class layout.
 
-Checkpoints (weights, optimizer state, step) are written every
-``checkpoint_every`` steps; a run with the same settings resumes from the last.
+Reproducible: a run trains exactly ``steps`` steps from ``seed`` (no
+wall-clock cap, so a slower machine ships the same model, only later), with
+TensorFlow's deterministic ops turned on (``deterministic``).
+
+Checkpoints (weights, optimizer state, step, and the batch sampler's state) are
+written every ``checkpoint_every`` steps; a run with the same settings resumes
+from the last and continues with the very batches an uninterrupted run would have
+drawn.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 from tqdm import tqdm
 
 from vitrina.export.models import EncoderSpec, build_encoder
+from vitrina.runtime.files import fsync_dir, write_atomic
 
 _CLASSIFIER_SCALE = 10.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainOptions:
     """Attributes:
     steps: optimisation steps (batches).
@@ -44,8 +52,11 @@ class TrainOptions:
     margin: triplet margin on squared L2 distance of unit vectors.
     nce_weight, triplet_weight, ce_weight: loss weights.
     checkpoint_every: steps between checkpoints.
-    max_minutes: wall-clock cap; training stops (and checkpoints) when reached.
     seed: random seed of sampling, augmentation and initialisation.
+    deterministic: turn on TensorFlow's deterministic ops
+        (``tf.config.experimental.enable_op_determinism``) so two runs with the
+        same seed give the same weights. Process-wide, and TensorFlow offers no
+        public way to turn it off again.
     """
 
     steps: int = 3000
@@ -58,8 +69,8 @@ class TrainOptions:
     triplet_weight: float = 1.0
     ce_weight: float = 0.5
     checkpoint_every: int = 250
-    max_minutes: float | None = None
     seed: int = 0
+    deterministic: bool = True
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -68,15 +79,20 @@ class TrainOptions:
             raise ValueError(f"batch_size must be >= 8, got {self.batch_size}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainResult:
-    """Attributes: steps done in total, steps_this_run, seconds of this run,
-    pairs_per_second of this run, final_loss (mean of the last 50 steps, or as
-    saved with the checkpoint when nothing was left to train), seconds_total
-    (all runs of this checkpoint), resumed_from (step the run started at),
-    stopped_early (max_minutes hit)."""
+    """Attributes: steps done in total (always ``TrainOptions.steps``),
+    steps_this_run, seconds of this run (wall clock), pairs_per_second of this
+    run (sketch/photo pairs, i.e. steps × batch_size per second), final_loss
+    (mean of the last 50 steps, or as saved with the checkpoint when nothing was
+    left to train), seconds_total (all runs of this checkpoint), resumed_from
+    (step the run started at)."""
 
     steps: int
     steps_this_run: int
@@ -85,7 +101,6 @@ class TrainResult:
     final_loss: float
     seconds_total: float
     resumed_from: int
-    stopped_early: bool
 
 
 class _Trainer:
@@ -136,36 +151,65 @@ class _Trainer:
         return loss
 
     # --- checkpoints ---------------------------------------------------------
-    def save(self, directory: Path, step: int, fingerprint: str, summary: dict | None = None) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / "tmp"
-        tmp.mkdir(exist_ok=True)
-        self.sketch.save_weights(tmp / "sketch.weights.h5")
-        self.photo.save_weights(tmp / "photo.weights.h5")
-        np.savez(tmp / "state.npz", classifier=self.classifier.numpy(), **{f"opt_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)})
-        (tmp / "state.json").write_text(json.dumps({"step": step, "fingerprint": fingerprint, **(summary or {})}))
-        for name in ("sketch.weights.h5", "photo.weights.h5", "state.npz", "state.json"):  # state.json last: it marks completeness
-            os.replace(tmp / name, directory / name)
+    # A checkpoint is a set of files named after its step plus ``state.json``,
+    # which names them and is replaced last: a crash at any point leaves either
+    # the previous checkpoint or the new one, never a mix of the two.
+    def save(self, directory: Path, step: int, fingerprint: str, sampler: dict, summary: dict | None = None) -> None:
+        """Write a checkpoint of ``step`` into ``directory`` and drop the previous one's files.
 
-    def restore(self, directory: Path, fingerprint: str) -> tuple[int, dict]:
+        ``sampler`` is the batch sampler's state (JSON-serialisable, see :func:`train_encoders`).
+        """
+        directory.mkdir(parents=True, exist_ok=True)
+        files = {"sketch": f"sketch-{step:07d}.weights.h5", "photo": f"photo-{step:07d}.weights.h5", "state": f"state-{step:07d}.npz"}
+        for role, model in (("sketch", self.sketch), ("photo", self.photo)):
+            _save_weights_durably(model, directory / files[role])
+        arrays = io.BytesIO()
+        np.savez(arrays, classifier=self.classifier.numpy(), **{f"opt_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)})
+        write_atomic(directory / files["state"], arrays.getvalue())
+        state = {"step": step, "fingerprint": fingerprint, "files": files, "sampler": sampler, **(summary or {})}
+        write_atomic(directory / "state.json", json.dumps(state).encode())  # last: it marks completeness
+        fsync_dir(directory)
+        keep = set(files.values()) | {"state.json"}
+        for old in directory.iterdir():
+            if old.name not in keep and old.name.endswith((".weights.h5", ".npz")):
+                old.unlink()
+
+    def restore(self, directory: Path, fingerprint: str) -> tuple[int, dict, dict]:
         """Load the checkpoint in ``directory`` if it was made with the same settings.
 
-        Returns its step and the training summary saved with it (seconds and
-        loss so far), or (0, {}) when there is nothing to resume.
+        Returns its step, the batch sampler's state (``{}`` when there is none)
+        and the training summary saved with it (seconds and loss so far), or
+        (0, {}, {}) when there is nothing to resume.
         """
         state_path = directory / "state.json"
         if not state_path.is_file():
-            return 0, {}
+            return 0, {}, {}
         state = json.loads(state_path.read_text())
-        if state.get("fingerprint") != fingerprint:
-            return 0, {}
-        self.sketch.load_weights(directory / "sketch.weights.h5")
-        self.photo.load_weights(directory / "photo.weights.h5")
-        with np.load(directory / "state.npz", allow_pickle=False) as saved:
+        if state.get("fingerprint") != fingerprint or "files" not in state:
+            return 0, {}, {}
+        files = state["files"]
+        self.sketch.load_weights(directory / files["sketch"])
+        self.photo.load_weights(directory / files["photo"])
+        with np.load(directory / files["state"], allow_pickle=False) as saved:
             self.classifier.assign(saved["classifier"])
             for i, v in enumerate(self.optimizer.variables):
                 v.assign(saved[f"opt_{i}"])
-        return int(state["step"]), {k: state[k] for k in ("seconds_total", "final_loss") if k in state}
+        summary = {k: state[k] for k in ("seconds_total", "final_loss") if k in state}
+        return int(state["step"]), state.get("sampler", {}), summary
+
+
+def _save_weights_durably(model: keras.Model, path: Path) -> None:
+    """``model.save_weights`` to a temporary sibling, fsync, rename over ``path``.
+
+    Not :func:`vitrina.runtime.files.write_atomic`: Keras writes the HDF5 file
+    itself from a path (h5py), so there are no bytes to hand over; the same
+    steps (temporary file, fsync, ``os.replace``) are done here instead.
+    """
+    tmp = path.with_name(f".{path.name[: -len('.weights.h5')]}.tmp-{os.getpid()}.weights.h5")  # Keras wants the suffix
+    model.save_weights(tmp)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _fingerprint(*parts: object) -> str:
@@ -191,19 +235,24 @@ def train_encoders(
     sketches: np.ndarray,
     photos: np.ndarray,
     labels: np.ndarray,
+    *,
     sketch_spec: EncoderSpec,
     photo_spec: EncoderSpec,
     options: TrainOptions,
     checkpoint_dir: Path,
     progress: bool = True,
 ) -> tuple[keras.Model, keras.Model, TrainResult]:
-    """Train both encoders, resuming from ``checkpoint_dir`` when it holds a
-    checkpoint of the same data and settings.
+    """Train both encoders for exactly ``options.steps`` steps, resuming from
+    ``checkpoint_dir`` when it holds a checkpoint of the same data and settings.
 
     Args:
         sketches: (n, V, S, S) uint8, V synthetic sketches per product.
         photos: (n, S, S, 3) uint8 product photos.
         labels: (n,) int category index of each product.
+        sketch_spec, photo_spec: the two encoders' architectures.
+        options: training settings (steps, seed, determinism, ...).
+        checkpoint_dir: folder of the checkpoints (created when missing).
+        progress: show a progress bar.
 
     Returns:
         the sketch model, the photo model and a :class:`TrainResult`.
@@ -213,22 +262,30 @@ def train_encoders(
         raise ValueError(f"sketches {sketches.shape}, photos {photos.shape} and labels {labels.shape} disagree on the product count")
     if n < options.batch_size:
         raise ValueError(f"need at least batch_size={options.batch_size} training products, got {n}")
+    if options.deterministic:
+        # Same seed → same weights (on the same TensorFlow build and CPU); process-wide.
+        tf.config.experimental.enable_op_determinism()
     n_classes = int(labels.max()) + 1
     trainer = _Trainer(sketch_spec, photo_spec, n_classes, options)
-    # Settings that do not change the result (time cap, checkpoint cadence) stay
-    # out of the fingerprint, so a rerun with another cap still resumes.
-    result_options = {k: v for k, v in asdict(options).items() if k not in ("max_minutes", "checkpoint_every")}
+    # The checkpoint cadence does not change the result: it stays out of the
+    # fingerprint, so a rerun with another cadence still resumes.
+    result_options = {k: v for k, v in asdict(options).items() if k != "checkpoint_every"}
     fingerprint = _fingerprint(sketch_spec, photo_spec, result_options, n, int(labels.sum()))
-    start, earlier = trainer.restore(Path(checkpoint_dir), fingerprint)
-    rng = np.random.default_rng([options.seed, start])
+    checkpoint_dir = Path(checkpoint_dir)
+    start, sampler, earlier = trainer.restore(checkpoint_dir, fingerprint)
     b = options.batch_size
-    order = rng.permutation(n)
-    cursor = 0
+    # The batch sampler (product order, sketch variants, augmentation) is one
+    # generator; its state is checkpointed, so a resumed run draws the batches
+    # an uninterrupted one would have.
+    rng = np.random.default_rng([options.seed, 0])
+    if sampler:
+        rng.bit_generator.state = sampler["rng"]
+        order, cursor = np.asarray(sampler["order"], dtype=np.int64), int(sampler["cursor"])
+    else:
+        order, cursor = rng.permutation(n), 0
     losses: list[float] = []
     t0 = time.monotonic()
-    stopped_early = False
     bar = tqdm(total=options.steps, initial=start, desc="training", unit="step", disable=not progress, mininterval=1.0)
-    step = start
     for step in range(start + 1, options.steps + 1):
         if cursor + b > n:
             order, cursor = rng.permutation(n), 0
@@ -243,24 +300,20 @@ def train_encoders(
         bar.update(1)
         if step % 10 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-        out_of_time = options.max_minutes is not None and (time.monotonic() - t0) > options.max_minutes * 60
-        if step % options.checkpoint_every == 0 or step == options.steps or out_of_time:
+        if step % options.checkpoint_every == 0 or step == options.steps:
             summary = {"seconds_total": earlier.get("seconds_total", 0.0) + time.monotonic() - t0, "final_loss": float(np.mean(losses[-50:]))}
-            trainer.save(Path(checkpoint_dir), step, fingerprint, summary)
-        if out_of_time:
-            stopped_early = True
-            break
+            state = {"rng": rng.bit_generator.state, "order": order.tolist(), "cursor": cursor}
+            trainer.save(checkpoint_dir, step, fingerprint, state, summary)
     bar.close()
     seconds = time.monotonic() - t0
-    done = step - start
+    done = options.steps - start
     result = TrainResult(
-        steps=step,
+        steps=options.steps,
         steps_this_run=done,
         seconds=round(seconds, 1),
         pairs_per_second=round(done * b / seconds, 1) if seconds > 0 and done else 0.0,
         final_loss=round(float(np.mean(losses[-50:])) if losses else earlier.get("final_loss", float("nan")), 4),
         seconds_total=round(earlier.get("seconds_total", 0.0) + seconds, 1),
         resumed_from=start,
-        stopped_early=stopped_early,
     )
     return trainer.sketch, trainer.photo, result

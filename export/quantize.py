@@ -12,12 +12,13 @@ import tempfile
 from dataclasses import dataclass
 from typing import Iterator
 
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
+
+from vitrina.runtime.bundle import PRECISIONS  # the precisions a bundle may carry; membership only, order unused here
 
 MIN_CALIBRATION_SAMPLES = 200
-PRECISIONS = ("float", "int8")
 
 
 class CalibrationError(ValueError):
@@ -44,8 +45,14 @@ def to_tflite(model: keras.Model, precision: str, calibration: np.ndarray | None
     """Convert ``model`` to a TFLite flatbuffer.
 
     Args:
-        precision: ``"float"`` (float32) or ``"int8"`` (full integer).
-        calibration: (n, S, S, C) uint8 representative inputs, n >= 200, for int8.
+        model: a Keras model taking (batch, S, S, C) float32 pixels 0-255.
+        precision: ``"float"`` (float32 in and out) or ``"int8"`` (full integer:
+            int8 weights, activations, input and output); one of ``PRECISIONS``.
+        calibration: (n, S, S, C) or, for C = 1, (n, S, S) uint8 representative
+            inputs, n >= 200; required for int8, ignored for float.
+
+    Returns:
+        the TFLite flatbuffer, bytes.
 
     Raises:
         CalibrationError: int8 without at least 200 samples of the model's input shape.
@@ -63,6 +70,7 @@ def to_tflite(model: keras.Model, precision: str, calibration: np.ndarray | None
 
 
 def _convert(converter: tf.lite.TFLiteConverter, precision: str, shape: tuple[int, ...], calibration: np.ndarray | None) -> bytes:
+    """Set the converter up for ``precision`` (int8: calibrated on ``calibration``) and convert."""
     if precision == "int8":
         samples = _check_calibration(calibration, shape)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -74,6 +82,7 @@ def _convert(converter: tf.lite.TFLiteConverter, precision: str, shape: tuple[in
 
 
 def _check_calibration(calibration: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """The samples as (n, *shape), n >= MIN_CALIBRATION_SAMPLES; CalibrationError otherwise."""
     if calibration is None:
         raise CalibrationError(f"int8 export needs representative data: at least {MIN_CALIBRATION_SAMPLES} catalog samples")
     samples = np.asarray(calibration)
@@ -90,20 +99,22 @@ def _check_calibration(calibration: np.ndarray | None, shape: tuple[int, ...]) -
 
 
 def _representative(samples: np.ndarray) -> Iterator[list[np.ndarray]]:
+    """One (1, *shape) float32 sample at a time, as the converter's representative dataset."""
     for sample in samples:
         yield [sample[None].astype(np.float32)]
 
 
 def agreement(
-    float_queries: np.ndarray, int8_queries: np.ndarray, float_gallery: np.ndarray, int8_gallery: np.ndarray
+    float_queries: np.ndarray, int8_queries: np.ndarray, *, float_gallery: np.ndarray, int8_gallery: np.ndarray
 ) -> QuantizationAgreement:
     """Compare float and int8 retrieval on the same queries and gallery.
 
-    All inputs are L2-normalised float32: queries (Q, D), galleries (M, D).
+    All inputs are L2-normalised float32: queries (Q, D), galleries (M, D);
+    row i of each query array is the same query, row j of each gallery the same product.
     """
     cosine = float(np.mean(np.sum(float_queries * int8_queries, axis=1)))
     k = min(10, len(float_gallery))
     top_f = np.argpartition(-(float_queries @ float_gallery.T), k - 1, axis=1)[:, :k]
     top_q = np.argpartition(-(int8_queries @ int8_gallery.T), k - 1, axis=1)[:, :k]
     unchanged = np.mean([set(a) == set(b) for a, b in zip(top_f.tolist(), top_q.tolist())])
-    return QuantizationAgreement(round(cosine, 4), round(float(unchanged), 4), len(float_queries))
+    return QuantizationAgreement(mean_cosine=round(cosine, 4), top10_unchanged=round(float(unchanged), 4), queries=len(float_queries))

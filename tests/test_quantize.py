@@ -31,7 +31,7 @@ def embed(tflite: bytes, images: np.ndarray, tmp_path, name: str) -> np.ndarray:
     path.write_bytes(tflite)
     with PhotoEncoder(EncoderOptions(str(path), batch_size=8)) as encoder:
         assert encoder.input_shape == (32, 32, 3)
-        return encoder.embed(images)
+        return encoder.embed(images).embeddings
 
 
 def test_float_and_int8_round_trip(model_and_data, tmp_path):
@@ -66,9 +66,9 @@ def test_agreement_figures():
     g = rng.normal(size=(50, 8)).astype(np.float32)
     g /= np.linalg.norm(g, axis=1, keepdims=True)
     q = g[:20].copy()
-    same = agreement(q, q, g, g)
+    same = agreement(q, q, float_gallery=g, int8_gallery=g)
     assert same.mean_cosine == pytest.approx(1.0) and same.top10_unchanged == 1.0
-    other = agreement(q, q, g, g[::-1].copy())
+    other = agreement(q, q, float_gallery=g, int8_gallery=g[::-1].copy())
     assert other.top10_unchanged < 1.0
 
 

@@ -16,14 +16,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm  # a core dependency of vitrina
 
 from .fashion_mnist import CLASS_NAMES, DEFAULT_DIR, load_split
-
-try:
-    from tqdm import tqdm
-except ImportError:  # pragma: no cover - tqdm is part of the export extra
-    def tqdm(iterable, **_kwargs):  # type: ignore[no-redef]
-        return iterable
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from skimage.measure import find_contours
 from vitrina.runtime.rasterize import RasterOptions, Stroke, rasterize_strokes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SynthesisOptions:
     """Randomness of synthetic sketches (lengths in source-image pixels).
 
@@ -176,6 +176,7 @@ def render_sketches(
     images: np.ndarray,
     variants: int,
     raster: RasterOptions,
+    *,
     seed: int,
     opts: SynthesisOptions = SynthesisOptions(),
     workers: int = 2,

@@ -27,7 +27,7 @@ from tqdm import tqdm
 HEADS = ("cbs", "dsh")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class HashTrainOptions:
     """Attributes: head (cbs/dsh); bits (multiple of 8); steps and batch_size
     (distinct products per batch); learning_rate (Adam); margin of the triplet
@@ -54,10 +54,10 @@ class HashTrainOptions:
             raise ValueError(f"need steps >= 1 and batch_size >= 8, got {self.steps} and {self.batch_size}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class HashHead:
-    """A trained head. projection (D, bits) float32, bias (bits,) float32;
-    final_loss: mean loss over the last 100 steps."""
+    """A trained head: head name (cbs/dsh), projection (D, bits) float32, bias
+    (bits,) float32; final_loss: mean loss over the last 100 steps."""
 
     head: str
     projection: np.ndarray
@@ -65,6 +65,7 @@ class HashHead:
     final_loss: float
 
     def device_arrays(self) -> dict[str, np.ndarray]:
+        """What the device's ``SignHasher`` takes: ``mean`` (D,) zeros, ``projection`` (D, bits), ``bias`` (bits,); float32."""
         return {"mean": np.zeros(self.projection.shape[0], np.float32), "projection": self.projection, "bias": self.bias}
 
     def transform(self, x: np.ndarray) -> np.ndarray:
@@ -73,13 +74,14 @@ class HashHead:
 
 
 def train_hash_head(
-    sketches: np.ndarray, photos: np.ndarray, labels: np.ndarray, options: HashTrainOptions = HashTrainOptions(), progress: bool = True
+    sketches: np.ndarray, photos: np.ndarray, labels: np.ndarray, *, options: HashTrainOptions = HashTrainOptions(), progress: bool = True
 ) -> HashHead:
     """Train one head.
 
     Args:
         sketches: (n, D) float32 sketch embeddings; photos: (n, D) the photo
             embedding of the product each sketch depicts; labels: (n,) int category.
+        options: head, bits, steps and the rest; progress: show a progress bar.
     """
     import tensorflow as tf
 
@@ -134,4 +136,4 @@ def train_hash_head(
         pick = rng.choice(len(sketches), size=o.batch_size, replace=False)
         loss = float(step(sketches[pick], photos[pick], labels[pick]))
         recent = (recent + [loss])[-100:]
-    return HashHead(o.head, w.numpy().astype(np.float32), b.numpy().astype(np.float32), round(float(np.mean(recent)), 5))
+    return HashHead(head=o.head, projection=w.numpy().astype(np.float32), bias=b.numpy().astype(np.float32), final_loss=round(float(np.mean(recent)), 5))

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DistillOptions:
     """Attributes: hidden: units of the two hidden layers; epochs over the
     training pairs; batch_size; learning_rate (Adam, cosine decay); seed."""
@@ -36,7 +36,7 @@ class DistillOptions:
                 raise ValueError(f"distill {name} must be >= 1, got {getattr(self, name)}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DistillResult:
     """Attributes: weights: [(W, b), ...] float32 per dense layer (ReLU between);
     final_loss: mean squared error of the last epoch, UMAP units²; pairs trained on."""
@@ -47,9 +47,9 @@ class DistillResult:
 
 
 def train_distilled_reducer(
-    inputs: np.ndarray, targets: np.ndarray, options: DistillOptions = DistillOptions(), progress: bool = True
+    inputs: np.ndarray, targets: np.ndarray, *, options: DistillOptions = DistillOptions(), progress: bool = True
 ):
-    """Fit the MLP (n, D) unit-norm embeddings → (n, d) UMAP coordinates.
+    """Fit the MLP (n, D) float32 unit-norm embeddings → (n, d) float32 UMAP coordinates.
 
     Returns ``(keras_model, DistillResult)``; the model maps (batch, D) → (batch, d).
     """
@@ -76,7 +76,7 @@ def train_distilled_reducer(
     history = model.fit(inputs, targets, batch_size=options.batch_size, epochs=options.epochs, shuffle=True, verbose=0, callbacks=[_Bar()])
     bar.close()
     weights = tuple((layer.get_weights()[0], layer.get_weights()[1]) for layer in model.layers if layer.get_weights())
-    return model, DistillResult(weights, round(float(history.history["loss"][-1]), 5), len(inputs))
+    return model, DistillResult(weights=weights, final_loss=round(float(history.history["loss"][-1]), 5), pairs=len(inputs))
 
 
 def distilled_head(dims_in: int, dims_out: int, hidden: int):
@@ -101,7 +101,7 @@ def apply_weights(weights: tuple[tuple[np.ndarray, np.ndarray], ...], x: np.ndar
 
 
 def distill_pairs(
-    photo_embeddings: np.ndarray, fit_rows: np.ndarray, fit_coords: np.ndarray,
+    photo_embeddings: np.ndarray, fit_rows: np.ndarray, fit_coords: np.ndarray, *,
     sketch_embeddings: np.ndarray, sketch_rows: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Training pairs: every fitted photo, plus every sketch whose product photo was fitted.
@@ -110,6 +110,9 @@ def distill_pairs(
         photo_embeddings: (N, D) catalog photo embeddings.
         fit_rows: (n_fit,) rows of ``photo_embeddings`` UMAP was fitted on; fit_coords (n_fit, d) theirs.
         sketch_embeddings: (S, D) train-split sketch embeddings; sketch_rows (S,) the photo row each depicts.
+
+    Returns:
+        inputs (m, D) float32 and targets (m, d) float32.
     """
     coord_of_row = np.full(len(photo_embeddings), -1, dtype=np.int64)
     coord_of_row[fit_rows] = np.arange(len(fit_rows))

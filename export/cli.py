@@ -68,19 +68,20 @@ def _demo_catalog(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    path = write_demo_catalog(args.out, args.source or DEFAULT_DIR, args.limit_train, args.limit_test, args.seed)
+    path = write_demo_catalog(
+        args.out, args.source or DEFAULT_DIR, limit_train=args.limit_train, limit_test=args.limit_test, seed=args.seed
+    )
     print(f"wrote {path}")
     return 0
 
 
 def _build(args: argparse.Namespace) -> int:
-    from .build import BuildOptions, build_bundle
-    from .data.catalog import CatalogError
-
     from dataclasses import replace
 
     from vitrina.runtime.codes import CodeType
 
+    from .build import BuildOptions, build_bundle
+    from .data.catalog import CatalogError
     from .profiles import get_profile
 
     if (args.sign is None) != (args.release_version is None):

@@ -9,8 +9,8 @@ quantises and dequantises with whatever parameters the model carries.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import keras
 import numpy as np

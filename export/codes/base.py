@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 import numpy as np
 
 
@@ -17,7 +19,7 @@ class NotFittedError(ValueError, AttributeError):
     """A fitter was used (``transform``, ``device_arrays``, ...) before ``fit``."""
 
 
-def _check_fit_input(x: np.ndarray, min_rows: int, what: str) -> np.ndarray:
+def check_fit_input(x: np.ndarray, min_rows: int, what: str) -> np.ndarray:
     """(n, D) finite embeddings with n >= ``min_rows``, as float32; ValueError otherwise."""
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 2:
@@ -29,13 +31,15 @@ def _check_fit_input(x: np.ndarray, min_rows: int, what: str) -> np.ndarray:
     return x
 
 
-def _is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     """A whole number (Python or numpy integer), not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-class _Fitted:
+class Fitted:
     """Guards use before ``fit`` (``n_features_in_`` is set by every ``fit``) and checks the input width."""
+
+    n_features_in_: int  # declared, not set: hasattr() is False until fit()
 
     def _check_is_fitted(self) -> None:
         if not hasattr(self, "n_features_in_"):

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import _check_fit_input, _Fitted, _is_int
+from .base import Fitted, check_fit_input, is_int
 from .pca import PCAReducer
 
 HASH_BITS = (64, 128, 256)
 
 
-class ITQHasher(_Fitted):
+class ITQHasher(Fitted):
     """Iterative quantisation: (n, D) float32 → (n, bits/8) packed uint8 binary codes.
 
     ``bits = sign((x - mean_) @ projection_)`` where ``projection_ = PCA_bits @ R``
@@ -32,14 +32,14 @@ class ITQHasher(_Fitted):
         self.iterations = iterations
         self.seed = seed
 
-    def fit(self, x: np.ndarray) -> "ITQHasher":
+    def fit(self, x: np.ndarray) -> ITQHasher:
         """Fit on (n, D) float embeddings, n > bits; returns ``self``."""
-        if not _is_int(self.bits) or self.bits < 8 or self.bits % 8:
+        if not is_int(self.bits) or self.bits < 8 or self.bits % 8:
             raise ValueError(f"bits must be a positive multiple of 8, got {self.bits!r}")
-        if not _is_int(self.iterations) or self.iterations < 0:
+        if not is_int(self.iterations) or self.iterations < 0:
             raise ValueError(f"iterations must be an integer >= 0, got {self.iterations!r}")
         bits = int(self.bits)
-        x = _check_fit_input(x, bits + 1, f"ITQ-{bits}")
+        x = check_fit_input(x, bits + 1, f"ITQ-{bits}")
         if bits > x.shape[1]:
             raise ValueError(f"ITQ-{bits}: ITQ gives at most one bit per embedding dim ({x.shape[1]}); use the trained hash heads for more bits")
         pca = PCAReducer(bits).fit(x)

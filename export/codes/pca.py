@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import _check_fit_input, _Fitted, _is_int
+from .base import Fitted, check_fit_input, is_int
 
 PCA_DIMS = (4, 8, 16, 32, 64)
 
 
-class PCAReducer(_Fitted):
+class PCAReducer(Fitted):
     """Principal components: (n, D) float32 → (n, dims) float32, ``y = (x - mean_) @ components_``.
 
     Parameters:
@@ -24,12 +24,12 @@ class PCAReducer(_Fitted):
     def __init__(self, dims: int):
         self.dims = dims
 
-    def fit(self, x: np.ndarray) -> "PCAReducer":
+    def fit(self, x: np.ndarray) -> PCAReducer:
         """Fit on (n, D) float embeddings, n > dims; returns ``self``."""
-        if not _is_int(self.dims) or self.dims < 1:
+        if not is_int(self.dims) or self.dims < 1:
             raise ValueError(f"PCA dims must be an integer >= 1, got {self.dims!r}")
         dims = int(self.dims)
-        x = _check_fit_input(x, dims + 1, f"PCA-{dims}")
+        x = check_fit_input(x, dims + 1, f"PCA-{dims}")
         if dims > x.shape[1]:
             raise ValueError(f"PCA-{dims}: cannot keep more dims than the embedding has ({x.shape[1]})")
         self.mean_ = x.mean(axis=0)

@@ -12,18 +12,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import _check_fit_input, _Fitted, _is_int
+from .base import Fitted, check_fit_input, is_int
 
 
 def _check_umap_params(dims: object, n_neighbors: object, min_dist: object, fit_sample: object) -> None:
     """ValueError naming the first bad UMAP setting."""
-    if not _is_int(dims) or dims < 1:
+    if not is_int(dims) or dims < 1:
         raise ValueError(f"UMAP dims must be an integer >= 1, got {dims!r}")
-    if not _is_int(n_neighbors) or n_neighbors < 2:
+    if not is_int(n_neighbors) or n_neighbors < 2:
         raise ValueError(f"UMAP n_neighbors must be an integer >= 2, got {n_neighbors!r}")
     if not isinstance(min_dist, (int, float, np.floating)) or not 0.0 <= min_dist <= 1.0:
         raise ValueError(f"UMAP min_dist must be in [0, 1], got {min_dist!r}")
-    if fit_sample is not None and (not _is_int(fit_sample) or fit_sample < 2):
+    if fit_sample is not None and (not is_int(fit_sample) or fit_sample < 2):
         raise ValueError(f"UMAP fit_sample (--umap-fit-sample) must be an integer >= 2, got {fit_sample!r}")
 
 
@@ -60,7 +60,7 @@ class UMAPOptions:
         _check_umap_params(self.dims, self.n_neighbors, self.min_dist, self.fit_sample)
 
 
-class UMAPReducer(_Fitted):
+class UMAPReducer(Fitted):
     """umap-learn to ``dims`` dims, fitted on (n, D) float32 catalog photo embeddings.
 
     Parameters (checked by :meth:`fit`; see :class:`UMAPOptions` for their meaning):
@@ -85,11 +85,11 @@ class UMAPReducer(_Fitted):
         self.supervised = supervised
         self.seed = seed
 
-    def fit(self, x: np.ndarray, labels: np.ndarray | None = None) -> "UMAPReducer":
+    def fit(self, x: np.ndarray, labels: np.ndarray | None = None) -> UMAPReducer:
         """Fit on (n, D) embeddings; ``labels`` (n,) int categories are required when supervised. Returns ``self``."""
         _check_umap_params(self.dims, self.n_neighbors, self.min_dist, self.fit_sample)
         umap = _import_umap()
-        x = _check_fit_input(x, max(self.n_neighbors + 1, self.dims + 2), f"UMAP-{self.dims}")
+        x = check_fit_input(x, max(self.n_neighbors + 1, self.dims + 2), f"UMAP-{self.dims}")
         if self.supervised and (labels is None or np.shape(labels) != (len(x),)):
             raise ValueError(f"supervised UMAP needs one category label per embedding ({len(x)}), got {None if labels is None else np.shape(labels)}")
         rng = np.random.default_rng(self.seed)

@@ -18,6 +18,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image
@@ -161,8 +162,9 @@ def _validate_rows(folder: Path, rows: list[dict[str, str]], has_split: bool, im
 
         iterator = tqdm(rows, desc="catalog", unit="row", mininterval=1.0)
     for line, row in enumerate(iterator, start=2):
-        if None in row:  # csv puts surplus fields under the None key
-            errors.append(RowError(line, (row.get("id") or "").strip(), f"{len(row[None])} more field(s) than the header has"))
+        surplus = cast(dict[Any, Any], row).get(None)  # csv puts surplus fields under the None key
+        if surplus is not None:
+            errors.append(RowError(line, (row.get("id") or "").strip(), f"{len(surplus)} more field(s) than the header has"))
             continue
         try:
             item, pixels = _check_row(row, folder, has_split, image_size)

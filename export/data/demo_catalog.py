@@ -101,6 +101,7 @@ def alias_table() -> dict[str, object]:
 def write_demo_catalog(
     out: Path,
     source: Path = DEFAULT_DIR,
+    *,
     limit_train: int | None = None,
     limit_test: int | None = None,
     seed: int = 7,

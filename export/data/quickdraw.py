@@ -12,9 +12,9 @@ human sketches through the same rasteriser and encoders.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

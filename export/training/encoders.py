@@ -27,7 +27,7 @@ import io
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 import keras
@@ -213,7 +213,7 @@ def _save_weights_durably(model: keras.Model, path: Path) -> None:
 
 
 def _fingerprint(*parts: object) -> str:
-    text = json.dumps([asdict(p) if hasattr(p, "__dataclass_fields__") else p for p in parts], sort_keys=True, default=str)
+    text = json.dumps([asdict(p) if is_dataclass(p) and not isinstance(p, type) else p for p in parts], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -101,13 +101,31 @@ def _catalog_key(catalog: Catalog) -> str:
 
 
 def _cached_sketches(
-    work: Path, key: str, images: np.ndarray, *, variants: int, raster: RasterOptions, seed: int, opts: BuildOptions, profile: Profile, desc: str,
+    work: Path,
+    key: str,
+    images: np.ndarray,
+    *,
+    variants: int,
+    raster: RasterOptions,
+    seed: int,
+    opts: BuildOptions,
+    profile: Profile,
+    desc: str,
 ) -> np.ndarray:
     """(n, variants, S, S) uint8 sketches of ``images``, rendered once and cached in ``work``."""
     path = work / f"sketches-{desc}-{key}-{raster.size}-{variants}-{seed}.npy"
     if path.is_file():
         return np.load(path, allow_pickle=False)
-    sketches = render_sketches(images, variants, raster, seed=seed, opts=profile.synthesis, workers=opts.workers, progress=opts.progress, desc=f"{desc} sketches")
+    sketches = render_sketches(
+        images,
+        variants,
+        raster,
+        seed=seed,
+        opts=profile.synthesis,
+        workers=opts.workers,
+        progress=opts.progress,
+        desc=f"{desc} sketches",
+    )
     # Streamed to disk rather than through write_atomic: the demo's array is a few hundred MB.
     tmp = path.with_suffix(".tmp.npy")
     with open(tmp, "wb") as f:
@@ -118,7 +136,9 @@ def _cached_sketches(
     return sketches
 
 
-def _encode(model_path: Path, images: np.ndarray, *, progress: bool, desc: str, sketch: RasterOptions | None = None) -> np.ndarray:
+def _encode(
+    model_path: Path, images: np.ndarray, *, progress: bool, desc: str, sketch: RasterOptions | None = None
+) -> np.ndarray:
     """Encode uint8 images through LiteRT with the given TFLite model: (n, D) float32."""
     options = EncoderOptions(model_path=str(model_path), num_threads=2, batch_size=_ENCODE_BATCH)
     encoder = SketchEncoder(options, sketch) if sketch else PhotoEncoder(options)
@@ -144,7 +164,12 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
     work.mkdir(parents=True, exist_ok=True)
     size = profile.input_size
     raster = RasterOptions(size=size)
-    catalog = load_catalog(catalog_dir, image_size=max(size, profile.thumbnail_size), skip_bad_rows=options.skip_bad_rows, progress=options.progress)
+    catalog = load_catalog(
+        catalog_dir,
+        image_size=max(size, profile.thumbnail_size),
+        skip_bad_rows=options.skip_bad_rows,
+        progress=options.progress,
+    )
     photos = _resize_all(catalog.images, size)
     categories = list(dict.fromkeys(item.category for item in catalog.items))
     item_labels = np.array([categories.index(item.category) for item in catalog.items], dtype=np.int32)
@@ -156,14 +181,26 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
 
     # 2-3. Sketches and training.
     train_sketches = _cached_sketches(
-        work, key, catalog.images[train_rows], variants=profile.sketch_variants, raster=raster, seed=TRAIN_SKETCH_SEED,
-        opts=options, profile=profile, desc="train",
+        work,
+        key,
+        catalog.images[train_rows],
+        variants=profile.sketch_variants,
+        raster=raster,
+        seed=TRAIN_SKETCH_SEED,
+        opts=options,
+        profile=profile,
+        desc="train",
     )
     train_opts = profile.train if options.steps is None else replace(profile.train, steps=options.steps)
     sketch_model, photo_model, train_result = train_encoders(
-        train_sketches, photos[train_rows], item_labels[catalog.image_items[train_rows]],
-        sketch_spec=profile.sketch_spec(), photo_spec=profile.photo_spec(), options=train_opts,
-        checkpoint_dir=work / f"ckpt-{profile.name}-{key}", progress=options.progress,
+        train_sketches,
+        photos[train_rows],
+        item_labels[catalog.image_items[train_rows]],
+        sketch_spec=profile.sketch_spec(),
+        photo_spec=profile.photo_spec(),
+        options=train_opts,
+        checkpoint_dir=work / f"ckpt-{profile.name}-{key}",
+        progress=options.progress,
     )
 
     # 4. TFLite float + int8, calibrated on catalog samples.
@@ -183,14 +220,28 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         codes = _encode(paths["photo_int8"], photos, progress=options.progress, desc="encoding catalog")
         # 6. Held-out queries and agreement.
         eval_set, sketch_agreement, photo_cosine = _eval_set(
-            catalog, photos, codes, raster=raster, paths=paths, profile=profile, options=options, work=work, key=key,
+            catalog,
+            photos,
+            codes,
+            raster=raster,
+            paths=paths,
+            profile=profile,
+            options=options,
+            work=work,
+            key=key,
         )
     # 7. Compact codes (the float codes stay the eval set's reference).
     code_type = options.codes or profile.codes
     code_opts = options.code_options or profile.code_options
     fitted = _compact_codes(
-        code_type, code_opts, codes, labels=item_labels[catalog.image_items], train_sketches=train_sketches, train_rows=train_rows,
-        sketch_model=models["sketch_int8"], options=options,
+        code_type,
+        code_opts,
+        codes,
+        labels=item_labels[catalog.image_items],
+        train_sketches=train_sketches,
+        train_rows=train_rows,
+        sketch_model=models["sketch_int8"],
+        options=options,
     )
     stroke_items, strokes = _eval_strokes(catalog, eval_set, profile)
     thumbs = _resize_all(catalog.images[catalog.first_images()], profile.thumbnail_size)
@@ -203,9 +254,18 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
             "sketch": asdict(sketch_agreement) if sketch_agreement else None,
             "photo_mean_cosine": photo_cosine,
         },
-        "catalog": {"items": len(catalog.items), "images": len(catalog.images), "skipped_rows": [str(e) for e in catalog.skipped]},
+        "catalog": {
+            "items": len(catalog.items),
+            "images": len(catalog.images),
+            "skipped_rows": [str(e) for e in catalog.skipped],
+        },
         "model_bytes": {name: len(blob) for name, blob in models.items()},
-        "codes": {"type": fitted.code_type, "reducer": fitted.reducer.about, "rerank": fitted.rerank is not None, **fitted.report},
+        "codes": {
+            "type": fitted.code_type,
+            "reducer": fitted.reducer.about,
+            "rerank": fitted.rerank is not None,
+            **fitted.report,
+        },
     }
     contents = BundleContents(
         catalog_name=catalog.name,
@@ -227,14 +287,26 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
     )
     write_bundle(out, contents)
     return BuildResult(
-        bundle=out, items=len(catalog.items), images=len(catalog.images), train=train_result, sketch_agreement=sketch_agreement,
-        photo_cosine=photo_cosine, seconds=round(time.monotonic() - t0, 1),
+        bundle=out,
+        items=len(catalog.items),
+        images=len(catalog.images),
+        train=train_result,
+        sketch_agreement=sketch_agreement,
+        photo_cosine=photo_cosine,
+        seconds=round(time.monotonic() - t0, 1),
     )
 
 
 def _compact_codes(
-    code_type: str, code_opts: CodeOptions, codes: np.ndarray, *, labels: np.ndarray, train_sketches: np.ndarray,
-    train_rows: np.ndarray, sketch_model: bytes, options: BuildOptions,
+    code_type: str,
+    code_opts: CodeOptions,
+    codes: np.ndarray,
+    *,
+    labels: np.ndarray,
+    train_sketches: np.ndarray,
+    train_rows: np.ndarray,
+    sketch_model: bytes,
+    options: BuildOptions,
 ) -> FittedCodes:
     """Fit ``code_type`` on the int8 catalog codes; hash heads also see train-split sketch embeddings."""
     sketch_emb = np.empty((0, codes.shape[1]), np.float32)
@@ -246,17 +318,35 @@ def _compact_codes(
             path = Path(tmp) / "sketch_int8.tflite"
             path.write_bytes(sketch_model)
             size = train_sketches.shape[-1]
-            sketch_emb = _encode(path, train_sketches[pick, 0], progress=options.progress, desc="encoding train sketches", sketch=RasterOptions(size=size))
+            sketch_emb = _encode(
+                path,
+                train_sketches[pick, 0],
+                progress=options.progress,
+                desc="encoding train sketches",
+                sketch=RasterOptions(size=size),
+            )
         sketch_rows = train_rows[pick].astype(np.int64)
     data = TrainingEmbeddings(
-        photos=codes.astype(np.float32), photo_labels=labels, sketches=sketch_emb, sketch_rows=sketch_rows, sketch_labels=labels[sketch_rows],
+        photos=codes.astype(np.float32),
+        photo_labels=labels,
+        sketches=sketch_emb,
+        sketch_rows=sketch_rows,
+        sketch_labels=labels[sketch_rows],
     )
     return fit_codes(code_type, data, replace(code_opts, progress=options.progress))
 
 
 def _eval_set(
-    catalog: Catalog, photos: np.ndarray, codes: np.ndarray, *, raster: RasterOptions, paths: dict[str, Path],
-    profile: Profile, options: BuildOptions, work: Path, key: str,
+    catalog: Catalog,
+    photos: np.ndarray,
+    codes: np.ndarray,
+    *,
+    raster: RasterOptions,
+    paths: dict[str, Path],
+    profile: Profile,
+    options: BuildOptions,
+    work: Path,
+    key: str,
 ) -> tuple[EvalSet | None, QuantizationAgreement | None, float]:
     """Held-out sketch queries of test products, plus float/int8 agreement on them."""
     test_items = catalog.split_items("test")
@@ -266,11 +356,25 @@ def _eval_set(
     gallery_rows = first[test_items]
     query_items = test_items if profile.max_eval_queries is None else test_items[: profile.max_eval_queries]
     sketches = _cached_sketches(
-        work, key, catalog.images[first[query_items]], variants=1, raster=raster, seed=EVAL_SKETCH_SEED, opts=options, profile=profile, desc="eval",
+        work,
+        key,
+        catalog.images[first[query_items]],
+        variants=1,
+        raster=raster,
+        seed=EVAL_SKETCH_SEED,
+        opts=options,
+        profile=profile,
+        desc="eval",
     )[:, 0]
-    gallery_float = _encode(paths["photo_float"], photos[gallery_rows], progress=options.progress, desc="encoding eval gallery (float)")
-    q_float = _encode(paths["sketch_float"], sketches, progress=options.progress, desc="encoding eval queries (float)", sketch=raster)
-    q_int8 = _encode(paths["sketch_int8"], sketches, progress=options.progress, desc="encoding eval queries (int8)", sketch=raster)
+    gallery_float = _encode(
+        paths["photo_float"], photos[gallery_rows], progress=options.progress, desc="encoding eval gallery (float)"
+    )
+    q_float = _encode(
+        paths["sketch_float"], sketches, progress=options.progress, desc="encoding eval queries (float)", sketch=raster
+    )
+    q_int8 = _encode(
+        paths["sketch_int8"], sketches, progress=options.progress, desc="encoding eval queries (int8)", sketch=raster
+    )
     sketch_agreement = agreement(q_float, q_int8, float_gallery=gallery_float, int8_gallery=codes[gallery_rows])
     photo_cosine = round(float(np.mean(np.sum(gallery_float * codes[gallery_rows], axis=1))), 4)
     eval_set = EvalSet(
@@ -282,7 +386,9 @@ def _eval_set(
     return eval_set, sketch_agreement, photo_cosine
 
 
-def _eval_strokes(catalog: Catalog, eval_set: EvalSet | None, profile: Profile) -> tuple[list[int], list[list[np.ndarray]]]:
+def _eval_strokes(
+    catalog: Catalog, eval_set: EvalSet | None, profile: Profile
+) -> tuple[list[int], list[list[np.ndarray]]]:
     """Stroke lists of the first held-out queries' products (own seed, never trained on)."""
     if eval_set is None:
         return [], []

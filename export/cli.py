@@ -34,9 +34,13 @@ def register(commands: Commands) -> None:
     c = p.add_argument_group("catalog codes (default: the profile's; see docs/compact-codes.md)")
     c.add_argument("--codes", default=None, help="float, pcaN, umapN or bitsN (e.g. pca8, umap8, bits64)")
     c.add_argument("--umap-fit-sample", type=int, default=None, help="fit UMAP on N catalog photos (default: all)")
-    c.add_argument("--umap-supervised", choices=("yes", "no"), default=None, help="fit UMAP with the catalog's categories")
+    c.add_argument(
+        "--umap-supervised", choices=("yes", "no"), default=None, help="fit UMAP with the catalog's categories"
+    )
     c.add_argument("--hash-head", choices=("itq", "cbs", "dsh"), default=None, help="how binary codes are learnt")
-    c.add_argument("--rerank", choices=("yes", "no"), default=None, help="ship int8 full embeddings for a two-stage search")
+    c.add_argument(
+        "--rerank", choices=("yes", "no"), default=None, help="ship int8 full embeddings for a two-stage search"
+    )
     c.add_argument("--shortlist", type=int, default=None, help="rows the two-stage search re-ranks (default 200)")
     s = p.add_argument_group("release (see the field-staff section of README.md)")
     s.add_argument("--sign", type=Path, default=None, help="private key: sign the bundle")
@@ -47,14 +51,28 @@ def register(commands: Commands) -> None:
     p = commands.get("eval")
     if p is not None:
         sweep = p.add_argument_group("compact-code sweep (export side: needs vitrina[export])")
-        sweep.add_argument("--sweep", action="store_true", help="compare PCA / UMAP / binary codes and two-stage search on a float bundle")
-        sweep.add_argument("--catalog", type=Path, help="the bundle's catalog folder (train-split sketches for hash heads and distillation)")
-        sweep.add_argument("--out", type=Path, default=Path("build/sweep"), help="folder for sweep.json, sweep.md and the plots")
+        sweep.add_argument(
+            "--sweep",
+            action="store_true",
+            help="compare PCA / UMAP / binary codes and two-stage search on a float bundle",
+        )
+        sweep.add_argument(
+            "--catalog",
+            type=Path,
+            help="the bundle's catalog folder (train-split sketches for hash heads and distillation)",
+        )
+        sweep.add_argument(
+            "--out", type=Path, default=Path("build/sweep"), help="folder for sweep.json, sweep.md and the plots"
+        )
         sweep.add_argument("--pca-dims", default="4,8,16,32,64", help="PCA sizes, comma-separated")
         sweep.add_argument("--umap-dims", default="4,8,16", help="UMAP sizes, comma-separated")
         sweep.add_argument("--bits", default="64,128,256", help="binary code sizes, comma-separated multiples of 64")
-        sweep.add_argument("--umap-fit-sample", type=positive_int, default=None, help="fit UMAP on N catalog photos (default: all)")
-        sweep.add_argument("--train-sketches", type=positive_int, default=20000, help="train-split sketches rendered for the heads")
+        sweep.add_argument(
+            "--umap-fit-sample", type=positive_int, default=None, help="fit UMAP on N catalog photos (default: all)"
+        )
+        sweep.add_argument(
+            "--train-sketches", type=positive_int, default=20000, help="train-split sketches rendered for the heads"
+        )
         sweep.add_argument("--hash-steps", type=positive_int, default=2000, help="training steps per hash head")
         sweep.add_argument("--cold-runs", type=int, default=3, help="fresh processes per cold-start figure (0 skips)")
         p.set_defaults(sweep_handler=_eval_sweep)
@@ -105,8 +123,14 @@ def _build(args: argparse.Namespace) -> int:
             raise ValueError(f"--shortlist must be >= 1, got {args.shortlist}")
         code_opts = replace(code_opts, shortlist=args.shortlist)
     options = BuildOptions(
-        profile=args.profile, work_dir=args.work, skip_bad_rows=args.skip_bad_rows, workers=args.workers, steps=args.steps,
-        progress=not args.quiet, codes=args.codes, code_options=code_opts,
+        profile=args.profile,
+        work_dir=args.work,
+        skip_bad_rows=args.skip_bad_rows,
+        workers=args.workers,
+        steps=args.steps,
+        progress=not args.quiet,
+        codes=args.codes,
+        code_options=code_opts,
     )
     try:
         result = build_bundle(args.catalog, args.out, options)
@@ -119,9 +143,13 @@ def _build(args: argparse.Namespace) -> int:
         release = sign_bundle(result.bundle, args.sign, args.release_version, args.expires_days)
         print(f"signed: version {release['version']}, expires {release['expires']}")
     t = result.train
-    print(f"training: {t.steps} steps ({t.steps_this_run} this run, {t.seconds:.0f} s, {t.pairs_per_second:.0f} pairs/s; {t.seconds_total:.0f} s in all), final loss {t.final_loss}")
+    print(
+        f"training: {t.steps} steps ({t.steps_this_run} this run, {t.seconds:.0f} s, {t.pairs_per_second:.0f} pairs/s; {t.seconds_total:.0f} s in all), final loss {t.final_loss}"
+    )
     if result.sketch_agreement:
-        print(f"int8 vs float: sketch cosine {result.sketch_agreement.mean_cosine}, top-10 unchanged {result.sketch_agreement.top10_unchanged}, photo cosine {result.photo_cosine}")
+        print(
+            f"int8 vs float: sketch cosine {result.sketch_agreement.mean_cosine}, top-10 unchanged {result.sketch_agreement.top10_unchanged}, photo cosine {result.photo_cosine}"
+        )
     return 0
 
 
@@ -144,9 +172,14 @@ def _eval_sweep(args: argparse.Namespace) -> int:
     if any(b % 64 for b in bits):
         raise ValueError(f"--bits must be multiples of 64, got {args.bits!r}")
     options = SweepOptions(
-        pca_dims=_sizes(args.pca_dims, "--pca-dims"), umap_dims=_sizes(args.umap_dims, "--umap-dims"), bits=bits,
-        umap_fit_sample=args.umap_fit_sample, train_sketches=args.train_sketches, hash_steps=args.hash_steps,
-        cold_runs=max(0, args.cold_runs), progress=not args.json,
+        pca_dims=_sizes(args.pca_dims, "--pca-dims"),
+        umap_dims=_sizes(args.umap_dims, "--umap-dims"),
+        bits=bits,
+        umap_fit_sample=args.umap_fit_sample,
+        train_sketches=args.train_sketches,
+        hash_steps=args.hash_steps,
+        cold_runs=max(0, args.cold_runs),
+        progress=not args.json,
     )
     report = run_sweep(args.bundle, args.catalog, args.out, options)
     if args.json:

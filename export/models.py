@@ -106,7 +106,9 @@ def build_encoder(spec: EncoderSpec, name: str) -> keras.Model:
     slots = [True] * spec.downsamplings
     slots = [False] * (5 - len(slots)) + slots
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name=f"{name}_rescale")(inputs)
-    x = layers.Conv2D(_width(32, spec.alpha), 3, strides=2 if slots[0] else 1, padding="same", use_bias=False, name=f"{name}_stem")(x)
+    x = layers.Conv2D(
+        _width(32, spec.alpha), 3, strides=2 if slots[0] else 1, padding="same", use_bias=False, name=f"{name}_stem"
+    )(x)
     x = _bn(spec, name=f"{name}_stem_bn")(x)
     x = layers.ReLU(6.0, name=f"{name}_stem_relu")(x)
     slot = 1

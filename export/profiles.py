@@ -64,8 +64,13 @@ class Profile:
 
     def _spec(self, channels: int) -> EncoderSpec:
         return EncoderSpec(
-            input_size=self.input_size, channels=channels, alpha=self.alpha, depth=self.depth, embedding_dims=self.embedding_dims,
-            strides=self.strides, bn_momentum=self.bn_momentum,
+            input_size=self.input_size,
+            channels=channels,
+            alpha=self.alpha,
+            depth=self.depth,
+            embedding_dims=self.embedding_dims,
+            strides=self.strides,
+            bn_momentum=self.bn_momentum,
         )
 
 
@@ -98,8 +103,15 @@ PROFILES: dict[str, Profile] = {
         # mAP 0.759, P@10 0.820; a 20-minute budget on 2 cores allows ~5800 steps.
         # Fixed steps, no wall-clock cap: a slower machine trains longer, not less.
         train=TrainOptions(
-            steps=5800, batch_size=128, learning_rate=2e-3, warmup_steps=150, nce_weight=0.5, triplet_weight=1.0, ce_weight=1.0,
-            checkpoint_every=250, seed=0,
+            steps=5800,
+            batch_size=128,
+            learning_rate=2e-3,
+            warmup_steps=150,
+            nce_weight=0.5,
+            triplet_weight=1.0,
+            ce_weight=1.0,
+            checkpoint_every=250,
+            seed=0,
         ),
         calibration_samples=500,
         thumbnail_size=28,

@@ -69,7 +69,9 @@ def to_tflite(model: keras.Model, precision: str, calibration: np.ndarray | None
         return _convert(converter, precision, shape, calibration)
 
 
-def _convert(converter: tf.lite.TFLiteConverter, precision: str, shape: tuple[int, ...], calibration: np.ndarray | None) -> bytes:
+def _convert(
+    converter: tf.lite.TFLiteConverter, precision: str, shape: tuple[int, ...], calibration: np.ndarray | None
+) -> bytes:
     """Set the converter up for ``precision`` (int8: calibrated on ``calibration``) and convert."""
     if precision == "int8":
         samples = _check_calibration(calibration, shape)
@@ -84,7 +86,9 @@ def _convert(converter: tf.lite.TFLiteConverter, precision: str, shape: tuple[in
 def _check_calibration(calibration: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
     """The samples as (n, *shape), n >= MIN_CALIBRATION_SAMPLES; CalibrationError otherwise."""
     if calibration is None:
-        raise CalibrationError(f"int8 export needs representative data: at least {MIN_CALIBRATION_SAMPLES} catalog samples")
+        raise CalibrationError(
+            f"int8 export needs representative data: at least {MIN_CALIBRATION_SAMPLES} catalog samples"
+        )
     samples = np.asarray(calibration)
     if samples.ndim == len(shape) and shape[-1] == 1:
         samples = samples[..., None]
@@ -117,4 +121,6 @@ def agreement(
     top_f = np.argpartition(-(float_queries @ float_gallery.T), k - 1, axis=1)[:, :k]
     top_q = np.argpartition(-(int8_queries @ int8_gallery.T), k - 1, axis=1)[:, :k]
     unchanged = np.mean([set(a) == set(b) for a, b in zip(top_f.tolist(), top_q.tolist())])
-    return QuantizationAgreement(mean_cosine=round(cosine, 4), top10_unchanged=round(float(unchanged), 4), queries=len(float_queries))
+    return QuantizationAgreement(
+        mean_cosine=round(cosine, 4), top10_unchanged=round(float(unchanged), 4), queries=len(float_queries)
+    )

@@ -35,7 +35,9 @@ def faiss_search(bundle: Bundle, options: BenchOptions) -> dict[str, Any] | None
         index = faiss.IndexBinaryFlat(codes.shape[1] * 8)
     else:
         codes = np.ascontiguousarray(bundle.codes, dtype=np.float32)
-        queries = codes[picks] + rng.normal(scale=0.05 * float(np.std(codes)), size=(len(picks), codes.shape[1])).astype(np.float32)
+        queries = codes[picks] + rng.normal(
+            scale=0.05 * float(np.std(codes)), size=(len(picks), codes.shape[1])
+        ).astype(np.float32)
         if metric == "cosine":
             queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
         index = faiss.IndexFlatIP(codes.shape[1]) if metric == "cosine" else faiss.IndexFlatL2(codes.shape[1])

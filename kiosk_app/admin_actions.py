@@ -167,9 +167,17 @@ class AdminActions:
             from vitrina.runtime.sync.trust import PublicKey
 
             try:
-                result = sync(cfg.sync_source, cfg.device_root, [PublicKey.from_hex(k) for k in cfg.trusted_keys], progress=progress)
-                text = (f"{result.catalog} v{result.version} already active" if result.up_to_date else
-                        f"activated {result.catalog} v{result.version} ({result.transferred / 1e6:.1f} MB in {result.seconds:.0f} s)")
+                result = sync(
+                    cfg.sync_source,
+                    cfg.device_root,
+                    [PublicKey.from_hex(k) for k in cfg.trusted_keys],
+                    progress=progress,
+                )
+                text = (
+                    f"{result.catalog} v{result.version} already active"
+                    if result.up_to_date
+                    else f"activated {result.catalog} v{result.version} ({result.transferred / 1e6:.1f} MB in {result.seconds:.0f} s)"
+                )
                 ok = True
             except (SyncError, OSError, ValueError) as exc:
                 text, ok = f"sync failed, catalog unchanged: {exc}", False

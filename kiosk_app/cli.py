@@ -18,7 +18,9 @@ def register(commands: Commands) -> None:
     p.add_argument("--bundle", type=Path, default=None, help="bundle folder (overrides the config)")
     p.add_argument("--config", type=Path, default=None, help="kiosk TOML config")
     p.add_argument("--windowed", action="store_true", help="a normal window instead of locked-down full screen")
-    p.add_argument("--screenshot", type=Path, default=None, metavar="DIR", help="render every screen to PNGs in DIR and exit")
+    p.add_argument(
+        "--screenshot", type=Path, default=None, metavar="DIR", help="render every screen to PNGs in DIR and exit"
+    )
     p.add_argument("--hash-pin", action="store_true", help="read a PIN and print its hash for admin_pin_hash")
     p.set_defaults(handler=_kiosk)
 

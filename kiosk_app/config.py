@@ -78,12 +78,26 @@ class KioskConfig:
             raise ValueError(f"debounce_ms must be in [0, 5000], got {self.debounce_ms}")
         for key in self.trusted_keys:
             if len(key) != 64 or any(c not in "0123456789abcdefABCDEF" for c in key):
-                raise ValueError(f"trusted_keys entries must be 64 hex digits (the .pub file's contents), got {key[:20]!r}")
+                raise ValueError(
+                    f"trusted_keys entries must be 64 hex digits (the .pub file's contents), got {key[:20]!r}"
+                )
         if self.admin_pin_hash is not None and not self.admin_pin_hash.startswith("pbkdf2_sha256$"):
             raise ValueError("admin_pin_hash must come from `vitrina kiosk --hash-pin` (pbkdf2_sha256$...)")
 
 
-_KEYS = {"bundle", "idle_seconds", "admin_pin_hash", "language", "colors", "telemetry", "results", "debounce_ms", "device_root", "sync_source", "trusted_keys"}
+_KEYS = {
+    "bundle",
+    "idle_seconds",
+    "admin_pin_hash",
+    "language",
+    "colors",
+    "telemetry",
+    "results",
+    "debounce_ms",
+    "device_root",
+    "sync_source",
+    "trusted_keys",
+}
 
 
 def load_config(path: str | Path) -> KioskConfig:

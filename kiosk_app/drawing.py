@@ -87,7 +87,9 @@ class DrawingCanvas(Widget):
         stroke: Stroke | None = touch.ud.get("vitrina_stroke")
         if stroke is not None:
             x, y = self._clamp(touch.x, touch.y)
-            for px, py in interpolate(stroke.points[-2], stroke.points[-1], x, y, spacing=max(2.0, self.brush_width / 2)):
+            for px, py in interpolate(
+                stroke.points[-2], stroke.points[-1], x, y, spacing=max(2.0, self.brush_width / 2)
+            ):
                 stroke.points += [px, py]
             stroke.line.points = stroke.points
         return True

@@ -65,7 +65,9 @@ def layout_for(width: float, height: float) -> Layout:
     return Layout(portrait, tile)
 
 
-def rects_overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float], tolerance: float = 0.5) -> bool:
+def rects_overlap(
+    a: tuple[float, float, float, float], b: tuple[float, float, float, float], tolerance: float = 0.5
+) -> bool:
     """Do two (x, y, w, h) rectangles overlap by more than ``tolerance`` px on both axes?"""
     ax, ay, aw, ah = a
     bx, by, bw, bh = b
@@ -78,7 +80,9 @@ def clip_text(text: str, width_px: float, font_px: float) -> str:
     return text if len(text) <= fits else text[: fits - 1].rstrip() + "…"
 
 
-def fit_strokes(strokes: Sequence[np.ndarray], width: float, height: float, center: tuple[float, float], fill: float = 0.7) -> list[np.ndarray]:
+def fit_strokes(
+    strokes: Sequence[np.ndarray], width: float, height: float, center: tuple[float, float], fill: float = 0.7
+) -> list[np.ndarray]:
     """Scale y-down strokes (any range) into a ``width`` × ``height`` box around
     ``center`` in Kivy coordinates (y up), the drawing's long side at ``fill`` of
     the box's short side. Used to replay drawings as touches."""

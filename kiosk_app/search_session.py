@@ -104,7 +104,9 @@ class SearchSession:
 
         def run() -> tuple[SearchResult, dict[Any, Any]]:
             result = job(engine)
-            pixels: dict[Any, Any] = {m.item: engine.bundle.thumbnail(m.item) for m in result.matches if m.item not in self.thumbnails}
+            pixels: dict[Any, Any] = {
+                m.item: engine.bundle.thumbnail(m.item) for m in result.matches if m.item not in self.thumbnails
+            }
             for m in result.matches:
                 for key in self._text_keys(m.__dict__):
                     if key not in self.texts:

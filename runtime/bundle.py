@@ -214,13 +214,19 @@ def _check_contents(c: BundleContents) -> None:
     dtypes, width = expected_code_layout(code_type, c.codes.shape[1] if c.codes.ndim == 2 else -1)
     if c.codes.ndim != 2 or c.codes.dtype not in dtypes or c.codes.shape[1] != width:
         want = "/".join(np.dtype(d).name for d in dtypes)
-        raise ValueError(f"{code_type.name} codes must be a (N, {width}) {want} array, got {c.codes.dtype} {c.codes.shape}")
+        raise ValueError(
+            f"{code_type.name} codes must be a (N, {width}) {want} array, got {c.codes.dtype} {c.codes.shape}"
+        )
     if (code_type.family == "float") != (c.reducer.kind == "none"):
         raise ValueError(f"code type {code_type.name} cannot use the {c.reducer.kind!r} reducer")
     if c.reducer.kind not in REDUCER_KINDS:
         raise ValueError(f"reducer kind {c.reducer.kind!r} is not one of {REDUCER_KINDS}")
-    if c.rerank is not None and (c.rerank.codes.dtype != np.int8 or c.rerank.codes.ndim != 2 or len(c.rerank.codes) != len(c.codes)):
-        raise ValueError(f"rerank codes must be ({len(c.codes)}, D) int8, got {c.rerank.codes.dtype} {c.rerank.codes.shape}")
+    if c.rerank is not None and (
+        c.rerank.codes.dtype != np.int8 or c.rerank.codes.ndim != 2 or len(c.rerank.codes) != len(c.codes)
+    ):
+        raise ValueError(
+            f"rerank codes must be ({len(c.codes)}, D) int8, got {c.rerank.codes.dtype} {c.rerank.codes.shape}"
+        )
     if c.code_items.shape != (c.codes.shape[0],):
         raise ValueError(f"code_items must have shape ({c.codes.shape[0]},), got {c.code_items.shape}")
     if c.code_items.size and (c.code_items.min() < 0 or c.code_items.max() >= n_items):
@@ -230,7 +236,9 @@ def _check_contents(c: BundleContents) -> None:
     for name in c.models:
         role, _, precision = name.partition("_")
         if role not in ROLES or precision not in PRECISIONS:
-            raise ValueError(f"model name {name!r} must be <role>_<precision> with role in {ROLES} and precision in {PRECISIONS}")
+            raise ValueError(
+                f"model name {name!r} must be <role>_<precision> with role in {ROLES} and precision in {PRECISIONS}"
+            )
 
 
 def write_bundle(out: str | Path, contents: BundleContents) -> Path:
@@ -267,7 +275,9 @@ def _check_replaceable(out: Path) -> None:
     if not out.is_dir():
         raise ValueError(f"cannot write a bundle at {out}: it exists and is not a directory")
     if any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise ValueError(f"cannot write a bundle at {out}: the folder holds other files (no {MANIFEST}); choose an empty or new folder")
+        raise ValueError(
+            f"cannot write a bundle at {out}: the folder holds other files (no {MANIFEST}); choose an empty or new folder"
+        )
 
 
 def _replace_dir(stage: Path, out: Path) -> None:
@@ -341,14 +351,24 @@ def _write_code_files(stage: Path, c: BundleContents) -> dict[str, Any]:
     rerank = None
     if c.rerank is not None:
         np.save(stage / "codes/rerank_int8.npy", np.ascontiguousarray(c.rerank.codes))
-        rerank = {"file": "codes/rerank_int8.npy", "dims": int(c.rerank.codes.shape[1]), "scale": float(c.rerank.scale), "shortlist": int(c.rerank.shortlist)}
+        rerank = {
+            "file": "codes/rerank_int8.npy",
+            "dims": int(c.rerank.codes.shape[1]),
+            "scale": float(c.rerank.scale),
+            "shortlist": int(c.rerank.shortlist),
+        }
     return {
         "type": code_type.name,
         "dims": code_type.size or int(c.codes.shape[1]),
         "dtype": c.codes.dtype.name,
         "metric": code_type.metric,
         "bytes_per_item": int(c.codes.shape[1] * c.codes.dtype.itemsize),
-        "reducer": {"kind": c.reducer.kind, "arrays": arrays, "params": dict(c.reducer.params), "about": c.reducer.about},
+        "reducer": {
+            "kind": c.reducer.kind,
+            "arrays": arrays,
+            "params": dict(c.reducer.params),
+            "about": c.reducer.about,
+        },
         "rerank": rerank,
     }
 
@@ -381,7 +401,9 @@ class Bundle:
         code_items: (N,) int32 product index of each code row.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any], items: tuple[Item, ...], codes: np.ndarray, code_items: np.ndarray):
+    def __init__(
+        self, path: Path, manifest: dict[str, Any], items: tuple[Item, ...], codes: np.ndarray, code_items: np.ndarray
+    ):
         self.path = path
         self.manifest = manifest
         self.items = items
@@ -410,9 +432,15 @@ class Bundle:
         code_type = CodeType.parse(manifest["codes"]["type"])
         dtypes, width = expected_code_layout(code_type, int(manifest["codes"]["dims"]))
         if codes.ndim != 2 or codes.shape[1] != width or codes.dtype not in dtypes:
-            raise BundleFormatError(f"{path}/codes/codes.npy: expected (N, {width}) {np.dtype(dtypes[0]).name} {code_type.name} codes, got {codes.dtype} {codes.shape}")
-        if code_items.shape != (codes.shape[0],) or (code_items.size and not 0 <= code_items.min() <= code_items.max() < len(items)):
-            raise BundleFormatError(f"{path}/codes/code_items.npy: expected ({codes.shape[0]},) indices into {len(items)} items")
+            raise BundleFormatError(
+                f"{path}/codes/codes.npy: expected (N, {width}) {np.dtype(dtypes[0]).name} {code_type.name} codes, got {codes.dtype} {codes.shape}"
+            )
+        if code_items.shape != (codes.shape[0],) or (
+            code_items.size and not 0 <= code_items.min() <= code_items.max() < len(items)
+        ):
+            raise BundleFormatError(
+                f"{path}/codes/code_items.npy: expected ({codes.shape[0]},) indices into {len(items)} items"
+            )
         return cls(path, manifest, items, codes, code_items)
 
     @property
@@ -444,7 +472,9 @@ class Bundle:
             raise BundleFormatError(f"bundle {self.path} has no re-rank embeddings")
         codes = _load_array(self.path, entry["file"], mmap=True)
         if codes.dtype != np.int8 or codes.ndim != 2 or len(codes) != len(self.codes):
-            raise BundleFormatError(f"{self.path}/{entry['file']}: expected ({len(self.codes)}, D) int8, got {codes.dtype} {codes.shape}")
+            raise BundleFormatError(
+                f"{self.path}/{entry['file']}: expected ({len(self.codes)}, D) int8, got {codes.dtype} {codes.shape}"
+            )
         return codes, float(entry["scale"]), int(entry["shortlist"])
 
     @cached_property
@@ -497,7 +527,10 @@ class Bundle:
         """The held-out queries. Raises BundleFormatError if the bundle has none."""
         if not self.manifest.get("eval"):
             raise BundleFormatError(f"bundle {self.path} has no eval set (it was built without one)")
-        arrays = {key: _load_array(self.path, f"eval/{key}.npy") for key in ("sketches", "query_items", "gallery_items", "gallery_float")}
+        arrays = {
+            key: _load_array(self.path, f"eval/{key}.npy")
+            for key in ("sketches", "query_items", "gallery_items", "gallery_float")
+        }
         return EvalSet(**arrays)
 
     def eval_strokes(self) -> list[tuple[int, list[np.ndarray]]]:
@@ -506,7 +539,10 @@ class Bundle:
             return []
         data = _load_json(self.path, "eval/strokes.json")
         try:
-            return [(int(q["item"]), [np.asarray(st, dtype=np.float64).reshape(-1, 2) for st in q["strokes"]]) for q in data["queries"]]
+            return [
+                (int(q["item"]), [np.asarray(st, dtype=np.float64).reshape(-1, 2) for st in q["strokes"]])
+                for q in data["queries"]
+            ]
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleFormatError(f"{self.path}/eval/strokes.json: malformed query ({exc})") from None
 
@@ -599,7 +635,9 @@ def _read_items(path: Path, manifest: dict[str, Any]) -> tuple[Item, ...]:
     except (KeyError, TypeError) as exc:
         raise BundleFormatError(f"{path}/items.json: malformed item entry ({exc})") from None
     if len(items) != manifest["catalog"]["items"]:
-        raise BundleFormatError(f"{path}/items.json has {len(items)} items, manifest says {manifest['catalog']['items']}")
+        raise BundleFormatError(
+            f"{path}/items.json has {len(items)} items, manifest says {manifest['catalog']['items']}"
+        )
     return items
 
 

@@ -56,7 +56,9 @@ PLUGIN = CommandPlugin(name="core", commands=("search", "eval", "info"), registe
 
 def build_parser(plugins: Sequence[CommandPlugin] | None = None) -> tuple[argparse.ArgumentParser, list[Unavailable]]:
     """The ``vitrina`` parser with every plugin that can run here, and the commands of those that cannot."""
-    parser = argparse.ArgumentParser(prog="vitrina", description="On-device product search: sketches, photos and words.")
+    parser = argparse.ArgumentParser(
+        prog="vitrina", description="On-device product search: sketches, photos and words."
+    )
     _, unavailable = assemble(parser, discover() if plugins is None else plugins)
     return parser, unavailable
 

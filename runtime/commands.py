@@ -68,7 +68,9 @@ class Commands:
         """The subcommands of the group ``vitrina NAME …``, created on first use."""
         if name not in self._groups:
             p = self.add(name, help=help)
-            self._groups[name] = p.add_subparsers(dest=f"{name}_command", required=True, metavar=f"{name.upper()}_COMMAND")
+            self._groups[name] = p.add_subparsers(
+                dest=f"{name}_command", required=True, metavar=f"{name.upper()}_COMMAND"
+            )
         return self._groups[name]
 
     def add_to(self, group: str, name: str, *, help: str) -> argparse.ArgumentParser:  # noqa: A002
@@ -128,9 +130,7 @@ def discover() -> list[CommandPlugin]:
     return sorted(plugins, key=lambda p: (p.order, p.name))
 
 
-def assemble(
-    parser: argparse.ArgumentParser, plugins: Sequence[CommandPlugin]
-) -> tuple[Commands, list[Unavailable]]:
+def assemble(parser: argparse.ArgumentParser, plugins: Sequence[CommandPlugin]) -> tuple[Commands, list[Unavailable]]:
     """Register the plugins that can run here; list the commands of those that cannot."""
     commands = Commands(parser)
     unavailable: list[Unavailable] = []

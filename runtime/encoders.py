@@ -247,7 +247,9 @@ class _TFLiteEncoder:
             self._interpreter.invoke()
             y = self._interpreter.get_tensor(self._output["index"])
         except (RuntimeError, ValueError) as exc:
-            raise RuntimeError(f"LiteRT failed to run {self.options.model_path} on a batch of {len(batch)}: {exc}") from exc
+            raise RuntimeError(
+                f"LiteRT failed to run {self.options.model_path} on a batch of {len(batch)}: {exc}"
+            ) from exc
         if self._output["dtype"] == np.int8:
             scale, zero = self._output["quantization"]
             return dequantize(y, scale, zero)
@@ -290,7 +292,9 @@ class SketchEncoder(_TFLiteEncoder):
             raise ValueError(f"two raster settings: {raster} and options.raster {in_options}; give one")
         raster = raster if raster is not None else in_options
         if raster is None:
-            raise ValueError("SketchEncoder needs the raster options its model was trained with: set SketchEncoderOptions.raster")
+            raise ValueError(
+                "SketchEncoder needs the raster options its model was trained with: set SketchEncoderOptions.raster"
+            )
         super().__init__(options)
         if self.input_shape != (raster.size, raster.size, 1):
             raise ValueError(f"sketch model input {self.input_shape} does not match raster size {raster.size}")
@@ -314,7 +318,9 @@ class SketchEncoder(_TFLiteEncoder):
         resolved = cls._bundle_options(bundle, options)
         raster = getattr(resolved, "raster", None)
         if raster is not None and raster != bundle.raster_options:
-            raise ValueError(f"options.raster {raster} differs from bundle {bundle.path}'s {bundle.raster_options}; leave it None")
+            raise ValueError(
+                f"options.raster {raster} differs from bundle {bundle.path}'s {bundle.raster_options}; leave it None"
+            )
         return cls(resolved, bundle.raster_options)
 
     def embed_strokes(self, strokes: Sequence[Stroke]) -> EmbeddingResult:

@@ -67,7 +67,10 @@ class EvalInputs:
         if rerank_queries is None or rerank_gallery is None:
             return lambda a, b: pairwise_scores(self.queries[a:b], self.gallery, self.metric)
         return lambda a, b: two_stage_scores(
-            pairwise_scores(self.queries[a:b], self.gallery, self.metric), rerank_queries[a:b], rerank_gallery, self.shortlist
+            pairwise_scores(self.queries[a:b], self.gallery, self.metric),
+            rerank_queries[a:b],
+            rerank_gallery,
+            self.shortlist,
         )
 
     def metrics(self) -> RetrievalMetrics:
@@ -91,7 +94,9 @@ def two_stage_scores(compact: np.ndarray, queries: np.ndarray, gallery: np.ndarr
     return out
 
 
-def encode_eval_set(bundle: Bundle, precision: str, num_threads: int = 1, eval_set: EvalSet | None = None) -> EvalInputs:
+def encode_eval_set(
+    bundle: Bundle, precision: str, num_threads: int = 1, eval_set: EvalSet | None = None
+) -> EvalInputs:
     """Encode the held-out sketches with the ``precision`` (int8/float) sketch encoder, paired with
     the gallery codes of the same precision (shipped int8 codes or float codes), ``num_threads``
     interpreter threads. Pass ``eval_set`` when it is already loaded (it is tens of MB)."""
@@ -116,10 +121,22 @@ def encode_eval_set(bundle: Bundle, precision: str, num_threads: int = 1, eval_s
         return EvalInputs(codes, gallery, query_labels, gallery_labels, targets, bundle.code_spec.metric)
     full, scale, shortlist = bundle.rerank()
     rerank_gallery = np.asarray(full[rows], dtype=np.float32) * scale
-    return EvalInputs(codes, gallery, query_labels, gallery_labels, targets, bundle.code_spec.metric, queries, rerank_gallery, shortlist)
+    return EvalInputs(
+        codes,
+        gallery,
+        query_labels,
+        gallery_labels,
+        targets,
+        bundle.code_spec.metric,
+        queries,
+        rerank_gallery,
+        shortlist,
+    )
 
 
-def evaluate_bundle(bundle: Bundle, precisions: tuple[str, ...] = ("float", "int8"), num_threads: int = 1) -> EvalReport:
+def evaluate_bundle(
+    bundle: Bundle, precisions: tuple[str, ...] = ("float", "int8"), num_threads: int = 1
+) -> EvalReport:
     """Encode the eval sketches with each precision's encoder (``num_threads`` interpreter
     threads) and score the rankings; metrics in [0, 1] per precision."""
     eval_set = bundle.eval_set()

@@ -64,7 +64,9 @@ def retrieval_metrics(
         query_targets: (Q,) int gallery row of each query's own product.
         metric: cosine, l2 or hamming (see ``codes.pairwise_scores``).
     """
-    return scored_metrics(_pairwise_scorer(queries, gallery, metric), len(queries), query_labels, gallery_labels, query_targets)
+    return scored_metrics(
+        _pairwise_scorer(queries, gallery, metric), len(queries), query_labels, gallery_labels, query_targets
+    )
 
 
 def _pairwise_scorer(queries: np.ndarray, gallery: np.ndarray, metric: str) -> Scorer:
@@ -114,7 +116,11 @@ RECALL_LEVELS = np.linspace(0.0, 1.0, 11)
 
 
 def precision_recall_curve(
-    queries: np.ndarray, gallery: np.ndarray, query_labels: np.ndarray, gallery_labels: np.ndarray, metric: str = "cosine"
+    queries: np.ndarray,
+    gallery: np.ndarray,
+    query_labels: np.ndarray,
+    gallery_labels: np.ndarray,
+    metric: str = "cosine",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Category-level 11-point interpolated precision-recall curve, averaged over queries.
 
@@ -127,7 +133,9 @@ def precision_recall_curve(
     return scored_pr_curve(_pairwise_scorer(queries, gallery, metric), len(queries), query_labels, gallery_labels)
 
 
-def scored_pr_curve(scorer: Scorer, n_queries: int, query_labels: np.ndarray, gallery_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def scored_pr_curve(
+    scorer: Scorer, n_queries: int, query_labels: np.ndarray, gallery_labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`precision_recall_curve` for any ranking given by ``scorer``."""
     total = np.zeros(len(RECALL_LEVELS))
     for start in range(0, n_queries, _CHUNK):

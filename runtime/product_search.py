@@ -98,7 +98,9 @@ class ProductSearch:
         options = options if options is not None else ProductSearchOptions()
         self.bundle = bundle
         self.options = options
-        self._sketch = SketchEncoder.create_from_bundle(bundle, SketchEncoderOptions(num_threads=options.num_threads, precision=options.precision))
+        self._sketch = SketchEncoder.create_from_bundle(
+            bundle, SketchEncoderOptions(num_threads=options.num_threads, precision=options.precision)
+        )
         self._index = CatalogIndex.create_from_bundle(bundle)
         self._closed = False
 
@@ -112,7 +114,9 @@ class ProductSearch:
             RuntimeError: LiteRT cannot load the sketch model.
         """
         if options is not None and options.bundle_path is not None:
-            raise ValueError(f"ProductSearch.create_from_bundle was given bundle {bundle.path}; options.bundle_path must be None, got {options.bundle_path!r}")
+            raise ValueError(
+                f"ProductSearch.create_from_bundle was given bundle {bundle.path}; options.bundle_path must be None, got {options.bundle_path!r}"
+            )
         return cls(bundle, options)
 
     @classmethod
@@ -134,7 +138,9 @@ class ProductSearch:
 
     @cached_property
     def _photo(self) -> PhotoEncoder:
-        return PhotoEncoder.create_from_bundle(self.bundle, PhotoEncoderOptions(num_threads=self.options.num_threads, precision=self.options.precision))
+        return PhotoEncoder.create_from_bundle(
+            self.bundle, PhotoEncoderOptions(num_threads=self.options.num_threads, precision=self.options.precision)
+        )
 
     def _search(self, embedding: EmbeddingResult, k: int) -> SearchResult:
         """One query's (1, D) embedding → its products."""
@@ -227,7 +233,9 @@ class ProductSearch:
             raise ValueError("the text query is empty: type a word such as 'polera' or 'rojo'")
         scores = np.zeros(len(self.bundle.items), dtype=np.float32)
         for token in tokens:
-            hits = np.fromiter((any(w.startswith(token) for w in ws) for ws in self._item_words), dtype=bool, count=len(scores))
+            hits = np.fromiter(
+                (any(w.startswith(token) for w in ws) for ws in self._item_words), dtype=bool, count=len(scores)
+            )
             scores += hits
         scores /= len(tokens)
         order = np.argsort(-scores, kind="stable")[:k]

@@ -93,7 +93,14 @@ class Match:
 
     def to_json(self) -> dict[str, object]:
         """The fields a client shows (``item`` left out), score rounded to 6 decimals."""
-        return {"id": self.id, "title": self.title, "category": self.category, "color": self.color, "price": self.price, "score": round(self.score, 6)}
+        return {
+            "id": self.id,
+            "title": self.title,
+            "category": self.category,
+            "color": self.color,
+            "price": self.price,
+            "score": round(self.score, 6),
+        }
 
 
 @dataclass(frozen=True)
@@ -127,7 +134,14 @@ class Searcher:
         ValueError: shapes or dtypes that do not fit, or an unknown metric.
     """
 
-    def __init__(self, codes: np.ndarray, code_items: np.ndarray, n_items: int, metric: str = "cosine", options: SearcherOptions | None = None):
+    def __init__(
+        self,
+        codes: np.ndarray,
+        code_items: np.ndarray,
+        n_items: int,
+        metric: str = "cosine",
+        options: SearcherOptions | None = None,
+    ):
         if codes.ndim != 2:
             raise ValueError(f"codes must be (N, D), got shape {codes.shape}")
         if code_items.shape != (codes.shape[0],):
@@ -142,10 +156,16 @@ class Searcher:
         self.n_items = int(n_items)
         self._closed = False
         self._one_row_per_item = len(np.unique(self.code_items)) == len(self.code_items)
-        self._rows_are_items = len(self.code_items) == self.n_items and bool((self.code_items == np.arange(self.n_items)).all())
+        self._rows_are_items = len(self.code_items) == self.n_items and bool(
+            (self.code_items == np.arange(self.n_items)).all()
+        )
         self._words = code_words(np.asarray(codes)) if metric == "hamming" else None  # word-major copy, N·B bytes
-        self._sq_norms = np.einsum("ij,ij->i", self.codes, self.codes) if metric == "l2" else None  # once, not per query
-        pairwise_scores(np.zeros((1, self.dims), self.codes.dtype), self.codes[:1], metric)  # reject an unknown metric now
+        self._sq_norms = (
+            np.einsum("ij,ij->i", self.codes, self.codes) if metric == "l2" else None
+        )  # once, not per query
+        pairwise_scores(
+            np.zeros((1, self.dims), self.codes.dtype), self.codes[:1], metric
+        )  # reject an unknown metric now
 
     @classmethod
     def create_from_bundle(cls, bundle: Bundle, options: SearcherOptions | None = None) -> Searcher:
@@ -162,8 +182,14 @@ class Searcher:
         Raises:
             ValueError: ``options.bundle_path`` names another bundle.
         """
-        if options is not None and options.bundle_path is not None and Path(options.bundle_path).resolve() != Path(bundle.path).resolve():
-            raise ValueError(f"options.bundle_path {options.bundle_path} is not the bundle given ({bundle.path}); leave it None")
+        if (
+            options is not None
+            and options.bundle_path is not None
+            and Path(options.bundle_path).resolve() != Path(bundle.path).resolve()
+        ):
+            raise ValueError(
+                f"options.bundle_path {options.bundle_path} is not the bundle given ({bundle.path}); leave it None"
+            )
         return cls(bundle.codes, bundle.code_items, len(bundle.items), bundle.code_spec.metric, options)
 
     @classmethod
@@ -257,7 +283,9 @@ class Searcher:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ValueError(f"this {self.metric} Searcher over {len(self.code_items)} code rows is closed; create a new one")
+            raise ValueError(
+                f"this {self.metric} Searcher over {len(self.code_items)} code rows is closed; create a new one"
+            )
 
     def close(self) -> None:
         """Drop the codes (releasing a memory map); later searches raise ``ValueError``. Closing twice is harmless."""
@@ -310,7 +338,9 @@ class RerankSearcher:
         """D, the width of the full re-rank embeddings."""
         return int(self.rerank_codes.shape[1])
 
-    def search(self, codes: np.ndarray, embeddings: np.ndarray, options: SearcherOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, codes: np.ndarray, embeddings: np.ndarray, options: SearcherOptions | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Rank products for each query.
 
         Args:
@@ -342,7 +372,9 @@ class RerankSearcher:
 
     def _rerank(self, codes: np.ndarray, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """One chunk: (n, d) codes and (n, D) embeddings → (n, <=k) scores and product ids."""
-        rows = np.sort(shortlist_rows(self.compact.row_scores(codes), self.shortlist), axis=1)  # (n, S), sorted: sequential mmap reads
+        rows = np.sort(
+            shortlist_rows(self.compact.row_scores(codes), self.shortlist), axis=1
+        )  # (n, S), sorted: sequential mmap reads
         full = np.asarray(self.rerank_codes[rows], dtype=np.float32)  # (n, S, D) gather, int8 widened first
         # one batched matrix-vector product (one BLAS gemv per query, as a single query gets)
         cosine = np.matmul(full, embeddings[:, :, None])[:, :, 0] * self.scale

@@ -26,7 +26,11 @@ def _contracts() -> dict[str, dict]:
 def _lint(cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(LINT_IMPORTS), "--config", str(REPO / "pyproject.toml"), "--no-cache"],
-        cwd=cwd, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(cwd)},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(cwd)},
     )
 
 
@@ -40,8 +44,16 @@ def test_contracts_are_kept():
     ("module", "line", "broken"),
     [
         ("runtime/search.py", "import vitrina.export.build", "vitrina.runtime.search -> vitrina.export.build"),
-        ("runtime/bundle.py", "def _late():\n    from vitrina.runtime.bench import benchmark", "vitrina.runtime.bundle -> vitrina.runtime.bench.benchmark"),
-        ("export/build.py", "def _late():\n    import vitrina.kiosk_app.app", "vitrina.export.build -> vitrina.kiosk_app.app"),
+        (
+            "runtime/bundle.py",
+            "def _late():\n    from vitrina.runtime.bench import benchmark",
+            "vitrina.runtime.bundle -> vitrina.runtime.bench.benchmark",
+        ),
+        (
+            "export/build.py",
+            "def _late():\n    import vitrina.kiosk_app.app",
+            "vitrina.export.build -> vitrina.kiosk_app.app",
+        ),
         ("runtime/photo.py", "def _late():\n    import faiss", "vitrina.runtime.photo -> faiss"),
     ],
 )
@@ -80,5 +92,7 @@ def _private_imports(path: Path) -> list[str]:
 
 
 def test_no_private_name_is_imported_across_modules():
-    found = [hit for package in PACKAGES for path in sorted((REPO / package).rglob("*.py")) for hit in _private_imports(path)]
+    found = [
+        hit for package in PACKAGES for path in sorted((REPO / package).rglob("*.py")) for hit in _private_imports(path)
+    ]
     assert found == []

@@ -114,7 +114,23 @@ def test_soak_runs_mixed_queries(tiny_bundle):
 
 
 def test_bench_run_cli(tiny_bundle, tmp_path, capsys):
-    code = main(["bench", "run", "--bundle", str(tiny_bundle), "--queries", "10", "--cold-runs", "0", "--no-accuracy", "--threads", "1,2", "--out", str(tmp_path)])
+    code = main(
+        [
+            "bench",
+            "run",
+            "--bundle",
+            str(tiny_bundle),
+            "--queries",
+            "10",
+            "--cold-runs",
+            "0",
+            "--no-accuracy",
+            "--threads",
+            "1,2",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert set(report["latency"]) == {"1", "2"}

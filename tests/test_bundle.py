@@ -35,7 +35,13 @@ def test_round_trip(tiny_bundle):
     assert isinstance(bundle.codes, np.memmap) and bundle.codes.dtype == np.float32
     assert bundle.codes.shape == (TINY_TRAIN + TINY_TEST, m["codes"]["dims"])
     np.testing.assert_allclose(np.linalg.norm(bundle.codes, axis=1), 1.0, atol=1e-4)
-    assert set(m["files"]) >= {"items.json", "codes/codes.npy", "models/sketch_int8.tflite", "models/photo_float.tflite", "eval/sketches.npy"}
+    assert set(m["files"]) >= {
+        "items.json",
+        "codes/codes.npy",
+        "models/sketch_int8.tflite",
+        "models/photo_float.tflite",
+        "eval/sketches.npy",
+    }
     thumb = bundle.thumbnail(5)
     assert thumb.shape == (28, 28, 3) and thumb.dtype == np.uint8
     eval_set = bundle.eval_set()

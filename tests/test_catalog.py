@@ -42,15 +42,18 @@ def test_valid_catalog_with_several_images_per_product(tmp_path):
 
 
 def test_every_bad_row_gets_its_own_message(tmp_path):
-    folder = make_catalog(tmp_path / "c", [
-        ["A1", "Polera", "T-shirt/top", "rojo", "9990", "ok1.png"],
-        ["A2", "Polera", "T-shirt/top", "rojo", "9990", "missing.png"],
-        ["A3", "Polera", "T-shirt/top", "rojo", "9990", "broken.png"],
-        ["A1", "Otra cosa", "T-shirt/top", "rojo", "9990", "ok4.png"],
-        ["A5", "  ", "T-shirt/top", "rojo", "9990", "ok5.png"],
-        ["A6", "Polera", "T-shirt/top", "rojo", "gratis", "ok6.png"],
-        ["A7", "Polera", "T-shirt/top", "rojo", "-3", "ok7.png"],
-    ])
+    folder = make_catalog(
+        tmp_path / "c",
+        [
+            ["A1", "Polera", "T-shirt/top", "rojo", "9990", "ok1.png"],
+            ["A2", "Polera", "T-shirt/top", "rojo", "9990", "missing.png"],
+            ["A3", "Polera", "T-shirt/top", "rojo", "9990", "broken.png"],
+            ["A1", "Otra cosa", "T-shirt/top", "rojo", "9990", "ok4.png"],
+            ["A5", "  ", "T-shirt/top", "rojo", "9990", "ok5.png"],
+            ["A6", "Polera", "T-shirt/top", "rojo", "gratis", "ok6.png"],
+            ["A7", "Polera", "T-shirt/top", "rojo", "-3", "ok7.png"],
+        ],
+    )
     (folder / "broken.png").write_bytes(b"\x89PNG but not really")
     with pytest.raises(CatalogError) as info:
         load_catalog(folder, progress=False)
@@ -67,10 +70,13 @@ def test_every_bad_row_gets_its_own_message(tmp_path):
 
 
 def test_skip_bad_rows_reports_and_goes_on(tmp_path):
-    folder = make_catalog(tmp_path / "c", [
-        ["A1", "Polera", "T-shirt/top", "rojo", "9990", "ok1.png"],
-        ["A2", "Polera", "T-shirt/top", "rojo", "9990", "missing.png"],
-    ])
+    folder = make_catalog(
+        tmp_path / "c",
+        [
+            ["A1", "Polera", "T-shirt/top", "rojo", "9990", "ok1.png"],
+            ["A2", "Polera", "T-shirt/top", "rojo", "9990", "missing.png"],
+        ],
+    )
     catalog = load_catalog(folder, skip_bad_rows=True, progress=False)
     assert [i.id for i in catalog.items] == ["A1"]
     assert len(catalog.skipped) == 1 and catalog.skipped[0].line == 3
@@ -89,7 +95,9 @@ def test_no_catalog_csv(tmp_path):
 
 def test_split_column_validated_and_hash_split_when_absent(tmp_path):
     header = HEADER + ["split"]
-    bad = make_catalog(tmp_path / "bad", [["A1", "Polera", "T-shirt/top", "rojo", "1", "ok1.png", "validation"]], header)
+    bad = make_catalog(
+        tmp_path / "bad", [["A1", "Polera", "T-shirt/top", "rojo", "1", "ok1.png", "validation"]], header
+    )
     with pytest.raises(CatalogError, match="bad split 'validation'"):
         load_catalog(bad, progress=False)
     rows = [[f"P{i}", "Polera", "T-shirt/top", "rojo", "1", f"ok{i}.png"] for i in range(60)]

@@ -62,7 +62,10 @@ def test_info_json(tiny_bundle, capsys):
     assert main(["info", "--bundle", str(tiny_bundle), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["code_type"] == "float" and info["bytes_per_item"] == info["dims"] * 4
-    assert info["items"] == info["images"] and info["models"] == {"photo": ["float", "int8"], "sketch": ["float", "int8"]}
+    assert info["items"] == info["images"] and info["models"] == {
+        "photo": ["float", "int8"],
+        "sketch": ["float", "int8"],
+    }
 
 
 def test_eval_json_shape(tiny_bundle, capsys):
@@ -75,5 +78,9 @@ def test_eval_json_shape(tiny_bundle, capsys):
 
 
 def test_console_script_installed(tiny_bundle):
-    proc = subprocess.run([sys.executable, "-m", "vitrina.runtime.cli", "info", "--bundle", str(tiny_bundle)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vitrina.runtime.cli", "info", "--bundle", str(tiny_bundle)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0 and "code_type: float" in proc.stdout

@@ -71,7 +71,12 @@ def test_init_only_stores_parameters():
     assert vars(PCAReducer(0)) == {"dims": 0}
     assert vars(ITQHasher(12, iterations=-1, seed=3)) == {"bits": 12, "iterations": -1, "seed": 3}
     assert vars(UMAPReducer(0, n_neighbors=1)) == {
-        "dims": 0, "n_neighbors": 1, "min_dist": 0.1, "fit_sample": None, "supervised": False, "seed": 0,
+        "dims": 0,
+        "n_neighbors": 1,
+        "min_dist": 0.1,
+        "fit_sample": None,
+        "supervised": False,
+        "seed": 0,
     }
 
 
@@ -86,7 +91,15 @@ def test_init_only_stores_parameters():
         (UMAPReducer(2), lambda r, x: r.landmarks(20)),
         (UMAPReducer(2), lambda r, x: r.model_bytes()),
     ],
-    ids=["pca-transform", "pca-device", "itq-transform", "itq-device", "umap-transform", "umap-landmarks", "umap-bytes"],
+    ids=[
+        "pca-transform",
+        "pca-device",
+        "itq-transform",
+        "itq-device",
+        "umap-transform",
+        "umap-landmarks",
+        "umap-bytes",
+    ],
 )
 def test_unfitted_use_raises_not_fitted(unfitted, call):
     x = np.zeros((3, 16), np.float32)
@@ -173,7 +186,15 @@ def test_fitters_refuse_bad_embeddings(fitter):
         fitter.fit(_X[:2])
 
 
-@pytest.mark.parametrize("kwargs, message", [({"dims": 0}, "dims"), ({"n_neighbors": 1}, "n_neighbors"), ({"min_dist": 2.0}, "min_dist"), ({"fit_sample": 1}, "fit-sample")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"dims": 0}, "dims"),
+        ({"n_neighbors": 1}, "n_neighbors"),
+        ({"min_dist": 2.0}, "min_dist"),
+        ({"fit_sample": 1}, "fit-sample"),
+    ],
+)
 def test_umap_options_are_checked_on_construction(kwargs, message):
     """The build's UMAP settings fail early (before any training), with the fitter's messages."""
     with pytest.raises(ValueError, match=message):
@@ -254,7 +275,9 @@ def test_hamming_search_matches_brute_force(bits):
         order = np.lexsort((np.arange(500), brute[q]))[:10]
         np.testing.assert_array_equal(ids[q], order)
         np.testing.assert_array_equal(-scores[q], brute[q][order])
-    assert hamming_distances(np.full((1, 32), 255, np.uint8), np.zeros((1, 32), np.uint8))[0, 0] == 256  # no uint8 overflow
+    assert (
+        hamming_distances(np.full((1, 32), 255, np.uint8), np.zeros((1, 32), np.uint8))[0, 0] == 256
+    )  # no uint8 overflow
 
 
 def test_l2_search_matches_brute_force():
@@ -277,14 +300,30 @@ def _compact_bundle(tiny: Path, out: Path, code_type: str, options: CodeOptions)
     labels = b.item_categories[b.code_items]
     rows = np.arange(len(photos))
     # hash heads: photo/photo pairs suffice here
-    data = TrainingEmbeddings(photos=photos, photo_labels=labels, sketches=photos + 0.01, sketch_rows=rows, sketch_labels=labels)
+    data = TrainingEmbeddings(
+        photos=photos, photo_labels=labels, sketches=photos + 0.01, sketch_rows=rows, sketch_labels=labels
+    )
     fitted = fit_codes(code_type, data, options)
-    models = {f"{role}_{p}": Path(b.model_path(role, p)).read_bytes() for role in ("sketch", "photo") for p in ("int8", "float")}
+    models = {
+        f"{role}_{p}": Path(b.model_path(role, p)).read_bytes()
+        for role in ("sketch", "photo")
+        for p in ("int8", "float")
+    }
     thumbs = np.stack([b.thumbnail(i) for i in range(len(b.items))])
     contents = BundleContents(
-        catalog_name=b.name, items=b.items, models=models, codes=fitted.codes, code_items=b.code_items, thumbnails=thumbs,
-        raster=b.raster_options, photo_size=b.photo_size, eval_set=b.eval_set(), code_type=fitted.code_type,
-        reducer=fitted.reducer, rerank=fitted.rerank, extra={"categories": list(b.categories)},
+        catalog_name=b.name,
+        items=b.items,
+        models=models,
+        codes=fitted.codes,
+        code_items=b.code_items,
+        thumbnails=thumbs,
+        raster=b.raster_options,
+        photo_size=b.photo_size,
+        eval_set=b.eval_set(),
+        code_type=fitted.code_type,
+        reducer=fitted.reducer,
+        rerank=fitted.rerank,
+        extra={"categories": list(b.categories)},
     )
     return write_bundle(out, contents)
 
@@ -293,7 +332,10 @@ def _compact_bundle(tiny: Path, out: Path, code_type: str, options: CodeOptions)
     "code_type, options",
     [
         ("pca8", CodeOptions(progress=False)),
-        ("umap8", CodeOptions(umap=UMAPOptions(supervised=True), landmarks=300, rerank=True, shortlist=50, progress=False)),
+        (
+            "umap8",
+            CodeOptions(umap=UMAPOptions(supervised=True), landmarks=300, rerank=True, shortlist=50, progress=False),
+        ),
         ("bits64", CodeOptions(hash_head="cbs", hash_steps=30, progress=False)),
         ("bits64", CodeOptions(hash_head="dsh", hash_steps=30, progress=False)),
     ],
@@ -303,7 +345,10 @@ def test_bundle_of_each_code_type_searches_end_to_end(tiny_bundle, tmp_path, str
     path = _compact_bundle(tiny_bundle, tmp_path / code_type, code_type, options)
     bundle = Bundle.open(path)
     spec = bundle.code_spec
-    assert spec.name == code_type and bundle.manifest["codes"]["bytes_per_item"] == bundle.codes.shape[1] * bundle.codes.dtype.itemsize
+    assert (
+        spec.name == code_type
+        and bundle.manifest["codes"]["bytes_per_item"] == bundle.codes.shape[1] * bundle.codes.dtype.itemsize
+    )
     assert bundle.has_rerank == options.rerank
     engine = ProductSearch(bundle)
     try:
@@ -319,7 +364,9 @@ def test_bundle_of_each_code_type_searches_end_to_end(tiny_bundle, tmp_path, str
     if not options.rerank:
         reduced = index.reducer(probe)
         if spec.metric == "hamming":
-            expected = np.packbits(((probe - index.reducer.mean) @ index.reducer.projection + index.reducer.bias) > 0, axis=1)
+            expected = np.packbits(
+                ((probe - index.reducer.mean) @ index.reducer.projection + index.reducer.bias) > 0, axis=1
+            )
             np.testing.assert_array_equal(reduced, expected)
         np.testing.assert_array_equal(index.search(probe)[1][:, 0] >= 0, True)
     report = evaluate_bundle(bundle, precisions=("int8",))
@@ -329,7 +376,9 @@ def test_bundle_of_each_code_type_searches_end_to_end(tiny_bundle, tmp_path, str
 def test_umap_rerank_recovers_own_products(tiny_bundle, tmp_path):
     """Two-stage search: the same UMAP-8 codes with an int8 re-rank find more own products."""
     one = _compact_bundle(tiny_bundle, tmp_path / "one", "umap8", CodeOptions(landmarks=300, progress=False))
-    two = _compact_bundle(tiny_bundle, tmp_path / "two", "umap8", CodeOptions(landmarks=300, rerank=True, shortlist=50, progress=False))
+    two = _compact_bundle(
+        tiny_bundle, tmp_path / "two", "umap8", CodeOptions(landmarks=300, rerank=True, shortlist=50, progress=False)
+    )
     acc_one = evaluate_bundle(Bundle.open(one), precisions=("int8",)).metrics["int8"].acc_at_10
     acc_two = evaluate_bundle(Bundle.open(two), precisions=("int8",)).metrics["int8"].acc_at_10
     assert acc_two > acc_one
@@ -350,20 +399,53 @@ def test_eval_sweep_writes_tables_and_plots(tiny_bundle, demo_catalog, tmp_path,
     from vitrina.runtime.cli import main
 
     out = tmp_path / "sweep"
-    code = main([
-        "eval", "--sweep", "--bundle", str(tiny_bundle), "--catalog", str(demo_catalog), "--out", str(out),
-        "--pca-dims", "4,8", "--umap-dims", "8", "--bits", "64", "--train-sketches", "300", "--hash-steps", "20", "--cold-runs", "1",
-    ])
+    code = main(
+        [
+            "eval",
+            "--sweep",
+            "--bundle",
+            str(tiny_bundle),
+            "--catalog",
+            str(demo_catalog),
+            "--out",
+            str(out),
+            "--pca-dims",
+            "4,8",
+            "--umap-dims",
+            "8",
+            "--bits",
+            "64",
+            "--train-sketches",
+            "300",
+            "--hash-steps",
+            "20",
+            "--cold-runs",
+            "1",
+        ]
+    )
     assert code == 0
     report = json.loads((out / "sweep.json").read_text())
     methods = {(r["method"], r["code"]) for r in report["rows"]}
-    assert {("float", "float"), ("pca", "pca4"), ("pca", "pca8"), ("umap-exact", "umap8"), ("umap-landmark", "umap8"),
-            ("umap-distilled", "umap8"), ("umap-sup-landmark", "umap8"), ("cbs", "bits64"), ("dsh", "bits64")} <= methods
+    assert {
+        ("float", "float"),
+        ("pca", "pca4"),
+        ("pca", "pca8"),
+        ("umap-exact", "umap8"),
+        ("umap-landmark", "umap8"),
+        ("umap-distilled", "umap8"),
+        ("umap-sup-landmark", "umap8"),
+        ("cbs", "bits64"),
+        ("dsh", "bits64"),
+    } <= methods
     assert any(m.startswith("two-stage") for m, _ in methods)
     for row in report["rows"]:
         assert 0.0 < row["metrics"]["map"] <= 1.0 and len(row["pr"]) == 11 and row["search_ms"] > 0
     landmark = next(r for r in report["rows"] if r["method"] == "umap-landmark")
-    assert landmark["reduce_ms"] > 0 and landmark["cold_ms"] > 0 and landmark["reducer_bytes"] < report["facts"]["umap8_pickled_bytes"]
+    assert (
+        landmark["reduce_ms"] > 0
+        and landmark["cold_ms"] > 0
+        and landmark["reducer_bytes"] < report["facts"]["umap8_pickled_bytes"]
+    )
     table = (out / "sweep.md").read_text()
     assert table.startswith("| method | code |") and "umap-landmark" in table
     assert (out / "map_vs_dims.png").stat().st_size > 1000 and (out / "pr_curves.png").stat().st_size > 1000

@@ -4,10 +4,10 @@ import json
 import numpy as np
 from PIL import Image
 
+from tests.conftest import TINY_TEST, TINY_TRAIN
 from vitrina.export.data.catalog import load_catalog
 from vitrina.export.data.demo_catalog import CATEGORIES, PALETTE
 from vitrina.export.data.fashion_mnist import CLASS_NAMES, load_split
-from tests.conftest import TINY_TEST, TINY_TRAIN
 
 
 def test_fashion_mnist_splits_are_the_datasets_own():
@@ -41,7 +41,9 @@ def test_demo_images_are_tinted_products_on_white(demo_catalog):
     colour = next(c for c in PALETTE if c.masculine == row["color"])
     darkest = image.reshape(-1, 3)[image.reshape(-1, 3).sum(axis=1).argmin()].astype(int)
     # the darkest pixel leans towards the tint: its channel order matches the palette colour's
-    assert np.argsort(darkest).tolist() == np.argsort(np.array(colour.rgb) + [0.1, 0.2, 0.3]).tolist() or colour.english in ("grey", "black")
+    assert np.argsort(darkest).tolist() == np.argsort(
+        np.array(colour.rgb) + [0.1, 0.2, 0.3]
+    ).tolist() or colour.english in ("grey", "black")
 
 
 def test_aliases_and_loader_accept_demo_catalog(demo_catalog):

@@ -60,15 +60,23 @@ def test_pin_hash_round_trip_and_no_plain_pin():
 
 def test_config_file(tmp_path):
     path = tmp_path / "kiosk.toml"
-    path.write_text(f'bundle = "b"\nidle_seconds = 30\nlanguage = "en"\nadmin_pin_hash = "{hash_pin("1234")}"\ncolors = ["negro", "rojo"]\n')
+    path.write_text(
+        f'bundle = "b"\nidle_seconds = 30\nlanguage = "en"\nadmin_pin_hash = "{hash_pin("1234")}"\ncolors = ["negro", "rojo"]\n'
+    )
     config = load_config(path)
     assert config.bundle == tmp_path / "b" and config.idle_seconds == 30 and config.colors == ("negro", "rojo")
 
 
 @pytest.mark.parametrize(
     "content, words",
-    [("idle_seconds = 1", "idle_seconds"), ('language = "fr"', "language"), ('colors = ["fucsia"]', "unknown colour"),
-     ("pin = 1234", "unknown key"), ('admin_pin_hash = "1234"', "hash-pin"), ("idle_seconds = ", "not valid TOML")],
+    [
+        ("idle_seconds = 1", "idle_seconds"),
+        ('language = "fr"', "language"),
+        ('colors = ["fucsia"]', "unknown colour"),
+        ("pin = 1234", "unknown key"),
+        ('admin_pin_hash = "1234"', "hash-pin"),
+        ("idle_seconds = ", "not valid TOML"),
+    ],
 )
 def test_bad_config_named(tmp_path, content, words):
     path = tmp_path / "kiosk.toml"
@@ -99,7 +107,11 @@ def test_worker_newest_request_wins_per_kind():
         time.sleep(0.01)
     assert worker.idle()
     worker.stop()
-    assert [(r.kind, r.generation, r.value) for r in replies] == [("sketch", 1, "first"), ("sketch", 3, "newest"), ("similar", 1, "other kind kept")]
+    assert [(r.kind, r.generation, r.value) for r in replies] == [
+        ("sketch", 1, "first"),
+        ("sketch", 3, "newest"),
+        ("similar", 1, "other kind kept"),
+    ]
 
 
 def test_worker_reports_errors():

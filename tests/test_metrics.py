@@ -43,7 +43,9 @@ def test_hand_worked_ranking():
     # one query along x; gallery ranked: [relevant, other, relevant, other]
     gallery = np.array([[1.0, 0.0], [0.9, 0.1], [0.8, 0.2], [0.0, 1.0]], dtype=np.float32)
     gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
-    m = retrieval_metrics(np.array([[1.0, 0.0]], np.float32), gallery, np.array([1]), np.array([1, 0, 1, 0]), np.array([2]))
+    m = retrieval_metrics(
+        np.array([[1.0, 0.0]], np.float32), gallery, np.array([1]), np.array([1, 0, 1, 0]), np.array([2])
+    )
     assert m.map == pytest.approx((1 / 1 + 2 / 3) / 2)
     assert m.mrr == 1.0 and m.p_at_1 == 1.0 and m.p_at_5 == pytest.approx(0.5)
     assert m.acc_at_1 == 0.0 and m.acc_at_10 == 1.0
@@ -54,7 +56,9 @@ def test_precision_recall_curve_hand_worked():
 
     gallery = np.array([[1.0, 0.0], [0.9, 0.1], [0.8, 0.2], [0.0, 1.0]], dtype=np.float32)
     gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
-    recall, precision = precision_recall_curve(np.array([[1.0, 0.0]], np.float32), gallery, np.array([1]), np.array([1, 0, 1, 0]))
+    recall, precision = precision_recall_curve(
+        np.array([[1.0, 0.0]], np.float32), gallery, np.array([1]), np.array([1, 0, 1, 0])
+    )
     # ranking: relevant, other, relevant, other → recall 0.5 at precision 1, recall 1 at precision 2/3
     assert recall[0] == 0.0 and recall[-1] == 1.0
     assert precision[:6] == pytest.approx([1.0] * 6)

@@ -74,7 +74,13 @@ def test_agreement_figures():
 
 @pytest.mark.parametrize(
     "kwargs, words",
-    [({"input_size": 8}, "input_size"), ({"channels": 2}, "channels"), ({"alpha": 3.0}, "alpha"), ({"embedding_dims": 4}, "embedding_dims"), ({"strides": 7}, "strides")],
+    [
+        ({"input_size": 8}, "input_size"),
+        ({"channels": 2}, "channels"),
+        ({"alpha": 3.0}, "alpha"),
+        ({"embedding_dims": 4}, "embedding_dims"),
+        ({"strides": 7}, "strides"),
+    ],
 )
 def test_bad_encoder_specs(kwargs, words):
     with pytest.raises(ValueError, match=words):

@@ -25,7 +25,12 @@ def test_bitmap_npy_wrong_shape(tmp_path):
 
 def test_simplified_and_raw_ndjson(tmp_path):
     lines = [
-        {"word": "t-shirt", "key_id": "1", "recognized": True, "drawing": [[[0, 100, 100], [0, 0, 80]], [[10, 20], [50, 50]]]},
+        {
+            "word": "t-shirt",
+            "key_id": "1",
+            "recognized": True,
+            "drawing": [[[0, 100, 100], [0, 0, 80]], [[10, 20], [50, 50]]],
+        },
         {"word": "t-shirt", "key_id": "2", "recognized": False, "drawing": [[[5, 6, 7], [1, 2, 3], [0, 16, 32]]]},
     ]
     path = tmp_path / "shirts.ndjson"

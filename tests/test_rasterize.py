@@ -70,7 +70,12 @@ def test_empty_strokes_rejected(raw):
 
 @pytest.mark.parametrize(
     "raw, words",
-    [("nope", "list of strokes"), ([[[1, 2, 3]]], "[x, y] pairs"), ([[[1, "a"]]], "number pairs"), ([[[1, float("nan")]]], "finite")],
+    [
+        ("nope", "list of strokes"),
+        ([[[1, 2, 3]]], "[x, y] pairs"),
+        ([[[1, "a"]]], "number pairs"),
+        ([[[1, float("nan")]]], "finite"),
+    ],
 )
 def test_malformed_strokes_name_the_problem(raw, words):
     with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("]", r"\]")):
@@ -86,7 +91,11 @@ def test_strokes_json_file(tmp_path):
 
 @pytest.mark.parametrize(
     "content, words",
-    [("{not json", "not valid JSON"), ('{"lines": []}', '"strokes" list'), ('{"strokes": [[[0,0]]], "canvas": [1]}', "canvas")],
+    [
+        ("{not json", "not valid JSON"),
+        ('{"lines": []}', '"strokes" list'),
+        ('{"strokes": [[[0,0]]], "canvas": [1]}', "canvas"),
+    ],
 )
 def test_bad_strokes_files(tmp_path, content, words):
     path = tmp_path / "bad.json"
@@ -146,5 +155,7 @@ def test_sketch_and_photo_composite_on_white_the_same_way(mode):
     image = rgba.convert(mode)
     white = on_white(image)
     assert white.mode == "RGB" and white.size == image.size and white.getpixel((0, 0)) == (255, 255, 255)
-    np.testing.assert_array_equal(sketch_from_image(image, RasterOptions(size=32)), sketch_from_image(white, RasterOptions(size=32)))
+    np.testing.assert_array_equal(
+        sketch_from_image(image, RasterOptions(size=32)), sketch_from_image(white, RasterOptions(size=32))
+    )
     np.testing.assert_array_equal(prepare_photo(image, 32), prepare_photo(white, 32))

@@ -22,7 +22,9 @@ BLOCKER = textwrap.dedent(
 
 
 def run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCKER + textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", BLOCKER + textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_blocker_really_blocks():
@@ -57,7 +59,12 @@ def test_compact_bundle_and_sync_modules_need_no_export_stack(tiny_bundle, strok
     from vitrina.export.codes.fit import CodeOptions
     from vitrina.export.codes.umap import UMAPOptions
 
-    bundle = _compact_bundle(tiny_bundle, tmp_path / "umap8", "umap8", CodeOptions(umap=UMAPOptions(supervised=True), landmarks=300, rerank=True, progress=False))
+    bundle = _compact_bundle(
+        tiny_bundle,
+        tmp_path / "umap8",
+        "umap8",
+        CodeOptions(umap=UMAPOptions(supervised=True), landmarks=300, rerank=True, progress=False),
+    )
     proc = run(
         f"""
         import json, sys
@@ -76,9 +83,16 @@ def test_compact_bundle_and_sync_modules_need_no_export_stack(tiny_bundle, strok
 
 def test_export_command_without_tensorflow_says_what_to_install(demo_catalog, tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_without("tensorflow", "keras", "umap")) + "import sys\nfrom vitrina.runtime.cli import main\n"
-         f"sys.exit(main(['build', '--catalog', {str(demo_catalog)!r}, '--out', {str(tmp_path / 'b')!r}, '--profile', 'tiny']))"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(_without("tensorflow", "keras", "umap"))
+            + "import sys\nfrom vitrina.runtime.cli import main\n"
+            f"sys.exit(main(['build', '--catalog', {str(demo_catalog)!r}, '--out', {str(tmp_path / 'b')!r}, '--profile', 'tiny']))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
     assert "`vitrina build` needs tensorflow" in proc.stderr and "vitrina[export]" in proc.stderr
@@ -121,9 +135,15 @@ def test_a_device_install_lists_only_the_commands_it_can_run():
 
 def test_a_kiosk_command_without_kivy_names_the_kiosk_extra(tiny_bundle):
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_without("kivy")) + "import sys\nfrom vitrina.runtime.cli import main\n"
-         f"sys.exit(main(['kiosk', '--bundle', {str(tiny_bundle)!r}]))"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(_without("kivy")) + "import sys\nfrom vitrina.runtime.cli import main\n"
+            f"sys.exit(main(['kiosk', '--bundle', {str(tiny_bundle)!r}]))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
     assert "pip install 'vitrina[kiosk]'" in proc.stderr

@@ -92,14 +92,19 @@ def test_results_carry_product_fields():
 def test_results_are_built_by_keyword():
     items = (Item("A", "Polera roja", "T-shirt/top", "rojo", 9990.0),)
     (result,) = to_results(np.array([[0.5]], np.float32), np.array([[0]]), items)
-    assert result.matches == (Match(item=0, id="A", title="Polera roja", category="T-shirt/top", color="rojo", price=9990.0, score=0.5),)
+    assert result.matches == (
+        Match(item=0, id="A", title="Polera roja", category="T-shirt/top", color="rojo", price=9990.0, score=0.5),
+    )
 
 
 def test_one_default_k():
     assert SearcherOptions().k == DEFAULT_K and SearchOptions is SearcherOptions
     searcher = Searcher(unit(np.eye(DEFAULT_K + 5)), np.arange(DEFAULT_K + 5), DEFAULT_K + 5)
     assert searcher.search(np.eye(DEFAULT_K + 5, dtype=np.float32)[:1])[1].shape == (1, DEFAULT_K)
-    assert Searcher(unit(np.eye(4)), np.arange(4), 4, options=SearcherOptions(k=2)).search(np.eye(4)[:1])[1].shape == (1, 2)
+    assert Searcher(unit(np.eye(4)), np.arange(4), 4, options=SearcherOptions(k=2)).search(np.eye(4)[:1])[1].shape == (
+        1,
+        2,
+    )
 
 
 # --- dtype policy (faiss's): floats are converted, binary codes are never cast ---------------------
@@ -143,13 +148,21 @@ def test_int8_rerank_codes_are_widened_before_the_product():
     rerank[1] = -128
     compact = Searcher(unit(np.eye(4, 4) + 0.1), np.arange(4), 4)
     query = np.full((1, 32), 1 / np.sqrt(32), np.float32)
-    scores, ids = RerankSearcher(compact, rerank, scale=1 / (127 * np.sqrt(32)), shortlist=4).search(compact.codes[:1], query, SearchOptions(k=4))
-    assert ids[0, -1] == 1 and scores[0, 0] == pytest.approx(1.0, abs=1e-6) and scores[0, -1] == pytest.approx(-128 / 127, abs=1e-6)
+    scores, ids = RerankSearcher(compact, rerank, scale=1 / (127 * np.sqrt(32)), shortlist=4).search(
+        compact.codes[:1], query, SearchOptions(k=4)
+    )
+    assert (
+        ids[0, -1] == 1
+        and scores[0, 0] == pytest.approx(1.0, abs=1e-6)
+        and scores[0, -1] == pytest.approx(-128 / 127, abs=1e-6)
+    )
 
 
 def test_float16_codes_are_widened_for_l2():
     codes = np.array([[300.0, 300.0], [0.0, 0.0]], np.float16)  # 300² · 2 overflows float16 (max 65504)
-    scores, ids = Searcher(codes, np.arange(2), 2, "l2").search(np.array([[-300.0, -300.0]], np.float32), SearchOptions(k=2))
+    scores, ids = Searcher(codes, np.arange(2), 2, "l2").search(
+        np.array([[-300.0, -300.0]], np.float32), SearchOptions(k=2)
+    )
     assert ids[0].tolist() == [1, 0] and np.isfinite(scores).all() and scores[0, 1] == pytest.approx(-720000.0)
 
 
@@ -182,7 +195,9 @@ def _rerank_case(metric: str, n_rows: int, per_item: int, ties: bool, seed: int)
         full[1::7] = full[0]
     rerank_codes = np.clip(np.round(full / np.abs(full).max() * 127), -127, 127).astype(np.int8)
     if metric == "hamming":
-        hasher = SignHasher(np.zeros(24, np.float32), rng.normal(size=(24, 64)).astype(np.float32), np.zeros(64, np.float32))
+        hasher = SignHasher(
+            np.zeros(24, np.float32), rng.normal(size=(24, 64)).astype(np.float32), np.zeros(64, np.float32)
+        )
         compact_codes, reduce = hasher(full), hasher
     else:
         proj = rng.normal(size=(24, 6)).astype(np.float32)

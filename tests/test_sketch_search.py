@@ -27,8 +27,14 @@ def test_sketch_of_trousers_finds_trousers(tiny_bundle):
     bundle = Bundle.open(tiny_bundle)
     eval_set = bundle.eval_set()
     trousers = [q for q, item in enumerate(eval_set.query_items) if bundle.items[item].category == "Trouser"]
-    with Searcher.create_from_bundle(bundle, SearcherOptions(k=5)) as searcher, SketchEncoder.create_from_bundle(bundle) as encoder:
-        top = [to_results(*searcher.search(encoder.embed(eval_set.sketches[q][None]).embeddings), bundle.items)[0] for q in trousers]
+    with (
+        Searcher.create_from_bundle(bundle, SearcherOptions(k=5)) as searcher,
+        SketchEncoder.create_from_bundle(bundle) as encoder,
+    ):
+        top = [
+            to_results(*searcher.search(encoder.embed(eval_set.sketches[q][None]).embeddings), bundle.items)[0]
+            for q in trousers
+        ]
     share = np.mean([any(m.category == "Trouser" for m in r.matches) for r in top])
     assert len(trousers) >= 5 and share >= 0.8
 

@@ -72,7 +72,11 @@ def snapshot(root: Path) -> dict:
     """What 'the active bundle exactly as it was' means: the link target and every file's hash."""
     store = DeviceStore(root)
     current = store.current()
-    files = {p.relative_to(current).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(current.rglob("*")) if p.is_file()}
+    files = {
+        p.relative_to(current).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(current.rglob("*"))
+        if p.is_file()
+    }
     return {"target": os.readlink(root / "current"), "files": files}
 
 
@@ -183,7 +187,9 @@ def test_key_rotation_by_endorsement(world, tmp_path):
     index["keys"] = [endorse_key(world["key"], PublicKey.load(new_pub))]
     (repo / "index.json").write_text(json.dumps(index))
     assert sync(str(repo), device, trusted(world), FAST).version == 2
-    forged = endorse_key(world["other_key"], PublicKey.load(new_pub)) | {"endorsed_by": PublicKey.load(world["pub"]).key_id}
+    forged = endorse_key(world["other_key"], PublicKey.load(new_pub)) | {
+        "endorsed_by": PublicKey.load(world["pub"]).key_id
+    }
     index["keys"] = [forged]
     (repo / "index.json").write_text(json.dumps(index))
     with pytest.raises(VerificationError, match="does not trust"):
@@ -202,7 +208,12 @@ def test_tampered_file_is_refused(world, repo, device):
     server, url = serve(repo)
     try:
         with pytest.raises(VerificationError, match="codes/codes.npy.*sha256"):
-            sync(url, device, trusted(world), SyncOptions(delta=False, timeout_s=1, retries=1, retry_wait_s=0.01, reserve_bytes=0))
+            sync(
+                url,
+                device,
+                trusted(world),
+                SyncOptions(delta=False, timeout_s=1, retries=1, retry_wait_s=0.01, reserve_bytes=0),
+            )
     finally:
         server.shutdown()
     assert_untouched(device, before)
@@ -215,7 +226,12 @@ def test_truncated_file_is_refused(world, repo, device):
     server, url = serve(repo)
     try:
         with pytest.raises(SourceError, match="closed after 1000 of"):
-            sync(url, device, trusted(world), SyncOptions(delta=False, timeout_s=1, retries=1, retry_wait_s=0.01, reserve_bytes=0))
+            sync(
+                url,
+                device,
+                trusted(world),
+                SyncOptions(delta=False, timeout_s=1, retries=1, retry_wait_s=0.01, reserve_bytes=0),
+            )
     finally:
         server.shutdown()
     assert_untouched(device, before)
@@ -261,7 +277,9 @@ def test_path_traversal_in_signed_manifest_is_refused(world, repo, device, tmp_p
     private = load_private_key(world["key"])
     data = json.dumps(manifest).encode()
     path.write_bytes(data)
-    (path.parent / "signature.json").write_text(json.dumps({"algorithm": "ed25519", "key_id": public_of(private).key_id, "signature": private.sign(data).hex()}))
+    (path.parent / "signature.json").write_text(
+        json.dumps({"algorithm": "ed25519", "key_id": public_of(private).key_id, "signature": private.sign(data).hex()})
+    )
     before = snapshot(device)
     with pytest.raises(VerificationError, match="unsafe path '../../evil.json'"):
         sync(str(repo), device, trusted(world), FAST)
@@ -325,7 +343,12 @@ def test_server_faults_leave_device_untouched(world, repo, device, handler, mess
     server, url = serve(repo, handler)
     try:
         with pytest.raises(SourceError, match=message):
-            sync(url, device, trusted(world), SyncOptions(delta=False, timeout_s=0.5, retries=1, retry_wait_s=0.01, reserve_bytes=0))
+            sync(
+                url,
+                device,
+                trusted(world),
+                SyncOptions(delta=False, timeout_s=0.5, retries=1, retry_wait_s=0.01, reserve_bytes=0),
+            )
     finally:
         server.shutdown()
     assert_untouched(device, before)
@@ -335,7 +358,12 @@ def test_reset_mid_file_resumes_with_range(world, repo, device):
     _ResetMidFile.seen = set()
     server, url = serve(repo, _ResetMidFile)
     try:
-        result = sync(url, device, trusted(world), SyncOptions(delta=False, timeout_s=2, retries=2, retry_wait_s=0.01, reserve_bytes=0))
+        result = sync(
+            url,
+            device,
+            trusted(world),
+            SyncOptions(delta=False, timeout_s=2, retries=2, retry_wait_s=0.01, reserve_bytes=0),
+        )
     finally:
         server.shutdown()
     assert result.version == 2 and _ResetMidFile.seen
@@ -359,8 +387,23 @@ def test_disk_full_during_download(world, repo, device):
         "from vitrina.runtime.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code, "sync", "--from", str(repo), "--root", str(device), "--trust", str(world["pub"]), "--no-delta", "--quiet"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            code,
+            "sync",
+            "--from",
+            str(repo),
+            "--root",
+            str(device),
+            "--trust",
+            str(world["pub"]),
+            "--no-delta",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
     assert "disk full" in proc.stderr and "active bundle unchanged" in proc.stderr
@@ -379,11 +422,28 @@ def test_kill_9_during_download_then_rerun_resumes(world, repo, device):
     server, url = serve(repo, _Slow)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "vitrina.runtime.cli", "sync", "--from", url, "--root", str(device), "--trust", str(world["pub"]), "--no-delta", "--quiet"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "vitrina.runtime.cli",
+                "sync",
+                "--from",
+                url,
+                "--root",
+                str(device),
+                "--trust",
+                str(world["pub"]),
+                "--no-delta",
+                "--quiet",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(p.stat().st_size > 100_000 for p in (device / "staging").rglob("*") if p.is_file()):
+        while time.monotonic() < deadline and not any(
+            p.stat().st_size > 100_000 for p in (device / "staging").rglob("*") if p.is_file()
+        ):
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

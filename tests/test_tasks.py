@@ -30,9 +30,21 @@ from vitrina.runtime.search import DEFAULT_K, CatalogIndex
 
 def test_package_exports_exactly_the_tasks_their_options_results_and_errors():
     assert set(runtime.__all__) == {
-        "SketchEncoder", "SketchEncoderOptions", "PhotoEncoder", "PhotoEncoderOptions", "EmbeddingResult",
-        "Searcher", "SearcherOptions", "SearchResult", "ProductSearch", "ProductSearchOptions",
-        "BundleError", "BundleNotFoundError", "BundleVersionError", "BundleIntegrityError", "BundleFormatError",
+        "SketchEncoder",
+        "SketchEncoderOptions",
+        "PhotoEncoder",
+        "PhotoEncoderOptions",
+        "EmbeddingResult",
+        "Searcher",
+        "SearcherOptions",
+        "SearchResult",
+        "ProductSearch",
+        "ProductSearchOptions",
+        "BundleError",
+        "BundleNotFoundError",
+        "BundleVersionError",
+        "BundleIntegrityError",
+        "BundleFormatError",
         "EmptySketchError",
     }
     assert all(hasattr(runtime, name) for name in runtime.__all__)
@@ -105,13 +117,15 @@ def test_sketch_encoder_factories_agree(bundle, strokes_file):
         np.testing.assert_array_equal(from_options.embed_strokes(strokes).embeddings, a.embeddings)
 
 
-
 def test_batch_size_does_not_change_the_embeddings(bundle):
     size = bundle.raster_options.size
     pixels = np.full((4, size, size), 255, np.uint8)
     for i in range(4):
         pixels[i, 10 + i : 20 + 3 * i, 10:40] = 0
-    with SketchEncoder.create_from_bundle(bundle) as one, SketchEncoder.create_from_bundle(bundle, SketchEncoderOptions(batch_size=3)) as batched:
+    with (
+        SketchEncoder.create_from_bundle(bundle) as one,
+        SketchEncoder.create_from_bundle(bundle, SketchEncoderOptions(batch_size=3)) as batched,
+    ):
         expected = np.concatenate([one.embed(p[None]).embeddings for p in pixels])
         np.testing.assert_allclose(batched.embed(pixels).embeddings, expected, atol=1e-5)
 
@@ -141,9 +155,14 @@ def test_create_from_options_needs_a_model_and_a_raster(bundle, tmp_path):
     with pytest.raises(ValueError, match="needs the raster options"):
         SketchEncoder.create_from_options(SketchEncoderOptions(model_path=str(bundle.model_path("sketch"))))
     with pytest.raises(ValueError, match="does not match raster size"):
-        SketchEncoder.create_from_options(SketchEncoderOptions(model_path=str(bundle.model_path("sketch")), raster=RasterOptions(size=40)))
+        SketchEncoder.create_from_options(
+            SketchEncoderOptions(model_path=str(bundle.model_path("sketch")), raster=RasterOptions(size=40))
+        )
     with pytest.raises(ValueError, match="two raster settings"):
-        SketchEncoder(SketchEncoderOptions(model_path=str(bundle.model_path("sketch")), raster=bundle.raster_options), RasterOptions(size=40))
+        SketchEncoder(
+            SketchEncoderOptions(model_path=str(bundle.model_path("sketch")), raster=bundle.raster_options),
+            RasterOptions(size=40),
+        )
 
 
 def test_engine_failures_are_runtime_errors(bundle, tmp_path):
@@ -184,7 +203,10 @@ def test_photo_encoder_prepares_photos(bundle):
 
 def test_searcher_factories_agree(bundle, tiny_bundle):
     query = np.asarray(bundle.codes[:3], dtype=np.float32)
-    with Searcher.create_from_bundle(bundle, SearcherOptions(k=4)) as a, Searcher.create_from_options(SearcherOptions(k=4, bundle_path=str(tiny_bundle))) as b:
+    with (
+        Searcher.create_from_bundle(bundle, SearcherOptions(k=4)) as a,
+        Searcher.create_from_options(SearcherOptions(k=4, bundle_path=str(tiny_bundle))) as b,
+    ):
         for x, y in zip(a.search(query), b.search(query)):
             np.testing.assert_array_equal(x, y)
         assert a.search(query)[1].shape == (3, 4)

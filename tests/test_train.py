@@ -34,7 +34,16 @@ def toy_data(n: int = 64):
 
 def _train(opts, folder, data=None):
     sketches, photos, labels = data or toy_data()
-    return train_encoders(sketches, photos, labels, sketch_spec=SPEC_S, photo_spec=SPEC_P, options=opts, checkpoint_dir=folder, progress=False)
+    return train_encoders(
+        sketches,
+        photos,
+        labels,
+        sketch_spec=SPEC_S,
+        photo_spec=SPEC_P,
+        options=opts,
+        checkpoint_dir=folder,
+        progress=False,
+    )
 
 
 def _weights(model) -> list[np.ndarray]:
@@ -62,7 +71,9 @@ def test_interrupted_training_resumes_where_it_stopped(tmp_path, monkeypatch):
     monkeypatch.setattr(encoders, "_augment", real_augment)
     state = json.loads((tmp_path / "killed" / "state.json").read_text())
     assert state["step"] == 4
-    assert sorted(p.name for p in (tmp_path / "killed").iterdir()) == sorted([*state["files"].values(), "state.json"])  # step-2 files dropped
+    assert sorted(p.name for p in (tmp_path / "killed").iterdir()) == sorted(
+        [*state["files"].values(), "state.json"]
+    )  # step-2 files dropped
 
     sketch_model, photo_model, second = _train(opts, tmp_path / "killed")
     assert second.resumed_from == 4 and second.steps == 6 and second.steps_this_run == 2
@@ -111,8 +122,13 @@ def test_training_separates_the_two_classes(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs, name",
-    [({"steps": 0}, "steps"), ({"batch_size": 4}, "batch_size"), ({"learning_rate": 0.0}, "learning_rate"),
-     ({"warmup_steps": -1}, "warmup_steps"), ({"checkpoint_every": 0}, "checkpoint_every")],
+    [
+        ({"steps": 0}, "steps"),
+        ({"batch_size": 4}, "batch_size"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"warmup_steps": -1}, "warmup_steps"),
+        ({"checkpoint_every": 0}, "checkpoint_every"),
+    ],
 )
 def test_bad_train_options(kwargs, name):
     with pytest.raises(ValueError, match=name):

@@ -50,5 +50,7 @@ class Fitted:
         self._check_is_fitted()
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.n_features_in_:
-            raise ValueError(f"{type(self).__name__}.transform: expected (n, {self.n_features_in_}) embeddings, got shape {x.shape}")
+            raise ValueError(
+                f"{type(self).__name__}.transform: expected (n, {self.n_features_in_}) embeddings, got shape {x.shape}"
+            )
         return x

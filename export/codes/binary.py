@@ -41,7 +41,9 @@ class ITQHasher(Fitted):
         bits = int(self.bits)
         x = check_fit_input(x, bits + 1, f"ITQ-{bits}")
         if bits > x.shape[1]:
-            raise ValueError(f"ITQ-{bits}: ITQ gives at most one bit per embedding dim ({x.shape[1]}); use the trained hash heads for more bits")
+            raise ValueError(
+                f"ITQ-{bits}: ITQ gives at most one bit per embedding dim ({x.shape[1]}); use the trained hash heads for more bits"
+            )
         pca = PCAReducer(bits).fit(x)
         v = pca.transform(x).astype(np.float64)
         rng = np.random.default_rng(self.seed)
@@ -64,4 +66,8 @@ class ITQHasher(Fitted):
     def device_arrays(self) -> dict[str, np.ndarray]:
         """What the device's ``SignHasher`` takes: ``mean`` (D,), ``projection`` (D, bits), ``bias`` (bits,) zeros; float32."""
         self._check_is_fitted()
-        return {"mean": self.mean_.astype(np.float32), "projection": self.projection_, "bias": np.zeros(int(self.bits), np.float32)}
+        return {
+            "mean": self.mean_.astype(np.float32),
+            "projection": self.projection_,
+            "bias": np.zeros(int(self.bits), np.float32),
+        }

@@ -93,7 +93,9 @@ def fit_codes(code_type: str, data: TrainingEmbeddings, options: CodeOptions = C
         pca = PCAReducer(ct.size).fit(photos)
         about = f"PCA to {ct.size} dims, fitted on {len(photos)} catalog photo embeddings"
         reducer = ReducerArrays("linear", pca.device_arrays(), {}, about)
-        return FittedCodes(code_type=ct.name, codes=pca.transform(photos).astype(np.float16), reducer=reducer, rerank=rerank)
+        return FittedCodes(
+            code_type=ct.name, codes=pca.transform(photos).astype(np.float16), reducer=reducer, rerank=rerank
+        )
     if ct.family == "umap":
         reducer = UMAPReducer(**{**asdict(options.umap), "dims": ct.size}).fit(photos, data.photo_labels)
         codes = np.empty((len(photos), ct.size), dtype=np.float32)
@@ -108,7 +110,9 @@ def fit_codes(code_type: str, data: TrainingEmbeddings, options: CodeOptions = C
         )
         report = {"umap_pickled_bytes": reducer.model_bytes(), "fit_rows": int(len(reducer.fit_rows_))}
         device = ReducerArrays("landmark", arrays, {"n_neighbors": reducer.n_neighbors}, about)
-        return FittedCodes(code_type=ct.name, codes=codes.astype(np.float16), reducer=device, rerank=rerank, report=report)
+        return FittedCodes(
+            code_type=ct.name, codes=codes.astype(np.float16), reducer=device, rerank=rerank, report=report
+        )
     # bits
     if options.hash_head == "itq":
         itq = ITQHasher(ct.size).fit(photos)
@@ -117,10 +121,15 @@ def fit_codes(code_type: str, data: TrainingEmbeddings, options: CodeOptions = C
         report = {}
     else:
         head = train_hash_head(
-            data.sketches, photos[data.sketch_rows], data.sketch_labels,
-            options=HashTrainOptions(head=options.hash_head, bits=ct.size, steps=options.hash_steps), progress=options.progress,
+            data.sketches,
+            photos[data.sketch_rows],
+            data.sketch_labels,
+            options=HashTrainOptions(head=options.hash_head, bits=ct.size, steps=options.hash_steps),
+            progress=options.progress,
         )
         arrays, codes = head.device_arrays(), head.transform(photos)
         about = f"{options.hash_head.upper()} {ct.size}-bit hash head trained on {len(data.sketches)} train-split sketch/photo pairs"
         report = {"hash_final_loss": head.final_loss}
-    return FittedCodes(code_type=ct.name, codes=codes, reducer=ReducerArrays("sign", arrays, {}, about), rerank=rerank, report=report)
+    return FittedCodes(
+        code_type=ct.name, codes=codes, reducer=ReducerArrays("sign", arrays, {}, about), rerank=rerank, report=report
+    )

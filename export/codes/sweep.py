@@ -158,43 +158,87 @@ def _p50_ms(fn: Callable[[], object], n: int) -> float:
 class _Sweep:
     """One sweep: the bundle's eval set, the train-split sketch embeddings, the rows scored so far."""
 
-    def __init__(self, bundle: Bundle, catalog_dir: Path, options: SweepOptions, on_row: Callable[[SweepRow], None] | None = None):
+    def __init__(
+        self, bundle: Bundle, catalog_dir: Path, options: SweepOptions, on_row: Callable[[SweepRow], None] | None = None
+    ):
         if bundle.code_spec.family != "float":
-            raise ValueError(f"the sweep starts from a float bundle's full embeddings; {bundle.path} has {bundle.code_spec.name} codes")
+            raise ValueError(
+                f"the sweep starts from a float bundle's full embeddings; {bundle.path} has {bundle.code_spec.name} codes"
+            )
         self.bundle, self.options, self.on_row = bundle, options, on_row
         self.photos = np.asarray(bundle.codes, dtype=np.float32)
         self.photo_labels = bundle.item_categories[bundle.code_items]
         e = encode_eval_set(bundle, "int8", num_threads=2)
         rows = bundle.first_code_rows[bundle.eval_set().gallery_items]
-        self.eval = _Eval(queries=e.queries, query_labels=e.query_labels, gallery_rows=rows, gallery_labels=e.gallery_labels, targets=e.targets)
+        self.eval = _Eval(
+            queries=e.queries,
+            query_labels=e.query_labels,
+            gallery_rows=rows,
+            gallery_labels=e.gallery_labels,
+            targets=e.targets,
+        )
         self.sketches, self.sketch_rows, self.sketch_labels = _train_sketch_embeddings(bundle, catalog_dir, options)
         self.rows: list[SweepRow] = []
         rng = np.random.default_rng(3)
-        self.timing_rows = rng.choice(len(self.eval.queries), size=min(options.timing_queries, len(self.eval.queries)), replace=False)
+        self.timing_rows = rng.choice(
+            len(self.eval.queries), size=min(options.timing_queries, len(self.eval.queries)), replace=False
+        )
         self.timing = self.eval.queries[self.timing_rows]
         self.facts: dict = {
-            "catalog_rows": int(len(self.photos)), "embedding_dims": int(self.photos.shape[1]),
-            "queries": int(len(self.eval.queries)), "gallery": int(len(self.eval.gallery_rows)),
+            "catalog_rows": int(len(self.photos)),
+            "embedding_dims": int(self.photos.shape[1]),
+            "queries": int(len(self.eval.queries)),
+            "gallery": int(len(self.eval.gallery_rows)),
             "train_sketches": int(len(self.sketches)),
         }
 
     # --- scoring -----------------------------------------------------------
     def add(
-        self, method: str, code: str, dims: int, *, q_codes: np.ndarray, catalog: np.ndarray, metric: str,
-        reduce: Reduce | None, reducer_bytes: int, cold_ms: float | None = None, note: str = "",
+        self,
+        method: str,
+        code: str,
+        dims: int,
+        *,
+        q_codes: np.ndarray,
+        catalog: np.ndarray,
+        metric: str,
+        reduce: Reduce | None,
+        reducer_bytes: int,
+        cold_ms: float | None = None,
+        note: str = "",
     ) -> None:
         """Score one method × size: q_codes (Q, d) are the held-out queries' codes,
         catalog (N, d) every catalog row's, compared with ``metric``."""
         g = catalog[self.eval.gallery_rows]
         scorer = lambda a, b: pairwise_scores(q_codes[a:b], g, metric)  # noqa: E731
         self._add_scored(
-            method, code, dims, scorer=scorer, q_codes=q_codes, catalog=catalog, metric=metric, reduce=reduce,
-            reducer_bytes=reducer_bytes, cold_ms=cold_ms, note=note,
+            method,
+            code,
+            dims,
+            scorer=scorer,
+            q_codes=q_codes,
+            catalog=catalog,
+            metric=metric,
+            reduce=reduce,
+            reducer_bytes=reducer_bytes,
+            cold_ms=cold_ms,
+            note=note,
         )
 
     def _add_scored(
-        self, method: str, code: str, dims: int, *, scorer: Callable[[int, int], np.ndarray], q_codes: np.ndarray,
-        catalog: np.ndarray, metric: str, reduce: Reduce | None, reducer_bytes: int, cold_ms: float | None, note: str,
+        self,
+        method: str,
+        code: str,
+        dims: int,
+        *,
+        scorer: Callable[[int, int], np.ndarray],
+        q_codes: np.ndarray,
+        catalog: np.ndarray,
+        metric: str,
+        reduce: Reduce | None,
+        reducer_bytes: int,
+        cold_ms: float | None,
+        note: str,
         rerank: Rerank | None = None,
     ) -> None:
         e = self.eval
@@ -204,51 +248,102 @@ class _Sweep:
         probes = q_codes[self.timing_rows]
         i = iter(range(10**9))
         if rerank is None:
-            search_ms = _p50_ms(lambda: searcher.search(probes[next(i) % len(probes)], SearchOptions(k=20)), len(probes))
+            search_ms = _p50_ms(
+                lambda: searcher.search(probes[next(i) % len(probes)], SearchOptions(k=20)), len(probes)
+            )
             code_bytes = int(catalog.nbytes)
         else:
             two = RerankSearcher(searcher, rerank.codes, rerank.scale, rerank.shortlist)
+
             def one():
                 j = next(i) % len(probes)
                 return two.search(probes[j : j + 1], self.timing[j : j + 1], SearchOptions(k=20))
+
             search_ms = _p50_ms(one, len(probes))
             code_bytes = int(catalog.nbytes + rerank.codes.nbytes)
         reduce_ms = None
         if reduce is not None:
             reduce_ms = _p50_ms(lambda: reduce(self.timing[next(i) % len(self.timing)][None]), len(self.timing))
         row = SweepRow(
-            method=method, code=code, dims=dims, metrics=metrics.to_json(), pr=[round(float(v), 4) for v in pr], reduce_ms=reduce_ms,
-            search_ms=search_ms, cold_ms=cold_ms, code_bytes=code_bytes, reducer_bytes=int(reducer_bytes), note=note,
+            method=method,
+            code=code,
+            dims=dims,
+            metrics=metrics.to_json(),
+            pr=[round(float(v), 4) for v in pr],
+            reduce_ms=reduce_ms,
+            search_ms=search_ms,
+            cold_ms=cold_ms,
+            code_bytes=code_bytes,
+            reducer_bytes=int(reducer_bytes),
+            note=note,
         )
         self.rows.append(row)
         if self.on_row is not None:
             self.on_row(row)
 
-    def add_two_stage(self, first: SweepRow, q_codes: np.ndarray, catalog: np.ndarray, metric: str, reduce: Reduce | None, reducer_bytes: int) -> None:
+    def add_two_stage(
+        self,
+        first: SweepRow,
+        q_codes: np.ndarray,
+        catalog: np.ndarray,
+        metric: str,
+        reduce: Reduce | None,
+        reducer_bytes: int,
+    ) -> None:
         rerank = quantize_rerank(self.photos, self.options.shortlist)
         g = catalog[self.eval.gallery_rows]
         g_full = rerank.codes[self.eval.gallery_rows].astype(np.float32) * rerank.scale
         q = self.eval.queries
-        scorer = lambda a, b: two_stage_scores(pairwise_scores(q_codes[a:b], g, metric), q[a:b], g_full, self.options.shortlist)  # noqa: E731
+        scorer = lambda a, b: two_stage_scores(
+            pairwise_scores(q_codes[a:b], g, metric), q[a:b], g_full, self.options.shortlist
+        )  # noqa: E731
         note = f"shortlist {self.options.shortlist} by {first.code}, re-rank int8 {self.photos.shape[1]}-d (memory-mapped; counted in full)"
         self._add_scored(
-            f"two-stage ({first.method})", first.code, first.dims, scorer=scorer, q_codes=q_codes, catalog=catalog, metric=metric,
-            reduce=reduce, reducer_bytes=reducer_bytes, cold_ms=first.cold_ms, note=note, rerank=rerank,
+            f"two-stage ({first.method})",
+            first.code,
+            first.dims,
+            scorer=scorer,
+            q_codes=q_codes,
+            catalog=catalog,
+            metric=metric,
+            reduce=reduce,
+            reducer_bytes=reducer_bytes,
+            cold_ms=first.cold_ms,
+            note=note,
+            rerank=rerank,
         )
 
     # --- methods -----------------------------------------------------------
     def run(self) -> SweepReport:
         o = self.options
         q = self.eval.queries
-        self.add("float", "float", self.photos.shape[1], q_codes=q, catalog=self.photos, metric="cosine", reduce=None, reducer_bytes=0,
-                 note="full int8-encoder embedding")
+        self.add(
+            "float",
+            "float",
+            self.photos.shape[1],
+            q_codes=q,
+            catalog=self.photos,
+            metric="cosine",
+            reduce=None,
+            reducer_bytes=0,
+            note="full int8-encoder embedding",
+        )
         best_first: dict[str, tuple] = {}
         for d in o.pca_dims:
             pca = PCAReducer(d).fit(self.photos)
             red = LinearReducer(**pca.device_arrays())
             cat = pca.transform(self.photos).astype(np.float16)
-            self.add("pca", f"pca{d}", d, q_codes=red(q), catalog=cat, metric="l2", reduce=red, reducer_bytes=_nbytes(pca.device_arrays()),
-                     cold_ms=self._cold("linear", pca.device_arrays(), {}))
+            self.add(
+                "pca",
+                f"pca{d}",
+                d,
+                q_codes=red(q),
+                catalog=cat,
+                metric="l2",
+                reduce=red,
+                reducer_bytes=_nbytes(pca.device_arrays()),
+                cold_ms=self._cold("linear", pca.device_arrays(), {}),
+            )
             if d == 8:
                 best_first["pca"] = (self.rows[-1], red(q), cat, "l2", red, _nbytes(pca.device_arrays()))
         for d in o.umap_dims:
@@ -277,21 +372,54 @@ class _Sweep:
         exact_cold = self._umap_exact_cold(fit) if d == 8 and not supervised else None
         t = time.perf_counter()
         exact = fit.transform(q)
-        self.facts[f"{name}{d}_exact_transform_ms_per_query_batched"] = round((time.perf_counter() - t) * 1000 / len(q), 3)
-        self.add(f"{name}-exact", f"umap{d}", d, q_codes=exact, catalog=cat16, metric="l2", reduce=fit.transform, reducer_bytes=pickled,
-                 cold_ms=exact_cold,
-                 note="umap-learn transform (needs fit data, pynndescent, numba)" + ("; fitted with category labels" if supervised else ""))
+        self.facts[f"{name}{d}_exact_transform_ms_per_query_batched"] = round(
+            (time.perf_counter() - t) * 1000 / len(q), 3
+        )
+        self.add(
+            f"{name}-exact",
+            f"umap{d}",
+            d,
+            q_codes=exact,
+            catalog=cat16,
+            metric="l2",
+            reduce=fit.transform,
+            reducer_bytes=pickled,
+            cold_ms=exact_cold,
+            note="umap-learn transform (needs fit data, pynndescent, numba)"
+            + ("; fitted with category labels" if supervised else ""),
+        )
         arrays = fit.landmarks(o.landmarks)
         lm = LandmarkReducer(arrays["landmarks"], arrays["positions"], fit.n_neighbors)
-        self.add(f"{name}-landmark", f"umap{d}", d, q_codes=lm(q), catalog=cat16, metric="l2", reduce=lm, reducer_bytes=_nbytes(arrays),
-                 cold_ms=self._cold("landmark", arrays, {"n_neighbors": fit.n_neighbors}), note=f"{len(arrays['landmarks'])} landmarks")
+        self.add(
+            f"{name}-landmark",
+            f"umap{d}",
+            d,
+            q_codes=lm(q),
+            catalog=cat16,
+            metric="l2",
+            reduce=lm,
+            reducer_bytes=_nbytes(arrays),
+            cold_ms=self._cold("landmark", arrays, {"n_neighbors": fit.n_neighbors}),
+            note=f"{len(arrays['landmarks'])} landmarks",
+        )
         landmark_row = self.rows[-1]
-        inputs, targets = distill_pairs(self.photos, fit.fit_rows_, fit.embedding_, sketch_embeddings=self.sketches, sketch_rows=self.sketch_rows)
+        inputs, targets = distill_pairs(
+            self.photos, fit.fit_rows_, fit.embedding_, sketch_embeddings=self.sketches, sketch_rows=self.sketch_rows
+        )
         model, result = train_distilled_reducer(inputs, targets, options=o.distill, progress=o.progress)
         head = _TFLiteHead(_head_tflite(model))
-        self.add(f"{name}-distilled", f"umap{d}", d, q_codes=head(q), catalog=cat16, metric="l2", reduce=head, reducer_bytes=head.nbytes,
-                 cold_ms=self._cold_tflite(head.blob),
-                 note=f"MLP {o.distill.hidden}x2 → {d}, distilled from {result.pairs} pairs (mse {result.final_loss}), float TFLite")
+        self.add(
+            f"{name}-distilled",
+            f"umap{d}",
+            d,
+            q_codes=head(q),
+            catalog=cat16,
+            metric="l2",
+            reduce=head,
+            reducer_bytes=head.nbytes,
+            cold_ms=self._cold_tflite(head.blob),
+            note=f"MLP {o.distill.hidden}x2 → {d}, distilled from {result.pairs} pairs (mse {result.final_loss}), float TFLite",
+        )
         distilled_row = self.rows[-1]
         if d == 8:
             if distilled_row.metrics["map"] >= landmark_row.metrics["map"]:
@@ -307,15 +435,36 @@ class _Sweep:
             itq = ITQHasher(bits).fit(self.photos)
             candidates.append(("itq", itq.device_arrays(), "unsupervised, fitted on catalog photos"))
         for head_name in ("cbs", "dsh"):
-            head = train_hash_head(self.sketches, self.photos[self.sketch_rows], self.sketch_labels,
-                                   options=HashTrainOptions(head=head_name, bits=bits, steps=o.hash_steps), progress=o.progress)
-            candidates.append((head_name, head.device_arrays(), f"trained on {len(self.sketches)} sketch/photo pairs, loss {head.final_loss}"))
+            head = train_hash_head(
+                self.sketches,
+                self.photos[self.sketch_rows],
+                self.sketch_labels,
+                options=HashTrainOptions(head=head_name, bits=bits, steps=o.hash_steps),
+                progress=o.progress,
+            )
+            candidates.append(
+                (
+                    head_name,
+                    head.device_arrays(),
+                    f"trained on {len(self.sketches)} sketch/photo pairs, loss {head.final_loss}",
+                )
+            )
         best = None
         for name, arrays, note in candidates:
             hasher = SignHasher(**arrays)
             cat = hasher(self.photos)
-            self.add(name, f"bits{bits}", bits, q_codes=hasher(q), catalog=cat, metric="hamming", reduce=hasher, reducer_bytes=_nbytes(arrays),
-                     cold_ms=self._cold("sign", arrays, {}), note=note)
+            self.add(
+                name,
+                f"bits{bits}",
+                bits,
+                q_codes=hasher(q),
+                catalog=cat,
+                metric="hamming",
+                reduce=hasher,
+                reducer_bytes=_nbytes(arrays),
+                cold_ms=self._cold("sign", arrays, {}),
+                note=note,
+            )
             if bits == 64 and (best is None or self.rows[-1].metrics["map"] > best[0].metrics["map"]):
                 best = (self.rows[-1], hasher(q), cat, "hamming", hasher, _nbytes(arrays))
         if best is not None:
@@ -348,7 +497,10 @@ class _Sweep:
             (Path(tmp) / "umap.pkl").write_bytes(pickle.dumps(fit.model_, protocol=pickle.HIGHEST_PROTOCOL))
             probe = Path(tmp) / "probe.npy"
             np.save(probe, self.eval.queries[:1])
-            out = [_child_json(_COLD_UMAP, [str(Path(tmp) / "umap.pkl"), str(probe)]) for _ in range(self.options.cold_runs)]
+            out = [
+                _child_json(_COLD_UMAP, [str(Path(tmp) / "umap.pkl"), str(probe)])
+                for _ in range(self.options.cold_runs)
+            ]
         self.facts["umap_exact_import_s"] = round(float(np.median([o["import_s"] for o in out])), 3)
         return round(float(np.median([o["ms"] for o in out])), 2)
 
@@ -436,7 +588,9 @@ class _TFLiteHead:
         return np.stack(out)
 
 
-def _train_sketch_embeddings(bundle: Bundle, catalog_dir: Path, options: SweepOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _train_sketch_embeddings(
+    bundle: Bundle, catalog_dir: Path, options: SweepOptions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render sketches of up to ``train_sketches`` train-split products and encode them (int8)."""
     from vitrina.export.build import TRAIN_SKETCH_SEED
     from vitrina.export.data.catalog import load_catalog
@@ -445,13 +599,25 @@ def _train_sketch_embeddings(bundle: Bundle, catalog_dir: Path, options: SweepOp
     raster = bundle.raster_options
     catalog = load_catalog(catalog_dir, image_size=raster.size, progress=options.progress)
     if [i.id for i in catalog.items] != [i.id for i in bundle.items]:
-        raise ValueError(f"catalog {catalog_dir} is not the catalog bundle {bundle.path} was built from (product ids differ)")
+        raise ValueError(
+            f"catalog {catalog_dir} is not the catalog bundle {bundle.path} was built from (product ids differ)"
+        )
     train = np.flatnonzero([i.split == "train" for i in catalog.items])
     rng = np.random.default_rng(TRAIN_SKETCH_SEED)
     items = np.sort(rng.choice(train, size=min(options.train_sketches, len(train)), replace=False))
     rows = catalog.first_images()[items]
-    sketches = render_sketches(catalog.images[rows], 1, raster, seed=TRAIN_SKETCH_SEED, workers=options.workers, progress=options.progress, desc="train sketches")[:, 0]
-    with SketchEncoder.create_from_bundle(bundle, SketchEncoderOptions(precision="int8", num_threads=2, batch_size=64)) as encoder:
+    sketches = render_sketches(
+        catalog.images[rows],
+        1,
+        raster,
+        seed=TRAIN_SKETCH_SEED,
+        workers=options.workers,
+        progress=options.progress,
+        desc="train sketches",
+    )[:, 0]
+    with SketchEncoder.create_from_bundle(
+        bundle, SketchEncoderOptions(precision="int8", num_threads=2, batch_size=64)
+    ) as encoder:
         embeddings = encoder.embed(sketches).embeddings
     return embeddings, rows.astype(np.int64), bundle.item_categories[items]
 
@@ -459,8 +625,10 @@ def _train_sketch_embeddings(bundle: Bundle, catalog_dir: Path, options: SweepOp
 def row_line(row: SweepRow) -> str:
     """One scored row as a progress line: method, code, mAP, P@10, acc@10 and the warm times in ms."""
     m = row.metrics
-    return (f"  {row.method:15s} {row.code:8s} mAP {m['map']:.4f}  P@10 {m['p_at_10']:.4f}  acc@10 {m['acc_at_10']:.4f}  "
-            f"reduce {row.reduce_ms} ms  search {row.search_ms} ms")
+    return (
+        f"  {row.method:15s} {row.code:8s} mAP {m['map']:.4f}  P@10 {m['p_at_10']:.4f}  acc@10 {m['acc_at_10']:.4f}  "
+        f"reduce {row.reduce_ms} ms  search {row.search_ms} ms"
+    )
 
 
 def _write_row(row: SweepRow) -> None:
@@ -469,7 +637,10 @@ def _write_row(row: SweepRow) -> None:
 
 
 def run_sweep(
-    bundle_path: str | Path, catalog_dir: str | Path, out: str | Path, options: SweepOptions = SweepOptions(),
+    bundle_path: str | Path,
+    catalog_dir: str | Path,
+    out: str | Path,
+    options: SweepOptions = SweepOptions(),
     on_row: Callable[[SweepRow], None] | None = None,
 ) -> SweepReport:
     """Run the sweep and write sweep.json, sweep.md and the plots into ``out``.
@@ -519,7 +690,9 @@ def plot_sweep(report: SweepReport, out: Path) -> None:
     base = next((r for r in report.rows if r.method == "float"), None)
     if base:
         ax.axhline(base.metrics["map"], color="k", ls="--", label=f"float {base.dims}-d")
-    for method in dict.fromkeys(r.method for r in report.rows if r.method != "float" and not r.method.startswith("two-stage")):
+    for method in dict.fromkeys(
+        r.method for r in report.rows if r.method != "float" and not r.method.startswith("two-stage")
+    ):
         rows = sorted((r for r in report.rows if r.method == method), key=lambda r: r.dims)
         ax.plot([r.dims for r in rows], [r.metrics["map"] for r in rows], marker="o", label=method)
     ax.set_xscale("log", base=2)

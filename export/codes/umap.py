@@ -32,7 +32,9 @@ def _import_umap():
     try:
         import umap  # export-only dependency: never imported by the runtime
     except ImportError as exc:
-        raise ImportError("UMAP codes need umap-learn, which comes with the export extra: pip install 'vitrina[export]'") from exc
+        raise ImportError(
+            "UMAP codes need umap-learn, which comes with the export extra: pip install 'vitrina[export]'"
+        ) from exc
     return umap
 
 
@@ -75,8 +77,14 @@ class UMAPReducer(Fitted):
     """
 
     def __init__(
-        self, dims: int = 8, *, n_neighbors: int = 15, min_dist: float = 0.1, fit_sample: int | None = None,
-        supervised: bool = False, seed: int = 0,
+        self,
+        dims: int = 8,
+        *,
+        n_neighbors: int = 15,
+        min_dist: float = 0.1,
+        fit_sample: int | None = None,
+        supervised: bool = False,
+        seed: int = 0,
     ):
         self.dims = dims
         self.n_neighbors = n_neighbors
@@ -91,12 +99,16 @@ class UMAPReducer(Fitted):
         umap = _import_umap()
         x = check_fit_input(x, max(self.n_neighbors + 1, self.dims + 2), f"UMAP-{self.dims}")
         if self.supervised and (labels is None or np.shape(labels) != (len(x),)):
-            raise ValueError(f"supervised UMAP needs one category label per embedding ({len(x)}), got {None if labels is None else np.shape(labels)}")
+            raise ValueError(
+                f"supervised UMAP needs one category label per embedding ({len(x)}), got {None if labels is None else np.shape(labels)}"
+            )
         rng = np.random.default_rng(self.seed)
         n_fit = len(x) if self.fit_sample is None else min(self.fit_sample, len(x))
         self.fit_rows_ = np.sort(rng.choice(len(x), size=n_fit, replace=False)) if n_fit < len(x) else np.arange(len(x))
         self.fit_data_ = x[self.fit_rows_]
-        self.model_ = umap.UMAP(n_components=self.dims, n_neighbors=self.n_neighbors, min_dist=self.min_dist, random_state=self.seed)
+        self.model_ = umap.UMAP(
+            n_components=self.dims, n_neighbors=self.n_neighbors, min_dist=self.min_dist, random_state=self.seed
+        )
         y = np.asarray(labels)[self.fit_rows_] if self.supervised else None
         self.embedding_ = self.model_.fit_transform(self.fit_data_, y=y).astype(np.float32)
         self.n_features_in_ = x.shape[1]
@@ -118,7 +130,10 @@ class UMAPReducer(Fitted):
             raise ValueError(f"landmark count must be >= n_neighbors ({self.n_neighbors}), got {count}")
         rng = np.random.default_rng(seed)
         pick = np.sort(rng.choice(len(self.fit_data_), size=min(count, len(self.fit_data_)), replace=False))
-        return {"landmarks": self.fit_data_[pick].astype(np.float16), "positions": self.embedding_[pick].astype(np.float32)}
+        return {
+            "landmarks": self.fit_data_[pick].astype(np.float16),
+            "positions": self.embedding_[pick].astype(np.float32),
+        }
 
     def model_bytes(self) -> int:
         """Size in bytes of the pickled umap-learn model (what shipping it would cost)."""

@@ -120,7 +120,9 @@ def _check_row(row: dict[str, str], folder: Path, has_split: bool, image_size: i
     return item, pixels
 
 
-def load_catalog(folder: str | Path, image_size: int = 64, skip_bad_rows: bool = False, progress: bool = True) -> Catalog:
+def load_catalog(
+    folder: str | Path, image_size: int = 64, skip_bad_rows: bool = False, progress: bool = True
+) -> Catalog:
     """Read and validate ``folder/catalog.csv`` and decode every image.
 
     Args:
@@ -141,7 +143,9 @@ def load_catalog(folder: str | Path, image_size: int = 64, skip_bad_rows: bool =
             columns = tuple(c.strip() for c in (reader.fieldnames or ()))
             missing = [c for c in REQUIRED_COLUMNS if c not in columns]
             if missing:
-                raise CatalogError(f"{csv_path}: missing column(s) {', '.join(missing)}; expected {', '.join(REQUIRED_COLUMNS)}")
+                raise CatalogError(
+                    f"{csv_path}: missing column(s) {', '.join(missing)}; expected {', '.join(REQUIRED_COLUMNS)}"
+                )
             reader.fieldnames = list(columns)
             rows = list(reader)
     except UnicodeDecodeError as exc:
@@ -151,7 +155,9 @@ def load_catalog(folder: str | Path, image_size: int = 64, skip_bad_rows: bool =
     return _validate_rows(folder, rows, "split" in columns, image_size, skip_bad_rows, progress)
 
 
-def _validate_rows(folder: Path, rows: list[dict[str, str]], has_split: bool, image_size: int, skip: bool, progress: bool) -> Catalog:
+def _validate_rows(
+    folder: Path, rows: list[dict[str, str]], has_split: bool, image_size: int, skip: bool, progress: bool
+) -> Catalog:
     errors: list[RowError] = []
     items: dict[str, Item] = {}
     images: list[np.ndarray] = []
@@ -164,7 +170,9 @@ def _validate_rows(folder: Path, rows: list[dict[str, str]], has_split: bool, im
     for line, row in enumerate(iterator, start=2):
         surplus = cast(dict[Any, Any], row).get(None)  # csv puts surplus fields under the None key
         if surplus is not None:
-            errors.append(RowError(line, (row.get("id") or "").strip(), f"{len(surplus)} more field(s) than the header has"))
+            errors.append(
+                RowError(line, (row.get("id") or "").strip(), f"{len(surplus)} more field(s) than the header has")
+            )
             continue
         try:
             item, pixels = _check_row(row, folder, has_split, image_size)
@@ -173,13 +181,19 @@ def _validate_rows(folder: Path, rows: list[dict[str, str]], has_split: bool, im
             continue
         known = items.get(item.id)
         if known is not None and known.title != item.title:
-            errors.append(RowError(line, item.id, f"duplicate id with conflicting title {item.title!r} (first seen as {known.title!r})"))
+            errors.append(
+                RowError(
+                    line, item.id, f"duplicate id with conflicting title {item.title!r} (first seen as {known.title!r})"
+                )
+            )
             continue
         items.setdefault(item.id, item)
         images.append(pixels)
         owners.append(item.id)
     if errors and not skip:
-        raise CatalogError(f"{folder}/catalog.csv has {len(errors)} bad row(s) (use --skip-bad-rows to drop them):", tuple(errors))
+        raise CatalogError(
+            f"{folder}/catalog.csv has {len(errors)} bad row(s) (use --skip-bad-rows to drop them):", tuple(errors)
+        )
     if not items:
         raise CatalogError(f"{folder}/catalog.csv has no usable rows", tuple(errors))
     index = {pid: i for i, pid in enumerate(items)}

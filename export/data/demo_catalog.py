@@ -59,16 +59,50 @@ class CategoryNames:
 
 
 CATEGORIES: dict[str, CategoryNames] = {
-    "T-shirt/top": CategoryNames("Polera", "f", ("manga corta", "básica", "estampada", "cuello redondo"), ("t-shirt", "tee", "top"), (5990, 14990)),
-    "Trouser": CategoryNames("Pantalón", "m", ("recto", "slim", "de tela", "cargo"), ("trousers", "pants"), (12990, 29990)),
-    "Pullover": CategoryNames("Suéter", "m", ("tejido", "cuello alto", "de lana", "oversize"), ("pullover", "sweater", "jumper"), (14990, 34990)),
+    "T-shirt/top": CategoryNames(
+        "Polera",
+        "f",
+        ("manga corta", "básica", "estampada", "cuello redondo"),
+        ("t-shirt", "tee", "top"),
+        (5990, 14990),
+    ),
+    "Trouser": CategoryNames(
+        "Pantalón", "m", ("recto", "slim", "de tela", "cargo"), ("trousers", "pants"), (12990, 29990)
+    ),
+    "Pullover": CategoryNames(
+        "Suéter",
+        "m",
+        ("tejido", "cuello alto", "de lana", "oversize"),
+        ("pullover", "sweater", "jumper"),
+        (14990, 34990),
+    ),
     "Dress": CategoryNames("Vestido", "m", ("largo", "corto", "de verano", "casual"), ("dress",), (15990, 39990)),
-    "Coat": CategoryNames("Abrigo", "m", ("largo", "acolchado", "de paño", "con capucha"), ("coat", "jacket"), (29990, 79990)),
-    "Sandal": CategoryNames("Sandalia", "f", ("de tiras", "plana", "con plataforma", "deportiva"), ("sandal", "sandals"), (9990, 24990)),
-    "Shirt": CategoryNames("Camisa", "f", ("manga larga", "de lino", "formal", "a cuadros"), ("shirt", "blouse"), (12990, 29990)),
-    "Sneaker": CategoryNames("Zapatilla", "f", ("urbana", "deportiva", "de lona", "running"), ("sneaker", "sneakers", "trainers"), (19990, 59990)),
-    "Bag": CategoryNames("Bolso", "m", ("de mano", "tote", "bandolera", "de cuero"), ("bag", "handbag", "purse"), (12990, 49990)),
-    "Ankle boot": CategoryNames("Botín", "m", ("de cuero", "con taco", "chelsea", "con cordones"), ("ankle boot", "boot", "boots"), (24990, 69990)),
+    "Coat": CategoryNames(
+        "Abrigo", "m", ("largo", "acolchado", "de paño", "con capucha"), ("coat", "jacket"), (29990, 79990)
+    ),
+    "Sandal": CategoryNames(
+        "Sandalia", "f", ("de tiras", "plana", "con plataforma", "deportiva"), ("sandal", "sandals"), (9990, 24990)
+    ),
+    "Shirt": CategoryNames(
+        "Camisa", "f", ("manga larga", "de lino", "formal", "a cuadros"), ("shirt", "blouse"), (12990, 29990)
+    ),
+    "Sneaker": CategoryNames(
+        "Zapatilla",
+        "f",
+        ("urbana", "deportiva", "de lona", "running"),
+        ("sneaker", "sneakers", "trainers"),
+        (19990, 59990),
+    ),
+    "Bag": CategoryNames(
+        "Bolso", "m", ("de mano", "tote", "bandolera", "de cuero"), ("bag", "handbag", "purse"), (12990, 49990)
+    ),
+    "Ankle boot": CategoryNames(
+        "Botín",
+        "m",
+        ("de cuero", "con taco", "chelsea", "con cordones"),
+        ("ankle boot", "boot", "boots"),
+        (24990, 69990),
+    ),
 }
 assert set(CATEGORIES) == set(CLASS_NAMES)
 
@@ -132,7 +166,17 @@ def write_demo_catalog(
             price = int(rng.integers(low // 1000, high // 1000 + 1)) * 1000 - 10
             rel = f"images/{prefix}{i:05d}.png"
             Image.fromarray(tint(data.images[i], colour.rgb)).save(out / rel, compress_level=1)
-            rows.append([f"FM-{prefix.upper()}-{i:05d}", product_title(category, style, colour), category, colour.masculine, price, rel, split])
+            rows.append(
+                [
+                    f"FM-{prefix.upper()}-{i:05d}",
+                    product_title(category, style, colour),
+                    category,
+                    colour.masculine,
+                    price,
+                    rel,
+                    split,
+                ]
+            )
     csv_path = out / "catalog.csv"
     with csv_path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)

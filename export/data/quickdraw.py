@@ -70,4 +70,9 @@ def _parse_drawing(obj: dict) -> QuickDrawSketch:
         if xs.ndim != 1 or xs.shape != ys.shape:
             raise ValueError(f"stroke {i} has {xs.size} x and {ys.size} y values")
         strokes.append(np.stack([xs, ys], axis=1))
-    return QuickDrawSketch(word=str(obj.get("word", "")), key_id=str(obj.get("key_id", "")), recognized=bool(obj.get("recognized", True)), strokes=tuple(strokes))
+    return QuickDrawSketch(
+        word=str(obj.get("word", "")),
+        key_id=str(obj.get("key_id", "")),
+        recognized=bool(obj.get("recognized", True)),
+        strokes=tuple(strokes),
+    )

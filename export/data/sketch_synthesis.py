@@ -125,7 +125,9 @@ def _roughen(stroke: Stroke, rng: np.random.Generator, opts: SynthesisOptions) -
     return [pts]
 
 
-def synthesize_strokes(image: np.ndarray, rng: np.random.Generator, opts: SynthesisOptions = SynthesisOptions()) -> tuple[list[Stroke], list[float]]:
+def synthesize_strokes(
+    image: np.ndarray, rng: np.random.Generator, opts: SynthesisOptions = SynthesisOptions()
+) -> tuple[list[Stroke], list[float]]:
     """Make one sketch of a product photo.
 
     Args:
@@ -156,7 +158,9 @@ def synthesize_strokes(image: np.ndarray, rng: np.random.Generator, opts: Synthe
     return strokes, widths
 
 
-def render_sketch(image: np.ndarray, rng: np.random.Generator, raster: RasterOptions, opts: SynthesisOptions = SynthesisOptions()) -> np.ndarray:
+def render_sketch(
+    image: np.ndarray, rng: np.random.Generator, raster: RasterOptions, opts: SynthesisOptions = SynthesisOptions()
+) -> np.ndarray:
     """One synthetic sketch of ``image`` as encoder input: (S, S) uint8, 255 paper."""
     strokes, widths = synthesize_strokes(image, rng, opts)
     return rasterize_strokes(strokes, raster, widths)

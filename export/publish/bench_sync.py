@@ -74,7 +74,9 @@ def simulate_catalog_update(src: str | Path, dst: str | Path, fraction: float = 
     if bundle.has_rerank:  # the re-rank embeddings of those products change too
         rel = bundle.manifest["codes"]["rerank"]["file"]
         rerank = np.load(dst / rel, allow_pickle=False)
-        rerank[rows] = np.clip(rerank[rows].astype(np.int16) + rng.integers(-6, 7, size=rerank[rows].shape), -127, 127).astype(np.int8)
+        rerank[rows] = np.clip(
+            rerank[rows].astype(np.int16) + rng.integers(-6, 7, size=rerank[rows].shape), -127, 127
+        ).astype(np.int8)
         np.save(dst / rel, rerank)
         changed_files.append(rel)
     manifest = json.loads((dst / MANIFEST).read_text(encoding="utf-8"))
@@ -121,8 +123,13 @@ def prepare_repository(bundle: Path, work: Path, fraction: float = 0.01) -> tupl
     return repo, pub, result.patch_bytes
 
 
-def run_sync_bench(bundle: str | Path, kills: int = 0, fraction: float = 0.01, progress: Callable[[str], None] = lambda _: None,
-                   seed: int = 0) -> SyncBenchReport:
+def run_sync_bench(
+    bundle: str | Path,
+    kills: int = 0,
+    fraction: float = 0.01,
+    progress: Callable[[str], None] = lambda _: None,
+    seed: int = 0,
+) -> SyncBenchReport:
     """Publish v1 and a v2 with ``fraction`` of the products changed, serve them on 127.0.0.1,
     time a full and a delta sync, then run ``kills`` kill -9 crash-loop iterations (0 skips it)."""
     bundle = Path(bundle)
@@ -141,28 +148,51 @@ def run_sync_bench(bundle: str | Path, kills: int = 0, fraction: float = 0.01, p
             full = sync(url_v1, root, trusted)
             progress("delta sync of v2")
             delta = sync(url_v2, root, trusted)
-            outcomes, resumed = _crash_loop(url_v2, root, pub, kills, full.seconds, seed, progress) if kills else ({}, 0)
+            outcomes, resumed = (
+                _crash_loop(url_v2, root, pub, kills, full.seconds, seed, progress) if kills else ({}, 0)
+            )
         finally:
             server.shutdown()
             server_v1.shutdown()
         changed = round(fraction * len(Bundle.open(work / "v1", verify=False).items))
         return SyncBenchReport(
-            bundle_bytes=full.full_size, changed_products=max(1, changed),
-            full_sync_bytes=full.transferred, full_sync_s=full.seconds,
-            delta_sync_bytes=delta.transferred, delta_sync_s=delta.seconds,
-            delta_ratio=round(delta.transferred / max(full.transferred, 1), 5), publish_patch_bytes=patch_bytes,
-            crash_kills=kills, crash_outcomes=outcomes, crash_resumed_runs=resumed,
+            bundle_bytes=full.full_size,
+            changed_products=max(1, changed),
+            full_sync_bytes=full.transferred,
+            full_sync_s=full.seconds,
+            delta_sync_bytes=delta.transferred,
+            delta_sync_s=delta.seconds,
+            delta_ratio=round(delta.transferred / max(full.transferred, 1), 5),
+            publish_patch_bytes=patch_bytes,
+            crash_kills=kills,
+            crash_outcomes=outcomes,
+            crash_resumed_runs=resumed,
         )
 
 
-def _crash_loop(url: str, root: Path, pub: Path, kills: int, full_s: float, seed: int, progress: Callable[[str], None]) -> tuple[dict, int]:
+def _crash_loop(
+    url: str, root: Path, pub: Path, kills: int, full_s: float, seed: int, progress: Callable[[str], None]
+) -> tuple[dict, int]:
     """kill -9 a full (no-delta) sync at random moments; classify the device after each."""
     rng = np.random.default_rng(seed)
     store = DeviceStore(root)
     outcomes = {"old": 0, "new": 0, "other": 0}
     resumed = 0
     window = max(full_s * 1.3, 0.5)
-    cmd = [sys.executable, "-m", "vitrina.runtime.cli", "sync", "--from", url, "--root", str(root), "--trust", str(pub), "--no-delta", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vitrina.runtime.cli",
+        "sync",
+        "--from",
+        url,
+        "--root",
+        str(root),
+        "--trust",
+        str(pub),
+        "--no-delta",
+        "--quiet",
+    ]
     for k in range(kills):
         before = release_version(store.current_manifest() or {})
         if before == 2:  # go back so the next sync has work to do

@@ -26,14 +26,18 @@ def register(commands: Commands) -> None:
     k = keys.add_parser("endorse", help="sign a new public key with the old private key (key rotation)")
     k.add_argument("--old-key", type=Path, required=True, help="the old private key (.key)")
     k.add_argument("--new-pub", type=Path, required=True, help="the new public key (.pub)")
-    k.add_argument("--out", type=Path, required=True, help="endorsement JSON to write (pass to `vitrina publish --endorsement`)")
+    k.add_argument(
+        "--out", type=Path, required=True, help="endorsement JSON to write (pass to `vitrina publish --endorsement`)"
+    )
     k.set_defaults(handler=_keys_endorse)
 
     p = commands.add("sign", help="set a bundle's release version and expiry and sign its manifest")
     p.add_argument("bundle", type=Path)
     p.add_argument("--key", type=Path, required=True, help="private key (.key)")
     p.add_argument("--version", type=int, required=True, help="release version, monotonic per catalog (>= 1)")
-    p.add_argument("--expires-days", type=float, default=30.0, help="days until devices refuse this manifest (default 30)")
+    p.add_argument(
+        "--expires-days", type=float, default=30.0, help="days until devices refuse this manifest (default 30)"
+    )
     p.set_defaults(handler=_sign)
 
     p = commands.add("publish", help="add a signed bundle to a sync repository folder (with deltas)")
@@ -48,8 +52,9 @@ def register(commands: Commands) -> None:
     p.add_argument("--port", type=int, default=8765)
     p.set_defaults(handler=_serve)
 
-
-    b = commands.add_to("bench", "sync", help="delta bytes after a 1%% catalog change, sync time over loopback, kill -9 crash loop")
+    b = commands.add_to(
+        "bench", "sync", help="delta bytes after a 1%% catalog change, sync time over loopback, kill -9 crash loop"
+    )
     b.add_argument("--bundle", required=True, type=Path)
     b.add_argument("--kills", type=int, default=0, help="crash-loop iterations (kill -9 at random moments), e.g. 200")
     b.add_argument("--fraction", type=float, default=0.01, help="share of products changed in v2 (default 0.01)")
@@ -98,9 +103,13 @@ def _publish(args: argparse.Namespace) -> int:
             endorsements.append(json.loads(path.read_text()))
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"cannot read endorsement {path}: {exc}") from None
-    r = publish(args.bundle, args.repo, endorsements, progress=lambda msg: print(f"publish: {msg}", file=sys.stderr, flush=True))
-    print(f"published {r.catalog} v{r.version} to {args.repo}: {r.blobs_added} new files ({r.blob_bytes_added / 1e6:.1f} MB), "
-          f"{r.patches} deltas ({r.patch_bytes / 1e6:.2f} MB)")
+    r = publish(
+        args.bundle, args.repo, endorsements, progress=lambda msg: print(f"publish: {msg}", file=sys.stderr, flush=True)
+    )
+    print(
+        f"published {r.catalog} v{r.version} to {args.repo}: {r.blobs_added} new files ({r.blob_bytes_added / 1e6:.1f} MB), "
+        f"{r.patches} deltas ({r.patch_bytes / 1e6:.2f} MB)"
+    )
     return 0
 
 
@@ -124,16 +133,27 @@ def _bench_sync(args: argparse.Namespace) -> int:
 
     if args.kills < 0:
         raise ValueError(f"--kills must be >= 0, got {args.kills}")
-    r = run_sync_bench(args.bundle, args.kills, args.fraction, progress=lambda msg: print(f"bench sync: {msg}", file=sys.stderr, flush=True))
+    r = run_sync_bench(
+        args.bundle,
+        args.kills,
+        args.fraction,
+        progress=lambda msg: print(f"bench sync: {msg}", file=sys.stderr, flush=True),
+    )
     if args.json:
         print(json.dumps(r.to_json()))
         return 0
     mb = lambda n: f"{n / 1e6:.2f} MB"  # noqa: E731
     print(f"bundle: {mb(r.bundle_bytes)}; {r.changed_products} products changed in v2")
-    print(f"full sync (v1, empty device): {mb(r.full_sync_bytes)} in {r.full_sync_s:.2f} s ({r.full_sync_bytes / 1e6 / max(r.full_sync_s, 1e-9):.0f} MB/s)")
-    print(f"delta sync (v1 → v2): {mb(r.delta_sync_bytes)} in {r.delta_sync_s:.2f} s = {r.delta_ratio:.2%} of the full transfer (target <= 5%)")
+    print(
+        f"full sync (v1, empty device): {mb(r.full_sync_bytes)} in {r.full_sync_s:.2f} s ({r.full_sync_bytes / 1e6 / max(r.full_sync_s, 1e-9):.0f} MB/s)"
+    )
+    print(
+        f"delta sync (v1 → v2): {mb(r.delta_sync_bytes)} in {r.delta_sync_s:.2f} s = {r.delta_ratio:.2%} of the full transfer (target <= 5%)"
+    )
     if r.crash_kills:
-        print(f"crash loop: {r.crash_kills} kill -9: {r.crash_outcomes} (other must be 0); {r.crash_resumed_runs} runs resumed a partial sync")
+        print(
+            f"crash loop: {r.crash_kills} kill -9: {r.crash_outcomes} (other must be 0); {r.crash_resumed_runs} runs resumed a partial sync"
+        )
     ok = r.delta_ratio <= 0.05 and r.crash_outcomes.get("other", 0) == 0
     return 0 if ok else 1
 

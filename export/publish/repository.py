@@ -70,7 +70,10 @@ def _copy_blob(src: Path, repo: Path, sha: str) -> int:
 
 
 def publish(
-    bundle_dir: str | Path, repo_dir: str | Path, endorsements: list[dict] | None = None, progress: Callable[[str], None] = lambda _: None
+    bundle_dir: str | Path,
+    repo_dir: str | Path,
+    endorsements: list[dict] | None = None,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> PublishResult:
     """Add a signed bundle to the repository and make it the catalog's latest version.
 
@@ -86,7 +89,9 @@ def publish(
     name, version = bundle.name, release_version(bundle.manifest)
     previous = index["catalogs"].get(name)
     if previous and previous["version"] >= version:
-        raise ValueError(f"{name} v{previous['version']} is already published: the new bundle's version ({version}) must be higher")
+        raise ValueError(
+            f"{name} v{previous['version']} is already published: the new bundle's version ({version}) must be higher"
+        )
     files = bundle.manifest["files"]
     added = added_bytes = 0
     for rel, entry in files.items():
@@ -97,7 +102,10 @@ def publish(
     folder = repo / catalog_path(name, version)
     write_atomic(folder / MANIFEST, (bundle.path / MANIFEST).read_bytes())
     write_atomic(folder / SIGNATURE_FILE, (bundle.path / SIGNATURE_FILE).read_bytes())
-    write_atomic(folder / PATCHES, json.dumps({"from_version": previous["version"] if previous else None, "files": patches}, indent=1).encode())
+    write_atomic(
+        folder / PATCHES,
+        json.dumps({"from_version": previous["version"] if previous else None, "files": patches}, indent=1).encode(),
+    )
     index["catalogs"][name] = {"version": version, "path": catalog_path(name, version)}
     known = {e.get("key_id") for e in index.get("keys", [])}
     index["keys"] = index.get("keys", []) + [e for e in endorsements or [] if e.get("key_id") not in known]
@@ -120,12 +128,20 @@ def _make_patches(repo: Path, files: dict, previous: dict | None, progress: Call
         if not old or old["sha256"] == entry["sha256"] or not (repo / "blobs" / old["sha256"]).is_file():
             continue
         progress(f"delta {rel}")
-        patch = bsdiff4.diff((repo / "blobs" / old["sha256"]).read_bytes(), (repo / "blobs" / entry["sha256"]).read_bytes())
+        patch = bsdiff4.diff(
+            (repo / "blobs" / old["sha256"]).read_bytes(), (repo / "blobs" / entry["sha256"]).read_bytes()
+        )
         if len(patch) > MAX_PATCH_RATIO * entry["size"]:
             continue
         sha = hashlib.sha256(patch).hexdigest()
         dest = repo / "patches" / sha
         if not dest.is_file():
             write_atomic(dest, patch)
-        out[rel] = {"from": old["sha256"], "to": entry["sha256"], "patch": f"patches/{sha}", "sha256": sha, "size": len(patch)}
+        out[rel] = {
+            "from": old["sha256"],
+            "to": entry["sha256"],
+            "patch": f"patches/{sha}",
+            "sha256": sha,
+            "size": len(patch),
+        }
     return out

@@ -92,7 +92,12 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def make_server(directory: str | Path, host: str = "127.0.0.1", port: int = 0, handler: type[RangeRequestHandler] = RangeRequestHandler) -> ThreadingHTTPServer:
+def make_server(
+    directory: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    handler: type[RangeRequestHandler] = RangeRequestHandler,
+) -> ThreadingHTTPServer:
     """A ready (not yet serving) server; ``port=0`` picks a free port (see ``server.server_address``)."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -100,7 +105,12 @@ def make_server(directory: str | Path, host: str = "127.0.0.1", port: int = 0, h
     return _QuietServer((host, port), partial(handler, directory=str(directory)))
 
 
-def serve_in_thread(directory: str | Path, host: str = "127.0.0.1", port: int = 0, handler: type[RangeRequestHandler] = RangeRequestHandler) -> tuple[ThreadingHTTPServer, str]:
+def serve_in_thread(
+    directory: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    handler: type[RangeRequestHandler] = RangeRequestHandler,
+) -> tuple[ThreadingHTTPServer, str]:
     """Start a server on a daemon thread; returns it and its base URL. Stop with ``server.shutdown()``."""
     server = make_server(directory, host, port, handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

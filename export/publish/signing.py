@@ -40,7 +40,9 @@ def generate_keys(out_dir: str | Path, name: str = "vitrina") -> tuple[Path, Pat
         if p.exists():
             raise ValueError(f"{p} exists: refusing to overwrite a key (choose another --name or folder)")
     private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
@@ -65,7 +67,9 @@ def public_of(private: Ed25519PrivateKey) -> PublicKey:
     return PublicKey(private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
 
 
-def sign_bundle(bundle_dir: str | Path, key_path: str | Path, version: int, expires_days: float = 30.0) -> dict[str, Any]:
+def sign_bundle(
+    bundle_dir: str | Path, key_path: str | Path, version: int, expires_days: float = 30.0
+) -> dict[str, Any]:
     """Set the manifest's ``release`` (version, signed, expires) and sign it.
 
     Rewrites ``manifest.json`` atomically, then writes ``signature.json``.
@@ -91,4 +95,9 @@ def endorse_key(old_key_path: str | Path, new_public: PublicKey) -> dict[str, st
     """A rotation endorsement: the new public key signed by the old private key."""
     old = load_private_key(old_key_path)
     sig = old.sign(ENDORSE_CONTEXT + new_public.raw)
-    return {"public_key": new_public.raw.hex(), "key_id": new_public.key_id, "endorsed_by": public_of(old).key_id, "signature": sig.hex()}
+    return {
+        "public_key": new_public.raw.hex(),
+        "key_id": new_public.key_id,
+        "endorsed_by": public_of(old).key_id,
+        "signature": sig.hex(),
+    }

@@ -115,7 +115,10 @@ class _Trainer:
             tf.random.normal((sketch_spec.embedding_dims, n_classes), stddev=0.1, seed=opts.seed), name="classifier"
         )
         schedule = keras.optimizers.schedules.CosineDecay(
-            0.0, max(1, opts.steps - opts.warmup_steps), warmup_target=opts.learning_rate, warmup_steps=opts.warmup_steps
+            0.0,
+            max(1, opts.steps - opts.warmup_steps),
+            warmup_target=opts.learning_rate,
+            warmup_steps=opts.warmup_steps,
         )
         self.optimizer = keras.optimizers.Adam(schedule)
         self.variables = [*self.sketch.trainable_variables, *self.photo.trainable_variables, self.classifier]
@@ -130,7 +133,9 @@ class _Trainer:
         own = tf.range(tf.shape(s)[0])
         nce = 0.5 * (
             tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(own, sim / o.temperature, from_logits=True))
-            + tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(own, tf.transpose(sim) / o.temperature, from_logits=True))
+            + tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(own, tf.transpose(sim) / o.temperature, from_logits=True)
+            )
         )
         dist = 2.0 - 2.0 * sim
         same = tf.equal(labels[:, None], labels[None, :])
@@ -139,8 +144,12 @@ class _Trainer:
         triplet = tf.reduce_sum(raw) / (tf.reduce_sum(tf.cast(raw > 1e-12, tf.float32)) + 1e-12)
         w = tf.math.l2_normalize(self.classifier, axis=0)
         ce = 0.5 * (
-            tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, _CLASSIFIER_SCALE * s @ w, from_logits=True))
-            + tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, _CLASSIFIER_SCALE * p @ w, from_logits=True))
+            tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(labels, _CLASSIFIER_SCALE * s @ w, from_logits=True)
+            )
+            + tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(labels, _CLASSIFIER_SCALE * p @ w, from_logits=True)
+            )
         )
         return o.nce_weight * nce + o.triplet_weight * triplet + o.ce_weight * ce
 
@@ -160,11 +169,19 @@ class _Trainer:
         ``sampler`` is the batch sampler's state (JSON-serialisable, see :func:`train_encoders`).
         """
         directory.mkdir(parents=True, exist_ok=True)
-        files = {"sketch": f"sketch-{step:07d}.weights.h5", "photo": f"photo-{step:07d}.weights.h5", "state": f"state-{step:07d}.npz"}
+        files = {
+            "sketch": f"sketch-{step:07d}.weights.h5",
+            "photo": f"photo-{step:07d}.weights.h5",
+            "state": f"state-{step:07d}.npz",
+        }
         for role, model in (("sketch", self.sketch), ("photo", self.photo)):
             _save_weights_durably(model, directory / files[role])
         arrays = io.BytesIO()
-        np.savez(arrays, classifier=self.classifier.numpy(), **{f"opt_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)})
+        np.savez(
+            arrays,
+            classifier=self.classifier.numpy(),
+            **{f"opt_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)},
+        )
         write_atomic(directory / files["state"], arrays.getvalue())
         state = {"step": step, "fingerprint": fingerprint, "files": files, "sampler": sampler, **(summary or {})}
         write_atomic(directory / "state.json", json.dumps(state).encode())  # last: it marks completeness
@@ -213,7 +230,9 @@ def _save_weights_durably(model: keras.Model, path: Path) -> None:
 
 
 def _fingerprint(*parts: object) -> str:
-    text = json.dumps([asdict(p) if is_dataclass(p) and not isinstance(p, type) else p for p in parts], sort_keys=True, default=str)
+    text = json.dumps(
+        [asdict(p) if is_dataclass(p) and not isinstance(p, type) else p for p in parts], sort_keys=True, default=str
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -259,7 +278,9 @@ def train_encoders(
     """
     n = len(photos)
     if sketches.shape[0] != n or labels.shape != (n,):
-        raise ValueError(f"sketches {sketches.shape}, photos {photos.shape} and labels {labels.shape} disagree on the product count")
+        raise ValueError(
+            f"sketches {sketches.shape}, photos {photos.shape} and labels {labels.shape} disagree on the product count"
+        )
     if n < options.batch_size:
         raise ValueError(f"need at least batch_size={options.batch_size} training products, got {n}")
     if options.deterministic:
@@ -293,7 +314,13 @@ def train_encoders(
         cursor += b
         variant = rng.integers(sketches.shape[1], size=b)
         sk, ph = _augment(sketches[batch, variant], photos[batch], rng)
-        loss = float(trainer.step_fn(tf.constant(sk[..., None], tf.float32), tf.constant(ph, tf.float32), tf.constant(labels[batch], tf.int32)))
+        loss = float(
+            trainer.step_fn(
+                tf.constant(sk[..., None], tf.float32),
+                tf.constant(ph, tf.float32),
+                tf.constant(labels[batch], tf.int32),
+            )
+        )
         if not np.isfinite(loss):
             raise RuntimeError(f"training diverged at step {step} (loss {loss}); lower the learning rate")
         losses.append(loss)
@@ -301,7 +328,10 @@ def train_encoders(
         if step % 10 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
         if step % options.checkpoint_every == 0 or step == options.steps:
-            summary = {"seconds_total": earlier.get("seconds_total", 0.0) + time.monotonic() - t0, "final_loss": float(np.mean(losses[-50:]))}
+            summary = {
+                "seconds_total": earlier.get("seconds_total", 0.0) + time.monotonic() - t0,
+                "final_loss": float(np.mean(losses[-50:])),
+            }
             state = {"rng": rng.bit_generator.state, "order": order.tolist(), "cursor": cursor}
             trainer.save(checkpoint_dir, step, fingerprint, state, summary)
     bar.close()

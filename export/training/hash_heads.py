@@ -66,7 +66,11 @@ class HashHead:
 
     def device_arrays(self) -> dict[str, np.ndarray]:
         """What the device's ``SignHasher`` takes: ``mean`` (D,) zeros, ``projection`` (D, bits), ``bias`` (bits,); float32."""
-        return {"mean": np.zeros(self.projection.shape[0], np.float32), "projection": self.projection, "bias": self.bias}
+        return {
+            "mean": np.zeros(self.projection.shape[0], np.float32),
+            "projection": self.projection,
+            "bias": self.bias,
+        }
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """(n, D) → packed (n, bits/8) uint8."""
@@ -74,7 +78,12 @@ class HashHead:
 
 
 def train_hash_head(
-    sketches: np.ndarray, photos: np.ndarray, labels: np.ndarray, *, options: HashTrainOptions = HashTrainOptions(), progress: bool = True
+    sketches: np.ndarray,
+    photos: np.ndarray,
+    labels: np.ndarray,
+    *,
+    options: HashTrainOptions = HashTrainOptions(),
+    progress: bool = True,
 ) -> HashHead:
     """Train one head.
 
@@ -88,7 +97,9 @@ def train_hash_head(
     sketches, photos = np.asarray(sketches, np.float32), np.asarray(photos, np.float32)
     labels = np.asarray(labels, np.int32)
     if sketches.shape != photos.shape or sketches.ndim != 2 or labels.shape != (len(sketches),):
-        raise ValueError(f"hash training: sketches {sketches.shape}, photos {photos.shape}, labels {labels.shape} must be (n, D), (n, D), (n,)")
+        raise ValueError(
+            f"hash training: sketches {sketches.shape}, photos {photos.shape}, labels {labels.shape} must be (n, D), (n, D), (n,)"
+        )
     if len(sketches) < options.batch_size:
         raise ValueError(f"hash training: needs at least {options.batch_size} pairs, got {len(sketches)}")
     o = options
@@ -104,7 +115,11 @@ def train_hash_head(
         return 2.0 * tf.sigmoid(u) - 1.0 if o.head == "cbs" else u
 
     def dist(a, c):
-        sq = tf.reduce_sum(a * a, 1)[:, None] - 2.0 * tf.matmul(a, c, transpose_b=True) + tf.reduce_sum(c * c, 1)[None, :]
+        sq = (
+            tf.reduce_sum(a * a, 1)[:, None]
+            - 2.0 * tf.matmul(a, c, transpose_b=True)
+            + tf.reduce_sum(c * c, 1)[None, :]
+        )
         return sq / (4.0 * o.bits)
 
     def triplet(d, same):
@@ -132,8 +147,15 @@ def train_hash_head(
         return loss
 
     recent: list[float] = []
-    for _ in tqdm(range(o.steps), desc=f"training {o.head} {o.bits}-bit head", unit="step", disable=not progress, mininterval=1.0):
+    for _ in tqdm(
+        range(o.steps), desc=f"training {o.head} {o.bits}-bit head", unit="step", disable=not progress, mininterval=1.0
+    ):
         pick = rng.choice(len(sketches), size=o.batch_size, replace=False)
         loss = float(step(sketches[pick], photos[pick], labels[pick]))
         recent = (recent + [loss])[-100:]
-    return HashHead(head=o.head, projection=w.numpy().astype(np.float32), bias=b.numpy().astype(np.float32), final_loss=round(float(np.mean(recent)), 5))
+    return HashHead(
+        head=o.head,
+        projection=w.numpy().astype(np.float32),
+        bias=b.numpy().astype(np.float32),
+        final_loss=round(float(np.mean(recent)), 5),
+    )

@@ -73,10 +73,20 @@ def train_distilled_reducer(
             bar.update(1)
             bar.set_postfix(mse=f"{logs['loss']:.4f}")
 
-    history = model.fit(inputs, targets, batch_size=options.batch_size, epochs=options.epochs, shuffle=True, verbose=0, callbacks=[_Bar()])
+    history = model.fit(
+        inputs,
+        targets,
+        batch_size=options.batch_size,
+        epochs=options.epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=[_Bar()],
+    )
     bar.close()
     weights = tuple((layer.get_weights()[0], layer.get_weights()[1]) for layer in model.layers if layer.get_weights())
-    return model, DistillResult(weights=weights, final_loss=round(float(history.history["loss"][-1]), 5), pairs=len(inputs))
+    return model, DistillResult(
+        weights=weights, final_loss=round(float(history.history["loss"][-1]), 5), pairs=len(inputs)
+    )
 
 
 def distilled_head(dims_in: int, dims_out: int, hidden: int):
@@ -101,8 +111,12 @@ def apply_weights(weights: tuple[tuple[np.ndarray, np.ndarray], ...], x: np.ndar
 
 
 def distill_pairs(
-    photo_embeddings: np.ndarray, fit_rows: np.ndarray, fit_coords: np.ndarray, *,
-    sketch_embeddings: np.ndarray, sketch_rows: np.ndarray,
+    photo_embeddings: np.ndarray,
+    fit_rows: np.ndarray,
+    fit_coords: np.ndarray,
+    *,
+    sketch_embeddings: np.ndarray,
+    sketch_rows: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Training pairs: every fitted photo, plus every sketch whose product photo was fitted.
 

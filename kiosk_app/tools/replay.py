@@ -87,5 +87,9 @@ def sample_strokes(app) -> list[np.ndarray]:
     (m, 2) arrays scaled into the drawing canvas in window pixels (Kivy y-up)."""
     canvas = app.screen("draw").canvas_widget
     strokes = app.engine.bundle.eval_strokes() if app.engine else []
-    lines = strokes[0][1] if strokes else [np.array([[0, 0], [40, 0], [44, 100], [26, 100], [20, 30], [14, 100], [-4, 100], [0, 0]], float)]
+    lines = (
+        strokes[0][1]
+        if strokes
+        else [np.array([[0, 0], [40, 0], [44, 100], [26, 100], [20, 30], [14, 100], [-4, 100], [0, 0]], float)]
+    )
     return fit_strokes(lines, canvas.width, canvas.height, canvas.center)

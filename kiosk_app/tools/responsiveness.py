@@ -132,7 +132,8 @@ def measure_responsiveness(config: KioskConfig, bundle: Path, drawings: int = 20
         "frames_over_50ms": over,
         "gc_pause_ms": {f"gen{g}": _ms_stats([t for gen, t in gc_pauses if gen == g]) for g in (0, 1, 2)},
         "targets": {
-            "search_to_painted_p95_ms<=150": bool(search) and float(np.percentile(np.asarray(search) * 1000, 95)) <= 150.0,
+            "search_to_painted_p95_ms<=150": bool(search)
+            and float(np.percentile(np.asarray(search) * 1000, 95)) <= 150.0,
             "no_frame_over_50ms": over == 0,
         },
     }

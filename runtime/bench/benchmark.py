@@ -142,15 +142,24 @@ def pipelines(bundle: Bundle, threads: int, precision: str, k: int) -> tuple[dic
     search: Stage = ("search", lambda q: index.search(q, options))  # reduction to the bundle's code type included
     return (
         {
-            "sketch": [("rasterise", lambda s: rasterize_strokes(s, raster)[None]), ("sketch_encoder", lambda x: sketch.embed(x).embeddings), search],
+            "sketch": [
+                ("rasterise", lambda s: rasterize_strokes(s, raster)[None]),
+                ("sketch_encoder", lambda x: sketch.embed(x).embeddings),
+                search,
+            ],
             "photo": [("decode", decode), ("photo_encoder", lambda x: photo.embed(x).embeddings), search],
-            "similar": [("lookup", lambda i: np.array([first_row[i]])), ("search", lambda rows: index.search_rows(rows, options))],
+            "similar": [
+                ("lookup", lambda i: np.array([first_row[i]])),
+                ("search", lambda rows: index.search_rows(rows, options)),
+            ],
         },
         [sketch, photo],
     )
 
 
-def measure_latency(bundle: Bundle, options: BenchOptions, progress: Callable[[str], None] = lambda _: None) -> tuple[dict, dict]:
+def measure_latency(
+    bundle: Bundle, options: BenchOptions, progress: Callable[[str], None] = lambda _: None
+) -> tuple[dict, dict]:
     """Per-stage latency for each thread count and query type.
 
     Returns:
@@ -210,13 +219,17 @@ def measure_cold_start(bundle: Bundle, runs: int, precision: str = "int8") -> di
         t0 = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-c", _COLD_CHILD, str(bundle.path), json.dumps(drawing), precision],
-            capture_output=True, text=True, timeout=300,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise RuntimeError(f"cold-start process failed: {proc.stderr.strip()[-500:]}")
         child = json.loads(proc.stdout.strip().splitlines()[-1])
-        results.append({"wall_s": round(wall, 4), **{k: round(v, 4) if isinstance(v, float) else v for k, v in child.items()}})
+        results.append(
+            {"wall_s": round(wall, 4), **{k: round(v, 4) if isinstance(v, float) else v for k, v in child.items()}}
+        )
     if not results:
         return {"runs": []}
     walls = [r["wall_s"] for r in results]
@@ -248,7 +261,9 @@ print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_max
 
 def measure_memory(bundle: Bundle, precision: str = "int8") -> dict[str, Any]:
     """Peak resident memory of a fresh process serving 120 queries, and bundle bytes by part."""
-    proc = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(bundle.path), precision], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEMORY_CHILD, str(bundle.path), precision], capture_output=True, text=True, timeout=600
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"memory process failed: {proc.stderr.strip()[-500:]}")
     child = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -330,7 +345,12 @@ def _benchmark_model_ms(model_path: Path, threads: int) -> float | None:
     binary = shutil.which("benchmark_model")
     if binary is None:
         return None
-    proc = subprocess.run([binary, f"--graph={model_path}", f"--num_threads={threads}", "--num_runs=100"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [binary, f"--graph={model_path}", f"--num_threads={threads}", "--num_runs=100"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     for line in (proc.stdout + proc.stderr).splitlines():
         if "Inference (avg):" in line:
             return round(float(line.split("Inference (avg):")[1].split()[0]) / 1000.0, 4)
@@ -383,14 +403,24 @@ def check_targets(report: dict[str, Any]) -> dict[str, Any]:
         p95 = one["sketch"]["total"]["p95"]
         out["sketch_p95_ms"] = {"value": p95, "target": TARGETS["sketch_p95_ms"], "ok": p95 <= TARGETS["sketch_p95_ms"]}
         overhead = abs(one["sketch"]["overhead"])
-        out["overhead_ratio"] = {"value": overhead, "target": TARGETS["overhead_ratio"], "ok": overhead <= TARGETS["overhead_ratio"]}
+        out["overhead_ratio"] = {
+            "value": overhead,
+            "target": TARGETS["overhead_ratio"],
+            "ok": overhead <= TARGETS["overhead_ratio"],
+        }
     cold = report.get("cold_start") or {}
     if cold.get("runs"):
-        out["cold_start_s"] = {"value": cold["median_s"], "target": TARGETS["cold_start_s"], "ok": cold["median_s"] <= TARGETS["cold_start_s"]}
+        out["cold_start_s"] = {
+            "value": cold["median_s"],
+            "target": TARGETS["cold_start_s"],
+            "ok": cold["median_s"] <= TARGETS["cold_start_s"],
+        }
     return out
 
 
-def run_benchmark(bundle_path: str | Path, options: BenchOptions = BenchOptions(), progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+def run_benchmark(
+    bundle_path: str | Path, options: BenchOptions = BenchOptions(), progress: Callable[[str], None] = lambda _: None
+) -> dict[str, Any]:
     """Run everything and return the report dict (see module docstring)."""
     bundle = Bundle.open(bundle_path)
     latency, raw = measure_latency(bundle, options, progress)

@@ -52,13 +52,22 @@ def _parse_threads(text: str) -> tuple[int, ...]:
 def _bench_run(args: argparse.Namespace) -> int:
     from .benchmark import BenchOptions, run_benchmark, write_report
 
-    options = BenchOptions(threads=_parse_threads(args.threads), queries=args.queries, cold_runs=args.cold_runs, accuracy=not args.no_accuracy)
-    report = run_benchmark(args.bundle, options, progress=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))
+    options = BenchOptions(
+        threads=_parse_threads(args.threads),
+        queries=args.queries,
+        cold_runs=args.cold_runs,
+        accuracy=not args.no_accuracy,
+    )
+    report = run_benchmark(
+        args.bundle, options, progress=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True)
+    )
     json_path, html_path = write_report(report, args.out)
     for threads, qtypes in report["latency"].items():
         for qtype, stages in qtypes.items():
             t = stages["total"]
-            print(f"{qtype:>8} ({threads} thr): p50 {t['p50']:.2f} ms  p95 {t['p95']:.2f} ms  (Σ stage p50 {stages['stage_sum_p50']:.2f} ms, overhead {stages['overhead']:+.1%})")
+            print(
+                f"{qtype:>8} ({threads} thr): p50 {t['p50']:.2f} ms  p95 {t['p95']:.2f} ms  (Σ stage p50 {stages['stage_sum_p50']:.2f} ms, overhead {stages['overhead']:+.1%})"
+            )
     if report["cold_start"].get("runs"):
         print(f"cold start: median {report['cold_start']['median_s']:.3f} s")
     print(f"peak RSS: {report['memory']['peak_rss_mb']} MB")
@@ -81,7 +90,10 @@ def _bench_compare(args: argparse.Namespace) -> int:
             raise ValueError(f"cannot read benchmark report {path}: {exc}") from None
     old, new = reports
     result = compare_reports(
-        old, new, max_latency_regression=parse_fraction(args.max_latency_regression), max_map_drop=parse_fraction(args.max_map_drop)
+        old,
+        new,
+        max_latency_regression=parse_fraction(args.max_latency_regression),
+        max_map_drop=parse_fraction(args.max_map_drop),
     )
     print(result.table())
     if result.regressions:
@@ -94,7 +106,12 @@ def _bench_compare(args: argparse.Namespace) -> int:
 def _bench_soak(args: argparse.Namespace) -> int:
     from .soak import soak
 
-    result = soak(args.bundle, args.minutes, args.threads, progress=lambda t: print(f"\rsoak: {t:6.0f} s", end="", file=sys.stderr, flush=True))
+    result = soak(
+        args.bundle,
+        args.minutes,
+        args.threads,
+        progress=lambda t: print(f"\rsoak: {t:6.0f} s", end="", file=sys.stderr, flush=True),
+    )
     print(file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_json()))

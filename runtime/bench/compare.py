@@ -39,7 +39,9 @@ class CompareResult:
         lines = [f"{'figure':<44}{'old':>10}{'new':>10}{'change':>10}  verdict"]
         for r in self.rows:
             change = f"{r.change:+.1%}" if r.what.endswith("p50 ms") else f"{r.change:+.4f}"
-            lines.append(f"{r.what:<44}{r.old:>10.4f}{r.new:>10.4f}{change:>10}  {'REGRESSION' if r.regression else 'ok'}")
+            lines.append(
+                f"{r.what:<44}{r.old:>10.4f}{r.new:>10.4f}{change:>10}  {'REGRESSION' if r.regression else 'ok'}"
+            )
         return "\n".join(lines)
 
 
@@ -54,11 +56,15 @@ def parse_fraction(text: str) -> float:
     return value
 
 
-def compare_reports(old: dict[str, Any], new: dict[str, Any], max_latency_regression: float = 0.10, max_map_drop: float = 0.01) -> CompareResult:
+def compare_reports(
+    old: dict[str, Any], new: dict[str, Any], max_latency_regression: float = 0.10, max_map_drop: float = 0.01
+) -> CompareResult:
     """Compare two ``report.json`` dicts figure by figure (only figures both have)."""
     for name, report in (("old", old), ("new", new)):
         if report.get("report_version") != 1:
-            raise ValueError(f"{name} report has report_version {report.get('report_version')!r}; this vitrina compares version 1")
+            raise ValueError(
+                f"{name} report has report_version {report.get('report_version')!r}; this vitrina compares version 1"
+            )
     rows: list[CompareRow] = []
     for threads, qtypes in old["latency"].items():
         for qtype, stages in qtypes.items():

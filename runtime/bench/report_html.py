@@ -108,7 +108,9 @@ def render_html(report: dict[str, Any]) -> str:
             for stage, s in stages.items():
                 if isinstance(s, dict):
                     rows.append([qtype, stage, s["p50"], s["p95"], s["p99"], s["max"], s["n"]])
-            rows.append([qtype, "Σ stage p50 / overhead", stages["stage_sum_p50"], f"{stages['overhead']:+.1%}", "", "", ""])
+            rows.append(
+                [qtype, "Σ stage p50 / overhead", stages["stage_sum_p50"], f"{stages['overhead']:+.1%}", "", "", ""]
+            )
         parts += [f"<h3>{threads} thread(s)</h3>", _table(["query", "stage", "p50", "p95", "p99", "max", "n"], rows)]
     if plots:
         for qtype, samples in report.get("raw_ms", {}).get(str(report["options"]["threads"][0]), {}).items():
@@ -116,36 +118,73 @@ def render_html(report: dict[str, Any]) -> str:
     cold = report.get("cold_start") or {}
     if cold.get("runs"):
         rows = [[r["wall_s"], r["import_s"], r["open_s"], r["first_query_s"]] for r in cold["runs"]]
-        parts += ["<h2>Cold start (s)</h2>", f"<p>median {cold['median_s']} s, process start → first result.</p>",
-                  _table(["wall", "imports", "bundle open + models", "first query"], rows)]
+        parts += [
+            "<h2>Cold start (s)</h2>",
+            f"<p>median {cold['median_s']} s, process start → first result.</p>",
+            _table(["wall", "imports", "bundle open + models", "first query"], rows),
+        ]
     mem = report["memory"]
-    parts += ["<h2>Memory</h2>", f"<p>Peak resident memory serving 120 queries: <b>{mem['peak_rss_mb']} MB</b>.</p>",
-              _table(["part", "bytes"], [[k, f"{v:,}"] for k, v in sorted(mem["bundle_bytes"].items())])]
+    parts += [
+        "<h2>Memory</h2>",
+        f"<p>Peak resident memory serving 120 queries: <b>{mem['peak_rss_mb']} MB</b>.</p>",
+        _table(["part", "bytes"], [[k, f"{v:,}"] for k, v in sorted(mem["bundle_bytes"].items())]),
+    ]
     if plots:
         parts.append(_memory_plot(mem["bundle_bytes"]))
     acc = report.get("accuracy")
     if acc:
         names = ["map", "mrr", "p_at_1", "p_at_5", "p_at_10", "acc_at_1", "acc_at_10"]
         rows = [[p, *[acc[p][n] for n in names]] for p in ("float", "int8") if p in acc]
-        parts += ["<h2>Accuracy</h2>", f"<p>{acc['queries']} held-out sketch queries, gallery of {acc['gallery']} products.</p>",
-                  _table(["encoders", *names], rows)]
+        parts += [
+            "<h2>Accuracy</h2>",
+            f"<p>{acc['queries']} held-out sketch queries, gallery of {acc['gallery']} products.</p>",
+            _table(["encoders", *names], rows),
+        ]
         if plots:
             parts.append(_pr_plot(acc["pr_curve"]))
     checks = report.get("cross_checks", {})
     if checks:
-        rows = [[role, c["stage_p50_ms"], c["raw_invoke_p50_ms"], c["raw_invoke_hot_p50_ms"],
-                 c["benchmark_model_ms"] if c["benchmark_model_ms"] is not None else "not installed", c["ratio_stage_to_raw"]]
-                for role, c in checks.get("models", {}).items()]
-        parts += ["<h2>Cross-checks</h2>",
-                  "<p>Bare invoke after a search meets the caches as the pipeline does; 'hot' repeats invokes back to back. "
-                  "Our stage adds int8 quantisation, dequantisation and L2 normalisation.</p>",
-                  _table(["model", "our stage p50", "bare invoke p50 (after search)", "bare invoke p50 (hot)", "benchmark_model", "ratio"], rows)]
+        rows = [
+            [
+                role,
+                c["stage_p50_ms"],
+                c["raw_invoke_p50_ms"],
+                c["raw_invoke_hot_p50_ms"],
+                c["benchmark_model_ms"] if c["benchmark_model_ms"] is not None else "not installed",
+                c["ratio_stage_to_raw"],
+            ]
+            for role, c in checks.get("models", {}).items()
+        ]
+        parts += [
+            "<h2>Cross-checks</h2>",
+            "<p>Bare invoke after a search meets the caches as the pipeline does; 'hot' repeats invokes back to back. "
+            "Our stage adds int8 quantisation, dequantisation and L2 normalisation.</p>",
+            _table(
+                [
+                    "model",
+                    "our stage p50",
+                    "bare invoke p50 (after search)",
+                    "bare invoke p50 (hot)",
+                    "benchmark_model",
+                    "ratio",
+                ],
+                rows,
+            ),
+        ]
         f = checks.get("faiss")
-        parts.append(_table(["search over rows", "ours p50 ms", "faiss p50 ms", "ratio", "score agreement"],
-                            [[f["rows"], f["ours_p50_ms"], f["faiss_p50_ms"], f["ratio_ours_to_faiss"], f["score_agreement"]]]) if f else "<p>faiss not installed.</p>")
+        parts.append(
+            _table(
+                ["search over rows", "ours p50 ms", "faiss p50 ms", "ratio", "score agreement"],
+                [[f["rows"], f["ours_p50_ms"], f["faiss_p50_ms"], f["ratio_ours_to_faiss"], f["score_agreement"]]],
+            )
+            if f
+            else "<p>faiss not installed.</p>"
+        )
     parts += ["<h2>Environment</h2>", _table(["key", "value"], [[k, v] for k, v in env.items()])]
     if not plots:
         parts.append("<p><i>Plots left out: matplotlib is not installed (pip install 'vitrina[bench]').</i></p>")
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:.5em 0}"
-             "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}th{background:#eee}img{margin:4px}")
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:.5em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}th{background:#eee}img{margin:4px}"
+    )
     return f"<!doctype html><html><head><meta charset='utf-8'><title>vitrina benchmark</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"

@@ -48,7 +48,9 @@ class SoakResult:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def soak(bundle_path: str | Path, minutes: float, threads: int = 1, progress: Callable[[float], None] = lambda _: None) -> SoakResult:
+def soak(
+    bundle_path: str | Path, minutes: float, threads: int = 1, progress: Callable[[float], None] = lambda _: None
+) -> SoakResult:
     """Run mixed queries for ``minutes`` (> 0) and report drift and memory growth."""
     if minutes <= 0:
         raise ValueError(f"minutes must be > 0, got {minutes}")

@@ -30,9 +30,21 @@ from .types import CODE_FAMILIES, METRICS, CodeType, IdentityReducer, QueryReduc
 from .umap import LandmarkReducer, fuzzy_weights
 
 __all__ = [
-    "CODE_FAMILIES", "METRICS", "CodeType", "IdentityReducer", "LandmarkReducer", "LinearReducer", "QueryReducer",
-    "SignHasher", "as_words", "code_words", "fuzzy_weights", "hamming_distances", "hamming_from_words",
-    "pairwise_scores", "reducer_from_arrays",
+    "CODE_FAMILIES",
+    "METRICS",
+    "CodeType",
+    "IdentityReducer",
+    "LandmarkReducer",
+    "LinearReducer",
+    "QueryReducer",
+    "SignHasher",
+    "as_words",
+    "code_words",
+    "fuzzy_weights",
+    "hamming_distances",
+    "hamming_from_words",
+    "pairwise_scores",
+    "reducer_from_arrays",
 ]
 
 

@@ -14,7 +14,9 @@ class SignHasher:
     def __init__(self, mean: np.ndarray, projection: np.ndarray, bias: np.ndarray):
         """``mean``: (D,), ``projection``: (D, b), ``bias``: (b,), stored as float32; b a multiple of 8."""
         if projection.ndim != 2 or mean.shape != (projection.shape[0],) or bias.shape != (projection.shape[1],):
-            raise ValueError(f"sign hasher: mean {mean.shape}, projection {projection.shape}, bias {bias.shape} do not fit (D,), (D, b), (b,)")
+            raise ValueError(
+                f"sign hasher: mean {mean.shape}, projection {projection.shape}, bias {bias.shape} do not fit (D,), (D, b), (b,)"
+            )
         if projection.shape[1] % 8:
             raise ValueError(f"sign hasher: {projection.shape[1]} bits is not a multiple of 8")
         self.mean = np.asarray(mean, dtype=np.float32)
@@ -40,7 +42,9 @@ def hamming_distances(queries: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """
     q, c = np.asarray(queries), np.asarray(codes)
     if q.dtype != np.uint8 or c.dtype != np.uint8:
-        raise ValueError(f"hamming: queries and codes must be packed uint8 bits, got {q.dtype} queries and {c.dtype} codes")
+        raise ValueError(
+            f"hamming: queries and codes must be packed uint8 bits, got {q.dtype} queries and {c.dtype} codes"
+        )
     q, c = np.ascontiguousarray(q), np.ascontiguousarray(c)
     if q.ndim != 2 or c.ndim != 2 or q.shape[1] != c.shape[1]:
         raise ValueError(f"hamming: queries {q.shape} and codes {c.shape} must be (n, B) and (N, B) packed bytes")

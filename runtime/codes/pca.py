@@ -11,7 +11,9 @@ class LinearReducer:
     def __init__(self, mean: np.ndarray, components: np.ndarray):
         """``mean``: (D,), ``components``: (D, d), stored as float32."""
         if components.ndim != 2 or mean.shape != (components.shape[0],):
-            raise ValueError(f"linear reducer: mean {mean.shape} and components {components.shape} do not fit (D,) and (D, d)")
+            raise ValueError(
+                f"linear reducer: mean {mean.shape} and components {components.shape} do not fit (D,) and (D, d)"
+            )
         self.mean = np.asarray(mean, dtype=np.float32)
         self.components = np.asarray(components, dtype=np.float32)
 

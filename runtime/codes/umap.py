@@ -28,7 +28,9 @@ class LandmarkReducer:
 
     def __init__(self, landmarks: np.ndarray, positions: np.ndarray, n_neighbors: int = 15):
         if landmarks.ndim != 2 or positions.ndim != 2 or len(landmarks) != len(positions):
-            raise ValueError(f"landmark reducer: landmarks {landmarks.shape} and positions {positions.shape} must be (L, D) and (L, d)")
+            raise ValueError(
+                f"landmark reducer: landmarks {landmarks.shape} and positions {positions.shape} must be (L, D) and (L, d)"
+            )
         if not 2 <= n_neighbors <= len(landmarks):
             raise ValueError(f"landmark reducer: n_neighbors must be in [2, {len(landmarks)}], got {n_neighbors}")
         self.landmarks = np.asarray(landmarks, dtype=np.float32)

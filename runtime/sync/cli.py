@@ -27,7 +27,9 @@ def register(commands: Commands) -> None:
     p = commands.add("sync", help="fetch, verify and activate the latest signed bundle")
     p.add_argument("--from", dest="source", required=True, help="repository URL (http://...) or folder")
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=f"device bundle store (default {DEFAULT_ROOT})")
-    p.add_argument("--trust", type=Path, action="append", required=True, help="trusted public key file (.pub); repeatable")
+    p.add_argument(
+        "--trust", type=Path, action="append", required=True, help="trusted public key file (.pub); repeatable"
+    )
     p.add_argument("--catalog", default=None, help="catalog name (default: the active one)")
     p.add_argument("--allow-rollback", action="store_true", help="admin: accept an older version")
     p.add_argument("--no-delta", action="store_true", help="download every file")
@@ -45,10 +47,11 @@ def register(commands: Commands) -> None:
     a.set_defaults(handler=_bundles_activate)
     b.add_parser("rollback").set_defaults(handler=_bundles_rollback)
     g = b.add_parser("gc")
-    g.add_argument("--keep", type=int, default=KEEP_PREVIOUS, help=f"previous bundles to keep (default {KEEP_PREVIOUS})")
+    g.add_argument(
+        "--keep", type=int, default=KEEP_PREVIOUS, help=f"previous bundles to keep (default {KEEP_PREVIOUS})"
+    )
     g.add_argument("--staging", action="store_true", help="also drop partial syncs")
     g.set_defaults(handler=_bundles_gc)
-
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -58,7 +61,9 @@ def _sync(args: argparse.Namespace) -> int:
         trusted = [PublicKey.load(p) for p in args.trust]
     except SignatureError as exc:
         raise ValueError(str(exc)) from None
-    options = SyncOptions(catalog=args.catalog, allow_rollback=args.allow_rollback, delta=not args.no_delta, timeout_s=args.timeout)
+    options = SyncOptions(
+        catalog=args.catalog, allow_rollback=args.allow_rollback, delta=not args.no_delta, timeout_s=args.timeout
+    )
     bar = None
     if not args.quiet:
         from tqdm import tqdm

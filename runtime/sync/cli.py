@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..commands import CommandPlugin, Commands
 from .store import KEEP_PREVIOUS, DeviceStore, StoreError
-from .trust import PublicKey, SignatureError
 
 if TYPE_CHECKING:
     from .client import SyncProgress
@@ -56,6 +55,7 @@ def register(commands: Commands) -> None:
 
 def _sync(args: argparse.Namespace) -> int:
     from .client import SyncError, SyncOptions, sync
+    from .trust import PublicKey, SignatureError
 
     try:
         trusted = [PublicKey.load(p) for p in args.trust]

@@ -21,6 +21,7 @@ the reducers here reproduce those transforms from plain arrays.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import SupportsInt, cast
 
 import numpy as np
 
@@ -62,7 +63,9 @@ def reducer_from_arrays(kind: str, arrays: Mapping[str, np.ndarray], params: Map
         if kind == "sign":
             return SignHasher(arrays["mean"], arrays["projection"], arrays["bias"])
         if kind == "landmark":
-            return LandmarkReducer(arrays["landmarks"], arrays["positions"], int(str(params.get("n_neighbors", 15))))
+            return LandmarkReducer(
+                arrays["landmarks"], arrays["positions"], int(cast(SupportsInt, params.get("n_neighbors", 15)))
+            )
     except KeyError as exc:
         raise ValueError(f"{kind} reducer needs the array {exc}") from None
     raise ValueError(f"unknown reducer kind {kind!r}: expected none, linear, landmark or sign")

@@ -7,8 +7,17 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Property tests (hypothesis): every property runs at least 200 examples, in CI too;
+# no per-example deadline (shared 2-core machines are noisy). VITRINA_HYPOTHESIS=dev runs 50.
+settings.register_profile(
+    "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
+settings.register_profile("dev", max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("VITRINA_HYPOTHESIS", "ci"))
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 

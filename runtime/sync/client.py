@@ -42,6 +42,7 @@ from vitrina.runtime.bundle import FORMAT_NAME, FORMAT_VERSION, MANIFEST, Bundle
 from vitrina.runtime.files import fsync_dir, is_disk_full, sha256_file, write_atomic
 from vitrina.runtime.timeutil import utc_now
 
+from .lock import BusyError, device_lock
 from .repo_format import INDEX, PATCHES, REPO_FORMAT
 from .store import STAGING, DeviceStore, slot_name
 from .trust import SIGNATURE_FILE, PublicKey, SignatureError, accept_endorsements, parse_iso, verify_manifest
@@ -73,6 +74,10 @@ class RollbackError(VerificationError):
 
 class DiskSpaceError(SyncError):
     """Not enough free disk for the files to fetch."""
+
+
+class SyncBusyError(SyncError, BusyError):
+    """Another sync (or ``vitrina bundles`` command) holds the device root's lock."""
 
 
 @dataclass(frozen=True)
@@ -402,7 +407,22 @@ def sync(
     options: SyncOptions = SyncOptions(),
     progress: Callable[[SyncProgress], None] | None = None,
 ) -> SyncResult:
-    """Sync the device store at ``root`` from ``source`` (URL or folder). See the module docstring."""
+    """Sync the device store at ``root`` from ``source`` (URL or folder). See the module docstring.
+
+    Holds the device root's lock throughout: a second sync on the same root
+    fails at once with :class:`SyncBusyError`.
+    """
+    with device_lock(root, "sync", busy=SyncBusyError):
+        return _sync(source, root, trusted, options, progress)
+
+
+def _sync(
+    source: str,
+    root: str | Path,
+    trusted: list[PublicKey],
+    options: SyncOptions,
+    progress: Callable[[SyncProgress], None] | None,
+) -> SyncResult:
     t0 = time.monotonic()
     store = DeviceStore(root)
     store.ensure()

@@ -12,28 +12,64 @@ with a line width fixed relative to the output size.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .photo import has_alpha, on_white
+from .photo import ImageBudgetError, has_alpha, load_image_bounded, on_white, to_8bit
 
 #: Stroke points: float array of shape (m, 2) holding (x, y) pixels, y down.
 Stroke = np.ndarray
 
+# Input budgets. A long kiosk drawing is ~50 strokes × 200 points = 10,000 points,
+# about 200 KB of JSON; the budgets sit 10× above that, so no real drawing meets
+# them, while a hostile or broken file is refused before it costs memory or time.
+#: Largest strokes file, bytes (checked with stat before reading, and at most this
+#: many bytes + 1 are read): 100,000 points at ~40 bytes each ("[1234.5678, 987.6543], ").
+MAX_STROKES_FILE_BYTES = 4 * 1024 * 1024
+#: Most points a drawing may have, all strokes together (10× a long drawing);
+#: rasterising this many takes ~0.3 s.
+MAX_STROKE_POINTS = 100_000
+#: Largest |x| or |y| of a point, pixels: 130× an 8K screen side (7680 px), so any
+#: canvas fits, and differences of coordinates never overflow float64.
+MAX_COORDINATE = 1e6
+
 _SUPERSAMPLE = 4
-# Photos and scans larger than this (either side) are downscaled before ink detection.
+# Photos and scans larger than this (either side) are downscaled before ink detection;
+# larger JPEGs decode at a reduced DCT scale, others are reduced by an integer factor first.
 _MAX_SKETCH_IMAGE_SIDE = 1024
-# A pixel counts as ink when it is this much darker than white (0-255 scale).
+# A pixel counts as ink when it is this much darker than the paper (0-255 scale);
+# an image whose pixels all lie within this range of each other is uniform: nothing drawn.
 _INK_THRESHOLD = 64
+# The paper's grey level: this percentile of the image's pixels (ink may cover up to
+# 90% of the image; white paper, 255, gives the fixed threshold 255 - 64 = 191).
+_PAPER_PERCENTILE = 0.90
+_STROKES_SHAPE = '{"strokes": [[[x, y], ...], ...], "canvas": [w, h]}'
 
 
-class EmptySketchError(ValueError):
-    """The sketch has nothing drawn: no strokes, no points, or a blank image."""
+class SketchInputError(ValueError):
+    """A sketch (strokes or image) that cannot be searched: malformed, over a budget, or empty."""
+
+
+class SketchBudgetError(SketchInputError):
+    """A sketch over an input budget: :data:`MAX_STROKES_FILE_BYTES`, :data:`MAX_STROKE_POINTS`
+    or :data:`MAX_COORDINATE`."""
+
+
+class EmptySketchError(SketchInputError):
+    """The sketch has nothing drawn: no strokes, no points, or a blank (uniform) image."""
+
+
+class _StrokesFile(msgspec.Struct):
+    """The strokes file's schema; decoding stops at the first value that does not fit
+    (so deep nesting is refused at depth 4, not parsed)."""
+
+    strokes: list[list[tuple[float, float]]]
+    canvas: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -60,63 +96,135 @@ class RasterOptions:
 
 
 def as_strokes(raw: object) -> list[Stroke]:
-    """Validate a JSON-like stroke list ``[[[x, y], ...], ...]`` into float arrays.
+    """Validate a JSON-like stroke list ``[[[x, y], ...], ...]`` into (m, 2) float64 arrays.
+
+    Coordinates must be numbers (not strings or booleans), finite and within
+    ±:data:`MAX_COORDINATE` pixels; all strokes together may hold at most
+    :data:`MAX_STROKE_POINTS` points (counted before anything is converted).
 
     Raises:
         EmptySketchError: no stroke holds a point.
-        ValueError: the structure is not a list of strokes of ``[x, y]`` pairs,
-            or a coordinate is not a finite number.
+        SketchBudgetError: too many points, or a coordinate out of range.
+        SketchInputError: the structure is not a list of strokes of ``[x, y]``
+            pairs, or a coordinate is not a finite number.
     """
     if not isinstance(raw, (list, tuple)):
-        raise ValueError(f"strokes must be a list of strokes, got {type(raw).__name__}")
+        raise SketchInputError(f"strokes must be a list of strokes, got {type(raw).__name__}")
+    if len(raw) > MAX_STROKE_POINTS:
+        raise SketchBudgetError(f"{len(raw):,} strokes: more than the {MAX_STROKE_POINTS:,} points a sketch may have")
     strokes: list[Stroke] = []
+    total = 0
     for i, stroke in enumerate(raw):
-        try:
-            points = np.asarray(stroke, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"stroke {i} is not a list of [x, y] number pairs: {exc}") from None
+        if not isinstance(stroke, (list, tuple, np.ndarray)) or np.ndim(stroke) == 0:
+            raise SketchInputError(f"stroke {i} is not a list of [x, y] number pairs, got {type(stroke).__name__}")
+        total += len(stroke)
+        if total > MAX_STROKE_POINTS:
+            raise SketchBudgetError(f"strokes 0-{i} hold over {MAX_STROKE_POINTS:,} points, the most a sketch may have")
+        points = _number_pairs(stroke, i)
         if points.size == 0:
             continue
-        if points.ndim != 2 or points.shape[1] != 2:
-            raise ValueError(f"stroke {i} must be a list of [x, y] pairs, got array of shape {points.shape}")
-        if not np.all(np.isfinite(points)):
-            raise ValueError(f"stroke {i} has a coordinate that is not a finite number")
+        _check_coordinates(points, f"stroke {i}")
         strokes.append(points)
     if not strokes:
         raise EmptySketchError("the sketch is empty: no stroke has any point")
     return strokes
 
 
+def _number_pairs(stroke: object, i: int) -> np.ndarray:
+    """Stroke ``i`` (a list of [x, y] pairs) as an (m, 2) float64 array, or (0,) when empty.
+
+    Raises:
+        SketchInputError: not pairs of numbers (strings, booleans, ragged or nested lists).
+    """
+    try:
+        points = np.asarray(stroke)
+        if points.dtype == object:  # huge ints or mixed types: numbers only, no strings
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in points.flat):
+                raise TypeError("a coordinate is not a number")
+            points = points.astype(np.float64)
+    except OverflowError:
+        raise SketchBudgetError(
+            f"stroke {i} has a coordinate too large for a float, beyond the ±{MAX_COORDINATE:g} pixels a point may have"
+        ) from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise SketchInputError(f"stroke {i} is not a list of [x, y] number pairs: {exc}") from None
+    if points.size == 0:
+        return np.zeros((0,), np.float64)
+    if points.dtype.kind not in "iuf":
+        raise SketchInputError(f"stroke {i} is not a list of [x, y] number pairs: its values are {points.dtype}")
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise SketchInputError(f"stroke {i} must be a list of [x, y] pairs, got array of shape {points.shape}")
+    return points.astype(np.float64)
+
+
+def _check_coordinates(points: np.ndarray, where: str) -> None:
+    """(m, 2) float64 points must be finite and within ±:data:`MAX_COORDINATE` pixels.
+
+    Raises:
+        SketchInputError: a NaN or infinite coordinate.
+        SketchBudgetError: a coordinate out of range.
+    """
+    if not np.isfinite(points).all():
+        raise SketchInputError(f"{where} has a coordinate that is not a finite number")
+    largest = float(np.abs(points).max(initial=0.0))
+    if largest > MAX_COORDINATE:
+        raise SketchBudgetError(
+            f"{where} has a coordinate of {largest:.6g} pixels, beyond the ±{MAX_COORDINATE:g} a point may have"
+        )
+
+
 def load_strokes_json(path: str | Path) -> list[Stroke]:
     """Read a strokes file: ``{"strokes": [[[x, y], ...], ...], "canvas": [w, h]}``.
 
     ``canvas`` is optional and only informative: the drawing is cropped to its
-    bounding box anyway.
+    bounding box anyway. The file may be at most :data:`MAX_STROKES_FILE_BYTES`
+    (checked before reading); the points obey :func:`as_strokes`'s budgets.
 
     Raises:
-        ValueError: unreadable file, invalid JSON or a malformed stroke list.
+        SketchBudgetError: the file, the number of points or a coordinate is over budget.
+        SketchInputError: unreadable file, invalid JSON or a malformed stroke list.
         EmptySketchError: no points.
     """
     path = Path(path)
+    data = _read_bounded(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValueError(f"cannot read strokes file {path}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"strokes file {path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or "strokes" not in data:
-        raise ValueError(f'strokes file {path} must be a JSON object with a "strokes" list')
-    canvas = data.get("canvas")
-    if canvas is not None and (
-        not isinstance(canvas, list) or len(canvas) != 2 or not all(isinstance(v, (int, float)) for v in canvas)
-    ):
-        raise ValueError(f'strokes file {path}: "canvas" must be [width, height], got {canvas!r}')
+        document = msgspec.json.decode(data, type=_StrokesFile)
+    except msgspec.ValidationError as exc:
+        raise SketchInputError(
+            f'strokes file {path} must be a JSON object with a "strokes" list, {_STROKES_SHAPE}, '
+            f"numbers within ±{MAX_COORDINATE:g}: {exc}"
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise SketchInputError(f"strokes file {path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise SketchInputError(f"strokes file {path} nests JSON too deeply for {_STROKES_SHAPE}") from None
     try:
-        return as_strokes(data["strokes"])
+        return as_strokes(document.strokes)
     except EmptySketchError:
         raise EmptySketchError(f"strokes file {path} has no points: the sketch is empty") from None
-    except ValueError as exc:
-        raise ValueError(f"strokes file {path}: {exc}") from None
+    except SketchInputError as exc:
+        raise type(exc)(f"strokes file {path}: {exc}") from None
+
+
+def _read_bounded(path: Path) -> bytes:
+    """The bytes of ``path``, refused from its size before reading when over :data:`MAX_STROKES_FILE_BYTES`.
+
+    Raises:
+        SketchBudgetError: the file is larger than the budget (also when it grows while read).
+        SketchInputError: the file cannot be read.
+    """
+    too_big = f"over the {MAX_STROKES_FILE_BYTES:,} bytes a strokes file may have (a long drawing takes ~200 KB)"
+    try:
+        size = path.stat().st_size
+        if size > MAX_STROKES_FILE_BYTES:
+            raise SketchBudgetError(f"strokes file {path} is {size:,} bytes, {too_big}")
+        with path.open("rb") as file:
+            data = file.read(MAX_STROKES_FILE_BYTES + 1)
+    except OSError as exc:
+        raise SketchInputError(f"cannot read strokes file {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_STROKES_FILE_BYTES:
+        raise SketchBudgetError(f"strokes file {path} holds more than {MAX_STROKES_FILE_BYTES:,} bytes, {too_big}")
+    return data
 
 
 def rasterize_strokes(
@@ -126,40 +234,72 @@ def rasterize_strokes(
 ) -> np.ndarray:
     """Draw strokes as a square black-on-white image.
 
+    The points are normalised in float64: the minimum is subtracted before the
+    extent is taken, so no difference overflows.
+
     Args:
-        strokes: point arrays, each of shape (m, 2), (x, y) in any pixel range.
+        strokes: point arrays, each of shape (m, 2) (or (2m,)), (x, y) pixels
+            within ±:data:`MAX_COORDINATE`, at most :data:`MAX_STROKE_POINTS` in all.
         options: output size, line width and margin.
         width_scales: optional per-stroke multiplier of the line width (pen
-            pressure); synthetic training sketches use it, the device does not.
+            pressure), finite and > 0; synthetic training sketches use it, the device does not.
 
     Returns:
         uint8 array of shape (size, size): 255 is paper, 0 is ink.
 
     Raises:
-        EmptySketchError: no points to draw.
+        EmptySketchError: no points to draw, or nothing drawn.
+        SketchBudgetError: too many points, or a coordinate out of range.
+        SketchInputError: a stroke is not (x, y) points, or a coordinate is not finite.
+        ValueError: ``width_scales`` does not fit the strokes.
     """
-    strokes = [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes]
-    strokes = [s for s in strokes if len(s)]
-    if not strokes:
+    arrays = [_point_array(s, i) for i, s in enumerate(strokes)]
+    arrays = [s for s in arrays if len(s)]
+    if not arrays:
         raise EmptySketchError("the sketch is empty: no stroke has any point")
-    if width_scales is not None and len(width_scales) != len(strokes):
-        raise ValueError(f"width_scales has {len(width_scales)} entries for {len(strokes)} non-empty strokes")
-    points = np.concatenate(strokes)
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    extent = float(max(hi[0] - lo[0], hi[1] - lo[1]))
+    if width_scales is not None and len(width_scales) != len(arrays):
+        raise ValueError(f"width_scales has {len(width_scales)} entries for {len(arrays)} non-empty strokes")
+    if width_scales is not None and not all(np.isfinite(w) and w > 0 for w in width_scales):
+        raise ValueError(f"width_scales must be finite and > 0, got {list(width_scales)}")
+    points = np.concatenate(arrays)
+    if len(points) > MAX_STROKE_POINTS:
+        raise SketchBudgetError(f"the sketch has {len(points):,} points, over the {MAX_STROKE_POINTS:,} it may have")
+    _check_coordinates(points, "the sketch")
+    lo = points.min(axis=0)
+    span = points.max(axis=0) - lo  # finite: both ends within ±MAX_COORDINATE
+    extent = float(span.max())
     big = options.size * _SUPERSAMPLE
     usable = big * (1.0 - 2.0 * options.margin)
     scale = usable / extent if extent > 0 else 0.0
-    centre_offset = (big - (hi - lo) * scale) / 2.0
+    centre_offset = (big - span * scale) / 2.0
     base_width = options.line_width * big
     image = Image.new("L", (big, big), 255)
     draw = ImageDraw.Draw(image)
-    for i, stroke in enumerate(strokes):
+    for i, stroke in enumerate(arrays):
         xy = (stroke - lo) * scale + centre_offset
         width = base_width * (1.0 if width_scales is None else float(width_scales[i]))
         _draw_polyline(draw, xy, max(1.0, width))
-    image = image.resize((options.size, options.size), Image.Resampling.BOX)
-    return np.asarray(image, dtype=np.uint8)
+    pixels = np.asarray(image.resize((options.size, options.size), Image.Resampling.BOX), dtype=np.uint8)
+    if pixels.min() == 255:
+        raise EmptySketchError(f"the sketch drew no ink: {len(points)} points left a blank {options.size}-pixel image")
+    return pixels
+
+
+def _point_array(stroke: object, i: int) -> np.ndarray:
+    """Stroke ``i`` as an (m, 2) float64 array (an (m, 2) or (2m,) array of numbers).
+
+    Raises:
+        SketchBudgetError: a coordinate too large for float64.
+        SketchInputError: not numbers, or an odd number of values.
+    """
+    try:
+        return np.asarray(stroke, dtype=np.float64).reshape(-1, 2)
+    except OverflowError:
+        raise SketchBudgetError(
+            f"stroke {i} has a coordinate too large for a float, beyond the ±{MAX_COORDINATE:g} pixels a point may have"
+        ) from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise SketchInputError(f"stroke {i} is not an (m, 2) array of (x, y) points: {exc}") from None
 
 
 def _draw_polyline(draw: ImageDraw.ImageDraw, xy: np.ndarray, width: float) -> None:
@@ -175,24 +315,36 @@ def _draw_polyline(draw: ImageDraw.ImageDraw, xy: np.ndarray, width: float) -> N
 def sketch_from_image(image: Image.Image, options: RasterOptions = RasterOptions()) -> np.ndarray:
     """Turn a drawn sketch image (PNG, scan, photo of paper) into encoder input.
 
-    Transparent pixels count as paper. Very large images are downscaled, not
-    rejected. The ink is cropped to its bounding box and centred like strokes.
+    Any PIL mode that converts to grey: transparent pixels count as paper,
+    16- and 32-bit grey is scaled to 8 bits (not clipped). Images larger than
+    1024 pixels a side are downscaled. Ink is what is at least 64 grey levels
+    darker than the paper (the image's 90th-percentile level, so grey paper
+    works too); it is cropped to its bounding box and centred like strokes.
 
     Returns:
         uint8 array of shape (size, size), 255 paper, 0 ink.
 
     Raises:
-        EmptySketchError: the image has no ink (blank or nearly uniform).
+        EmptySketchError: the image is uniform (blank: white, black or any one
+            grey) or has no ink darker than its paper.
+        SketchInputError: a PIL mode that has no grey conversion (e.g. ``"LAB"``).
     """
-    # Only transparent images go through RGB: an opaque one converts to gray directly
-    # (YCbCr → L reads the Y band, which differs from the luma of its RGB).
-    gray = (on_white(image) if has_alpha(image) else image).convert("L")
-    if max(gray.size) > _MAX_SKETCH_IMAGE_SIDE:
-        gray.thumbnail((_MAX_SKETCH_IMAGE_SIDE, _MAX_SKETCH_IMAGE_SIDE), Image.Resampling.BOX)
-    pixels = np.asarray(gray, dtype=np.uint8)
-    ink = pixels < (255 - _INK_THRESHOLD)
+    pixels = _grey_pixels(image)
+    if pixels.size == 0:
+        raise EmptySketchError(f"the sketch image is blank: it has no pixels ({image.size[0]}×{image.size[1]})")
+    lo, hi = int(pixels.min()), int(pixels.max())
+    if hi - lo < _INK_THRESHOLD:
+        raise EmptySketchError(
+            f"the sketch image is blank: it is uniform (grey levels {lo}-{hi} of 255), "
+            f"no ink {_INK_THRESHOLD} levels darker than the paper"
+        )
+    paper = _paper_level(pixels)
+    ink = pixels < paper - _INK_THRESHOLD
     if not ink.any():
-        raise EmptySketchError("the sketch image is blank: no dark pixels (ink) found")
+        raise EmptySketchError(
+            f"the sketch image is blank: no dark pixels (ink) {_INK_THRESHOLD} levels darker than the paper "
+            f"(grey level {paper}); draw dark ink on light paper"
+        )
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     crop = pixels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = crop.shape
@@ -205,17 +357,50 @@ def sketch_from_image(image: Image.Image, options: RasterOptions = RasterOptions
     return np.asarray(canvas, dtype=np.uint8)
 
 
+def _grey_pixels(image: Image.Image) -> np.ndarray:
+    """The image as (h, w) uint8 grey, at most :data:`_MAX_SKETCH_IMAGE_SIDE` a side.
+
+    Raises:
+        SketchInputError: the mode has no conversion to grey.
+    """
+    # Only transparent images go through RGB: an opaque one converts to gray directly
+    # (YCbCr → L reads the Y band, which differs from the luma of its RGB).
+    try:
+        image = to_8bit(image)
+        gray = (on_white(image) if has_alpha(image) else image).convert("L")
+    except ValueError as exc:
+        raise SketchInputError(f"the sketch image's mode {image.mode} has no grey conversion: {exc}") from None
+    if max(gray.size) > _MAX_SKETCH_IMAGE_SIDE:
+        gray.thumbnail((_MAX_SKETCH_IMAGE_SIDE, _MAX_SKETCH_IMAGE_SIDE), Image.Resampling.BOX)
+    return np.asarray(gray, dtype=np.uint8)
+
+
+def _paper_level(pixels: np.ndarray) -> int:
+    """The paper's grey level (0-255) of (h, w) uint8 pixels: their :data:`_PAPER_PERCENTILE` level."""
+    cumulative = np.cumsum(np.bincount(pixels.ravel(), minlength=256))
+    return int(np.searchsorted(cumulative, _PAPER_PERCENTILE * cumulative[-1]))
+
+
 def load_sketch_image(path: str | Path, options: RasterOptions = RasterOptions()) -> np.ndarray:
     """Read a sketch image file and return encoder input, see :func:`sketch_from_image`.
 
+    The file goes through :func:`~vitrina.runtime.photo.load_image_bounded`: an
+    image over :data:`~vitrina.runtime.photo.MAX_IMAGE_PIXELS` is refused from
+    its header before anything is decoded, a large JPEG decodes at a reduced
+    scale, and 16-bit grey is scaled to 8 bits.
+
     Raises:
-        ValueError: the file is missing or not a decodable image.
+        SketchInputError: the file is missing, not a decodable image, or over the pixel budget.
         EmptySketchError: the image is blank.
     """
     path = Path(path)
     try:
-        with Image.open(path) as image:
-            image.load()
-            return sketch_from_image(image, options)
-    except (OSError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"cannot read sketch image {path}: {exc}") from None
+        image = load_image_bounded(path, min_side=_MAX_SKETCH_IMAGE_SIDE)
+    except ImageBudgetError as exc:
+        raise SketchInputError(f"cannot read sketch image: {exc}") from None
+    try:
+        return sketch_from_image(image, options)
+    except SketchInputError as exc:
+        raise type(exc)(f"sketch image {path}: {exc}") from None
+    finally:
+        image.close()

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from .bundle import Bundle, BundleError
-from .commands import CommandPlugin, Commands, Unavailable, assemble, discover, positive_int
-from .search import DEFAULT_K
+from .commands import CommandPlugin, Commands, Unavailable, assemble, bounded_int, discover, positive_int
+from .search import DEFAULT_K, MAX_K
 
 EXIT_BAD_INPUT = 2
 
@@ -33,7 +33,12 @@ def register(commands: Commands) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--sketch", type=Path, help="sketch image (PNG, JPEG...), dark ink on light paper")
     src.add_argument("--strokes", type=Path, help='strokes JSON: {"strokes": [[[x, y], ...], ...], "canvas": [w, h]}')
-    p.add_argument("-k", type=positive_int, default=DEFAULT_K, help=f"products to return (>= 1, default {DEFAULT_K})")
+    p.add_argument(
+        "-k",
+        type=bounded_int(MAX_K, why="MAX_K, the most products one search returns"),
+        default=DEFAULT_K,
+        help=f"products to return (1 to {MAX_K}, default {DEFAULT_K})",
+    )
     p.add_argument("--precision", choices=("int8", "float"), default="int8")
     p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -84,19 +89,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from .product_search import ProductSearch, ProductSearchOptions
-    from .rasterize import load_sketch_image, load_strokes_json
+    from .rasterize import load_sketch_image, load_strokes_json, rasterize_strokes
 
-    engine = ProductSearch(Bundle.open(args.bundle), ProductSearchOptions(args.precision, args.threads))
+    bundle = Bundle.open(args.bundle)
+    # The query becomes (S, S) pixels before the encoders load, so a large input and
+    # the interpreters are never in memory together.
+    if args.strokes:
+        pixels = rasterize_strokes(load_strokes_json(args.strokes), bundle.raster_options)
+    else:
+        pixels = load_sketch_image(args.sketch, bundle.raster_options)
+    engine = ProductSearch(bundle, ProductSearchOptions(args.precision, args.threads))
     try:
-        if args.strokes:
-            result = engine.by_strokes(load_strokes_json(args.strokes), args.k)
-        else:
-            result = engine.by_sketch_pixels(load_sketch_image(args.sketch, engine.raster), args.k)
+        result = engine.by_sketch_pixels(pixels, args.k)
     finally:
         engine.close()
+    note = result.cap_note()
     if args.json:
-        print(json.dumps({"results": [m.to_json() for m in result.matches]}, ensure_ascii=False))
+        out = {"results": [m.to_json() for m in result.matches], "capped_by": result.capped_by, "cap": result.cap}
+        print(json.dumps(out, ensure_ascii=False))
         return 0
+    if note is not None:
+        print(
+            f"vitrina search: note: {len(result.matches)} products, not the {args.k} asked for: {note}", file=sys.stderr
+        )
     for rank, m in enumerate(result.matches, start=1):
         print(f"{rank:3d}. {m.score:6.3f}  {m.id:<14} {m.title}  [{m.category}, {m.color}]  ${m.price:,.0f}")
     return 0

@@ -152,3 +152,16 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def bounded_int(high: int, *, why: str) -> Callable[[str], int]:
+    """argparse type: a whole number from 1 to ``high``; ``why`` names the bound in the error."""
+
+    def parse(text: str) -> int:
+        value = positive_int(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high} ({why}), got {value}")
+        return value
+
+    parse.__name__ = f"int in [1, {high}]"  # argparse names the type so in its other messages
+    return parse

@@ -19,7 +19,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from .encoders import (
     SketchEncoderOptions,
 )
 from .rasterize import RasterOptions, Stroke, rasterize_strokes, sketch_from_image
-from .search import DEFAULT_K, CatalogIndex, SearcherOptions, SearchResult, to_results
+from .search import DEFAULT_K, MAX_K, CatalogIndex, SearcherOptions, SearchResult, to_results
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -78,13 +78,18 @@ class ProductSearchOptions:
 class ProductSearch:
     """All query types over one opened bundle; every method returns a :class:`SearchResult`.
 
-    ``k`` (products per query) defaults to :data:`~vitrina.runtime.search.DEFAULT_K`.
-    Scores are higher-is-better; what they measure follows the bundle's codes
-    (see :class:`~vitrina.runtime.search.Match`), except for :meth:`by_text`.
+    ``k`` (products per query) defaults to :data:`~vitrina.runtime.search.DEFAULT_K`
+    and may be at most :data:`~vitrina.runtime.search.MAX_K`. When fewer than ``k``
+    products come back because the re-rank shortlist or the catalog is smaller,
+    the result's ``capped_by`` and ``cap`` say so. Scores are higher-is-better;
+    what they measure follows the bundle's codes (see
+    :class:`~vitrina.runtime.search.Match`), except for :meth:`by_text`.
 
     Raises (every query method):
-        ValueError: bad input (k < 1, an unknown product), or a closed engine.
-        EmptySketchError: a sketch with nothing drawn (a ``ValueError``).
+        ValueError: bad input (k < 1 or > MAX_K, an unknown product), or a closed engine.
+        SketchInputError: a sketch that cannot be searched (a ``ValueError``); its
+            subclass EmptySketchError: a sketch with nothing drawn.
+        NonFiniteQueryError: the encoder gave NaN or infinity (a ``ValueError``).
         RuntimeError: LiteRT failed to run an encoder.
     """
 
@@ -146,7 +151,14 @@ class ProductSearch:
         """One query's (1, D) embedding → its products."""
         self._check_open()
         scores, ids = self._index.search(embedding.embeddings, SearcherOptions(k=k))
-        return to_results(scores, ids, self.bundle.items)[0]
+        return self._with_cap(to_results(scores, ids, self.bundle.items)[0], k)
+
+    def _with_cap(self, result: SearchResult, k: int) -> SearchResult:
+        """``result`` with ``capped_by`` / ``cap`` set when it holds fewer than ``k`` matches."""
+        if len(result.matches) >= k:
+            return result
+        capped_by, cap = self._index.cap()
+        return replace(result, capped_by=capped_by, cap=cap)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -160,13 +172,16 @@ class ProductSearch:
     def by_sketch_pixels(self, pixels: np.ndarray, k: int = DEFAULT_K) -> SearchResult:
         """A rasterised sketch, (S, S) uint8 with 255 paper and 0 ink (see :attr:`raster`) → products."""
         self._check_open()
-        return self._search(self._sketch.embed(pixels[None]), k)
+        k = SearcherOptions(k=k).k  # refuse a bad k before the encoder runs
+        return self._search(self._sketch.embed(np.asarray(pixels)[None]), k)
 
     def by_strokes(self, strokes: Sequence[Stroke], k: int = DEFAULT_K) -> SearchResult:
         """Strokes ((m, 2) float point arrays in screen pixels, y down) → products.
 
         Raises:
             EmptySketchError: nothing is drawn.
+            SketchInputError: not points, a coordinate that is not finite, or over
+                the rasteriser's budgets (``MAX_STROKE_POINTS``, ``MAX_COORDINATE``).
         """
         self._check_open()
         return self.by_sketch_pixels(rasterize_strokes(strokes, self.raster), k)
@@ -175,7 +190,8 @@ class ProductSearch:
         """A drawn sketch image (PIL, any mode and size; dark ink on light paper) → products.
 
         Raises:
-            EmptySketchError: the image has no ink.
+            EmptySketchError: the image is uniform or has no ink.
+            SketchInputError: a PIL mode with no grey conversion.
         """
         self._check_open()
         return self.by_sketch_pixels(sketch_from_image(image, self.raster), k)
@@ -192,12 +208,14 @@ class ProductSearch:
             ValueError: the product has no catalog code.
         """
         self._check_open()
+        k = SearcherOptions(k=k).k
         row = int(self.bundle.first_code_rows[item])
         if row < 0:
             raise ValueError(f"product {item} has no catalog code")
-        scores, ids = self._index.search_rows(np.array([row]), SearcherOptions(k=k + 1))
+        # one more than k, for the product itself (at k = MAX_K it may take one of the MAX_K places)
+        scores, ids = self._index.search_rows(np.array([row]), SearcherOptions(k=min(k + 1, MAX_K)))
         result = to_results(scores, ids, self.bundle.items)[0]
-        return SearchResult(tuple(m for m in result.matches if m.item != item)[:k])
+        return self._with_cap(SearchResult(tuple(m for m in result.matches if m.item != item)[:k]), k)
 
     # --- keyword search --------------------------------------------------
     @cached_property

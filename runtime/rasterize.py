@@ -270,13 +270,14 @@ def rasterize_strokes(
     extent = float(span.max())
     big = options.size * _SUPERSAMPLE
     usable = big * (1.0 - 2.0 * options.margin)
-    scale = usable / extent if extent > 0 else 0.0
-    centre_offset = (big - span * scale) / 2.0
+    # divide by the extent before scaling up: usable / extent overflows for a subnormal extent
+    extent = extent if extent > 0 else 1.0  # one point (or all equal): a dot in the centre
+    centre_offset = (big - span / extent * usable) / 2.0
     base_width = options.line_width * big
     image = Image.new("L", (big, big), 255)
     draw = ImageDraw.Draw(image)
     for i, stroke in enumerate(arrays):
-        xy = (stroke - lo) * scale + centre_offset
+        xy = (stroke - lo) / extent * usable + centre_offset
         width = base_width * (1.0 if width_scales is None else float(width_scales[i]))
         _draw_polyline(draw, xy, max(1.0, width))
     pixels = np.asarray(image.resize((options.size, options.size), Image.Resampling.BOX), dtype=np.uint8)

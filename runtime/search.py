@@ -38,8 +38,20 @@ from .codes import QueryReducer, as_words, code_words, hamming_from_words, pairw
 #: Products returned per query when the caller does not say: the one default of
 #: ``k`` for :class:`Searcher`, :class:`~vitrina.runtime.product_search.ProductSearch` and the CLI.
 DEFAULT_K = 10
+#: Most products one query may ask for. A shopper looks at a screen or two of
+#: results (the kiosk shows 12); 1000 keeps the (n, k) result arrays small
+#: (n · k · 12 bytes) while a huge ``k`` would allocate without bound.
+MAX_K = 1000
+#: :attr:`SearchResult.capped_by` when the re-rank's shortlist of code rows bounded the results.
+CAPPED_BY_SHORTLIST = "shortlist"
+#: :attr:`SearchResult.capped_by` when the catalog has fewer products with codes than ``k``.
+CAPPED_BY_CATALOG = "catalog"
 
 _QUERY_CHUNK = 256
+
+
+class NonFiniteQueryError(ValueError):
+    """A query code or embedding holds NaN or infinity: searching it would rank arbitrary products."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,7 @@ class SearcherOptions:
     int64 product indices, best first, padded with -inf / -1.
 
     Attributes:
-        k: products to return per query (>= 1).
+        k: products to return per query, 1 to :data:`MAX_K`.
         bundle_path: the bundle :meth:`Searcher.create_from_options` opens;
             None otherwise (ignored by a per-call ``search(queries, options)``).
     """
@@ -64,6 +76,8 @@ class SearcherOptions:
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
             raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
+        if self.k > MAX_K:
+            raise ValueError(f"k must be at most MAX_K = {MAX_K} products per query, got {self.k}")
 
 
 #: The name of :class:`SearcherOptions` before the searcher became a task; kept for callers.
@@ -109,9 +123,26 @@ class SearchResult:
 
     Attributes:
         matches: the products, each with its score (see :class:`Match`).
+        capped_by: why fewer than the ``k`` asked for came back, None when k did
+            (or, for a keyword search, when fewer words matched):
+            :data:`CAPPED_BY_SHORTLIST` (the re-rank kept only ``cap`` code rows)
+            or :data:`CAPPED_BY_CATALOG` (only ``cap`` products have codes).
+        cap: the bound ``capped_by`` names (code rows or products); None when not capped.
     """
 
     matches: tuple[Match, ...]
+    capped_by: str | None = None
+    cap: int | None = None
+
+    def cap_note(self) -> str | None:
+        """A sentence on why fewer products than asked for came back, or None."""
+        if self.capped_by == CAPPED_BY_SHORTLIST:
+            return (
+                f"the bundle re-ranks a shortlist of its {self.cap} best catalog images, so at most that many products"
+            )
+        if self.capped_by == CAPPED_BY_CATALOG:
+            return f"the catalog has {self.cap} products with codes"
+        return None
 
 
 class Searcher:
@@ -155,7 +186,8 @@ class Searcher:
         self.code_items = np.asarray(code_items, dtype=np.int64)
         self.n_items = int(n_items)
         self._closed = False
-        self._one_row_per_item = len(np.unique(self.code_items)) == len(self.code_items)
+        self.searchable_items = len(np.unique(self.code_items))  # products with at least one code row
+        self._one_row_per_item = self.searchable_items == len(self.code_items)
         self._rows_are_items = len(self.code_items) == self.n_items and bool(
             (self.code_items == np.arange(self.n_items)).all()
         )
@@ -249,6 +281,7 @@ class Searcher:
         Raises:
             ValueError: the searcher is closed; a hamming searcher got anything
                 but uint8 (floats are never cast to bits); the width is not d.
+            NonFiniteQueryError: a float query holds NaN or infinity.
         """
         self._check_open()
         if self.metric == "hamming":
@@ -264,6 +297,8 @@ class Searcher:
             queries = queries[None]
         if queries.ndim != 2 or queries.shape[1] != self.dims:
             raise ValueError(f"queries must be (n, {self.dims}), got shape {queries.shape}")
+        if self.metric != "hamming":
+            check_finite(queries, "query codes")
         return queries
 
     def row_scores(self, queries: np.ndarray) -> np.ndarray:
@@ -355,11 +390,13 @@ class RerankSearcher:
 
         Raises:
             ValueError: shapes or dtypes that do not fit (see :meth:`Searcher.check_queries`).
+            NonFiniteQueryError: a code or an embedding holds NaN or infinity.
         """
         codes = self.compact.check_queries(codes)
         embeddings = np.asarray(embeddings, dtype=np.float32).reshape(len(codes), -1)
         if embeddings.shape[1] != self.full_dims:
             raise ValueError(f"embeddings must be (n, {self.full_dims}), got shape {embeddings.shape}")
+        check_finite(embeddings, "query embeddings")
         k = int((options if options is not None else self.compact.options).k)
         scores = np.full((len(codes), k), -np.inf, dtype=np.float32)
         ids = np.full((len(codes), k), -1, dtype=np.int64)
@@ -379,6 +416,22 @@ class RerankSearcher:
         # one batched matrix-vector product (one BLAS gemv per query, as a single query gets)
         cosine = np.matmul(full, embeddings[:, :, None])[:, :, 0] * self.scale
         return _best_items_top_k(cosine, self.compact.code_items[rows], k)
+
+
+def check_finite(queries: np.ndarray, what: str) -> None:
+    """Refuse (n, d) float queries holding NaN or infinity (an encoder that failed, or a
+    caller's bug): they would score every product NaN and return arbitrary ones.
+
+    Raises:
+        NonFiniteQueryError: names the first such query and how many values are bad.
+    """
+    finite = np.isfinite(queries)
+    if not finite.all():
+        bad_rows = np.flatnonzero(~finite.reshape(len(queries), -1).all(axis=1))
+        raise NonFiniteQueryError(
+            f"{what}: query {int(bad_rows[0])} of {len(queries)} has {int((~finite[bad_rows[0]]).sum())} NaN or "
+            "infinite values; it cannot be searched (was the encoder's output valid?)"
+        )
 
 
 def _best_items_top_k(scores: np.ndarray, items: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -468,12 +521,26 @@ class CatalogIndex:
             rerank = RerankSearcher(searcher, codes, scale, shortlist)
         return cls(bundle.reducer(), searcher, rerank)
 
+    def cap(self) -> tuple[str, int]:
+        """What bounds the products one query can return: (:data:`CAPPED_BY_SHORTLIST`,
+        shortlist code rows) when the re-rank keeps fewer rows than the catalog has, else
+        (:data:`CAPPED_BY_CATALOG`, products with codes)."""
+        if self.rerank is not None and self.rerank.shortlist < len(self.searcher.code_items):
+            return CAPPED_BY_SHORTLIST, self.rerank.shortlist
+        return CAPPED_BY_CATALOG, self.searcher.searchable_items
+
     def search(self, embeddings: np.ndarray, options: SearcherOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(n, D) float32 unit encoder embeddings (a (D,) vector is one query) → ``(scores, ids)``
-        as :meth:`Searcher.search`, through the reducer and the re-rank when there is one."""
+        as :meth:`Searcher.search`, through the reducer and the re-rank when there is one.
+
+        Raises:
+            NonFiniteQueryError: an embedding holds NaN or infinity (checked before the
+                reducer, which could turn it into valid-looking bits).
+        """
         embeddings = np.asarray(embeddings, dtype=np.float32)
         if embeddings.ndim == 1:
             embeddings = embeddings[None]
+        check_finite(embeddings, "query embeddings")
         codes = self.reducer(embeddings)
         if self.rerank is not None:
             return self.rerank.search(codes, embeddings, options)

@@ -23,6 +23,7 @@ resumes from the staged files.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import json
@@ -30,20 +31,25 @@ import os
 import re
 import shutil
 import socket
+import stat
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Annotated, Any, BinaryIO, Protocol
+
+import msgspec
 
 from vitrina.runtime.bundle import FORMAT_NAME, FORMAT_VERSION, MANIFEST, Bundle, BundleError, release_version
-from vitrina.runtime.files import fsync_dir, is_disk_full, sha256_file, write_atomic
+from vitrina.runtime.files import UnsafePathError, fsync_dir, is_disk_full, resolve_inside, sha256_file, write_atomic
 from vitrina.runtime.timeutil import utc_now
 
 from .lock import BusyError, device_lock
-from .repo_format import INDEX, PATCHES, REPO_FORMAT
+from .repo_format import INDEX, PATCHES, REPO_FORMAT, REPO_FORMAT_VERSION
 from .store import STAGING, DeviceStore, slot_name
 from .trust import SIGNATURE_FILE, PublicKey, SignatureError, accept_endorsements, parse_iso, verify_manifest
 
@@ -86,13 +92,25 @@ class SyncOptions:
     catalog: which catalog to sync (default: the active one, or the repository's only one).
     allow_rollback: accept a version lower than the installed one (admin only).
     delta: reuse local files and published patches (off: download every file).
-    timeout_s: per-request socket timeout.
+    timeout_s: per-request socket timeout (per read: a server trickling bytes
+        never trips it; ``min_rate_bytes_s`` and ``deadline_s`` bound that).
     retries: attempts per file without progress before giving up.
     retry_wait_s: pause before a retry (grows with each attempt).
     max_reconnects: requests per file in all, progress or not (a server
         that drops every connection after a few bytes is given up on).
     reserve_bytes: free disk to leave untouched after the sync.
     keep_previous: installed bundles kept besides the active one.
+    deadline_s: every read from the source ends within this many seconds of
+        the sync's start (4 h: a 124 MB bundle at an average 8.6 kB/s).
+    min_rate_bytes_s, grace_s: each file read from the source (retries
+        included) must have received ``(t - grace_s) * min_rate_bytes_s``
+        bytes ``t`` seconds after it started, so a file of S bytes ends within
+        ``grace_s + S / min_rate_bytes_s``; checked between reads and by a
+        watchdog that closes the connection of a read that blocks (headers
+        or body trickled, a server that never answers). Defaults 8 kB/s after
+        30 s: a 1 MB/s link has 100x the margin.
+    Past either limit the sync fails with :class:`SourceError`; staged bytes
+    are kept for a rerun to resume.
     """
 
     catalog: str | None = None
@@ -104,6 +122,9 @@ class SyncOptions:
     max_reconnects: int = 25
     reserve_bytes: int = 16 << 20
     keep_previous: int = 2
+    deadline_s: float = 4 * 3600.0
+    min_rate_bytes_s: float = 8192.0
+    grace_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -150,40 +171,194 @@ class _Counter:
     bytes: int = 0
 
 
+class _Budget:
+    """The time one file read from the source may take (see ``SyncOptions.min_rate_bytes_s``).
+
+    Used as a context manager, with ``watch`` it runs a watchdog thread that
+    shuts down the attached socket once the time is up, so a read blocked on
+    a trickle or a silent server returns; the reader then calls :meth:`check`.
+    """
+
+    def __init__(self, what: str, options: SyncOptions, sync_deadline: float, watch: bool = False):
+        self.what = what
+        self.options = options
+        self.sync_deadline = sync_deadline
+        self.started = time.monotonic()
+        self.received = 0
+        self.expired = False
+        self._watch = watch
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+
+    def __enter__(self) -> _Budget:
+        if self._watch:
+            threading.Thread(target=self._watchdog, name=f"sync-watchdog {self.what}", daemon=True).start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._done.set()
+        self.attach(None)
+
+    def limit(self) -> float:
+        """Monotonic time by which this read must have ended (or received more bytes)."""
+        o = self.options
+        return min(self.started + o.grace_s + self.received / o.min_rate_bytes_s, self.sync_deadline)
+
+    def add(self, n: int) -> None:
+        self.received += n
+        self.check()
+
+    def check(self) -> None:
+        """Raise the deadline's :class:`SourceError` once the time is up."""
+        if self.expired or time.monotonic() > self.limit():
+            self.expired = True
+            raise self.error()
+
+    def error(self) -> SourceError:
+        o = self.options
+        elapsed = time.monotonic() - self.started
+        arrived = f"{self.received} bytes arrived in {elapsed:.1f} s"
+        if self.sync_deadline <= self.started + o.grace_s + self.received / o.min_rate_bytes_s:
+            why = f"the sync passed its {o.deadline_s:g} s deadline (--deadline); {arrived} for this file"
+        else:
+            why = (
+                f"too slow: {arrived}, under the minimum of {o.min_rate_bytes_s:g} bytes/s "
+                f"after a {o.grace_s:g} s grace (--min-rate, --grace)"
+            )
+        return SourceError(f"{self.what}: {why}; bytes staged so far are kept for a rerun to resume")
+
+    def attach(self, sock: socket.socket | None) -> None:
+        """The socket the current request reads from (None: between requests)."""
+        with self._lock:
+            self._sock = sock
+        if sock is not None and self.expired:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        with self._lock:
+            if self._sock is not None:
+                try:  # the base class's shutdown: on a TLS socket too, it only wakes the blocked reader
+                    socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already closed
+
+    def _watchdog(self) -> None:
+        while not self._done.wait(min(max(self.limit() - time.monotonic(), 0.02), 0.5)):
+            if time.monotonic() > self.limit():
+                self.expired = True
+                self._shutdown()
+                return
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    """Hands its socket to the current :class:`_Budget`'s watchdog once connected."""
+
+    def __init__(self, *args: Any, hook: _SocketHook, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._hook = hook
+
+    def connect(self) -> None:
+        super().connect()
+        self._hook.attach(self.sock)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """As :class:`_HTTPConnection`, over TLS."""
+
+    def __init__(self, *args: Any, hook: _SocketHook, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._hook = hook
+
+    def connect(self) -> None:
+        super().connect()
+        self._hook.attach(self.sock)
+
+
+@dataclass
+class _SocketHook:
+    budget: _Budget | None = None
+
+    def attach(self, sock: socket.socket) -> None:
+        if self.budget is not None:
+            self.budget.attach(sock)
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, hook: _SocketHook):
+        super().__init__()
+        self._hook = hook
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_HTTPConnection, hook=self._hook), req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, hook: _SocketHook):
+        super().__init__()
+        self._hook = hook
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        connection = functools.partial(_HTTPSConnection, hook=self._hook)
+        return self.do_open(connection, req, context=getattr(self, "_context", None))
+
+
 class HttpSource:
-    """A repository behind HTTP(S): plain GETs, Range requests to resume."""
+    """A repository behind HTTP(S): plain GETs, Range requests to resume; every read within its deadline."""
 
     def __init__(self, base_url: str, options: SyncOptions, counter: _Counter):
         self.base = base_url.rstrip("/")
         self.options = options
         self.counter = counter
+        self.deadline = time.monotonic() + options.deadline_s
+        self._hook = _SocketHook()
+        self._opener = urllib.request.build_opener(_HTTPHandler(self._hook), _HTTPSHandler(self._hook))
 
     def _url(self, rel: str) -> str:
         return f"{self.base}/{rel}"
 
+    def _budget(self, url: str) -> _Budget:
+        budget = _Budget(url, self.options, self.deadline, watch=True)
+        self._hook.budget = budget
+        return budget
+
+    def _open(self, request: str | urllib.request.Request) -> http.client.HTTPResponse:
+        return self._opener.open(request, timeout=self.options.timeout_s)
+
     def read(self, rel: str, max_bytes: int) -> bytes:
         url = self._url(rel)
-        for attempt in range(self.options.retries + 1):
-            try:
-                with urllib.request.urlopen(url, timeout=self.options.timeout_s) as resp:
-                    data = resp.read(max_bytes + 1)
-                self.counter.bytes += len(data)
-                if len(data) > max_bytes:
-                    raise VerificationError(f"{url} is larger than {max_bytes} bytes: refusing it")
-                return data
-            except urllib.error.HTTPError as exc:
-                if exc.code < 500 or attempt == self.options.retries:
-                    raise SourceError(f"{url}: HTTP {exc.code} {exc.reason}") from None
-            except _TRANSIENT as exc:
-                if attempt == self.options.retries:
-                    raise SourceError(f"{url}: {_describe(exc)} (after {attempt + 1} attempts)") from None
-            time.sleep(self.options.retry_wait_s * (attempt + 1))
+        with self._budget(url) as budget:
+            for attempt in range(self.options.retries + 1):
+                budget.check()
+                try:
+                    with self._open(url) as resp:
+                        data = _read_capped(resp, max_bytes + 1, budget)
+                    self.counter.bytes += len(data)
+                    if len(data) > max_bytes:
+                        raise VerificationError(f"{url} is larger than {max_bytes} bytes: refusing it")
+                    return data
+                except urllib.error.HTTPError as exc:
+                    if exc.code < 500 or attempt == self.options.retries:
+                        raise SourceError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+                except _TRANSIENT as exc:
+                    budget.check()  # a watchdog's shutdown reads as a dropped connection
+                    if attempt == self.options.retries:
+                        raise SourceError(f"{url}: {_describe(exc)} (after {attempt + 1} attempts)") from None
+                budget.attach(None)
+                time.sleep(self.options.retry_wait_s * (attempt + 1))
         raise SourceError(f"{url}: unreachable")  # pragma: no cover - loop always returns or raises
 
     def fetch(self, rel: str, dest: Path, size: int, on_bytes: Callable[[int], None]) -> None:
         url = self._url(rel)
+        with self._budget(url) as budget:
+            self._fetch(url, dest, size, on_bytes, budget)
+
+    def _fetch(self, url: str, dest: Path, size: int, on_bytes: Callable[[int], None], budget: _Budget) -> None:
         failures = best = requests = 0
         while True:
+            budget.check()
             have = dest.stat().st_size if dest.exists() else 0
             if have > size:
                 dest.unlink()
@@ -198,7 +373,7 @@ class HttpSource:
             request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
             before = have
             try:
-                with urllib.request.urlopen(request, timeout=self.options.timeout_s) as resp:
+                with self._open(request) as resp:
                     if have and resp.status == 206:
                         start = _range_start(resp.headers.get("Content-Range", ""))
                         if start != have:
@@ -206,7 +381,7 @@ class HttpSource:
                         mode = "ab"
                     else:
                         have, mode = 0, "wb"
-                    have = _copy_capped(resp, dest, mode, have, size, url, on_bytes, self.counter)
+                    have = _copy_capped(resp, dest, mode, have, size, url, on_bytes, self.counter, budget)
             except urllib.error.HTTPError as exc:
                 if exc.code == 416:
                     dest.unlink(missing_ok=True)
@@ -219,6 +394,8 @@ class HttpSource:
                 if have == size:
                     return
                 last = ConnectionError(f"connection closed after {have} of {size} bytes")
+            budget.attach(None)
+            budget.check()  # a watchdog's shutdown reads as a dropped connection
             have = dest.stat().st_size if dest.exists() else 0
             failures = 0 if have > max(before, best) else failures + 1  # only new bytes count as progress
             best = max(best, have)
@@ -228,39 +405,55 @@ class HttpSource:
 
 
 class DirSource:
-    """A repository in a folder (USB stick, network share)."""
+    """A repository in a folder (USB stick, network share): regular files only, no links, FIFOs or devices."""
 
-    def __init__(self, root: Path, counter: _Counter):
+    def __init__(self, root: Path, counter: _Counter, options: SyncOptions = SyncOptions()):
         self.root = root
         self.counter = counter
+        self.options = options
+        self.deadline = time.monotonic() + options.deadline_s
 
-    def _path(self, rel: str) -> Path:
-        return self.root / rel
-
-    def read(self, rel: str, max_bytes: int) -> bytes:
-        path = self._path(rel)
+    def _open(self, rel: str) -> BinaryIO:
+        """``root/rel`` opened for reading, after :func:`resolve_inside` and again on the open file."""
         try:
-            with open(path, "rb") as f:
-                data = f.read(max_bytes + 1)
+            path = resolve_inside(self.root, rel)
+        except FileNotFoundError:
+            raise SourceError(f"{self.root / rel} is missing from the repository") from None
+        except UnsafePathError as exc:
+            raise SourceError(f"refusing to read {rel} from the repository folder {self.root}: {exc}") from None
+        try:  # O_NONBLOCK: a FIFO swapped in since the check must not block the open
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+        f = os.fdopen(fd, "rb")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            f.close()
+            raise SourceError(f"refusing to read {path}: it is no longer a regular file")
+        os.set_blocking(fd, True)
+        return f
+
+    def read(self, rel: str, max_bytes: int) -> bytes:
+        path = self.root / rel
+        with _Budget(str(path), self.options, self.deadline) as budget, self._open(rel) as f:
+            try:
+                data = _read_capped(f, max_bytes + 1, budget)
+            except OSError as exc:
+                raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
         self.counter.bytes += len(data)
         if len(data) > max_bytes:
             raise VerificationError(f"{path} is larger than {max_bytes} bytes: refusing it")
         return data
 
     def fetch(self, rel: str, dest: Path, size: int, on_bytes: Callable[[int], None]) -> None:
-        path = self._path(rel)
+        path = self.root / rel
         have = dest.stat().st_size if dest.exists() else 0
         if have > size:
             dest.unlink()
             have = 0
-        try:
-            with open(path, "rb") as src:
-                src.seek(have)
-                have = _copy_capped(src, dest, "ab" if have else "wb", have, size, str(path), on_bytes, self.counter)
-        except FileNotFoundError:
-            raise SourceError(f"{path} is missing from the repository") from None
+        with _Budget(str(path), self.options, self.deadline) as budget, self._open(rel) as src:
+            src.seek(have)
+            mode = "ab" if have else "wb"
+            have = _copy_capped(src, dest, mode, have, size, str(path), on_bytes, self.counter, budget)
         if have != size:
             raise VerificationError(f"{path} has {have} bytes, the manifest says {size} (truncated)")
 
@@ -285,24 +478,57 @@ def _range_start(content_range: str) -> int:
     return int(m.group(1)) if m else -1
 
 
+def _read_capped(src: Any, limit: int, budget: _Budget) -> bytes:
+    """Up to ``limit`` bytes of ``src``, read as they arrive (``read1``) so the budget is checked between reads."""
+    read = getattr(src, "read1", src.read)
+    parts: list[bytes] = []
+    got = 0
+    while got < limit:
+        chunk = read(min(_CHUNK, limit - got))
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+        budget.add(len(chunk))
+    return b"".join(parts)
+
+
 def _copy_capped(
-    src: Any, dest: Path, mode: str, have: int, size: int, what: str, on_bytes: Callable[[int], None], counter: _Counter
+    src: Any,
+    dest: Path,
+    mode: str,
+    have: int,
+    size: int,
+    what: str,
+    on_bytes: Callable[[int], None],
+    counter: _Counter,
+    budget: _Budget | None = None,
 ) -> int:
-    """Append ``src`` to ``dest`` without going past ``size`` bytes; fsync; return the new length."""
+    """Append ``src`` to ``dest`` without going past ``size`` bytes; fsync; return the new length.
+
+    Reads what has arrived (``read1``), so ``budget`` is checked after every
+    read even when the source trickles; what was written is kept (and
+    fsynced) when the budget runs out, for a rerun to resume.
+    """
+    read = getattr(src, "read1", src.read)
     try:
         with open(dest, mode) as f:
-            while have < size:
-                chunk = src.read(min(_CHUNK, size - have + 1))
-                if not chunk:
-                    break
-                if have + len(chunk) > size:
-                    raise VerificationError(f"{what} is longer than the {size} bytes the manifest says")
-                f.write(chunk)
-                have += len(chunk)
-                counter.bytes += len(chunk)
-                on_bytes(len(chunk))
-            f.flush()
-            os.fsync(f.fileno())
+            try:
+                while have < size:
+                    chunk = read(min(_CHUNK, size - have + 1))
+                    if not chunk:
+                        break
+                    if have + len(chunk) > size:
+                        raise VerificationError(f"{what} is longer than the {size} bytes the manifest says")
+                    f.write(chunk)
+                    have += len(chunk)
+                    counter.bytes += len(chunk)
+                    on_bytes(len(chunk))
+                    if budget is not None:
+                        budget.add(len(chunk))
+            finally:
+                f.flush()
+                os.fsync(f.fileno())
     except OSError as exc:
         if is_disk_full(exc):
             raise DiskSpaceError(
@@ -313,13 +539,94 @@ def _copy_capped(
 
 
 def open_source(text: str, options: SyncOptions, counter: _Counter) -> Source:
-    """An HTTP source for ``http(s)://`` URLs, else a folder source; bytes read are counted in ``counter``."""
+    """An HTTP source for ``http(s)://`` URLs, else a folder source; bytes read are counted in ``counter``.
+
+    The sync's deadline (``options.deadline_s``) starts now. Raises ``ValueError``
+    for time limits that are not positive.
+    """
+    for label, value in (
+        ("deadline_s", options.deadline_s),
+        ("min_rate_bytes_s", options.min_rate_bytes_s),
+        ("timeout_s", options.timeout_s),
+    ):
+        if not value > 0:
+            raise ValueError(f"SyncOptions.{label} must be > 0, got {value!r}")
+    if not options.grace_s >= 0:
+        raise ValueError(f"SyncOptions.grace_s must be >= 0, got {options.grace_s!r}")
     if re.match(r"^https?://", text):
         return HttpSource(text, options, counter)
     path = Path(text)
     if not path.is_dir():
         raise SourceError(f"sync source {text!r} is neither an http(s):// URL nor a folder")
-    return DirSource(path, counter)
+    return DirSource(path, counter, options)
+
+
+_CATALOG_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
+_INDEX_PATH = re.compile(r"^catalogs/[A-Za-z0-9._-]+/\d+$")
+
+
+class IndexEntry(msgspec.Struct, frozen=True):
+    """One catalog in ``index.json``: its latest version and the folder holding it."""
+
+    version: Annotated[int, msgspec.Meta(ge=1, le=(1 << 53))]
+    path: str
+
+
+class RepoIndex(msgspec.Struct, frozen=True):
+    """``index.json`` after :func:`parse_index` (see ``repo_format``); unknown fields are ignored."""
+
+    format: str
+    catalogs: dict[str, IndexEntry]
+    format_version: int = REPO_FORMAT_VERSION
+    keys: list[dict[str, Any]] = []
+
+
+class _IndexDoc(msgspec.Struct):
+    format: str
+    catalogs: dict[str, Any]
+    format_version: int = REPO_FORMAT_VERSION
+    keys: list[dict[str, Any]] = []
+
+
+def parse_index(data: bytes, where: str) -> RepoIndex:
+    """Check ``index.json`` against its schema; any departure is a :class:`VerificationError` naming the field."""
+    try:
+        doc = msgspec.json.decode(data, type=_IndexDoc, strict=True)
+    except msgspec.ValidationError as exc:
+        raise VerificationError(f"{where} is not a valid {REPO_FORMAT} index: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise VerificationError(f"{where} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise VerificationError(f"{where} is not a valid {REPO_FORMAT} index: nested too deeply") from None
+    if doc.format != REPO_FORMAT:
+        raise VerificationError(f"{where} is not a {REPO_FORMAT} index (format {doc.format!r})")
+    if doc.format_version > REPO_FORMAT_VERSION:
+        raise VerificationError(
+            f"{where} has repository format {doc.format_version}, newer than this device reads "
+            f"({REPO_FORMAT_VERSION}): update vitrina first"
+        )
+    catalogs: dict[str, IndexEntry] = {}
+    for name, raw in doc.catalogs.items():
+        field_name = f"$.catalogs.{name}" if _CATALOG_NAME.match(name) else f"$.catalogs[{name!r}]"
+        if not _CATALOG_NAME.match(name):
+            raise VerificationError(
+                f"{where}: catalog name {name!r} at `{field_name}` cannot name a folder "
+                "(letters, digits, '.', '_' and '-', not starting with '.', at most 128)"
+            )
+        try:
+            entry = msgspec.convert(raw, type=IndexEntry, strict=True)
+        except msgspec.ValidationError as exc:
+            message = str(exc).replace("`$", f"`{field_name}")
+            if "- at `" not in message:
+                message += f" - at `{field_name}`"
+            raise VerificationError(f"{where} is not a valid {REPO_FORMAT} index: {message}") from None
+        if not _INDEX_PATH.match(entry.path):
+            raise VerificationError(
+                f"{where}: index entry for {name} has an unsafe path {entry.path!r} at `{field_name}.path` "
+                "(expected catalogs/<name>/<version>)"
+            )
+        catalogs[name] = entry
+    return RepoIndex(format=doc.format, catalogs=catalogs, format_version=doc.format_version, keys=doc.keys)
 
 
 def check_manifest_files(manifest: dict) -> dict[str, dict]:
@@ -428,18 +735,13 @@ def _sync(
     store.ensure()
     counter = _Counter()
     src = open_source(source, options, counter)
-    index = _parse_json(src.read(INDEX, MAX_INDEX_BYTES), INDEX)
-    if not isinstance(index, dict) or index.get("format") != REPO_FORMAT or not isinstance(index.get("catalogs"), dict):
-        raise VerificationError(f"{source}/{INDEX} is not a {REPO_FORMAT} index")
+    index = parse_index(src.read(INDEX, MAX_INDEX_BYTES), f"{source}/{INDEX}")
     current = store.current_manifest()
-    name = _pick_catalog(index, options.catalog, current)
-    entry = index["catalogs"][name]
-    base = str(entry.get("path", ""))
-    if not re.fullmatch(r"catalogs/[A-Za-z0-9._-]+/\d+", base):
-        raise VerificationError(f"index entry for {name} has an unsafe path {base!r}")
+    name = _pick_catalog(index.catalogs, options.catalog, current)
+    base = index.catalogs[name].path
     manifest_bytes = src.read(f"{base}/{MANIFEST}", MAX_MANIFEST_BYTES)
     signature_bytes = src.read(f"{base}/{SIGNATURE_FILE}", 64 << 10)
-    keys = accept_endorsements(list(trusted) + load_device_keys(store.root), index.get("keys", []))
+    keys = accept_endorsements(list(trusted) + load_device_keys(store.root), index.keys)
     try:
         verify_manifest(manifest_bytes, _parse_json(signature_bytes, SIGNATURE_FILE), keys)
     except SignatureError as exc:
@@ -515,8 +817,7 @@ def _parse_json(data: bytes, what: str) -> Any:
         raise VerificationError(f"{what} is not valid JSON: {exc}") from None
 
 
-def _pick_catalog(index: dict, wanted: str | None, current: dict | None) -> str:
-    catalogs = index["catalogs"]
+def _pick_catalog(catalogs: Mapping[str, IndexEntry], wanted: str | None, current: dict | None) -> str:
     name = wanted or (current or {}).get("catalog", {}).get("name")
     if name is None:
         if len(catalogs) != 1:

@@ -36,6 +36,7 @@ writer produces is listed in the manifest with its hash and size, and
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -44,13 +45,14 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property, lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 import numpy as np
 from PIL import Image
 
 from .codes import CodeType, QueryReducer, reducer_from_arrays
-from .files import sha256_file
+from .files import UnsafePathError, resolve_inside, sha256_file
 from .rasterize import RasterOptions
 from .timeutil import utc_stamp
 
@@ -390,33 +392,140 @@ def _write_thumbnails(stage: Path, thumbs: np.ndarray) -> list[str]:
     return sheets
 
 
+#: Largest manifest.json / items.json the reader parses before checking anything else.
+MAX_MANIFEST_BYTES = 64 << 20
+#: Largest .npy header (bytes) the reader parses; numpy's own default.
+_MAX_NPY_HEADER = 10_000
+_ARRAY_KINDS = "biuf"  # bool, signed and unsigned ints, floats: no objects, strings or records
+
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+_Positive = Annotated[int, msgspec.Meta(ge=1)]
+_Side = Annotated[int, msgspec.Meta(ge=8, le=4096)]
+
+
+class _FileEntry(msgspec.Struct):
+    sha256: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+    size: _Count
+
+
+class _CatalogEntry(msgspec.Struct):
+    name: str
+    items: _Count
+    images: _Count
+
+
+class _ReducerEntry(msgspec.Struct):
+    kind: Literal["none", "linear", "landmark", "sign"] = "none"
+    arrays: dict[str, str] = {}
+    params: dict[str, Any] = {}
+    about: str = ""
+
+
+class _RerankEntry(msgspec.Struct):
+    file: str
+    dims: _Positive
+    scale: Annotated[float, msgspec.Meta(gt=0.0)]
+    shortlist: _Positive
+
+
+class _CodesEntry(msgspec.Struct):
+    type: str
+    dims: _Positive
+    reducer: _ReducerEntry | None = None
+    rerank: _RerankEntry | None = None
+
+
+class _SketchInput(msgspec.Struct):
+    size: _Side
+    line_width: float
+    margin: float
+
+
+class _PhotoInput(msgspec.Struct):
+    size: _Side
+
+
+class _Inputs(msgspec.Struct):
+    sketch: _SketchInput
+    photo: _PhotoInput
+
+
+class _ThumbnailsEntry(msgspec.Struct):
+    tile: Annotated[int, msgspec.Meta(ge=1, le=1024)]
+    grid: Annotated[int, msgspec.Meta(ge=1, le=256)]
+    sheets: list[str]
+
+
+class _ManifestSchema(msgspec.Struct):
+    """The manifest fields the reader uses, with their types and ranges; other fields are kept, unchecked."""
+
+    format: str
+    format_version: int
+    catalog: _CatalogEntry
+    codes: _CodesEntry
+    models: dict[str, dict[str, str]]
+    inputs: _Inputs
+    thumbnails: _ThumbnailsEntry
+    files: dict[str, _FileEntry]
+    eval: bool = False
+    eval_strokes: _Count = 0
+    release: dict[str, Any] | None = None
+
+
+class _ItemEntry(msgspec.Struct):
+    id: str
+    title: str
+    category: str
+    color: str
+    price: Annotated[float, msgspec.Meta(ge=0.0)]
+    split: Literal["train", "test"] = "train"
+
+
+class _ItemsDoc(msgspec.Struct):
+    items: list[_ItemEntry]
+
+
 class Bundle:
-    """An opened, verified bundle. Create with :meth:`Bundle.open`.
+    """An opened bundle. Create with :meth:`Bundle.open`.
+
+    Only files listed in the manifest are read, each through
+    :func:`~vitrina.runtime.files.resolve_inside` (relative, inside the
+    bundle, no symlinks, regular files) and each hashed before its first use:
+    all of them at open with ``verify=True``, or one by one on first use with
+    ``verify=False`` (see :meth:`open`).
 
     Attributes:
         path: the bundle directory.
-        manifest: the parsed manifest.
+        manifest: the parsed manifest, schema-checked.
         items: products, in index order.
         codes: (N, d) memory-mapped catalog codes (dtype by :attr:`code_spec`).
         code_items: (N,) int32 product index of each code row.
     """
 
-    def __init__(
-        self, path: Path, manifest: dict[str, Any], items: tuple[Item, ...], codes: np.ndarray, code_items: np.ndarray
-    ):
+    def __init__(self, path: Path, manifest: dict[str, Any], *, verified: set[str]):
+        """Use :meth:`open`. ``verified`` holds the listed files already hashed."""
         self.path = path
         self.manifest = manifest
-        self.items = items
-        self.codes = codes
-        self.code_items = code_items
+        self._files: dict[str, dict[str, Any]] = manifest["files"]
+        self._verified = verified
+        self.items = _read_items(self, self.file("items.json"))
+        self.codes = self.array("codes/codes.npy", mmap=True)
+        self.code_items = self.array("codes/code_items.npy")
+        _check_codes(self)
 
     @classmethod
     def open(cls, path: str | Path, verify: bool = True) -> Bundle:
         """Open the bundle at ``path``.
 
+        Every file the manifest lists must be a safe relative path to a
+        regular file inside the bundle, with the listed size; that is checked
+        at open either way.
+
         Args:
-            verify: check every file's size and sha256 against the manifest
-                (the default; turn off only for a bundle verified moments ago).
+            verify: hash every listed file against the manifest now (the
+                default). False hashes each file on its first use instead: the
+                same guarantee for what is read, paid only for what is read
+                (a kiosk showing 20 thumbnails does not hash 15,000 sheets).
 
         Raises:
             BundleNotFoundError, BundleVersionError, BundleIntegrityError,
@@ -424,24 +533,44 @@ class Bundle:
         """
         path = Path(path)
         manifest = _read_manifest(path)
+        for rel, entry in manifest["files"].items():
+            _check_size(path, rel, entry)
+        verified: set[str] = set()
         if verify:
-            _verify_files(path, manifest)
-        items = _read_items(path, manifest)
-        codes = _load_array(path, "codes/codes.npy", mmap=True)
-        code_items = _load_array(path, "codes/code_items.npy")
-        code_type = CodeType.parse(manifest["codes"]["type"])
-        dtypes, width = expected_code_layout(code_type, int(manifest["codes"]["dims"]))
-        if codes.ndim != 2 or codes.shape[1] != width or codes.dtype not in dtypes:
-            raise BundleFormatError(
-                f"{path}/codes/codes.npy: expected (N, {width}) {np.dtype(dtypes[0]).name} {code_type.name} codes, got {codes.dtype} {codes.shape}"
+            for rel, entry in manifest["files"].items():
+                _check_hash(path, rel, entry)
+                verified.add(rel)
+        return cls(path, manifest, verified=verified)
+
+    def file(self, rel: str) -> Path:
+        """Path of the listed file ``rel`` (e.g. ``"models/sketch_int8.tflite"``), hashed before its first use.
+
+        Raises:
+            BundleIntegrityError: ``rel`` is not in the manifest's file list, is
+                unsafe (outside the bundle, a symlink, not a regular file), or
+                its size or sha256 differs from the manifest.
+        """
+        entry = self._files.get(rel)
+        if entry is None:
+            raise BundleIntegrityError(
+                f"bundle {self.path}: {rel!r} is not in the manifest's files list; unlisted files are never read"
             )
-        if code_items.shape != (codes.shape[0],) or (
-            code_items.size and not 0 <= code_items.min() <= code_items.max() < len(items)
-        ):
-            raise BundleFormatError(
-                f"{path}/codes/code_items.npy: expected ({codes.shape[0]},) indices into {len(items)} items"
-            )
-        return cls(path, manifest, items, codes, code_items)
+        if rel not in self._verified:
+            _check_size(self.path, rel, entry)
+            _check_hash(self.path, rel, entry)
+            self._verified.add(rel)
+        return self.path / rel
+
+    def array(self, rel: str, mmap: bool = False) -> np.ndarray:
+        """The listed ``.npy`` file ``rel`` (memory-mapped when ``mmap``), after checking that its
+        header's dtype is numeric and its shape matches the file size.
+
+        Raises:
+            BundleIntegrityError: see :meth:`file`.
+            BundleFormatError: not an ``.npy`` array, a non-numeric dtype, or a
+                header whose shape does not match the file's size.
+        """
+        return _load_array(self.file(rel), mmap=mmap)
 
     @property
     def name(self) -> str:
@@ -455,11 +584,11 @@ class Bundle:
     def reducer(self) -> QueryReducer:
         """The device's query reducer: encoder embedding (n, D) → (n, d) codes."""
         entry = self.manifest["codes"].get("reducer") or {"kind": "none"}
-        arrays = {name: _load_array(self.path, rel) for name, rel in entry.get("arrays", {}).items()}
+        arrays = {name: self.array(rel) for name, rel in entry.get("arrays", {}).items()}
         try:
             return reducer_from_arrays(entry["kind"], arrays, entry.get("params", {}))
-        except ValueError as exc:
-            raise BundleFormatError(f"bundle {self.path}: {exc}") from None
+        except (ValueError, TypeError, KeyError) as exc:
+            raise BundleFormatError(f"bundle {self.path}: the {entry['kind']} reducer is malformed: {exc}") from None
 
     @property
     def has_rerank(self) -> bool:
@@ -470,10 +599,10 @@ class Bundle:
         entry = self.manifest["codes"].get("rerank")
         if not entry:
             raise BundleFormatError(f"bundle {self.path} has no re-rank embeddings")
-        codes = _load_array(self.path, entry["file"], mmap=True)
-        if codes.dtype != np.int8 or codes.ndim != 2 or len(codes) != len(self.codes):
+        codes = self.array(entry["file"], mmap=True)
+        if codes.dtype != np.int8 or codes.shape != (len(self.codes), entry["dims"]):
             raise BundleFormatError(
-                f"{self.path}/{entry['file']}: expected ({len(self.codes)}, D) int8, got {codes.dtype} {codes.shape}"
+                f"{self.path}/{entry['file']}: expected ({len(self.codes)}, {entry['dims']}) int8, got {codes.dtype} {codes.shape}"
             )
         return codes, float(entry["scale"]), int(entry["shortlist"])
 
@@ -497,20 +626,23 @@ class Bundle:
     def raster_options(self) -> RasterOptions:
         """Rasteriser settings the sketch encoder was trained with."""
         s = self.manifest["inputs"]["sketch"]
-        return RasterOptions(size=int(s["size"]), line_width=float(s["line_width"]), margin=float(s["margin"]))
+        try:
+            return RasterOptions(size=int(s["size"]), line_width=float(s["line_width"]), margin=float(s["margin"]))
+        except ValueError as exc:
+            raise BundleFormatError(f"{self.path}/{MANIFEST}: inputs.sketch: {exc}") from None
 
     @property
     def photo_size(self) -> int:
         return int(self.manifest["inputs"]["photo"]["size"])
 
     def model_path(self, role: str, precision: str = "int8") -> Path:
-        """Path of the ``role`` (sketch/photo) encoder at ``precision`` (int8/float)."""
+        """Path of the ``role`` (sketch/photo) encoder at ``precision`` (int8/float), hashed before first use."""
         try:
             rel = self.manifest["models"][role][precision]
         except KeyError:
             have = {r: sorted(p) for r, p in self.manifest.get("models", {}).items()}
             raise BundleFormatError(f"bundle {self.path} has no {precision} {role} model (has {have})") from None
-        return self.path / rel
+        return self.file(rel)
 
     def thumbnail(self, item: int) -> np.ndarray:
         """(T, T, 3) uint8 thumbnail of product ``item``."""
@@ -519,36 +651,41 @@ class Bundle:
         t = self.manifest["thumbnails"]
         grid, tile = int(t["grid"]), int(t["tile"])
         sheet_no, j = divmod(item, grid * grid)
-        sheet = _load_sheet(self.path / t["sheets"][sheet_no])
+        rows = -(-min(grid * grid, len(self.items) - sheet_no * grid * grid) // grid)
+        sheet = _load_sheet(self.file(t["sheets"][sheet_no]), (grid * tile, rows * tile))
         r, c = divmod(j, grid)
         return sheet[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile].copy()
 
     def eval_set(self) -> EvalSet:
-        """The held-out queries. Raises BundleFormatError if the bundle has none."""
+        """The held-out queries. Raises BundleFormatError if the bundle has none or they are inconsistent."""
         if not self.manifest.get("eval"):
             raise BundleFormatError(f"bundle {self.path} has no eval set (it was built without one)")
         arrays = {
-            key: _load_array(self.path, f"eval/{key}.npy")
-            for key in ("sketches", "query_items", "gallery_items", "gallery_float")
+            key: self.array(f"eval/{key}.npy") for key in ("sketches", "query_items", "gallery_items", "gallery_float")
         }
-        return EvalSet(**arrays)
+        eval_set = EvalSet(**arrays)
+        _check_eval_set(self, eval_set)
+        return eval_set
 
     def eval_strokes(self) -> list[tuple[int, list[np.ndarray]]]:
         """Held-out stroke queries as ``(product index, strokes)``; empty if the bundle has none."""
         if not self.manifest.get("eval_strokes"):
             return []
-        data = _load_json(self.path, "eval/strokes.json")
+        data = _load_json(self.file("eval/strokes.json"))
         try:
             return [
                 (int(q["item"]), [np.asarray(st, dtype=np.float64).reshape(-1, 2) for st in q["strokes"]])
                 for q in data["queries"]
             ]
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise BundleFormatError(f"{self.path}/eval/strokes.json: malformed query ({exc})") from None
 
     def report(self) -> dict[str, Any]:
         """The build report (training and quantisation figures)."""
-        return _load_json(self.path, "report.json")
+        report = _load_json(self.file("report.json"))
+        if not isinstance(report, dict):
+            raise BundleFormatError(f"{self.path}/report.json: expected a JSON object, got {type(report).__name__}")
+        return report
 
     def size_by_part(self) -> dict[str, int]:
         """Bytes on disk by top-level part: models, codes, thumbs, eval, metadata."""
@@ -571,30 +708,49 @@ def first_rows(owners: np.ndarray, n_owners: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=128)
-def _load_sheet(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
-
-
-def _load_json(root: Path, rel: str) -> Any:
+def _load_sheet(path: Path, max_size: tuple[int, int]) -> np.ndarray:
+    """A thumbnail sheet, refused from its header when larger than ``max_size`` (width, height) pixels."""
     try:
-        return json.loads((root / rel).read_text(encoding="utf-8"))
+        with Image.open(path) as im:
+            if im.size[0] > max_size[0] or im.size[1] > max_size[1]:
+                raise BundleFormatError(f"{path} is {im.size[0]}×{im.size[1]} pixels, a sheet is at most {max_size}")
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        if isinstance(exc, BundleFormatError):
+            raise
+        raise BundleFormatError(f"{path} is not a decodable thumbnail sheet: {exc}") from None
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
-        raise BundleIntegrityError(f"{root}/{rel} is missing") from None
+        raise BundleIntegrityError(f"{path} is missing") from None
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise BundleFormatError(f"{path} is larger than the {MAX_MANIFEST_BYTES >> 20} MiB a bundle's JSON may be")
+    try:
+        return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleFormatError(f"{root}/{rel} is not valid JSON: {exc}") from None
+        raise BundleFormatError(f"{path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BundleFormatError(f"{path} nests too deeply to be a bundle file") from None
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
     if not path.is_dir():
         raise BundleNotFoundError(f"no bundle at {path}: not a directory")
-    if not (path / MANIFEST).is_file():
-        raise BundleNotFoundError(f"no bundle at {path}: {MANIFEST} is missing")
-    manifest = _load_json(path, MANIFEST)
+    try:
+        resolve_inside(path, MANIFEST)
+    except FileNotFoundError:
+        raise BundleNotFoundError(f"no bundle at {path}: {MANIFEST} is missing") from None
+    except UnsafePathError as exc:
+        raise BundleIntegrityError(f"bundle {path}: {exc}") from None
+    manifest = _load_json(path / MANIFEST)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise BundleVersionError(f"{path}/{MANIFEST} is not a {FORMAT_NAME} manifest")
     version = manifest.get("format_version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise BundleVersionError(f"{path}/{MANIFEST} has no integer format_version")
     if version > FORMAT_VERSION:
         raise BundleVersionError(
@@ -602,52 +758,143 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         )
     if version < 1:
         raise BundleVersionError(f"bundle {path} has unknown format version {version}")
-    for key in ("catalog", "codes", "models", "inputs", "thumbnails", "files"):
-        if key not in manifest:
-            raise BundleFormatError(f"{path}/{MANIFEST} lacks the {key!r} entry")
-    try:
-        CodeType.parse(manifest["codes"].get("type"))
-    except ValueError as exc:
-        raise BundleFormatError(f"{path}: {exc}; this runtime reads float, pcaN, umapN and bitsN") from None
+    check_manifest_schema(manifest, where=f"{path}/{MANIFEST}")
     return manifest
 
 
-def _verify_files(path: Path, manifest: dict[str, Any]) -> None:
-    for rel, entry in manifest["files"].items():
-        target = path / rel
-        if Path(rel).is_absolute() or ".." in Path(rel).parts:
-            raise BundleIntegrityError(f"{path}/{MANIFEST} lists an unsafe path {rel!r}")
-        if not target.is_file():
-            raise BundleIntegrityError(f"{target} is missing (listed in the manifest)")
-        size = target.stat().st_size
-        if size < entry["size"]:
-            raise BundleIntegrityError(f"{target} is truncated: {size} bytes, manifest says {entry['size']}")
-        if size != entry["size"]:
-            raise BundleIntegrityError(f"{target} has {size} bytes, manifest says {entry['size']}")
-        if sha256_file(target) != entry["sha256"]:
-            raise BundleIntegrityError(f"{target} is corrupt: its sha256 differs from the manifest")
+def check_manifest_schema(manifest: Any, *, where: str) -> None:
+    """Check a parsed manifest's types and ranges (the fields the reader uses).
 
-
-def _read_items(path: Path, manifest: dict[str, Any]) -> tuple[Item, ...]:
-    data = _load_json(path, "items.json")
+    Raises:
+        BundleFormatError: names ``where`` and the field, e.g. ``at $.codes.dims``.
+    """
     try:
-        items = tuple(Item(**entry) for entry in data["items"])
-    except (KeyError, TypeError) as exc:
-        raise BundleFormatError(f"{path}/items.json: malformed item entry ({exc})") from None
-    if len(items) != manifest["catalog"]["items"]:
+        schema = msgspec.convert(manifest, type=_ManifestSchema, strict=True)
+    except msgspec.ValidationError as exc:
+        raise BundleFormatError(f"{where}: {exc}") from None
+    try:
+        CodeType.parse(schema.codes.type)
+    except ValueError as exc:
+        raise BundleFormatError(f"{where}: {exc}; this runtime reads float, pcaN, umapN and bitsN") from None
+    if schema.codes.rerank is not None and not np.isfinite(schema.codes.rerank.scale):
+        raise BundleFormatError(f"{where}: codes.rerank.scale must be a finite number > 0")
+    for role, precisions in schema.models.items():
+        unknown = sorted(set(precisions) - set(PRECISIONS))
+        if unknown:
+            raise BundleFormatError(f"{where}: models.{role} has unknown precision(s) {unknown}; expected {PRECISIONS}")
+    named = [rel for p in schema.models.values() for rel in p.values()]
+    named += list(schema.thumbnails.sheets) + ["items.json", "codes/codes.npy", "codes/code_items.npy"]
+    named += list(schema.codes.reducer.arrays.values()) if schema.codes.reducer else []
+    named += [schema.codes.rerank.file] if schema.codes.rerank else []
+    missing = [rel for rel in named if rel not in schema.files]
+    if missing:
+        raise BundleFormatError(f"{where}: names file(s) {missing[:5]} that its files list does not hash")
+    grid = schema.thumbnails.grid
+    if len(schema.thumbnails.sheets) != -(-schema.catalog.items // (grid * grid)):
         raise BundleFormatError(
-            f"{path}/items.json has {len(items)} items, manifest says {manifest['catalog']['items']}"
+            f"{where}: {len(schema.thumbnails.sheets)} thumbnail sheets for {schema.catalog.items} items of {grid}×{grid} a sheet"
         )
+
+
+def _check_size(root: Path, rel: str, entry: dict[str, Any]) -> None:
+    try:
+        target = resolve_inside(root, rel)
+    except FileNotFoundError:
+        raise BundleIntegrityError(f"{root / rel} is missing (listed in the manifest)") from None
+    except UnsafePathError as exc:
+        raise BundleIntegrityError(f"bundle {root}: the manifest lists an unsafe path: {exc}") from None
+    size = target.stat().st_size
+    if size < entry["size"]:
+        raise BundleIntegrityError(f"{target} is truncated: {size} bytes, manifest says {entry['size']}")
+    if size != entry["size"]:
+        raise BundleIntegrityError(f"{target} has {size} bytes, manifest says {entry['size']}")
+
+
+def _check_hash(root: Path, rel: str, entry: dict[str, Any]) -> None:
+    if sha256_file(root / rel) != entry["sha256"]:
+        raise BundleIntegrityError(f"{root / rel} is corrupt: its sha256 differs from the manifest")
+
+
+def _read_items(bundle: Bundle, path: Path) -> tuple[Item, ...]:
+    try:
+        doc = msgspec.json.decode(path.read_bytes(), type=_ItemsDoc)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise BundleFormatError(f"{path}: malformed items ({exc})") from None
+    items = tuple(Item(e.id, e.title, e.category, e.color, e.price, e.split) for e in doc.items)
+    if len(items) != bundle.manifest["catalog"]["items"]:
+        raise BundleFormatError(f"{path} has {len(items)} items, manifest says {bundle.manifest['catalog']['items']}")
+    if any(not np.isfinite(item.price) for item in items):
+        raise BundleFormatError(f"{path}: a price is not a finite number")
     return items
 
 
-def _load_array(root: Path, rel: str, mmap: bool = False) -> np.ndarray:
+def _check_codes(bundle: Bundle) -> None:
+    """Codes and code_items agree with the manifest and the items."""
+    codes, code_items, path = bundle.codes, bundle.code_items, bundle.path
+    code_type = bundle.code_spec
+    dtypes, width = expected_code_layout(code_type, int(bundle.manifest["codes"]["dims"]))
+    if codes.ndim != 2 or codes.shape[1] != width or codes.dtype not in dtypes:
+        raise BundleFormatError(
+            f"{path}/codes/codes.npy: expected (N, {width}) {np.dtype(dtypes[0]).name} {code_type.name} codes, got {codes.dtype} {codes.shape}"
+        )
+    if len(codes) != bundle.manifest["catalog"]["images"]:
+        raise BundleFormatError(
+            f"{path}/codes/codes.npy has {len(codes)} rows, the manifest says {bundle.manifest['catalog']['images']} images"
+        )
+    if (
+        code_items.dtype.kind not in "iu"
+        or code_items.shape != (codes.shape[0],)
+        or (code_items.size and not 0 <= code_items.min() <= code_items.max() < len(bundle.items))
+    ):
+        raise BundleFormatError(
+            f"{path}/codes/code_items.npy: expected ({codes.shape[0]},) integer indices into {len(bundle.items)} items, "
+            f"got {code_items.dtype} {code_items.shape}"
+        )
+
+
+def _check_eval_set(bundle: Bundle, e: EvalSet) -> None:
+    size = bundle.raster_options.size
+    n_items = len(bundle.items)
+    problems = []
+    if e.sketches.dtype != np.uint8 or e.sketches.ndim != 3 or e.sketches.shape[1:] != (size, size):
+        problems.append(f"sketches must be (Q, {size}, {size}) uint8, got {e.sketches.dtype} {e.sketches.shape}")
+    for name in ("query_items", "gallery_items"):
+        a = getattr(e, name)
+        if a.dtype.kind not in "iu" or a.ndim != 1 or (a.size and not 0 <= a.min() <= a.max() < n_items):
+            problems.append(f"{name} must be integer indices into {n_items} items, got {a.dtype} {a.shape}")
+    if e.query_items.shape[:1] != e.sketches.shape[:1]:
+        problems.append(f"{len(e.query_items)} query_items for {len(e.sketches)} sketches")
+    g = e.gallery_float
+    if g.dtype != np.float32 or g.ndim != 2 or len(g) != len(e.gallery_items):
+        problems.append(f"gallery_float must be ({len(e.gallery_items)}, D) float32, got {g.dtype} {g.shape}")
+    if problems:
+        raise BundleFormatError(f"bundle {bundle.path}: eval set: {'; '.join(problems)}")
+
+
+def _load_array(path: Path, mmap: bool = False) -> np.ndarray:
+    """Load an .npy file after checking its header: numeric dtype, and a shape that accounts for
+    exactly the file's bytes (so a header claiming terabytes is refused before any allocation)."""
     try:
-        return np.load(root / rel, mmap_mode="r" if mmap else None, allow_pickle=False)
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f, max_header_size=_MAX_NPY_HEADER)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f, max_header_size=_MAX_NPY_HEADER)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+            offset = f.tell()
+        if dtype.kind not in _ARRAY_KINDS or dtype.hasobject or dtype.fields is not None:
+            raise ValueError(f"dtype {dtype} is not a plain numeric type")
+        expected = offset + math.prod(shape) * dtype.itemsize
+        actual = path.stat().st_size
+        if expected != actual:
+            raise ValueError(f"the header says {shape} {dtype} ({expected} bytes) but the file has {actual} bytes")
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except FileNotFoundError:
-        raise BundleIntegrityError(f"{root}/{rel} is missing") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise BundleFormatError(f"{root}/{rel} is not a readable array (truncated or not .npy): {exc}") from None
+        raise BundleIntegrityError(f"{path} is missing") from None
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        raise BundleFormatError(f"{path} is not a readable array: {exc}") from None
 
 
 def release_version(manifest: dict) -> int:

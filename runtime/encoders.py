@@ -17,7 +17,8 @@ arithmetic would wrap around).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image
 
-from .bundle import PRECISIONS, Bundle
+from .bundle import PRECISIONS, Bundle, BundleFormatError
 from .litert import make_interpreter
 from .photo import prepare_photo
 from .rasterize import RasterOptions, Stroke, rasterize_strokes
@@ -270,6 +271,15 @@ class _TFLiteEncoder:
         self.close()
 
 
+@contextmanager
+def _model_errors(bundle: Bundle) -> Iterator[None]:
+    """A bundle's model that LiteRT cannot load, or whose shape contradicts the bundle, is a broken bundle."""
+    try:
+        yield
+    except (RuntimeError, ValueError) as exc:
+        raise BundleFormatError(f"bundle {bundle.path}: {exc}") from None
+
+
 class SketchEncoder(_TFLiteEncoder):
     """Encodes sketches (strokes or rasterised images) into the catalog's embedding space.
 
@@ -312,8 +322,8 @@ class SketchEncoder(_TFLiteEncoder):
 
         Raises:
             ValueError: options contradict the bundle.
-            BundleFormatError: the bundle has no sketch model of that precision.
-            RuntimeError: LiteRT cannot load the model.
+            BundleFormatError: the bundle has no sketch model of that precision,
+                LiteRT cannot load it, or its input does not match the raster settings.
         """
         resolved = cls._bundle_options(bundle, options)
         raster = getattr(resolved, "raster", None)
@@ -321,7 +331,8 @@ class SketchEncoder(_TFLiteEncoder):
             raise ValueError(
                 f"options.raster {raster} differs from bundle {bundle.path}'s {bundle.raster_options}; leave it None"
             )
-        return cls(resolved, bundle.raster_options)
+        with _model_errors(bundle):
+            return cls(resolved, bundle.raster_options)
 
     def embed_strokes(self, strokes: Sequence[Stroke]) -> EmbeddingResult:
         """Rasterise one drawing ((m, 2) float point arrays, screen pixels, y down) and encode it.
@@ -355,10 +366,11 @@ class PhotoEncoder(_TFLiteEncoder):
 
         Raises:
             ValueError: options contradict the bundle.
-            BundleFormatError: the bundle has no photo model of that precision.
-            RuntimeError: LiteRT cannot load the model.
+            BundleFormatError: the bundle has no photo model of that precision, or LiteRT cannot load it.
         """
-        return cls(cls._bundle_options(bundle, options))
+        resolved = cls._bundle_options(bundle, options)
+        with _model_errors(bundle):
+            return cls(resolved)
 
     def embed_photos(self, photos: Sequence[Image.Image]) -> EmbeddingResult:
         """Prepare PIL photos (on white, padded square, resized to S: ``photo.prepare_photo``) and encode them.

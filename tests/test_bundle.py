@@ -17,6 +17,7 @@ from vitrina.runtime.bundle import (
     Item,
     write_bundle,
 )
+from vitrina.runtime.files import sha256_file
 from vitrina.runtime.rasterize import RasterOptions
 
 
@@ -107,9 +108,15 @@ def test_truncated_array(bundle_copy):
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(BundleIntegrityError, match="codes.npy is truncated"):
         Bundle.open(bundle_copy)
-    # even unverified, a truncated array is a bundle error, not a numpy traceback
-    with pytest.raises(BundleFormatError, match="codes.npy is not a readable array"):
+    # sizes are checked even when hashing is lazy
+    with pytest.raises(BundleIntegrityError, match="codes.npy is truncated"):
         Bundle.open(bundle_copy, verify=False)
+    # a truncated array the manifest agrees with: its header no longer matches its size
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    manifest["files"]["codes/codes.npy"] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleFormatError, match="codes.npy is not a readable array: the header says"):
+        Bundle.open(bundle_copy)
 
 
 def test_tampered_file(bundle_copy):

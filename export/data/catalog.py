@@ -9,6 +9,14 @@ about 1 in 7 products in ``test``.
 Every row is validated. Problems are collected, one clear message per row,
 and raised together as :class:`CatalogError` — or, with ``skip_bad_rows``,
 reported and the row dropped.
+
+A catalog folder is untrusted input (a retailer's upload): ``catalog.csv`` must
+be a regular file in the folder, not a link; every image path goes through
+:func:`~vitrina.runtime.files.resolve_inside` (no ``..``, absolute paths or
+links) and is decoded within a byte and pixel budget
+(:func:`~vitrina.runtime.photo.load_image_bounded`). Nothing outside the folder
+is read, and whatever the folder holds, the loader raises :class:`CatalogError`
+or returns a :class:`Catalog`.
 """
 
 from __future__ import annotations
@@ -16,23 +24,66 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
+import os
+import stat
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TextIO
 
 import numpy as np
 from PIL import Image
 
 from vitrina.runtime.bundle import Item, first_rows
-from vitrina.runtime.photo import prepare_photo
+from vitrina.runtime.files import UnsafePathError, resolve_inside
+from vitrina.runtime.photo import MAX_IMAGE_PIXELS, ImageBudgetError, load_image_bounded, prepare_photo
 
+CSV_NAME = "catalog.csv"
 REQUIRED_COLUMNS = ("id", "title", "category", "color", "price", "image")
 SPLITS = ("train", "test")
+
+#: Longest row catalog.csv may have, in characters (all of its lines together).
+#: Real rows are a few hundred characters; without a bound the csv module holds
+#: a row of any length (many fields of up to its field limit each) in memory.
+#: Rows are read one at a time, so the number of rows is not limited.
+MAX_ROW_CHARS = 1 << 20
+
+#: Largest image file, in bytes. A 32 MP photo (the pixel budget) is about 20 MB
+#: as JPEG and under 100 MB as PNG; Pillow reads some parts of a file (a PNG's
+#: unknown chunks, an animated WebP) whole into memory, so bytes are bounded too.
+MAX_IMAGE_FILE_BYTES = 100 * 1024 * 1024
+
+#: Image formats a catalog may use (Pillow format names). Others are refused
+#: before decoding: EPS would run Ghostscript, and rarely used decoders (DDS, ...)
+#: fail on bad files with exceptions of their own.
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+
+#: Exceptions Pillow raises on malformed files. ``load_image_bounded`` turns
+#: OSError, ValueError, SyntaxError and DecompressionBombError into
+#: ImageBudgetError; some format plugins raise the others (fuzzing found
+#: NotImplementedError from DDS), so the loader catches them all.
+_DECODER_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    NotImplementedError,
+    Image.DecompressionBombError,
+)
+
+#: How much of a bad value a message quotes, in characters.
+_QUOTE_CHARS = 80
 
 
 @dataclass(frozen=True)
 class RowError:
-    """A rejected row: ``line`` is the 1-based line in catalog.csv (the header is line 1)."""
+    """A rejected row: ``line`` is the 1-based line in catalog.csv where the row starts (the header is line 1)."""
 
     line: int
     id: str
@@ -79,45 +130,200 @@ class Catalog:
         return first_rows(self.image_items, len(self.items))
 
 
+def _short(text: str) -> str:
+    """``text`` cut to :data:`_QUOTE_CHARS` characters, saying how long it was."""
+    if len(text) <= _QUOTE_CHARS:
+        return text
+    return f"{text[:_QUOTE_CHARS]}… ({len(text):,} characters)"
+
+
+def _quote(text: str) -> str:
+    """``repr`` of ``text`` for a message, cut to :data:`_QUOTE_CHARS` characters."""
+    if len(text) <= _QUOTE_CHARS:
+        return repr(text)
+    return f"{text[:_QUOTE_CHARS]!r}… ({len(text):,} characters)"
+
+
 def _hash_split(product_id: str) -> str:
     return "test" if hashlib.sha256(product_id.encode("utf-8")).digest()[0] % 7 == 0 else "train"
 
 
+def _open_csv(folder: Path) -> TextIO:
+    """Open ``folder/catalog.csv`` for reading: a regular file inside ``folder``, not a link.
+
+    The file is checked by path (:func:`resolve_inside`), then opened without
+    following a link or blocking on a FIFO and checked again by descriptor, so
+    nothing swapped in between is read.
+    """
+    try:
+        path = resolve_inside(folder, CSV_NAME)
+    except FileNotFoundError:
+        raise CatalogError(f"no catalog at {folder}: {CSV_NAME} is missing") from None
+    except UnsafePathError as exc:
+        raise CatalogError(f"no usable catalog at {folder}: {exc}") from None
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise CatalogError(f"{path} cannot be opened: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CatalogError(f"{path} is not a regular file (a folder, FIFO or device): expected a CSV file")
+        return open(fd, newline="", encoding="utf-8-sig")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class _BoundedLines:
+    """The lines of catalog.csv, for ``csv.reader``; refuses a row longer than :data:`MAX_ROW_CHARS`.
+
+    The reader calls :meth:`start_row` before each row; a row may span lines
+    (quoted newlines), and the budget counts all of them.
+    """
+
+    def __init__(self, file: TextIO, path: Path):
+        self._file = file
+        self._path = path
+        self.lines_read = 0
+        self._row_start = 1
+        self._row_chars = 0
+
+    def start_row(self) -> int:
+        """Begin a row; returns the line it starts on."""
+        self._row_start = self.lines_read + 1
+        self._row_chars = 0
+        return self._row_start
+
+    def __iter__(self) -> _BoundedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._file.readline(MAX_ROW_CHARS - self._row_chars + 1)
+        if not line:
+            raise StopIteration
+        self.lines_read += 1
+        self._row_chars += len(line)
+        if self._row_chars > MAX_ROW_CHARS:
+            raise CatalogError(
+                f"{self._path} line {self._row_start}: the row is longer than {MAX_ROW_CHARS:,} characters "
+                "(an unclosed quote, or not a catalog): expected one product image per row"
+            )
+        return line
+
+
+def _read_records(file: TextIO, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(line, fields)`` for each non-blank CSV record, one at a time.
+
+    Raises:
+        CatalogError: the file is not UTF-8, not CSV, or has a row over :data:`MAX_ROW_CHARS`.
+    """
+    lines = _BoundedLines(file, path)
+    reader = csv.reader(lines)
+    while True:
+        line = lines.start_row()
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            bad = exc.object[exc.start : exc.start + 1].hex()
+            raise CatalogError(
+                f"{path} is not UTF-8 text: byte 0x{bad} at or after line {line} ({exc.reason}); save it as UTF-8"
+            ) from None
+        except csv.Error as exc:
+            raise CatalogError(f"{path} line {line} is not valid CSV: {exc}") from None
+        if fields:
+            yield line, fields
+
+
+def _load_image(folder: Path, rel: str, image_size: int) -> np.ndarray:
+    """The prepared photo of ``folder/rel``, or ValueError naming the path and why it cannot be used."""
+    try:
+        path = resolve_inside(folder, rel)
+    except FileNotFoundError as exc:
+        raise ValueError(f"missing image {_quote(rel)} ({exc})") from None
+    except UnsafePathError as exc:
+        raise ValueError(f"image {_quote(rel)} refused: {exc}") from None
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ValueError(f"image {_quote(rel)} cannot be read: {exc.strerror or exc}") from None
+    if size > MAX_IMAGE_FILE_BYTES:
+        raise ValueError(
+            f"image {_quote(rel)} is {size:,} bytes, over the {MAX_IMAGE_FILE_BYTES:,} bytes an image file may have: "
+            "recompress or downscale it"
+        )
+    _check_header(path, rel)
+    try:
+        image = load_image_bounded(path, min_side=image_size)
+    except (ImageBudgetError, *_DECODER_ERRORS) as exc:
+        raise ValueError(f"image {_quote(rel)} cannot be decoded: {exc}") from None
+    try:
+        with image:
+            return prepare_photo(image, image_size)
+    except _DECODER_ERRORS as exc:
+        raise ValueError(f"image {_quote(rel)} cannot be decoded: {exc}") from None
+
+
+def _check_header(path: Path, rel: str) -> None:
+    """Refuse an image whose header names a format outside :data:`IMAGE_FORMATS` or too many pixels.
+
+    Only the header is read; nothing is decoded.
+    """
+    try:
+        with Image.open(path, formats=IMAGE_FORMATS) as image:
+            width, height = image.size
+    except Image.DecompressionBombError as exc:
+        raise ValueError(
+            f"image {_quote(rel)} has more than {MAX_IMAGE_PIXELS:,} pixels, the limit for an image: {exc}"
+        ) from None
+    except Image.UnidentifiedImageError:
+        raise ValueError(f"image {_quote(rel)} cannot be decoded: not a {', '.join(IMAGE_FORMATS)} image") from None
+    except _DECODER_ERRORS as exc:
+        raise ValueError(f"image {_quote(rel)} cannot be decoded: {exc}") from None
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ValueError(
+            f"image {_quote(rel)} is {width}×{height} = {width * height:,} pixels, over the limit of "
+            f"{MAX_IMAGE_PIXELS:,} pixels an image may have: downscale it"
+        )
+
+
+def _text(row: dict[str, str], column: str) -> str:
+    """The stripped value of ``column``; ValueError if it holds a NUL character."""
+    value = row.get(column, "").strip()
+    if "\x00" in value:
+        raise ValueError(f"{column} {_quote(value)} contains a NUL character")
+    return value
+
+
 def _check_row(row: dict[str, str], folder: Path, has_split: bool, image_size: int) -> tuple[Item, np.ndarray]:
     """Validate one row; return its item and prepared image, or raise ValueError naming the problem."""
-    product_id = (row.get("id") or "").strip()
+    product_id = _text(row, "id")
     if not product_id:
         raise ValueError("empty id")
-    title = (row.get("title") or "").strip()
+    title = _text(row, "title")
     if not title:
         raise ValueError("empty title")
-    category = (row.get("category") or "").strip()
+    category = _text(row, "category")
     if not category:
         raise ValueError("empty category")
-    raw_price = (row.get("price") or "").strip()
+    color = _text(row, "color")
+    raw_price = row.get("price", "").strip()
     try:
         price = float(raw_price)
     except ValueError:
-        raise ValueError(f"bad price {raw_price!r}: expected a number such as 12990 or 19.99") from None
+        raise ValueError(f"bad price {_quote(raw_price)}: expected a number such as 12990 or 19.99") from None
     if not math.isfinite(price) or price < 0:
-        raise ValueError(f"bad price {raw_price!r}: expected a finite number >= 0")
-    split = (row.get("split") or "").strip() if has_split else _hash_split(product_id)
+        raise ValueError(f"bad price {_quote(raw_price)}: expected a finite number >= 0")
+    split = row.get("split", "").strip() if has_split else _hash_split(product_id)
     if split not in SPLITS:
-        raise ValueError(f"bad split {split!r}: expected one of {', '.join(SPLITS)}")
-    rel = (row.get("image") or "").strip()
+        raise ValueError(f"bad split {_quote(split)}: expected one of {', '.join(SPLITS)}")
+    rel = row.get("image", "").strip()
     if not rel:
         raise ValueError("empty image path")
-    path = folder / rel
-    if not path.is_file():
-        raise ValueError(f"missing image {rel!r} (looked for {path})")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            pixels = prepare_photo(image, image_size)
-    except (OSError, Image.DecompressionBombError, SyntaxError) as exc:
-        raise ValueError(f"image {rel!r} cannot be decoded: {exc}") from None
-    item = Item(product_id, title, category, (row.get("color") or "").strip(), price, split)
-    return item, pixels
+    pixels = _load_image(folder, rel, image_size)
+    return Item(product_id, title, category, color, price, split), pixels
 
 
 def load_catalog(
@@ -130,60 +336,60 @@ def load_catalog(
         skip_bad_rows: drop bad rows (listed in ``Catalog.skipped``) instead of failing.
 
     Raises:
-        CatalogError: missing file or columns; bad rows unless ``skip_bad_rows``;
-            no usable rows at all.
+        CatalogError: catalog.csv missing, not a regular file, a link, not
+            UTF-8 CSV, a row over :data:`MAX_ROW_CHARS`, or missing columns; bad
+            rows unless ``skip_bad_rows``; no usable rows at all.
     """
     folder = Path(folder)
-    csv_path = folder / "catalog.csv"
-    if not csv_path.is_file():
-        raise CatalogError(f"no catalog at {folder}: catalog.csv is missing")
-    try:
-        with csv_path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            columns = tuple(c.strip() for c in (reader.fieldnames or ()))
-            missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-            if missing:
-                raise CatalogError(
-                    f"{csv_path}: missing column(s) {', '.join(missing)}; expected {', '.join(REQUIRED_COLUMNS)}"
-                )
-            reader.fieldnames = list(columns)
-            rows = list(reader)
-    except UnicodeDecodeError as exc:
-        raise CatalogError(f"{csv_path} is not UTF-8 text: {exc}") from None
-    except csv.Error as exc:
-        raise CatalogError(f"{csv_path} is not valid CSV: {exc}") from None
-    return _validate_rows(folder, rows, "split" in columns, image_size, skip_bad_rows, progress)
+    with _open_csv(folder) as file:
+        path = folder / CSV_NAME
+        records = _read_records(file, path)
+        header = next(records, None)
+        columns = tuple(c.strip() for c in header[1]) if header else ()
+        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+        if missing:
+            raise CatalogError(
+                f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(REQUIRED_COLUMNS)}"
+            )
+        return _validate_rows(folder, columns, records, image_size, skip_bad_rows, progress)
 
 
 def _validate_rows(
-    folder: Path, rows: list[dict[str, str]], has_split: bool, image_size: int, skip: bool, progress: bool
+    folder: Path,
+    columns: tuple[str, ...],
+    records: Iterator[tuple[int, list[str]]],
+    image_size: int,
+    skip: bool,
+    progress: bool,
 ) -> Catalog:
     errors: list[RowError] = []
     items: dict[str, Item] = {}
     images: list[np.ndarray] = []
     owners: list[str] = []
-    iterator = rows
+    has_split = "split" in columns
+    iterator = records
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(rows, desc="catalog", unit="row", mininterval=1.0)
-    for line, row in enumerate(iterator, start=2):
-        surplus = cast(dict[Any, Any], row).get(None)  # csv puts surplus fields under the None key
-        if surplus is not None:
-            errors.append(
-                RowError(line, (row.get("id") or "").strip(), f"{len(surplus)} more field(s) than the header has")
-            )
+        iterator = tqdm(records, desc="catalog", unit="row", mininterval=1.0)
+    for line, fields in iterator:
+        row = dict(zip(columns, fields))
+        row_id = _short(row.get("id", "").strip())
+        if len(fields) > len(columns):
+            errors.append(RowError(line, row_id, f"{len(fields) - len(columns)} more field(s) than the header has"))
             continue
         try:
             item, pixels = _check_row(row, folder, has_split, image_size)
         except ValueError as exc:
-            errors.append(RowError(line, (row.get("id") or "").strip(), str(exc)))
+            errors.append(RowError(line, row_id, str(exc)))
             continue
         known = items.get(item.id)
         if known is not None and known.title != item.title:
             errors.append(
                 RowError(
-                    line, item.id, f"duplicate id with conflicting title {item.title!r} (first seen as {known.title!r})"
+                    line,
+                    row_id,
+                    f"duplicate id with conflicting title {_quote(item.title)} (first seen as {_quote(known.title)})",
                 )
             )
             continue
@@ -192,10 +398,10 @@ def _validate_rows(
         owners.append(item.id)
     if errors and not skip:
         raise CatalogError(
-            f"{folder}/catalog.csv has {len(errors)} bad row(s) (use --skip-bad-rows to drop them):", tuple(errors)
+            f"{folder}/{CSV_NAME} has {len(errors)} bad row(s) (use --skip-bad-rows to drop them):", tuple(errors)
         )
     if not items:
-        raise CatalogError(f"{folder}/catalog.csv has no usable rows", tuple(errors))
+        raise CatalogError(f"{folder}/{CSV_NAME} has no usable rows", tuple(errors))
     index = {pid: i for i, pid in enumerate(items)}
     return Catalog(
         name=folder.resolve().name,

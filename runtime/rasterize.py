@@ -115,7 +115,7 @@ def as_strokes(raw: object) -> list[Stroke]:
     strokes: list[Stroke] = []
     total = 0
     for i, stroke in enumerate(raw):
-        if not isinstance(stroke, (list, tuple, np.ndarray)) or np.ndim(stroke) == 0:
+        if not isinstance(stroke, (list, tuple, np.ndarray)) or (isinstance(stroke, np.ndarray) and stroke.ndim == 0):
             raise SketchInputError(f"stroke {i} is not a list of [x, y] number pairs, got {type(stroke).__name__}")
         total += len(stroke)
         if total > MAX_STROKE_POINTS:

@@ -31,6 +31,7 @@ from typing import Any
 
 from vitrina.runtime.bundle import MANIFEST, Bundle, release_version
 from vitrina.runtime.files import copy_atomic, write_atomic
+from vitrina.runtime.sync.gate import GateError, check_bundle
 from vitrina.runtime.sync.repo_format import BLOBS, INDEX, PATCHES, REPO_FORMAT, REPO_FORMAT_VERSION, catalog_path
 from vitrina.runtime.sync.trust import SIGNATURE_FILE
 
@@ -77,9 +78,15 @@ def publish(
 ) -> PublishResult:
     """Add a signed bundle to the repository and make it the catalog's latest version.
 
-    Refuses an unsigned bundle, and a version not above the one published.
-    Deltas (bsdiff) are computed from the previous published version's files.
+    Refuses an unsigned bundle, a bundle that fails the devices' activation gate
+    (``runtime/sync/gate.py``: a model that will not load, arrays that do not
+    match their headers, a query that fails), and a version not above the one
+    published. Deltas (bsdiff) are computed from the previous published version's files.
     """
+    try:
+        check_bundle(bundle_dir)  # the same gate every device runs: a broken bundle is stopped here first
+    except GateError as exc:
+        raise ValueError(f"refusing to publish: {exc}") from None
     bundle = Bundle.open(bundle_dir)
     if not (bundle.path / SIGNATURE_FILE).is_file() or not bundle.manifest.get("release"):
         raise ValueError(f"{bundle.path} is not signed: run `vitrina sign {bundle.path} --key KEY --version N` first")

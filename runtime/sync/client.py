@@ -13,7 +13,10 @@ Order of work, each step leaving the active bundle untouched until the last:
    patch to a file the device has, else download it, resuming a partial
    ``.part`` with an HTTP Range request; every file is hashed before it takes
    its final name;
-4. write the manifest, verify the whole staged bundle again (``Bundle.open``),
+4. write the manifest, verify the whole staged bundle again (``Bundle.open``)
+   and pass it through the activation gate (``gate.py``: every model loads,
+   one query of each kind answers; a bundle that fails is recorded in
+   ``refused.json`` and never activated by a plain sync),
    rename it into ``bundles/`` and swap the ``current`` symlink atomically
    (``device_store.py``), then drop all but the previous 2 bundles.
 
@@ -40,14 +43,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import Annotated, Any, BinaryIO, Protocol
+from typing import Annotated, Any, BinaryIO, NoReturn, Protocol
 
 import msgspec
 
-from vitrina.runtime.bundle import FORMAT_NAME, FORMAT_VERSION, MANIFEST, Bundle, BundleError, release_version
+from vitrina.runtime.bundle import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST,
+    Bundle,
+    BundleError,
+    BundleIntegrityError,
+    check_manifest_schema,
+    release_version,
+)
 from vitrina.runtime.files import UnsafePathError, fsync_dir, is_disk_full, resolve_inside, sha256_file, write_atomic
 from vitrina.runtime.timeutil import utc_now
 
+from .gate import GateError, check_bundle_isolated
 from .lock import BusyError, device_lock
 from .repo_format import INDEX, PATCHES, REPO_FORMAT, REPO_FORMAT_VERSION
 from .store import STAGING, DeviceStore, slot_name
@@ -76,6 +89,14 @@ class VerificationError(SyncError):
 
 class RollbackError(VerificationError):
     """The repository offers a version not newer than the installed one."""
+
+
+class ActivationRefusedError(VerificationError):
+    """The signed bundle failed the activation gate (it cannot search); it is recorded and never activated by sync."""
+
+
+class RefusedVersionError(VerificationError):
+    """The offered version failed the gate earlier or staff rolled back from it: sync holds it back."""
 
 
 class DiskSpaceError(SyncError):
@@ -773,6 +794,16 @@ def _sync(
             "(a replayed older bundle?); an admin may pass --allow-rollback"
         )
     files = check_manifest_files(manifest)
+    refusal = store.refusal(name, version)
+    if refusal is not None:
+        raise RefusedVersionError(
+            f"{name} v{version} is held back on this device ({refusal.reason}, {refusal.when}); "
+            f"a newer release, or `vitrina bundles activate {version}` by staff, lifts this"
+        )
+    try:
+        check_manifest_schema(manifest, where=f"the signed manifest of {name} v{version}")
+    except BundleError as exc:
+        _refuse(store, name, version, f"{exc}")
     digest = hashlib.sha256(manifest_bytes).hexdigest()[:12]
     slot = store.slot(name, version)
     stage = store.root / STAGING / f"{slot_name(name, version)}-{digest}"
@@ -785,11 +816,20 @@ def _sync(
     _write_file(stage / SIGNATURE_FILE, signature_bytes)
     try:
         Bundle.open(stage, verify=True)
-    except BundleError as exc:
+    except BundleIntegrityError as exc:  # the staged copy, not the release: drop it, a rerun fetches again
+        shutil.rmtree(stage, ignore_errors=True)
         raise VerificationError(f"staged bundle does not verify: {exc}") from None
+    except BundleError as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        _refuse(store, name, version, f"{exc}")
+    try:
+        check_bundle_isolated(stage, verify=False)  # hashed just above; the gate hashes what it reads again
+    except GateError as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        _refuse(store, name, version, f"{exc}")
     fsync_dir(stage)
     _install(store, stage, slot, manifest_bytes)
-    store.activate(slot, verify=False)  # verified as the stage, just above
+    store.activate(slot, gate=False)  # passed the gate as the stage, just above
     configured = {k.key_id for k in trusted}
     _save_device_keys(store.root, [k for k in keys if k.key_id not in configured])  # only keys learnt by endorsement
     store.gc(options.keep_previous)
@@ -807,6 +847,15 @@ def _sync(
         seconds=round(time.monotonic() - t0, 3),
         up_to_date=False,
         path=slot,
+    )
+
+
+def _refuse(store: DeviceStore, name: str, version: int, reason: str) -> NoReturn:
+    """Record that ``name`` ``version`` failed the activation gate and raise :class:`ActivationRefusedError`."""
+    store.refuse(name, version, by="gate", reason=f"failed the activation gate: {reason}")
+    raise ActivationRefusedError(
+        f"{name} v{version} is signed but broken and was not activated; the active bundle is unchanged and "
+        f"this version will not be taken again: {reason}"
     )
 
 

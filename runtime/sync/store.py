@@ -6,11 +6,17 @@ Layout under a root folder (``vitrina sync --root``, the kiosk's ``device_root``
     current -> bundles/...          symlink to the active bundle
     staging/<catalog>-v<version>-<manifest hash>/
                                     a sync in progress (kept for resume)
+    refused.json                    versions a plain sync must not activate:
+                                    failed the activation gate, or rolled back by staff
 
 Activation swaps ``current`` with a rename of a fresh symlink (atomic on
 POSIX) and fsyncs the root, so ``current`` always names a complete bundle:
 the old one or the new one, never a half-written folder. Apps open
-``<root>/current``.
+``<root>/current``. Every activation passes the activation gate
+(``gate.py``) first, so ``current`` never names a bundle that cannot search.
+A version that failed the gate, or that staff rolled back from, is recorded
+in ``refused.json``; sync does not take it again until a newer version is
+published or staff activate it by number.
 """
 
 from __future__ import annotations
@@ -19,15 +25,19 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vitrina.runtime.bundle import MANIFEST, Bundle, BundleError
-from vitrina.runtime.files import fsync_dir
+from vitrina.runtime.bundle import MANIFEST, BundleError
+from vitrina.runtime.files import fsync_dir, write_atomic
+from vitrina.runtime.timeutil import iso, utc_now
+
+from .gate import check_bundle_isolated
 
 CURRENT = "current"
 BUNDLES = "bundles"
 STAGING = "staging"
+REFUSED = "refused.json"
 KEEP_PREVIOUS = 2
 _SLOT = re.compile(r"^(?P<name>.+)-v(?P<version>\d+)$")
 
@@ -44,6 +54,21 @@ class Installed:
     version: int
     path: Path
     active: bool
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A version a plain sync must not activate.
+
+    Attributes: catalog, version; by: ``"gate"`` (failed the activation gate)
+    or ``"rollback"`` (staff rolled back from it); reason: the message; when: ISO-8601 UTC.
+    """
+
+    catalog: str
+    version: int
+    by: str
+    reason: str
+    when: str
 
 
 def slot_name(catalog: str, version: int) -> str:
@@ -102,19 +127,24 @@ class DeviceStore:
     def slot(self, catalog: str, version: int) -> Path:
         return self.root / BUNDLES / slot_name(catalog, version)
 
-    def activate(self, path: Path, verify: bool = True) -> None:
+    def activate(self, path: Path, gate: bool = True) -> None:
         """Point ``current`` at ``path`` (a folder under bundles/) atomically.
 
-        ``verify`` hashes every file first; sync passes False for a bundle it
-        verified moments before (124 MB hashed once, not twice).
+        ``gate`` runs the activation gate first (``gate.check_bundle_isolated``:
+        every file hashed, every model loaded, one query of each kind); sync
+        passes False for a bundle that passed the gate moments before.
+
+        Raises:
+            StoreError: ``path`` is not an installed bundle, or it failed the gate.
         """
         path = Path(path)
         if path.parent.resolve() != (self.root / BUNDLES).resolve():
             raise StoreError(f"{path} is not an installed bundle under {self.root / BUNDLES}")
-        try:
-            Bundle.open(path, verify=verify)
-        except BundleError as exc:
-            raise StoreError(f"refusing to activate {path.name}: {exc}") from None
+        if gate:
+            try:
+                check_bundle_isolated(path)
+            except BundleError as exc:
+                raise StoreError(f"refusing to activate {path.name}: {exc}") from None
         tmp = self.root / f".{CURRENT}.tmp-{os.getpid()}"
         if tmp.is_symlink() or tmp.exists():
             tmp.unlink()
@@ -130,6 +160,7 @@ class DeviceStore:
         if len(matches) > 1:
             raise StoreError(f"several catalogs have version {version}: name one with --catalog")
         self.activate(matches[0].path)
+        self.clear_refusal(matches[0].catalog, version)  # staff chose this version by number
         return matches[0]
 
     def rollback(self) -> Installed:
@@ -143,7 +174,44 @@ class DeviceStore:
                 f"{active.catalog} v{active.version} is the oldest installed version: nothing to roll back to"
             )
         self.activate(older[-1].path)
+        self.refuse(
+            active.catalog,
+            active.version,
+            by="rollback",
+            reason=f"staff rolled back from {active.catalog} v{active.version} to v{older[-1].version}",
+        )
         return older[-1]
+
+    # --- versions a plain sync must not activate ---------------------------
+    def refusals(self) -> list[Refusal]:
+        """Versions recorded in ``refused.json`` (a malformed file reads as none: it only ever holds sync back)."""
+        try:
+            entries = json.loads((self.root / REFUSED).read_text(encoding="utf-8"))["refused"]
+            return [
+                Refusal(str(e["catalog"]), int(e["version"]), str(e["by"]), str(e["reason"]), str(e["when"]))
+                for e in entries
+            ]
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            return []
+
+    def refusal(self, catalog: str, version: int) -> Refusal | None:
+        """Why ``catalog`` ``version`` must not be activated by a plain sync, or None."""
+        return next((r for r in self.refusals() if (r.catalog, r.version) == (catalog, version)), None)
+
+    def refuse(self, catalog: str, version: int, *, by: str, reason: str) -> None:
+        """Record that a plain sync must not activate ``catalog`` ``version`` (``by``: gate or rollback)."""
+        kept = [r for r in self.refusals() if (r.catalog, r.version) != (catalog, version)]
+        self._write_refusals([*kept, Refusal(catalog, version, by, reason, iso(utc_now()))])
+
+    def clear_refusal(self, catalog: str, version: int) -> None:
+        """Forget a refusal (staff activated the version by number)."""
+        kept = [r for r in self.refusals() if (r.catalog, r.version) != (catalog, version)]
+        if len(kept) != len(self.refusals()):
+            self._write_refusals(kept)
+
+    def _write_refusals(self, refusals: list[Refusal]) -> None:
+        doc = {"refused": [asdict(r) for r in refusals[-64:]]}  # bounded: the newest 64
+        write_atomic(self.root / REFUSED, json.dumps(doc, indent=2).encode())
 
     def gc(self, keep_previous: int = KEEP_PREVIOUS, staging: bool = False) -> list[Path]:
         """Remove installed bundles other than the active one and the ``keep_previous``

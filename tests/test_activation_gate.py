@@ -1,0 +1,209 @@
+"""The activation gate: a signed but broken release never becomes a device's active bundle.
+
+A real publisher key signs each broken release, with every hash consistent, and
+the repository is served over a real HTTP server on 127.0.0.1: only the gate
+stands between the release and the kiosk. After every refusal the old bundle
+is byte-for-byte unchanged and still answers a search, the refusal is
+recorded, and a later plain sync does not take the same version again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_sync import FAST, assert_untouched, serve, snapshot, trusted, world  # noqa: F401 - fixtures
+from vitrina.export.publish.repository import publish
+from vitrina.export.publish.signing import ALGORITHM, load_private_key, public_of, sign_bundle
+from vitrina.runtime.bundle import Bundle
+from vitrina.runtime.sync.client import ActivationRefusedError, RefusedVersionError, sync
+from vitrina.runtime.sync.gate import GateError, check_bundle, check_bundle_isolated
+from vitrina.runtime.sync.store import DeviceStore, StoreError
+from vitrina.runtime.sync.trust import SIGNATURE_FILE
+
+
+@pytest.fixture()
+def repo(world: dict, tmp_path: Path) -> Path:  # noqa: F811 - a private copy of the v1+v2 repository
+    return Path(shutil.copytree(world["root"] / "repo", tmp_path / "repo"))
+
+
+@pytest.fixture()
+def device(world: dict, repo: Path, tmp_path: Path) -> Path:  # noqa: F811
+    """A device that synced v1 from a folder, then v2 over HTTP: v2 active, v1 installed."""
+    root = tmp_path / "device"
+    sync(str(world["root"] / "repo-v1"), root, trusted(world), FAST)
+    server, url = serve(repo)
+    try:
+        sync(url, root, trusted(world), FAST)
+    finally:
+        server.shutdown()
+    return root
+
+
+def publish_broken(sync_world: dict, repo: Path, version: int, breaks: Callable[[Path], None]) -> None:
+    """Publish ``version``: v2 changed by ``breaks``, every hash made consistent, signed with the real key.
+
+    This is what a buggy build or a stolen key would publish; ``publish()`` itself now refuses
+    such bundles, so it is written into the repository the way the publisher writes it.
+    """
+    bundle = repo.parent / f"broken-v{version}"
+    shutil.copytree(sync_world["v2"], bundle)
+    breaks(bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for rel in list(manifest["files"]):
+        path = bundle / rel
+        if path.is_file():
+            data = path.read_bytes()
+            manifest["files"][rel] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+            (repo / "blobs" / manifest["files"][rel]["sha256"]).write_bytes(data)
+    manifest["release"] = dict(manifest["release"], version=version)
+    data = json.dumps(manifest, indent=2).encode()
+    private = load_private_key(sync_world["key"])
+    folder = repo / "catalogs" / manifest["catalog"]["name"] / str(version)
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_bytes(data)
+    signature = {"algorithm": ALGORITHM, "key_id": public_of(private).key_id, "signature": private.sign(data).hex()}
+    (folder / SIGNATURE_FILE).write_text(json.dumps(signature))
+    index = json.loads((repo / "index.json").read_text())
+    index["catalogs"][manifest["catalog"]["name"]] = {"version": version, "path": f"{folder.relative_to(repo)}"}
+    (repo / "index.json").write_text(json.dumps(index))
+
+
+def corrupt_model(bundle: Path) -> None:
+    model = bundle / "models/sketch_int8.tflite"
+    data = bytearray(model.read_bytes())
+    data[8:4096] = bytes(4088)
+    model.write_bytes(bytes(data))
+
+
+def huge_codes_header(bundle: Path) -> None:
+    """codes.npy claims (2**45, D) rows: 466 TiB if anyone believed it."""
+    path = bundle / "codes/codes.npy"
+    codes = np.load(path)
+    header = {"descr": codes.dtype.str, "fortran_order": False, "shape": (1 << 45, codes.shape[1])}
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        f.write(codes.tobytes())
+
+
+def nan_codes(bundle: Path) -> None:
+    path = bundle / "codes/codes.npy"
+    codes = np.load(path)
+    codes[::7] = np.nan
+    np.save(path, codes)
+
+
+def unlisted_codes(bundle: Path) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    del manifest["files"]["codes/codes.npy"]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def wrong_model_input(bundle: Path) -> None:
+    """The sketch model is swapped for the photo model: it loads, but not for sketches."""
+    shutil.copy(bundle / "models/photo_int8.tflite", bundle / "models/sketch_int8.tflite")
+
+
+@pytest.mark.parametrize(
+    ("breaks", "reason"),
+    [
+        (corrupt_model, "sketch_int8.tflite"),
+        (huge_codes_header, "codes.npy"),
+        (nan_codes, "NaN"),
+        (unlisted_codes, "codes/codes.npy"),
+        (wrong_model_input, "sketch"),
+    ],
+    ids=["model-will-not-load", "npy-header-466-TiB", "nan-codes", "codes-not-hashed", "wrong-model"],
+)
+def test_signed_broken_release_is_refused_and_never_retaken(world, repo, device, breaks, reason):  # noqa: F811
+    publish_broken(world, repo, 3, breaks)
+    before = snapshot(device)
+    server, url = serve(repo)
+    try:
+        with pytest.raises(ActivationRefusedError, match=reason) as err:
+            sync(url, device, trusted(world), FAST)
+        assert "active bundle is unchanged" in str(err.value)
+        assert_untouched(device, before)
+        refusal = DeviceStore(device).refusal(world_catalog(device), 3)
+        assert refusal is not None and refusal.by == "gate"
+        assert not list((device / "staging").iterdir())  # the broken stage is not kept for resume
+        # the next plain sync holds the version back without fetching the bundle again
+        with pytest.raises(RefusedVersionError, match="v3 is held back") as held:
+            sync(url, device, trusted(world), FAST)
+        assert "failed the activation gate" in str(held.value)
+        assert_untouched(device, before)
+    finally:
+        server.shutdown()
+
+
+def world_catalog(device: Path) -> str:
+    return Bundle.open(DeviceStore(device).current(), verify=False).name
+
+
+def test_newer_good_release_after_a_refused_one_is_taken(world, repo, device, tmp_path):  # noqa: F811
+    publish_broken(world, repo, 3, corrupt_model)
+    server, url = serve(repo)
+    try:
+        with pytest.raises(ActivationRefusedError):
+            sync(url, device, trusted(world), FAST)
+        good = tmp_path / "v4"
+        shutil.copytree(world["v2"], good)
+        (good / SIGNATURE_FILE).unlink()
+        sign_bundle(good, world["key"], 4)
+        publish(good, repo)
+        result = sync(url, device, trusted(world), FAST)
+    finally:
+        server.shutdown()
+    assert (result.previous, result.version) == (2, 4)
+
+
+def test_staff_rollback_is_not_undone_by_a_plain_sync(world, repo, device):  # noqa: F811
+    store = DeviceStore(device)
+    assert store.rollback().version == 1
+    before = snapshot(device)
+    server, url = serve(repo)
+    try:
+        with pytest.raises(RefusedVersionError, match="rolled back"):
+            sync(url, device, trusted(world), FAST)
+        assert_untouched(device, before)
+        assert store.activate_version(2).version == 2  # staff choose it by number: the hold is lifted
+        assert store.refusal(world_catalog(device), 2) is None
+        assert sync(url, device, trusted(world), FAST).up_to_date
+    finally:
+        server.shutdown()
+
+
+def test_explicit_activate_runs_the_gate(world, device):  # noqa: F811
+    store = DeviceStore(device)
+    older = next(i for i in store.installed() if not i.active)
+    corrupt_model(older.path)  # a bundle damaged on the device's disk
+    with pytest.raises(StoreError, match="refusing to activate"):
+        store.activate_version(older.version)
+    assert store.installed()[-1].active
+
+
+def test_gate_report_lists_every_model_and_query_kind(world):  # noqa: F811
+    report = check_bundle(world["v2"])
+    text = "\n".join(report.checks)
+    for model in ("sketch int8", "sketch float", "photo int8", "photo float"):
+        assert model in text
+    for kind in ("strokes", "photo", "similar", "words"):
+        assert f"{kind} query (int8)" in text
+    isolated = check_bundle_isolated(world["v2"])
+    assert isolated.checks == report.checks
+
+
+def test_isolated_gate_survives_a_crashing_check(world, tmp_path, monkeypatch):  # noqa: F811
+    """A child that dies by a signal (as LiteRT would on a hostile model) fails the gate, not the caller."""
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr("sys.executable", str(fake))
+    with pytest.raises(GateError, match="crashed the process"):
+        check_bundle_isolated(world["v2"])

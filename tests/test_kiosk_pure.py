@@ -1,4 +1,4 @@
-"""Kiosk logic that needs no window: geometry, config and PIN, the search worker."""
+"""Kiosk logic that needs no window: geometry, PIN hashing, the search worker (the config: test_kiosk_config.py)."""
 
 import threading
 import time
@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from vitrina.kiosk_app.config import hash_pin, load_config, verify_pin
+from vitrina.kiosk_app.config import hash_pin, verify_pin
 from vitrina.kiosk_app.geometry import (
     clip_text,
     fit_strokes,
@@ -56,33 +56,6 @@ def test_pin_hash_round_trip_and_no_plain_pin():
     assert hash_pin("4821") != stored  # salted
     with pytest.raises(ValueError, match="4 to 12 digits"):
         hash_pin("12a4")
-
-
-def test_config_file(tmp_path):
-    path = tmp_path / "kiosk.toml"
-    path.write_text(
-        f'bundle = "b"\nidle_seconds = 30\nlanguage = "en"\nadmin_pin_hash = "{hash_pin("1234")}"\ncolors = ["negro", "rojo"]\n'
-    )
-    config = load_config(path)
-    assert config.bundle == tmp_path / "b" and config.idle_seconds == 30 and config.colors == ("negro", "rojo")
-
-
-@pytest.mark.parametrize(
-    "content, words",
-    [
-        ("idle_seconds = 1", "idle_seconds"),
-        ('language = "fr"', "language"),
-        ('colors = ["fucsia"]', "unknown colour"),
-        ("pin = 1234", "unknown key"),
-        ('admin_pin_hash = "1234"', "hash-pin"),
-        ("idle_seconds = ", "not valid TOML"),
-    ],
-)
-def test_bad_config_named(tmp_path, content, words):
-    path = tmp_path / "kiosk.toml"
-    path.write_text(content + "\n")
-    with pytest.raises(ValueError, match=words):
-        load_config(path)
 
 
 def test_worker_newest_request_wins_per_kind():
@@ -137,15 +110,3 @@ def test_fit_strokes_centres_and_flips():
     pts = np.concatenate(fitted)
     assert pts[:, 0].min() == pytest.approx(500 - 70) and pts[:, 0].max() == pytest.approx(500 + 70)  # 0.7 × short side
     assert fitted[1][0, 1] < fitted[0][0, 1]  # y down in, y up out: the lower point ends up lower
-
-
-def test_config_sync_keys(tmp_path):
-    key = "ab" * 32
-    path = tmp_path / "kiosk.toml"
-    path.write_text(f'device_root = "store"\nsync_source = "http://10.0.0.5:8765"\ntrusted_keys = ["{key}"]\n')
-    config = load_config(path)
-    assert config.device_root == tmp_path / "store" and config.bundle == tmp_path / "store" / "current"
-    assert config.sync_source == "http://10.0.0.5:8765" and config.trusted_keys == (key,)
-    path.write_text('trusted_keys = ["not-a-key"]\n')
-    with pytest.raises(ValueError, match="64 hex digits"):
-        load_config(path)

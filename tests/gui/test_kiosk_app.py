@@ -144,7 +144,7 @@ def test_stale_result_never_overwrites_newer(kiosk):
 
 
 def test_idle_reset_clears_everything(tiny_bundle):
-    app = make_app(tiny_bundle, idle_seconds=5)
+    app = make_app(tiny_bundle, idle_seconds=10)
     try:
         app.start_session()
         frames(3)
@@ -152,7 +152,7 @@ def test_idle_reset_clears_everything(tiny_bundle):
         assert wait_for(lambda: bool(app.results), timeout=15)
         app.show("text")
         app.screen("text").query.text = "polera"
-        app.idle.last_touch = time.monotonic() - 6
+        app.idle.last_touch = time.monotonic() - 11
         app.idle.check(1.0)
         frames(2)
         assert app.manager.current == "attract"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except ImportError as exc:
         print(f"vitrina {args.command}: error: a dependency is missing: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `vitrina info | head`: the reader left; nothing more to say, no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush cannot fail again
         return 1
 
 

@@ -249,3 +249,13 @@ def test_property_any_manifest_opens_or_raises_our_error(property_bundle, origin
         opened.eval_strokes()
     except BundleError:
         pass
+
+
+def test_info_into_a_closed_pipe_has_no_traceback(tiny_bundle):
+    """`vitrina info | head`: the reader leaves before vitrina writes."""
+    command = [sys.executable, "-m", "vitrina.runtime.cli", "info", "--bundle", str(tiny_bundle)]
+    reader = subprocess.Popen(["true"], stdin=subprocess.PIPE)
+    reader.wait()
+    done = subprocess.run(command, stdout=reader.stdin, stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    reader.stdin.close()
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr

@@ -29,8 +29,24 @@ opened on the device. Format version 1::
     report.json              build report: training and quantisation figures
 
 No pickles anywhere: arrays load with ``allow_pickle=False``. Everything the
-writer produces is listed in the manifest with its hash and size, and
-:meth:`Bundle.open` checks them before anything is used.
+writer produces is listed in the manifest with its hash and size.
+
+Reading is defensive, because a bundle may be signed and still broken:
+
+- the manifest and items.json are checked against typed schemas (msgspec), so
+  a wrong type or range is a :class:`BundleFormatError` naming the field
+  (``at $.codes.dims``);
+- only files the manifest lists are read, each through
+  ``files.resolve_inside`` (relative, inside the bundle, no symlinks, regular
+  files only), and each is hashed before its first use: all at open with
+  ``verify=True`` (the default), or file by file on first use with
+  ``verify=False`` (sizes are still checked for every file at open);
+- an ``.npy`` header must describe exactly the bytes its file holds, with a
+  plain numeric dtype, before numpy allocates or maps anything.
+
+What it takes for a bundle to be *usable*, not just well-formed (models load,
+codes are finite, queries answer), is the activation gate's job
+(``sync/gate.py``), run before a device switches to a bundle.
 """
 
 from __future__ import annotations

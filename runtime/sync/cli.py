@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..commands import CommandPlugin, Commands
+from .lock import BusyError, device_lock
 from .store import KEEP_PREVIOUS, DeviceStore, StoreError
 
 if TYPE_CHECKING:
@@ -32,7 +34,17 @@ def register(commands: Commands) -> None:
     p.add_argument("--catalog", default=None, help="catalog name (default: the active one)")
     p.add_argument("--allow-rollback", action="store_true", help="admin: accept an older version")
     p.add_argument("--no-delta", action="store_true", help="download every file")
-    p.add_argument("--timeout", type=float, default=15.0, help="seconds per request before retrying")
+    p.add_argument("--timeout", type=float, default=15.0, help="seconds a socket read may wait before retrying")
+    p.add_argument(
+        "--deadline", type=float, default=4 * 3600.0, help="seconds the whole sync may read from the source (4 h)"
+    )
+    p.add_argument(
+        "--min-rate",
+        type=float,
+        default=8192.0,
+        help="bytes/s each file must average after the grace period, or the sync stops (8192)",
+    )
+    p.add_argument("--grace", type=float, default=30.0, help="seconds each file gets before --min-rate applies (30)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_sync)
 
@@ -62,7 +74,13 @@ def _sync(args: argparse.Namespace) -> int:
     except SignatureError as exc:
         raise ValueError(str(exc)) from None
     options = SyncOptions(
-        catalog=args.catalog, allow_rollback=args.allow_rollback, delta=not args.no_delta, timeout_s=args.timeout
+        catalog=args.catalog,
+        allow_rollback=args.allow_rollback,
+        delta=not args.no_delta,
+        timeout_s=args.timeout,
+        deadline_s=args.deadline,
+        min_rate_bytes_s=args.min_rate,
+        grace_s=args.grace,
     )
     bar = None
     if not args.quiet:
@@ -104,9 +122,19 @@ def _bundles_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _locked(args: argparse.Namespace, what: str) -> AbstractContextManager[None]:
+    """The device root's lock for a ``bundles`` command that changes the store (exit 2 while a sync runs)."""
+    return device_lock(args.root, f"bundles {what}", busy=_Busy, create=False)
+
+
+class _Busy(BusyError, ValueError):
+    """Another sync or bundles command holds the root: the CLI's exit 2."""
+
+
 def _bundles_activate(args: argparse.Namespace) -> int:
     try:
-        i = DeviceStore(args.root).activate_version(args.version, args.catalog)
+        with _locked(args, "activate"):
+            i = DeviceStore(args.root).activate_version(args.version, args.catalog)
     except StoreError as exc:
         raise ValueError(str(exc)) from None
     print(f"activated {i.catalog} v{i.version}")
@@ -115,7 +143,8 @@ def _bundles_activate(args: argparse.Namespace) -> int:
 
 def _bundles_rollback(args: argparse.Namespace) -> int:
     try:
-        i = DeviceStore(args.root).rollback()
+        with _locked(args, "rollback"):
+            i = DeviceStore(args.root).rollback()
     except StoreError as exc:
         raise ValueError(str(exc)) from None
     print(f"rolled back to {i.catalog} v{i.version}")
@@ -125,7 +154,8 @@ def _bundles_rollback(args: argparse.Namespace) -> int:
 def _bundles_gc(args: argparse.Namespace) -> int:
     if args.keep < 0:
         raise ValueError(f"--keep must be >= 0, got {args.keep}")
-    removed = DeviceStore(args.root).gc(args.keep, args.staging)
+    with _locked(args, "gc"):
+        removed = DeviceStore(args.root).gc(args.keep, args.staging)
     print(f"removed {len(removed)}: " + (", ".join(p.name for p in removed) or "nothing"))
     return 0
 

@@ -511,6 +511,8 @@ def _read_capped(src: Any, limit: int, budget: _Budget) -> bytes:
         parts.append(chunk)
         got += len(chunk)
         budget.add(len(chunk))
+    if budget.expired:  # the watchdog's shutdown ended the headers or the body early: not a short file
+        raise budget.error()
     return b"".join(parts)
 
 

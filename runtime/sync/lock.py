@@ -22,12 +22,19 @@ class BusyError(Exception):
 
 
 @contextmanager
-def device_lock(root: str | Path, what: str = "sync", busy: type[Exception] = BusyError) -> Iterator[None]:
+def device_lock(
+    root: str | Path, what: str = "sync", busy: type[Exception] = BusyError, create: bool = True
+) -> Iterator[None]:
     """Hold the exclusive lock on ``root`` for the block (``what`` names the holder to others).
 
     Raises ``busy`` (default :class:`BusyError`) at once if another holds it.
+    ``create``: make ``root`` if missing; without it a missing root is not
+    locked (there is nothing in it to protect).
     """
     root = Path(root)
+    if not create and not root.is_dir():
+        yield
+        return
     root.mkdir(parents=True, exist_ok=True)
     path = root / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)

@@ -24,10 +24,13 @@ Where things live:
   search thread (newest request wins); ``paint_log.py``: when results reached
   a frame; ``textures.py``: thumbnail and rendered-text texture caches.
 * ``admin_actions.py`` (``app.admin``): PIN check, catalog sync, benchmark,
-  bundle (re)loading. ``idle_reset.py`` (``app.idle``): privacy reset after
-  ``idle_seconds`` untouched.
+  bundle (re)loading and bundle failures. ``idle_reset.py`` (``app.idle``):
+  privacy reset after ``idle_seconds`` untouched. ``failures.py``: what counts
+  as a bundle failure, its short reason for staff, and the kiosk's log
+  (logger ``vitrina.kiosk``, file ``<KIVY_HOME>/vitrina-kiosk.log``).
 * ``drawing.py`` (the canvas widget), ``geometry.py`` (pure stroke and layout
-  maths), ``config.py`` (TOML config, PIN hashing), ``strings.py`` (UI texts).
+  maths), ``config.py`` (TOML config checked against its schema, PIN hashing),
+  ``strings.py`` (UI texts).
 * ``main.py`` (Kivy set-up, ``run_kiosk``), ``cli.py`` (``vitrina kiosk``,
   ``vitrina bench kiosk``).
 * ``tools/``: not used by the running kiosk — screenshots of every screen and

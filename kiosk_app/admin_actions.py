@@ -2,28 +2,36 @@
 
 Observable state stays on the App, where ``admin.kv`` binds to it:
 ``admin_unlocked``, ``admin_message`` (one status line), ``syncing``,
-``sync_progress`` (0-1), ``bundle_summary``; and ``engine`` /
-``unavailable_reason`` for the bundle. Sync and the benchmark run on their own
+``sync_progress`` (0-1), ``bundle_summary`` (with the latest failure and the
+log's path); and ``engine`` / ``unavailable_reason`` / ``unavailable_detail``
+for the bundle. Bundle failures are logged to ``vitrina.kiosk``
+(:mod:`~vitrina.kiosk_app.failures`). Sync and the benchmark run on their own
 threads and report back through ``Clock.schedule_once``.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kivy.clock import Clock
 
-from vitrina.runtime.bundle import Bundle, BundleError
+from vitrina.runtime.bundle import Bundle
 from vitrina.runtime.product_search import ProductSearch
 
 from .config import verify_pin
+from .failures import BUNDLE_FAILURES, LOG, describe, reason_key
 
 if TYPE_CHECKING:
     from vitrina.runtime.sync.client import SyncProgress
 
     from .app import KioskApp
+
+
+#: Where the admin screen's bundle summary starts saying what failed.
+_FAILED = "\n\nlast bundle failure: "
 
 
 def bundle_stamp(path: Path) -> tuple[str, int] | None:
@@ -62,22 +70,58 @@ class AdminActions:
 
     # --- bundle ----------------------------------------------------------------------
     def open_bundle(self) -> bool:
-        """(Re)open the configured bundle; on failure set ``app.unavailable_reason``
-        and keep any working engine. True when a bundle was opened."""
+        """(Re)open the configured bundle; True when it opened. On failure log it, set
+        ``app.unavailable_reason`` / ``unavailable_detail`` and keep any working engine."""
         app = self.app
         if app.bundle_path is None:
-            app.unavailable_reason = "no bundle configured (set bundle in the config or pass --bundle)"
+            detail = "no bundle configured (set bundle in the config or pass --bundle)"
+            LOG.warning(detail)
+            self._note_failure("reason_unconfigured", detail)
             return False
         try:
             engine = ProductSearch(Bundle.open(app.bundle_path))
-        except (BundleError, ValueError, RuntimeError, OSError) as exc:
-            app.unavailable_reason = str(exc)
+            summary = bundle_summary(engine.bundle)
+        except BUNDLE_FAILURES as exc:
+            detail = describe(exc)
+            repeated = detail == app.unavailable_detail  # retried at each idle reset: log the traceback once
+            LOG.log(
+                logging.INFO if repeated else logging.ERROR,
+                "cannot open the bundle at %s: %s",
+                app.bundle_path,
+                detail,
+                exc_info=None if repeated else exc,
+            )
+            self._note_failure(reason_key(exc, started=False), detail)
             return False
         app.engine = engine
         self._stamp = bundle_stamp(app.bundle_path)
         app.searches.thumbnails.clear()
-        app.bundle_summary = bundle_summary(engine.bundle)
+        app.bundle_summary = summary
+        app.unavailable_reason = app.unavailable_detail = ""
+        LOG.info("opened the bundle at %s: %s", app.bundle_path, summary.replace("\n", "; "))
         return True
+
+    def bundle_failed(self, error: BaseException, during: str) -> None:
+        """The open bundle failed while in use (``during``: e.g. "sketch search"): log it with
+        its traceback, drop the engine, and show "unavailable" (unless admin is showing). The
+        next idle reset tries to open the bundle again (the failure may have been passing)."""
+        app = self.app
+        LOG.error("the bundle at %s failed during %s: %s", app.bundle_path, during, describe(error), exc_info=error)
+        app.engine = None
+        self._stamp = None
+        app.searches.forget()
+        self._note_failure(reason_key(error, started=True), f"{during}: {describe(error)}")
+        if app.manager.current != "admin":  # staff at the admin screen stay there and read it
+            app.show("unavailable")
+
+    def _note_failure(self, reason: str, detail: str) -> None:
+        """Set the short reason (``strings`` key ``reason``) for shoppers and the detail for admin."""
+        app = self.app
+        app.unavailable_reason = app.texts[reason]
+        app.unavailable_detail = detail
+        log = f"\nlog: {app.log_path}" if app.log_path is not None else ""
+        current = app.bundle_summary if app.engine is not None else "no catalog in use"
+        app.bundle_summary = f"{current.split(_FAILED)[0]}{_FAILED}{detail}{log}"
 
     def reload_if_changed(self) -> bool:
         """Reopen the bundle if the configured path now points at another one (or a

@@ -6,9 +6,10 @@ done by three helpers the App holds and kv calls: ``app.searches``
 (:class:`~vitrina.kiosk_app.search_session.SearchSession`: searches on the
 worker thread, stale replies dropped, result grids), ``app.admin``
 (:class:`~vitrina.kiosk_app.admin_actions.AdminActions`: PIN, sync, benchmark,
-bundle loading) and ``app.idle``
+bundle loading and failures) and ``app.idle``
 (:class:`~vitrina.kiosk_app.idle_reset.IdleReset`). Screens live in
-:mod:`vitrina.kiosk_app.screens`.
+:mod:`vitrina.kiosk_app.screens`. A broken bundle shows the "unavailable"
+screen and is logged (:mod:`vitrina.kiosk_app.failures`; ``app.log_path``).
 
 Import this module only after :func:`vitrina.kiosk_app.main.prepare_kivy` has
 set Kivy's configuration (window, input, exit-on-escape).
@@ -19,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kivy import kivy_home_dir
 from kivy.app import App
 from kivy.core.window import Window
 from kivy.properties import BooleanProperty, DictProperty, ListProperty, NumericProperty, StringProperty
@@ -28,6 +30,7 @@ from vitrina.runtime.product_search import ProductSearch
 
 from .admin_actions import AdminActions
 from .config import KioskConfig
+from .failures import start_file_log
 from .geometry import layout_for
 from .idle_reset import IdleReset, settle_garbage
 from .screens import SCREENS, load_kv
@@ -42,10 +45,13 @@ class KioskApp(App):
     ``status`` (error line or ""), ``portrait`` and ``tile`` (layout; tile side
     in px), ``texts`` (UI strings of the configured language),
     ``admin_unlocked``, ``admin_message``, ``sync_progress`` (0-1), ``syncing``,
-    ``bundle_summary``, ``unavailable_reason``. ``engine`` is the open
-    ProductSearch (None without a usable bundle); ``in_session`` is True from a
-    shopper's first touch to the next reset. With ``lock_down`` the window
-    refuses to close (outside admin) and Escape is swallowed.
+    ``bundle_summary``, ``unavailable_reason`` (short, in the kiosk's language,
+    for the unavailable screen) and ``unavailable_detail`` (the full message, for
+    admin and the log). ``engine`` is the open ProductSearch (None without a
+    usable bundle); ``in_session`` is True from a shopper's first touch to the
+    next reset; ``log_path`` is the kiosk's log file (None if it cannot be
+    written). With ``lock_down`` the window refuses to close (outside admin)
+    and Escape is swallowed.
     """
 
     results = ListProperty([])
@@ -59,6 +65,7 @@ class KioskApp(App):
     syncing = BooleanProperty(False)
     bundle_summary = StringProperty("")
     unavailable_reason = StringProperty("")
+    unavailable_detail = StringProperty("")
 
     def __init__(self, config: KioskConfig, bundle_path: Path | None, lock_down: bool = True, **kwargs: Any):
         super().__init__(**kwargs)
@@ -66,6 +73,7 @@ class KioskApp(App):
         self.bundle_path = bundle_path
         self.lock_down = lock_down
         self.texts = TEXTS[config.language]
+        self.log_path = start_file_log(Path(kivy_home_dir))
         self.engine: ProductSearch | None = None
         self.in_session = False
         self.searches = SearchSession(self)

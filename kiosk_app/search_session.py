@@ -8,6 +8,11 @@ older than the latest request of its kind (or than an idle reset) is dropped.
 
 Observable state stays on the App: ``app.results`` (sketch results, a list of
 match dicts) and ``app.status`` (an error line, or "").
+
+A search that fails because of the shopper's input (an empty sketch, an
+unreadable photo: ``failures.SHOPPER_ERRORS``) shows on the status line; any
+other failure of a search, of the warm-up or of showing results means the
+bundle broke, and goes to ``app.admin.bundle_failed`` (logged, "unavailable").
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from PIL import Image
 from vitrina.runtime.product_search import ProductSearch
 from vitrina.runtime.search import SearchResult
 
+from .failures import BUNDLE_FAILURES, SHOPPER_ERRORS, PhotoUnreadableError
 from .geometry import clip_text
 from .paint_log import PaintLog
 from .screens import ProductTile
@@ -35,6 +41,9 @@ if TYPE_CHECKING:
 
 #: Search kind → the screen whose grid shows its results.
 RESULT_SCREENS = {"sketch": "draw", "text": "text", "photo": "photo", "similar": "detail"}
+
+#: Kind of the warm-up search: its results are dropped, its failure is a bundle failure.
+WARM_UP = "warm-up"
 
 TITLE_RGBA = (0.1, 0.1, 0.12, 1)
 SUBTITLE_RGBA = (0.35, 0.35, 0.4, 1)
@@ -80,15 +89,21 @@ class SearchSession:
     def warm_up(self) -> None:
         """Load fonts and a thumbnail sheet now, and run one search of each kind on the
         worker (pages in the codes, the reducer and the models), so the first shopper's
-        results do not pay for it. The warm-up replies are dropped (no generation asked for them)."""
+        results do not pay for it. The warm-up's results are dropped; its failure is the bundle's."""
         for px, rgba in ((sp(13), TITLE_RGBA), (sp(12), SUBTITLE_RGBA)):
             self.texts.get(TextTextures.key("Ag 0123456789 · $", px, rgba))
         engine = self.app.engine
-        if engine is not None and engine.bundle.items:
+        if engine is None or not engine.bundle.items:
+            return
+        try:
             self.thumbnail(0)
-            line = [np.array([[0.0, 0.0], [40.0, 0.0], [40.0, 80.0]])]
-            k = self.app.kiosk_config.results
-            self.worker.submit("warm-up", 0, lambda: (engine.by_strokes(line, k), engine.similar(0, 12)))
+        except BUNDLE_FAILURES as exc:
+            self.app.admin.bundle_failed(exc, "warm-up")
+            return
+        line = [np.array([[0.0, 0.0], [40.0, 0.0], [40.0, 80.0]])]
+        k = self.app.kiosk_config.results
+        generation = self._generations[WARM_UP] = self._generations.get(WARM_UP, 0) + 1
+        self.worker.submit(WARM_UP, generation, lambda: (engine.by_strokes(line, k), engine.similar(0, 12)))
 
     # --- dispatch ------------------------------------------------------------------
     def submit(self, kind: str, job: Callable[[ProductSearch], SearchResult]) -> int:
@@ -154,7 +169,7 @@ class SearchSession:
 
     def by_photo_file(self, selection: list[str]) -> None:
         """Photo search with the first chosen file (a chooser's ``selection``; empty: nothing).
-        An unreadable file comes back as an error naming it."""
+        An unreadable file comes back as a :class:`PhotoUnreadableError` naming it."""
         if not selection:
             return
         path = Path(selection[0])
@@ -164,9 +179,9 @@ class SearchSession:
             try:
                 with Image.open(path) as image:
                     image.load()
-                    return engine.by_photo(image, k)
-            except OSError as exc:
-                raise ValueError(f"cannot read photo {path.name}: {exc}") from None
+            except (OSError, ValueError, Image.DecompressionBombError) as exc:  # the shopper's file, not the bundle
+                raise PhotoUnreadableError(f"cannot read photo {path.name}: {exc}") from None
+            return engine.by_photo(image, k)
 
         self.submit("photo", job)
 
@@ -183,9 +198,13 @@ class SearchSession:
         engine = app.engine
         if engine is None:
             return
-        product = engine.bundle.items[item]
         detail = app.screen("detail")
-        detail.texture = self.thumbnail(item)
+        try:
+            product = engine.bundle.items[item]
+            detail.texture = self.thumbnail(item)
+        except BUNDLE_FAILURES as exc:
+            app.admin.bundle_failed(exc, f"showing product {item}")
+            return
         detail.title = product.title
         detail.subtitle = f"{product.color} · ${product.price:,.0f}"
         self.fill_grid("detail", [])
@@ -194,15 +213,32 @@ class SearchSession:
 
     # --- replies -------------------------------------------------------------------
     def on_reply(self, reply: Reply) -> None:
-        """A search came back (UI thread): drop it if stale, else show its error or its results."""
+        """A search came back (UI thread): drop it if stale; else show the shopper's input
+        error on the status line, report any other failure as the bundle's, or show the results."""
         submitted = self.paint_log.take_submitted(reply.kind, reply.generation)
         if reply.generation != self._generations.get(reply.kind):
             return  # a newer request (or an idle reset) made this stale
-        self.shown[reply.kind] = reply.generation
         app = self.app
-        if reply.error is not None:
+        if reply.kind != WARM_UP:
+            self.shown[reply.kind] = reply.generation
+        if isinstance(reply.error, SHOPPER_ERRORS):
             app.status = app.texts["error"].format(error=reply.error)
             return
+        if reply.error is not None:
+            app.admin.bundle_failed(reply.error, f"{reply.kind} search")
+            return
+        if reply.kind == WARM_UP:
+            return
+        try:
+            self._show_results(reply)
+        except BUNDLE_FAILURES as exc:
+            app.admin.bundle_failed(exc, f"showing {reply.kind} results")
+            return
+        if submitted is not None:
+            self.paint_log.note_filled(reply.kind, reply.generation, submitted)
+
+    def _show_results(self, reply: Reply) -> None:
+        """Upload a reply's decoded pixels and fill its screen's grid (and ``app.results`` for a sketch)."""
         result, pixels = reply.value
         for key, data in pixels.items():
             if isinstance(key, tuple):
@@ -211,11 +247,9 @@ class SearchSession:
                 self.thumbnails.put(key, data)
         matches = [m.__dict__ for m in result.matches]
         if reply.kind == "sketch":
-            app.results = matches
-        app.status = ""
+            self.app.results = matches
+        self.app.status = ""
         self.fill_grid(RESULT_SCREENS[reply.kind], matches)
-        if submitted is not None:
-            self.paint_log.note_filled(reply.kind, reply.generation, submitted)
 
     def fill_grid(self, screen: str, matches: list[dict[str, Any]]) -> None:
         """Show ``matches`` (match dicts: item, title, color, price ...) in a screen's

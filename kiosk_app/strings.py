@@ -1,4 +1,9 @@
-"""UI texts in Spanish (default) and English."""
+"""UI texts in Spanish (default) and English.
+
+``reason_*``: the short reason the "unavailable" screen gives staff for a bundle
+failure (chosen by ``failures.reason_key``); the full message is in the kiosk's
+log and on the admin screen, never shown to shoppers.
+"""
 
 TEXTS = {
     "es": {
@@ -29,6 +34,12 @@ TEXTS = {
         "run_bench": "Ejecutar benchmark",
         "sync": "Sincronizar catálogo",
         "error": "No se pudo buscar: {error}",
+        "reason_unconfigured": "No hay catálogo configurado",
+        "reason_missing": "No se encontró el catálogo en la carpeta configurada",
+        "reason_version": "El catálogo requiere una versión más nueva de vitrina",
+        "reason_damaged": "Los archivos del catálogo están dañados o incompletos",
+        "reason_failed": "La búsqueda dejó de funcionar",
+        "see_admin": "Personal: detalles en Administración",
     },
     "en": {
         "attract": "Draw what you're looking for",
@@ -58,5 +69,11 @@ TEXTS = {
         "run_bench": "Run benchmark",
         "sync": "Sync catalog",
         "error": "Search failed: {error}",
+        "reason_unconfigured": "No catalog is configured",
+        "reason_missing": "No catalog found in the configured folder",
+        "reason_version": "The catalog needs a newer version of vitrina",
+        "reason_damaged": "The catalog files are damaged or incomplete",
+        "reason_failed": "Search stopped working",
+        "see_admin": "Staff: details under Admin",
     },
 }

@@ -62,7 +62,7 @@ def measure_responsiveness(config: KioskConfig, bundle: Path, drawings: int = 20
     app.start_in_window()
     if app.engine is None:
         app.close_in_window()
-        raise ValueError(f"cannot open bundle {bundle}: {app.unavailable_reason}")
+        raise ValueError(f"cannot open bundle {bundle}: {app.unavailable_detail}")
     held_out = [s for _, s in app.engine.bundle.eval_strokes()][:drawings]
     if not held_out:
         app.close_in_window()

@@ -48,7 +48,7 @@ def stage_screen(app, name: str) -> None:
     from .replay import draw_strokes, frames, sample_strokes, wait_for
 
     if name == "unavailable":
-        app.unavailable_reason = app.unavailable_reason or "example: bundle missing"
+        app.unavailable_reason = app.unavailable_reason or app.texts["reason_missing"]
         app.screen("unavailable")
         app.manager.current = "unavailable"
         return

@@ -196,7 +196,8 @@ def test_broken_bundle_shows_unavailable(tiny_bundle, tmp_path):
     (broken / "codes/codes.npy").write_bytes(b"garbage")
     app = make_app(broken)
     try:
-        assert app.manager.current == "unavailable" and "codes.npy" in app.unavailable_reason
+        assert app.manager.current == "unavailable" and "codes.npy" in app.unavailable_detail
+        assert app.unavailable_reason == app.texts["reason_damaged"]  # short, for staff; the detail is logged
         app.start_session()
         assert app.manager.current == "unavailable"
     finally:

@@ -50,6 +50,8 @@ def _kiosk(args: argparse.Namespace) -> int:
     if args.hash_pin:
         print(hash_pin(getpass.getpass("admin PIN (4-12 digits): ")))
         return 0
+    # checked before Kivy is imported or a window opens: a bad config raises ConfigError
+    # (a ValueError), which `vitrina` prints, exiting with status 2
     config = load_config(args.config) if args.config else KioskConfig()
     bundle = args.bundle or config.bundle
     if args.screenshot:

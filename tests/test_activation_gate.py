@@ -22,7 +22,7 @@ from tests.test_sync import FAST, assert_untouched, serve, snapshot, trusted, wo
 from vitrina.export.publish.repository import publish
 from vitrina.export.publish.signing import ALGORITHM, load_private_key, public_of, sign_bundle
 from vitrina.runtime.bundle import Bundle
-from vitrina.runtime.sync.client import ActivationRefusedError, RefusedVersionError, sync
+from vitrina.runtime.sync.client import ActivationRefusedError, RefusedVersionError, VerificationError, sync
 from vitrina.runtime.sync.gate import GateError, check_bundle, check_bundle_isolated
 from vitrina.runtime.sync.store import DeviceStore, StoreError
 from vitrina.runtime.sync.trust import SIGNATURE_FILE
@@ -207,3 +207,24 @@ def test_isolated_gate_survives_a_crashing_check(world, tmp_path, monkeypatch): 
     monkeypatch.setattr("sys.executable", str(fake))
     with pytest.raises(GateError, match="crashed the process"):
         check_bundle_isolated(world["v2"])
+
+
+@pytest.mark.parametrize("name", ["signature.json", "patches.json"])
+def test_deeply_nested_signature_or_patches_is_our_error(world, repo, device, name):  # noqa: F811
+    """Deep nesting in the files beside the manifest: a clear error, or (patches, an optimisation) ignored."""
+    publish_broken(world, repo, 3, lambda bundle: None)  # a good v3
+    target = next(repo.glob(f"catalogs/*/3/{name}")) if name == "signature.json" else None
+    if target is None:
+        target = next(repo.glob("catalogs/*/3")) / name
+    target.write_text("[" * 30_000 + "]" * 30_000)  # under the 64 KiB signature cap
+    before = snapshot(device)
+    server, url = serve(repo)
+    try:
+        if name == "signature.json":
+            with pytest.raises(VerificationError, match="nests too deeply"):
+                sync(url, device, trusted(world), FAST)
+            assert_untouched(device, before)
+        else:
+            assert sync(url, device, trusted(world), FAST).version == 3
+    finally:
+        server.shutdown()

@@ -2,7 +2,9 @@
 
 Order of work, each step leaving the active bundle untouched until the last:
 
-1. read ``index.json``, the catalog's ``manifest.json`` and ``signature.json``
+0. take the device root's lock (``lock.py``): a second sync, or a ``bundles``
+   command, at the same time fails at once with "another sync is running";
+1. read ``index.json`` (schema-checked), the catalog's ``manifest.json`` and ``signature.json``
    (size-capped); verify the signature with the device's trusted keys (plus
    keys endorsed by them), the expiry, the catalog name, the format version
    and that the version is above the installed one (``allow_rollback`` lifts that);
@@ -18,7 +20,13 @@ Order of work, each step leaving the active bundle untouched until the last:
    one query of each kind answers; a bundle that fails is recorded in
    ``refused.json`` and never activated by a plain sync),
    rename it into ``bundles/`` and swap the ``current`` symlink atomically
-   (``device_store.py``), then drop all but the previous 2 bundles.
+   (``store.py``), then drop all but the previous 2 bundles.
+
+Every read from the source runs against deadlines (``SyncOptions.deadline_s``
+for the whole sync; per file, a minimum rate after a grace period), enforced
+by a watchdog that shuts down a blocked socket, so a server that trickles or
+never answers ends the sync with a clear error. Folder sources read only
+regular files inside the repository (``files.resolve_inside``).
 
 A kill at any moment leaves ``current`` on the old or the new bundle; a rerun
 resumes from the staged files.
@@ -866,6 +874,8 @@ def _parse_json(data: bytes, what: str) -> Any:
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise VerificationError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise VerificationError(f"{what} nests too deeply to be a repository file") from None
 
 
 def _pick_catalog(catalogs: Mapping[str, IndexEntry], wanted: str | None, current: dict | None) -> str:
@@ -910,9 +920,11 @@ def _read_patches(src: Source, base: str) -> dict[str, dict]:
     try:
         doc = json.loads(src.read(f"{base}/{PATCHES}", MAX_MANIFEST_BYTES).decode("utf-8"))
         files = doc.get("files", {})
-        return files if isinstance(files, dict) else {}
-    except (SourceError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+    except (SourceError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, RecursionError):
         return {}  # patches are an optimisation: without them every changed file is downloaded
+    if not isinstance(files, dict):
+        return {}
+    return {rel: entry for rel, entry in files.items() if isinstance(entry, dict)}  # a malformed entry: download
 
 
 def _stage_files(

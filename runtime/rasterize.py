@@ -20,7 +20,7 @@ import msgspec
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .photo import ImageBudgetError, has_alpha, load_image_bounded, on_white, to_8bit
+from .photo import ImageBudgetError, has_alpha, load_image_bounded, on_white, reduce_in_strips, to_8bit
 
 #: Stroke points: float array of shape (m, 2) holding (x, y) pixels, y down.
 Stroke = np.ndarray
@@ -48,6 +48,9 @@ _INK_THRESHOLD = 64
 # The paper's grey level: this percentile of the image's pixels (ink may cover up to
 # 90% of the image; white paper, 255, gives the fixed threshold 255 - 64 = 191).
 _PAPER_PERCENTILE = 0.90
+#: Image formats a sketch file may be (Pillow names); others are refused before
+#: decoding (EPS would run Ghostscript; rare decoders fail in their own ways).
+SKETCH_IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 _STROKES_SHAPE = '{"strokes": [[[x, y], ...], ...], "canvas": [w, h]}'
 
 
@@ -320,7 +323,8 @@ def sketch_from_image(image: Image.Image, options: RasterOptions = RasterOptions
     16- and 32-bit grey is scaled to 8 bits (not clipped). Images larger than
     1024 pixels a side are downscaled. Ink is what is at least 64 grey levels
     darker than the paper (the image's 90th-percentile level, so grey paper
-    works too); it is cropped to its bounding box and centred like strokes.
+    works too); the paper is brought to white, and the ink is cropped to its
+    bounding box and centred like strokes.
 
     Returns:
         uint8 array of shape (size, size), 255 paper, 0 ink.
@@ -347,7 +351,7 @@ def sketch_from_image(image: Image.Image, options: RasterOptions = RasterOptions
             f"(grey level {paper}); draw dark ink on light paper"
         )
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    crop = pixels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    crop = _paper_to_white(pixels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], paper)
     h, w = crop.shape
     usable = max(1, int(round(options.size * (1.0 - 2.0 * options.margin))))
     scale = usable / max(h, w)
@@ -359,21 +363,30 @@ def sketch_from_image(image: Image.Image, options: RasterOptions = RasterOptions
 
 
 def _grey_pixels(image: Image.Image) -> np.ndarray:
-    """The image as (h, w) uint8 grey, at most :data:`_MAX_SKETCH_IMAGE_SIDE` a side.
+    """The image as (h, w) uint8 grey on white, at most :data:`_MAX_SKETCH_IMAGE_SIDE` a side.
+
+    A large image is converted and reduced strip by strip (``photo.reduce_in_strips``),
+    so no full-size copy is made, then downscaled with area averaging.
 
     Raises:
         SketchInputError: the mode has no conversion to grey.
     """
-    # Only transparent images go through RGB: an opaque one converts to gray directly
-    # (YCbCr → L reads the Y band, which differs from the luma of its RGB).
     try:
         image = to_8bit(image)
-        gray = (on_white(image) if has_alpha(image) else image).convert("L")
+        factor = max(1, max(image.size) // _MAX_SKETCH_IMAGE_SIDE)
+        gray = reduce_in_strips(image, factor, _grey_on_white, "L")
     except ValueError as exc:
         raise SketchInputError(f"the sketch image's mode {image.mode} has no grey conversion: {exc}") from None
     if max(gray.size) > _MAX_SKETCH_IMAGE_SIDE:
         gray.thumbnail((_MAX_SKETCH_IMAGE_SIDE, _MAX_SKETCH_IMAGE_SIDE), Image.Resampling.BOX)
     return np.asarray(gray, dtype=np.uint8)
+
+
+def _grey_on_white(image: Image.Image) -> Image.Image:
+    """``image`` in mode ``"L"``, transparent pixels as white paper."""
+    # Only transparent images go through RGB: an opaque one converts to gray directly
+    # (YCbCr → L reads the Y band, which differs from the luma of its RGB).
+    return (on_white(image) if has_alpha(image) else image).convert("L")
 
 
 def _paper_level(pixels: np.ndarray) -> int:
@@ -382,13 +395,23 @@ def _paper_level(pixels: np.ndarray) -> int:
     return int(np.searchsorted(cumulative, _PAPER_PERCENTILE * cumulative[-1]))
 
 
+def _paper_to_white(pixels: np.ndarray, paper: int) -> np.ndarray:
+    """(h, w) uint8 pixels with grey levels stretched so ``paper`` (0-255) becomes white
+    (255), as the encoder saw paper in training; unchanged when the paper is already white."""
+    if paper >= 255:
+        return pixels
+    stretched = np.minimum(pixels.astype(np.float32) * (255.0 / paper), 255.0)
+    return np.round(stretched).astype(np.uint8)
+
+
 def load_sketch_image(path: str | Path, options: RasterOptions = RasterOptions()) -> np.ndarray:
     """Read a sketch image file and return encoder input, see :func:`sketch_from_image`.
 
-    The file goes through :func:`~vitrina.runtime.photo.load_image_bounded`: an
-    image over :data:`~vitrina.runtime.photo.MAX_IMAGE_PIXELS` is refused from
-    its header before anything is decoded, a large JPEG decodes at a reduced
-    scale, and 16-bit grey is scaled to 8 bits.
+    The file goes through :func:`~vitrina.runtime.photo.load_image_bounded`: a
+    format outside :data:`SKETCH_IMAGE_FORMATS` or an image over
+    :data:`~vitrina.runtime.photo.MAX_IMAGE_PIXELS` is refused from its header
+    before anything is decoded, a large JPEG decodes at a reduced scale, and
+    16-bit grey is scaled to 8 bits.
 
     Raises:
         SketchInputError: the file is missing, not a decodable image, or over the pixel budget.
@@ -396,7 +419,7 @@ def load_sketch_image(path: str | Path, options: RasterOptions = RasterOptions()
     """
     path = Path(path)
     try:
-        image = load_image_bounded(path, min_side=_MAX_SKETCH_IMAGE_SIDE)
+        image = load_image_bounded(path, min_side=_MAX_SKETCH_IMAGE_SIDE, formats=SKETCH_IMAGE_FORMATS)
     except ImageBudgetError as exc:
         raise SketchInputError(f"cannot read sketch image: {exc}") from None
     try:

@@ -329,6 +329,27 @@ def test_16_bit_png_with_grey_ink_is_read(tmp_path):
     np.testing.assert_array_equal(direct, out)
 
 
+@pytest.mark.parametrize("mode", ["F", "I"])
+def test_32_bit_grey_with_ink_is_read(mode):
+    values = np.full((60, 90), 50_000.0 if mode == "I" else 250.0, np.float32)
+    values[20:40, 10:80] = 3_000.0 if mode == "I" else 30.0
+    values[0, 0] = np.nan if mode == "F" else values[0, 0]  # NaN reads as 0 (ink), not as an error
+    image = Image.fromarray(values if mode == "F" else values.astype(np.int32), mode)
+    out = sketch_from_image(image, RasterOptions(size=32))
+    assert out.min() < 100 and out.max() == 255
+
+
+@pytest.mark.parametrize("mode, suffix", [("1", ".tif"), ("1", ".png"), ("P", ".png"), ("P", ".gif")])
+def test_large_bilevel_and_palette_sketches_are_reduced_not_refused(mode, suffix, tmp_path):
+    # an A4 page at 300 dpi: reduced by 2, which Image.reduce refuses for 1-bit and palette images
+    image = Image.new("L", (2480, 3508), 255)
+    ImageDraw.Draw(image).rectangle([600, 900, 1900, 2600], outline=0, width=40)
+    path = tmp_path / f"page{suffix}"
+    image.convert(mode).save(path)
+    out = load_sketch_image(path, RasterOptions(size=32))
+    assert out.min() < 64 and out[0, 0] == 255
+
+
 # --- 7-9. k and query bounds in the searchers ----------------------------------------------------------
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 LOCK_FILE = ".lock"
+_HOLDER_READS = 10
 
 
 class BusyError(Exception):
@@ -56,10 +58,19 @@ def device_lock(
 
 
 def _holder(fd: int) -> tuple[str, str]:
-    """(pid, what) written by the holder; ("unknown", "sync") when it has not written them yet."""
-    try:
-        words = os.pread(fd, 64, 0).decode("ascii").split()
-    except (OSError, UnicodeDecodeError):
-        words = []
+    """(pid, what) written by the holder; ("unknown", "sync") when it has not written them yet.
+
+    The holder writes them just after taking the lock, so an empty file is read
+    again a few times (up to about 0.2 s) before giving up.
+    """
+    words: list[str] = []
+    for _ in range(_HOLDER_READS):
+        try:
+            words = os.pread(fd, 64, 0).decode("ascii").split()
+        except (OSError, UnicodeDecodeError):
+            words = []
+        if words:
+            break
+        time.sleep(0.02)
     pid = words[0] if words and words[0].isdigit() else "unknown"
     return pid, " ".join(words[1:]) or "sync"

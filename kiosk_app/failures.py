@@ -20,7 +20,7 @@ from pathlib import Path
 
 from vitrina.runtime.bundle import BundleError, BundleNotFoundError, BundleVersionError
 from vitrina.runtime.photo import ImageBudgetError
-from vitrina.runtime.rasterize import EmptySketchError
+from vitrina.runtime.rasterize import SketchInputError
 
 LOG = logging.getLogger("vitrina.kiosk")
 #: The kiosk's log file, inside KIVY_HOME but outside ``logs/`` (Kivy deletes old files there).
@@ -49,7 +49,7 @@ class PhotoUnreadableError(ValueError):
 
 
 #: Search errors caused by the shopper's input: shown on the status line, the bundle stays in use.
-SHOPPER_ERRORS: tuple[type[Exception], ...] = (EmptySketchError, ImageBudgetError, PhotoUnreadableError)
+SHOPPER_ERRORS: tuple[type[Exception], ...] = (SketchInputError, ImageBudgetError, PhotoUnreadableError)
 
 
 def reason_key(error: BaseException, started: bool) -> str:

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from kivy.clock import Clock
 from kivy.metrics import dp, sp
-from PIL import Image
 
+from vitrina.runtime.photo import IMAGE_FORMATS, ImageBudgetError, load_image_bounded
 from vitrina.runtime.product_search import ProductSearch
 from vitrina.runtime.search import SearchResult
 
@@ -176,10 +176,9 @@ class SearchSession:
         k = self.app.kiosk_config.results
 
         def job(engine: ProductSearch) -> SearchResult:
-            try:
-                with Image.open(path) as image:
-                    image.load()
-            except (OSError, ValueError, Image.DecompressionBombError) as exc:  # the shopper's file, not the bundle
+            try:  # within the pixel budget, decoded reduced to about the encoder's input side
+                image = load_image_bounded(path, min_side=engine.bundle.photo_size, formats=IMAGE_FORMATS)
+            except ImageBudgetError as exc:  # the shopper's file, not the bundle
                 raise PhotoUnreadableError(f"cannot read photo {path.name}: {exc}") from None
             return engine.by_photo(image, k)
 

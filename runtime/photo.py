@@ -23,6 +23,10 @@ _WHITE = (255, 255, 255)
 #: step (8-bit conversion, reduction, compositing) works on ~1 MP strips, so a
 #: search stays under its 300 MB peak-memory budget.
 MAX_IMAGE_PIXELS = 32_000_000
+#: Image formats a query photo, a sketch file or a catalog image may be (Pillow
+#: names). Others are refused before decoding: EPS would run Ghostscript, and
+#: rarely used decoders (DDS, ...) fail on bad files with exceptions of their own.
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 _WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 # Pixels per strip when a large image is converted or reduced (4 MB at 4 bytes a pixel).
 _STRIP_PIXELS = 1 << 20

@@ -20,7 +20,7 @@ import msgspec
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .photo import ImageBudgetError, has_alpha, load_image_bounded, on_white, reduce_in_strips, to_8bit
+from .photo import IMAGE_FORMATS, ImageBudgetError, has_alpha, load_image_bounded, on_white, reduce_in_strips, to_8bit
 
 #: Stroke points: float array of shape (m, 2) holding (x, y) pixels, y down.
 Stroke = np.ndarray
@@ -48,9 +48,8 @@ _INK_THRESHOLD = 64
 # The paper's grey level: this percentile of the image's pixels (ink may cover up to
 # 90% of the image; white paper, 255, gives the fixed threshold 255 - 64 = 191).
 _PAPER_PERCENTILE = 0.90
-#: Image formats a sketch file may be (Pillow names); others are refused before
-#: decoding (EPS would run Ghostscript; rare decoders fail in their own ways).
-SKETCH_IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+#: Image formats a sketch file may be: those of any image input (``photo.IMAGE_FORMATS``).
+SKETCH_IMAGE_FORMATS = IMAGE_FORMATS
 _STROKES_SHAPE = '{"strokes": [[[x, y], ...], ...], "canvas": [w, h]}'
 
 

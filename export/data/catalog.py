@@ -37,7 +37,7 @@ from PIL import Image
 
 from vitrina.runtime.bundle import Item, first_rows
 from vitrina.runtime.files import UnsafePathError, resolve_inside
-from vitrina.runtime.photo import MAX_IMAGE_PIXELS, ImageBudgetError, load_image_bounded, prepare_photo
+from vitrina.runtime.photo import IMAGE_FORMATS, MAX_IMAGE_PIXELS, ImageBudgetError, load_image_bounded, prepare_photo
 
 CSV_NAME = "catalog.csv"
 REQUIRED_COLUMNS = ("id", "title", "category", "color", "price", "image")
@@ -54,10 +54,7 @@ MAX_ROW_CHARS = 1 << 20
 #: unknown chunks, an animated WebP) whole into memory, so bytes are bounded too.
 MAX_IMAGE_FILE_BYTES = 100 * 1024 * 1024
 
-#: Image formats a catalog may use (Pillow format names). Others are refused
-#: before decoding: EPS would run Ghostscript, and rarely used decoders (DDS, ...)
-#: fail on bad files with exceptions of their own.
-IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+#: Image formats a catalog may use: those of any image input (``runtime.photo.IMAGE_FORMATS``).
 
 #: Exceptions Pillow raises on malformed files. ``load_image_bounded`` turns
 #: OSError, ValueError, SyntaxError and DecompressionBombError into

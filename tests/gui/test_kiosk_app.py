@@ -279,6 +279,8 @@ def test_responsiveness_benchmark_measures_real_frames(tiny_bundle):
 def test_photo_search_from_a_file_without_camera(kiosk, tmp_path):
     from PIL import Image
 
+    from vitrina.runtime.photo import load_image_bounded
+
     kiosk.start_session()
     kiosk.show("photo")
     frames(3)
@@ -290,8 +292,9 @@ def test_photo_search_from_a_file_without_camera(kiosk, tmp_path):
     kiosk.searches.by_photo_file([str(tmp_path / "shot.png")])
     assert wait_for(lambda: kiosk.searches.shown.get("photo", 0) > before, timeout=15)
     shown = sorted(int(t.item) for t in photo.results_grid.children)
-    with Image.open(tmp_path / "shot.png") as shot:  # what the engine itself finds for this photo
-        expected = sorted(m.item for m in kiosk.engine.by_photo(shot, kiosk.kiosk_config.results).matches)
+    # what the engine itself finds for this file, read as the kiosk reads files: within the pixel budget, reduced
+    shot = load_image_bounded(tmp_path / "shot.png", min_side=kiosk.engine.bundle.photo_size)
+    expected = sorted(m.item for m in kiosk.engine.by_photo(shot, kiosk.kiosk_config.results).matches)
     assert shown and shown == expected  # the grid shows the photo search's results, all of them
     (tmp_path / "bad.png").write_bytes(b"nope")
     kiosk.searches.by_photo_file([str(tmp_path / "bad.png")])

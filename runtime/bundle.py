@@ -601,6 +601,8 @@ class Bundle:
         """The device's query reducer: encoder embedding (n, D) → (n, d) codes."""
         entry = self.manifest["codes"].get("reducer") or {"kind": "none"}
         arrays = {name: self.array(rel) for name, rel in entry.get("arrays", {}).items()}
+        for name, array in arrays.items():
+            check_finite(array, where=f"{self.path}/{entry['arrays'][name]}")
         try:
             return reducer_from_arrays(entry["kind"], arrays, entry.get("params", {}))
         except (ValueError, TypeError, KeyError) as exc:
@@ -853,6 +855,7 @@ def _check_codes(bundle: Bundle) -> None:
         raise BundleFormatError(
             f"{path}/codes/codes.npy: expected (N, {width}) {np.dtype(dtypes[0]).name} {code_type.name} codes, got {codes.dtype} {codes.shape}"
         )
+    check_finite(codes, where=f"{path}/codes/codes.npy")
     if len(codes) != bundle.manifest["catalog"]["images"]:
         raise BundleFormatError(
             f"{path}/codes/codes.npy has {len(codes)} rows, the manifest says {bundle.manifest['catalog']['images']} images"
@@ -866,6 +869,25 @@ def _check_codes(bundle: Bundle) -> None:
             f"{path}/codes/code_items.npy: expected ({codes.shape[0]},) integer indices into {len(bundle.items)} items, "
             f"got {code_items.dtype} {code_items.shape}"
         )
+
+
+#: Rows checked per step by :func:`check_finite`: bounded memory on a million-row file.
+_FINITE_ROWS = 1 << 16
+
+
+def check_finite(array: np.ndarray, *, where: str) -> None:
+    """Refuse a float array holding NaN or infinity (checked in row chunks; other dtypes pass).
+
+    Raises:
+        BundleFormatError: names ``where`` and the first bad row.
+    """
+    if array.dtype.kind != "f":
+        return
+    rows = array.reshape(len(array), -1) if array.ndim > 1 else array.reshape(-1, 1)
+    for start in range(0, len(rows), _FINITE_ROWS):
+        bad = ~np.isfinite(rows[start : start + _FINITE_ROWS]).all(axis=1)
+        if bad.any():
+            raise BundleFormatError(f"{where}: row {start + int(np.argmax(bad))} holds NaN or infinite values")
 
 
 def _check_eval_set(bundle: Bundle, e: EvalSet) -> None:

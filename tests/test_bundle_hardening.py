@@ -259,3 +259,13 @@ def test_info_into_a_closed_pipe_has_no_traceback(tiny_bundle):
     done = subprocess.run(command, stdout=reader.stdin, stderr=subprocess.PIPE, text=True, timeout=120, check=False)
     reader.stdin.close()
     assert done.returncode == 1 and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+def test_nan_catalog_codes_are_refused_not_searched(copy):
+    """NaN rows used to drop silently out of the ranking while the search still answered."""
+    codes = np.load(copy / "codes/codes.npy")
+    codes[5::3] = np.nan
+    np.save(copy / "codes/codes.npy", codes)
+    rehash(copy, "codes/codes.npy")
+    done = vitrina("search", "--bundle", str(copy), "--strokes", str(ASSETS / "sketches/trousers.json"))
+    assert done.returncode == 2 and "codes.npy: row 5 holds NaN" in done.stderr and not done.stdout

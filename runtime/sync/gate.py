@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vitrina.runtime.bundle import ROLES, Bundle, BundleError, BundleFormatError
+from vitrina.runtime.bundle import ROLES, Bundle, BundleError, BundleFormatError, check_finite
 from vitrina.runtime.encoders import (
     EmbeddingResult,
     PhotoEncoder,
@@ -47,8 +47,6 @@ from vitrina.runtime.search import SearchResult
 
 #: Seconds the isolated gate may take (model loads and a handful of queries take about a second).
 GATE_TIMEOUT_S = 300.0
-#: Rows checked for finiteness per step: bounded memory on a million-row codes file.
-_FINITE_CHUNK = 1 << 16
 #: A drawing of a T-shirt, screen pixels: the strokes probe.
 _PROBE_STROKES = [
     np.array([[30, 20], [10, 40], [22, 52], [30, 44], [30, 90], [70, 90], [70, 44], [78, 52], [90, 40], [70, 20]]),
@@ -140,11 +138,7 @@ def _check_arrays(bundle: Bundle) -> list[str]:
         if not rel.endswith(".npy"):
             continue
         array = bundle.array(rel, mmap=True)
-        if array.dtype.kind == "f":
-            flat = array.reshape(len(array), -1) if array.ndim > 1 else array.reshape(-1, 1)
-            for start in range(0, len(flat), _FINITE_CHUNK):
-                if not np.isfinite(flat[start : start + _FINITE_CHUNK]).all():
-                    raise GateError(f"{bundle.path}/{rel}: holds NaN or infinite values")
+        check_finite(array, where=f"{bundle.path}/{rel}")
         checks.append(f"{rel}: {array.dtype} {array.shape}")
     bundle.reducer()
     if bundle.has_rerank:

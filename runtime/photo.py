@@ -33,9 +33,10 @@ _STRIP_PIXELS = 1 << 20
 # Image.reduce averages pixel values: palette indices and single bits must become
 # grey or colour first ("P" with a transparency entry becomes "RGBA").
 _REDUCE_AS = {"1": "L", "P": "RGB", "PA": "RGBA"}
-# What Pillow's format plugins raise on malformed files besides OSError and ValueError
-# (struct.error from truncated headers, NotImplementedError from rare decoders, ...).
-_DECODER_ERRORS = (
+#: What Pillow's format plugins raise on malformed files besides OSError and ValueError
+#: (struct.error from truncated headers, NotImplementedError from rare decoders, ...),
+#: and Pillow's own DecompressionBombError: every image reader catches these.
+DECODER_ERRORS = (
     OSError,
     ValueError,
     SyntaxError,
@@ -46,6 +47,7 @@ _DECODER_ERRORS = (
     TypeError,
     ZeroDivisionError,
     NotImplementedError,
+    Image.DecompressionBombError,
 )
 
 
@@ -112,7 +114,7 @@ def load_image_bounded(
     except Image.UnidentifiedImageError as exc:
         accepted = f"a {', '.join(formats)} image" if formats else "an image Pillow can read"
         raise ImageBudgetError(f"{path} is not {accepted}: {exc}") from None
-    except _DECODER_ERRORS as exc:
+    except DECODER_ERRORS as exc:
         raise ImageBudgetError(f"{path} is not a decodable image: {exc}") from None
     return loaded
 

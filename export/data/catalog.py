@@ -26,7 +26,6 @@ import hashlib
 import math
 import os
 import stat
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,14 @@ from PIL import Image
 
 from vitrina.runtime.bundle import Item, first_rows
 from vitrina.runtime.files import UnsafePathError, resolve_inside
-from vitrina.runtime.photo import IMAGE_FORMATS, MAX_IMAGE_PIXELS, ImageBudgetError, load_image_bounded, prepare_photo
+from vitrina.runtime.photo import (
+    DECODER_ERRORS,
+    IMAGE_FORMATS,
+    MAX_IMAGE_PIXELS,
+    ImageBudgetError,
+    load_image_bounded,
+    prepare_photo,
+)
 
 CSV_NAME = "catalog.csv"
 REQUIRED_COLUMNS = ("id", "title", "category", "color", "price", "image")
@@ -54,25 +60,6 @@ MAX_ROW_CHARS = 1 << 20
 #: unknown chunks, an animated WebP) whole into memory, so bytes are bounded too.
 MAX_IMAGE_FILE_BYTES = 100 * 1024 * 1024
 
-#: Image formats a catalog may use: those of any image input (``runtime.photo.IMAGE_FORMATS``).
-
-#: Exceptions Pillow raises on malformed files. ``load_image_bounded`` turns
-#: OSError, ValueError, SyntaxError and DecompressionBombError into
-#: ImageBudgetError; some format plugins raise the others (fuzzing found
-#: NotImplementedError from DDS), so the loader catches them all.
-_DECODER_ERRORS = (
-    OSError,
-    ValueError,
-    SyntaxError,
-    EOFError,
-    struct.error,
-    IndexError,
-    KeyError,
-    TypeError,
-    ZeroDivisionError,
-    NotImplementedError,
-    Image.DecompressionBombError,
-)
 
 #: How much of a bad value a message quotes, in characters.
 _QUOTE_CHARS = 80
@@ -254,12 +241,12 @@ def _load_image(folder: Path, rel: str, image_size: int) -> np.ndarray:
     _check_header(path, rel)
     try:
         image = load_image_bounded(path, min_side=image_size)
-    except (ImageBudgetError, *_DECODER_ERRORS) as exc:
+    except (ImageBudgetError, *DECODER_ERRORS) as exc:
         raise ValueError(f"image {_quote(rel)} cannot be decoded: {exc}") from None
     try:
         with image:
             return prepare_photo(image, image_size)
-    except _DECODER_ERRORS as exc:
+    except DECODER_ERRORS as exc:
         raise ValueError(f"image {_quote(rel)} cannot be decoded: {exc}") from None
 
 
@@ -277,7 +264,7 @@ def _check_header(path: Path, rel: str) -> None:
         ) from None
     except Image.UnidentifiedImageError:
         raise ValueError(f"image {_quote(rel)} cannot be decoded: not a {', '.join(IMAGE_FORMATS)} image") from None
-    except _DECODER_ERRORS as exc:
+    except DECODER_ERRORS as exc:
         raise ValueError(f"image {_quote(rel)} cannot be decoded: {exc}") from None
     if width * height > MAX_IMAGE_PIXELS:
         raise ValueError(

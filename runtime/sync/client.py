@@ -294,16 +294,9 @@ class _HTTPConnection(http.client.HTTPConnection):
         self._hook.attach(self.sock)
 
 
-class _HTTPSConnection(http.client.HTTPSConnection):
-    """As :class:`_HTTPConnection`, over TLS."""
-
-    def __init__(self, *args: Any, hook: _SocketHook, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._hook = hook
-
-    def connect(self) -> None:
-        super().connect()
-        self._hook.attach(self.sock)
+class _HTTPSConnection(_HTTPConnection, http.client.HTTPSConnection):
+    """As :class:`_HTTPConnection`, over TLS: by the method order, HTTPSConnection.connect
+    (connect and wrap in TLS) runs inside ours, so the watchdog gets the TLS socket."""
 
 
 @dataclass

@@ -228,3 +228,26 @@ def test_deeply_nested_signature_or_patches_is_our_error(world, repo, device, na
             assert sync(url, device, trusted(world), FAST).version == 3
     finally:
         server.shutdown()
+
+
+def test_damaged_local_copy_is_an_integrity_failure_not_a_broken_release(world, tmp_path):  # noqa: F811
+    """Sync drops a damaged stage and fetches again; only a broken release is refused for good."""
+    copy = Path(shutil.copytree(world["v2"], tmp_path / "copy"))
+    model = copy / "models/photo_int8.tflite"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    for check in (check_bundle, check_bundle_isolated):
+        with pytest.raises(GateError, match="photo_int8.tflite is corrupt") as err:
+            check(copy)
+        assert err.value.integrity
+    corrupt_model(copy)
+    manifest_path = copy / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for rel in ("models/photo_int8.tflite", "models/sketch_int8.tflite"):
+        blob = (copy / rel).read_bytes()
+        manifest["files"][rel] = {"sha256": hashlib.sha256(blob).hexdigest(), "size": len(blob)}
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(GateError) as err:
+        check_bundle_isolated(copy)
+    assert not err.value.integrity

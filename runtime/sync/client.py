@@ -15,10 +15,11 @@ Order of work, each step leaving the active bundle untouched until the last:
    patch to a file the device has, else download it, resuming a partial
    ``.part`` with an HTTP Range request; every file is hashed before it takes
    its final name;
-4. write the manifest, verify the whole staged bundle again (``Bundle.open``)
-   and pass it through the activation gate (``gate.py``: every model loads,
-   one query of each kind answers; a bundle that fails is recorded in
-   ``refused.json`` and never activated by a plain sync),
+4. write the manifest and pass the stage through the activation gate
+   (``gate.py``, in a child process: the whole bundle verified again, every
+   model loads, one query of each kind answers; a bundle that fails for any
+   reason but a damaged local copy is recorded in ``refused.json`` and never
+   activated by a plain sync),
    rename it into ``bundles/`` and swap the ``current`` symlink atomically
    (``store.py``), then drop all but the previous 2 bundles.
 
@@ -59,9 +60,7 @@ from vitrina.runtime.bundle import (
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST,
-    Bundle,
     BundleError,
-    BundleIntegrityError,
     check_manifest_schema,
     release_version,
 )
@@ -818,17 +817,11 @@ def _sync(
     _write_file(stage / MANIFEST, manifest_bytes)
     _write_file(stage / SIGNATURE_FILE, signature_bytes)
     try:
-        Bundle.open(stage, verify=True)
-    except BundleIntegrityError as exc:  # the staged copy, not the release: drop it, a rerun fetches again
-        shutil.rmtree(stage, ignore_errors=True)
-        raise VerificationError(f"staged bundle does not verify: {exc}") from None
-    except BundleError as exc:
-        shutil.rmtree(stage, ignore_errors=True)
-        _refuse(store, name, version, f"{exc}")
-    try:
-        check_bundle_isolated(stage, verify=False)  # hashed just above; the gate hashes what it reads again
+        check_bundle_isolated(stage)  # the whole stage verified again (every file hashed), then smoke-tested
     except GateError as exc:
         shutil.rmtree(stage, ignore_errors=True)
+        if exc.integrity:  # the staged copy, not the release: a rerun fetches it again
+            raise VerificationError(f"staged bundle does not verify: {exc}") from None
         _refuse(store, name, version, f"{exc}")
     fsync_dir(stage)
     _install(store, stage, slot, manifest_bytes)

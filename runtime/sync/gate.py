@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vitrina.runtime.bundle import ROLES, Bundle, BundleError, BundleFormatError, check_finite
+from vitrina.runtime.bundle import ROLES, Bundle, BundleError, BundleFormatError, BundleIntegrityError, check_finite
 from vitrina.runtime.encoders import (
     EmbeddingResult,
     PhotoEncoder,
@@ -55,7 +55,15 @@ _PROBE_STROKES = [
 
 
 class GateError(BundleError):
-    """The bundle failed the activation gate; the message names the check and why."""
+    """The bundle failed the activation gate; the message names the check and why.
+
+    ``integrity`` is True when a file is missing or its size or hash differs from the
+    manifest: the copy on this disk is damaged, which says nothing about the release.
+    """
+
+    def __init__(self, message: str, *, integrity: bool = False):
+        super().__init__(message)
+        self.integrity = integrity
 
 
 @dataclass(frozen=True)
@@ -73,12 +81,8 @@ class GateReport:
     seconds: float
 
 
-def check_bundle(path: str | Path, *, verify: bool = True) -> GateReport:
+def check_bundle(path: str | Path) -> GateReport:
     """Smoke-test the bundle at ``path`` in this process (see the module docstring).
-
-    Args:
-        verify: hash every listed file at open; False hashes each on first use
-            (for a bundle whose files were verified moments ago).
 
     Raises:
         GateError: a check failed; the message names the file or query and what was wrong.
@@ -86,7 +90,7 @@ def check_bundle(path: str | Path, *, verify: bool = True) -> GateReport:
     t0 = time.monotonic()
     checks: list[str] = []
     try:
-        bundle = Bundle.open(path, verify=verify)
+        bundle = Bundle.open(path, verify=True)
         checks.append(f"opened: {len(bundle.items)} products, {len(bundle.codes)} codes, files verified")
         checks += _check_arrays(bundle)
         checks += _check_models(bundle)
@@ -94,12 +98,14 @@ def check_bundle(path: str | Path, *, verify: bool = True) -> GateReport:
         checks += _check_thumbnails(bundle)
     except GateError:
         raise
+    except BundleIntegrityError as exc:
+        raise GateError(f"bundle {path} does not verify: {exc}", integrity=True) from None
     except (BundleError, ValueError, RuntimeError, OSError, MemoryError) as exc:
         raise GateError(f"bundle {path} failed the activation gate: {exc}") from None
     return GateReport(path=Path(path), checks=tuple(checks), seconds=round(time.monotonic() - t0, 3))
 
 
-def check_bundle_isolated(path: str | Path, *, timeout_s: float = GATE_TIMEOUT_S, verify: bool = True) -> GateReport:
+def check_bundle_isolated(path: str | Path, *, timeout_s: float = GATE_TIMEOUT_S) -> GateReport:
     """:func:`check_bundle` in a child Python process, limited to ``timeout_s`` seconds.
 
     Raises:
@@ -107,8 +113,6 @@ def check_bundle_isolated(path: str | Path, *, timeout_s: float = GATE_TIMEOUT_S
             ``timeout_s`` or printed no report.
     """
     command = [sys.executable, "-m", "vitrina.runtime.sync.gate", "--json", str(path)]
-    if not verify:
-        command.insert(-1, "--lazy")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env, check=False)
@@ -127,7 +131,8 @@ def check_bundle_isolated(path: str | Path, *, timeout_s: float = GATE_TIMEOUT_S
             f"bundle {path} failed the activation gate: the check exited {done.returncode}: {tail[0]}"
         ) from None
     if not report.get("ok"):
-        raise GateError(str(report.get("error", f"bundle {path} failed the activation gate")))
+        error = str(report.get("error", f"bundle {path} failed the activation gate"))
+        raise GateError(error, integrity=report.get("integrity") is True)
     return GateReport(path=Path(path), checks=tuple(report["checks"]), seconds=float(report["seconds"]))
 
 
@@ -217,17 +222,18 @@ def _check_thumbnails(bundle: Bundle) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m vitrina.runtime.sync.gate [--json] [--lazy] BUNDLE``: 0 passed, 2 failed."""
+    """``python -m vitrina.runtime.sync.gate [--json] BUNDLE``: 0 passed, 2 failed."""
     args = list(sys.argv[1:] if argv is None else argv)
-    as_json, lazy = "--json" in args, "--lazy" in args
+    as_json = "--json" in args
     paths = [a for a in args if not a.startswith("--")]
     if len(paths) != 1:
-        sys.stderr.write("usage: python -m vitrina.runtime.sync.gate [--json] [--lazy] BUNDLE\n")
+        sys.stderr.write("usage: python -m vitrina.runtime.sync.gate [--json] BUNDLE\n")
         return 2
     try:
-        report = check_bundle(paths[0], verify=not lazy)
+        report = check_bundle(paths[0])
     except GateError as exc:
-        sys.stdout.write((json.dumps({"ok": False, "error": str(exc)}) if as_json else f"FAILED: {exc}") + "\n")
+        failed = {"ok": False, "error": str(exc), "integrity": exc.integrity}
+        sys.stdout.write((json.dumps(failed) if as_json else f"FAILED: {exc}") + "\n")
         return 2
     if as_json:
         sys.stdout.write(json.dumps({"ok": True, "checks": list(report.checks), "seconds": report.seconds}) + "\n")

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from vitrina.runtime.bundle import BundleContents, EvalSet, write_bundle
 from vitrina.runtime.encoders import EncoderOptions, PhotoEncoder, SketchEncoder
 from vitrina.runtime.rasterize import RasterOptions
+from vitrina.runtime.text import Vocabulary
 
 from .codes.fit import CodeOptions, FittedCodes, TrainingEmbeddings, fit_codes
 from .data.catalog import Catalog, load_catalog
@@ -284,6 +285,8 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         code_type=fitted.code_type,
         reducer=fitted.reducer,
         rerank=fitted.rerank,
+        # the text search's words: titles, categories and colours, less brands and numbers
+        vocabulary=Vocabulary.from_texts((f"{i.title} {i.category} {i.color}" for i in catalog.items), catalog.brands),
     )
     write_bundle(out, contents)
     return BuildResult(

@@ -39,9 +39,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from rapidfuzz import process
-from rapidfuzz.distance import JaroWinkler
-
 #: Words a query keeps (the text-visual study's text branch reads up to 9).
 MAX_QUERY_WORDS = 9
 #: Similarity scorers a fuzzy repair can use (each 0-1, 1 = same word).
@@ -230,6 +227,9 @@ class WordRepair:
         if self.options.scorer == "difflib":
             close = difflib.get_close_matches(word, words, n=1, cutoff=cutoff)
             return close[0] if close else None
+        from rapidfuzz import process  # here, not at import: opening a bundle need not load it
+        from rapidfuzz.distance import JaroWinkler
+
         found = process.extractOne(word, words, scorer=JaroWinkler.similarity, score_cutoff=cutoff)
         return None if found is None else str(found[0])
 

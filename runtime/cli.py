@@ -46,8 +46,9 @@ def register(commands: Commands) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_search)
 
-    p = commands.add("eval", help="retrieval quality on the bundle's held-out sketch queries")
+    p = commands.add("eval", help="retrieval quality on the bundle's held-out sketch (or text) queries")
     p.add_argument("--bundle", required=True, type=Path)
+    p.add_argument("--task", choices=("sketch", "text"), default="sketch", help="what to evaluate (default sketch)")
     p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_eval)
@@ -131,6 +132,10 @@ def _eval(args: argparse.Namespace) -> int:
 
     if getattr(args, "sweep", False):
         return int(args.sweep_handler(args))
+    if args.task == "text":
+        from .text_cli import eval_text
+
+        return eval_text(args)
 
     report = evaluate_bundle(Bundle.open(args.bundle), num_threads=args.threads)
     if args.json:

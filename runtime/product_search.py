@@ -254,6 +254,17 @@ class ProductSearch:
         last = tokens[-1]
         return [w for w, _ in self.vocabulary if w.startswith(last) and w != last][:limit]
 
+    def keyword_scores(self, query_words: Sequence[str]) -> np.ndarray:
+        """(P,) float32 share of ``query_words`` (folded) each product's title, category or colour
+        holds, a word counting when it starts one of the product's words; in [0, 1]."""
+        scores = np.zeros(len(self.bundle.items), dtype=np.float32)
+        for token in query_words:
+            hits = np.fromiter(
+                (any(w.startswith(token) for w in ws) for ws in self._item_words), dtype=bool, count=len(scores)
+            )
+            scores += hits
+        return scores / max(1, len(query_words))
+
     def by_text(self, text: str, k: int = DEFAULT_K) -> TextSearchResult:
         """Products whose title/category/colour contain the query's words (prefixes count),
         after :attr:`word_repair` (numbers and brands dropped, misspellings corrected).
@@ -271,13 +282,7 @@ class ProductSearch:
         tokens = list(query.words)
         if not tokens:
             return TextSearchResult((), query=query)
-        scores = np.zeros(len(self.bundle.items), dtype=np.float32)
-        for token in tokens:
-            hits = np.fromiter(
-                (any(w.startswith(token) for w in ws) for ws in self._item_words), dtype=bool, count=len(scores)
-            )
-            scores += hits
-        scores /= len(tokens)
+        scores = self.keyword_scores(tokens)
         order = np.argsort(-scores, kind="stable")[:k]
         order = order[scores[order] > 0]
         matches = to_results(scores[order][None], order[None].astype(np.int64), self.bundle.items)[0].matches

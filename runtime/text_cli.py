@@ -37,3 +37,15 @@ def search_text(bundle: Bundle, args: argparse.Namespace) -> int:
     for rank, m in enumerate(result.matches, start=1):
         print(f"{rank:3d}. {m.score:6.3f}  {m.id:<14} {m.title}  [{m.category}, {m.color}]  ${m.price:,.0f}")
     return 0
+
+
+def eval_text(args: argparse.Namespace) -> int:
+    """``vitrina eval --task text``: keyword search by query kind, and the word-repair comparison."""
+    from .text_eval import evaluate_text, format_report
+
+    report = evaluate_text(Bundle.open(args.bundle))
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+        return 0
+    print(format_report(report))
+    return 0

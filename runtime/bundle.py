@@ -722,9 +722,7 @@ class Bundle:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise BundleFormatError(f"{path}: malformed vocabulary ({exc})") from None
         try:
-            return Vocabulary(
-                tuple(w for w, _ in doc.words), tuple(n for _, n in doc.words), frozenset(doc.brands)
-            )
+            return Vocabulary(tuple(w for w, _ in doc.words), tuple(n for _, n in doc.words), frozenset(doc.brands))
         except ValueError as exc:
             raise BundleFormatError(f"{path}: {exc}") from None
 

@@ -34,7 +34,9 @@ def register(commands: Commands) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--sketch", type=Path, help="sketch image (PNG, JPEG...), dark ink on light paper")
     src.add_argument("--strokes", type=Path, help='strokes JSON: {"strokes": [[[x, y], ...], ...], "canvas": [w, h]}')
-    src.add_argument("--text", help='words, e.g. "zapatilla roja"; misspellings are repaired, brands and numbers dropped')
+    src.add_argument(
+        "--text", help='words, e.g. "zapatilla roja"; misspellings are repaired, brands and numbers dropped'
+    )
     p.add_argument(
         "-k",
         type=bounded_int(MAX_K, why="MAX_K, the most products one search returns"),

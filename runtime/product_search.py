@@ -247,12 +247,15 @@ class ProductSearch:
         return WordRepair.create_from_vocabulary(self.bundle.vocabulary, WordRepairOptions())
 
     def suggest(self, prefix: str, limit: int = 6) -> list[str]:
-        """Catalog words starting with the last word of ``prefix``, most common first."""
+        """Catalog words starting with the last word of ``prefix``, most common first; when
+        none does, the word it repairs to (``"zapatiya"`` → ``["zapatilla"]``), if any."""
         tokens = words(prefix)
         if not tokens:
             return []
         last = tokens[-1]
-        return [w for w, _ in self.vocabulary if w.startswith(last) and w != last][:limit]
+        found = [w for w, _ in self.vocabulary if w.startswith(last) and w != last][:limit]
+        repaired = self.word_repair.repair(last) if not found else None
+        return [repaired] if repaired is not None and repaired != last else found
 
     def keyword_scores(self, query_words: Sequence[str]) -> np.ndarray:
         """(P,) float32 share of ``query_words`` (folded) each product's title, category or colour

@@ -53,7 +53,12 @@ MIN_FUZZY_LETTERS = 4
 _TOKEN = re.compile(r"[a-z0-9]+")
 _DIGIT = re.compile(r"[0-9]")
 # Spellings that sound alike in (Latin American) Spanish, folded to one form; order matters (ll before l).
-_SOUNDS_ALIKE = ((re.compile(r"ll"), "y"), (re.compile(r"v"), "b"), (re.compile(r"z"), "s"), (re.compile(r"c(?=[ei])"), "s"))
+_SOUNDS_ALIKE = (
+    (re.compile(r"ll"), "y"),
+    (re.compile(r"v"), "b"),
+    (re.compile(r"z"), "s"),
+    (re.compile(r"c(?=[ei])"), "s"),
+)
 
 
 def fold(text: str) -> str:
@@ -96,7 +101,9 @@ class Vocabulary:
 
     def __post_init__(self) -> None:
         if len(self.words) != len(self.counts):
-            raise ValueError(f"a vocabulary needs one count per word: {len(self.words)} words, {len(self.counts)} counts")
+            raise ValueError(
+                f"a vocabulary needs one count per word: {len(self.words)} words, {len(self.counts)} counts"
+            )
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], brands: Iterable[str] = ()) -> Vocabulary:

@@ -117,7 +117,12 @@ class KindMetrics:
     empty: int
 
     def to_json(self) -> dict[str, float | int]:
-        return {"queries": self.queries, "p_at_10": round(self.p_at_10, 4), "map": round(self.map, 4), "empty": self.empty}
+        return {
+            "queries": self.queries,
+            "p_at_10": round(self.p_at_10, 4),
+            "map": round(self.map, 4),
+            "empty": self.empty,
+        }
 
 
 @dataclass(frozen=True)
@@ -257,6 +262,7 @@ def compare_word_repair(vocabulary: Vocabulary, *, seed: int = TEXT_EVAL_SEED) -
     unknown = [w for w in query_lexicon()["unknown_words"] if fold(w) not in vocabulary]
     rows = []
     for name, options in REPAIR_METHODS.items():
+        WordRepair.create_from_vocabulary(vocabulary, options).repair("warmup")  # imports, lazy tables
         repair = WordRepair.create_from_vocabulary(vocabulary, options)
         t0 = time.perf_counter()
         got = [repair.repair(typed) for typed, _ in cases]

@@ -165,9 +165,7 @@ class ImageComposer(Protocol):
     not change with the composer). Returns an (H, W, 3) uint8 image.
     """
 
-    def __call__(
-        self, product: np.ndarray, *, category: str, split: str, rng: np.random.Generator
-    ) -> np.ndarray: ...
+    def __call__(self, product: np.ndarray, *, category: str, split: str, rng: np.random.Generator) -> np.ndarray: ...
 
 
 def write_demo_catalog(

@@ -12,7 +12,8 @@ so an interrupted build resumes instead of starting over):
    used, and measure float/int8 agreement on them;
 7. reduce the catalog codes to the chosen code type (``codes/fit.py``:
    PCA, UMAP with a landmark reducer, or binary codes; optional int8 re-rank);
-8. write the bundle (``vitrina.runtime.bundle``), atomically.
+8. write the bundle (``vitrina.runtime.bundle``), atomically, with the text
+   search's vocabulary (titles, categories, colours; less brands and numbers).
 """
 
 from __future__ import annotations

@@ -121,3 +121,19 @@ def test_cli_eval_text(tiny_bundle, capsys):
     assert default["right"] > study["right"] and default["false_map"] <= 0.1
     assert main(["eval", "--bundle", str(tiny_bundle), "--task", "text"]) == 0
     assert "P@10" in capsys.readouterr().out
+
+
+def test_text_search_and_eval_run_without_the_export_stack(tiny_bundle):
+    from tests.test_runtime_imports import run
+
+    proc = run(
+        f"""
+        import json
+        from vitrina.runtime.cli import main
+        assert main(["search", "--bundle", {str(tiny_bundle)!r}, "--text", "zapatiya", "--json"]) == 0
+        assert main(["eval", "--bundle", {str(tiny_bundle)!r}, "--task", "text", "--json"]) == 0
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    first = json.loads(proc.stdout.splitlines()[0])
+    assert first["corrected"] == {"zapatiya": "zapatilla"} and first["results"]

@@ -207,10 +207,10 @@ def evaluate_text(bundle: Bundle, *, seed: int = TEXT_EVAL_SEED, repair: bool = 
     engine = ProductSearch.create_from_bundle(bundle)
     try:
         for method, options in SEARCH_METHODS.items():
-            repair = WordRepair.create_from_vocabulary(bundle.vocabulary, options)
+            repairer = WordRepair.create_from_vocabulary(bundle.vocabulary, options)
             per_kind: dict[str, list[tuple[float, float, bool]]] = {k: [] for k in QUERY_KINDS}
             for q in queries:
-                words = repair.normalize(q.text)
+                words = repairer.normalize(q.text)
                 scores = engine.keyword_scores(words.words)[test] if not words.empty else np.zeros(len(test))
                 p10, ap = ranking_metrics(scores, relevant[q.category, q.colour])
                 per_kind[q.kind].append((p10, ap, words.empty))

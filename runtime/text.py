@@ -16,6 +16,9 @@ The text side of a query, before any search runs:
    request). Anything else is dropped;
 4. keep at most :data:`MAX_QUERY_WORDS` words.
 
+Only the first :data:`MAX_QUERY_CHARS` characters of a query are read (a
+search field's worth), so a pasted book costs no more than a sentence.
+
 The vocabulary comes from the catalog's titles (plus category and colour names)
 and ships in the bundle (``text/vocabulary.json``, read by
 :meth:`vitrina.runtime.bundle.Bundle.vocabulary`); an older bundle without the
@@ -41,6 +44,8 @@ from functools import cached_property
 
 #: Words a query keeps (the text-visual study's text branch reads up to 9).
 MAX_QUERY_WORDS = 9
+#: Characters of a query that are read; the rest is ignored.
+MAX_QUERY_CHARS = 256
 #: Similarity scorers a fuzzy repair can use (each 0-1, 1 = same word).
 SCORERS = ("jaro-winkler", "difflib")
 #: Default similarity (Jaro-Winkler, 0-1) a fuzzy repair needs; chosen on generated misspellings.
@@ -259,11 +264,11 @@ class WordRepair:
         return None
 
     def normalize(self, text: str) -> QueryWords:
-        """Tokenise, drop and repair ``text`` (see the module docstring)."""
+        """Tokenise, drop and repair ``text`` (its first :data:`MAX_QUERY_CHARS` characters; see the module docstring)."""
         kept: list[str] = []
         corrected: dict[str, str] = {}
         dropped: list[str] = []
-        for token in tokens(text):
+        for token in tokens(text[:MAX_QUERY_CHARS]):
             found = self.repair(token)
             if found is None or len(kept) >= self.options.max_words and found not in kept:
                 dropped.append(token)

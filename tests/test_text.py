@@ -10,6 +10,7 @@ from vitrina.export.data.demo_catalog import PALETTE, write_demo_catalog
 from vitrina.export.data.titles import MAIN_STORE, SECOND_STORE, draw_title, get_store
 from vitrina.runtime.misspell import misspell
 from vitrina.runtime.text import (
+    MAX_QUERY_CHARS,
     MAX_QUERY_WORDS,
     Vocabulary,
     WordRepair,
@@ -111,6 +112,11 @@ def test_normalize_keeps_at_most_max_words(vocab):
     q = WordRepair(vocab).normalize(text)
     assert len(q.words) == MAX_QUERY_WORDS and q.dropped == tuple(vocab.words[MAX_QUERY_WORDS:12])
     assert WordRepair(vocab, WordRepairOptions(max_words=2)).normalize(text).words == vocab.words[:2]
+
+
+def test_only_the_first_query_characters_are_read(vocab):
+    q = WordRepair(vocab).normalize("zapatilla " + "mesa " * 100_000 + "roja")
+    assert q.words == ("zapatilla",) and len(q.dropped) < MAX_QUERY_CHARS // 4
 
 
 def test_study_setting_repairs_only_near_identical_words(vocab):

@@ -12,7 +12,8 @@ so an interrupted build resumes instead of starting over):
    used, and measure float/int8 agreement on them;
 7. reduce the catalog codes to the chosen code type (``codes/fit.py``:
    PCA, UMAP with a landmark reducer, or binary codes; optional int8 re-rank);
-8. write the bundle (``vitrina.runtime.bundle``), atomically.
+8. write the bundle (``vitrina.runtime.bundle``), atomically, with the text
+   search's vocabulary (titles, categories, colours; less brands and numbers).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tqdm import tqdm
 from vitrina.runtime.bundle import BundleContents, EvalSet, write_bundle
 from vitrina.runtime.encoders import EncoderOptions, PhotoEncoder, SketchEncoder
 from vitrina.runtime.rasterize import RasterOptions
+from vitrina.runtime.text import Vocabulary
 
 from .codes.fit import CodeOptions, FittedCodes, TrainingEmbeddings, fit_codes
 from .data.catalog import Catalog, load_catalog
@@ -284,6 +286,8 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         code_type=fitted.code_type,
         reducer=fitted.reducer,
         rerank=fitted.rerank,
+        # the text search's words: titles, categories and colours, less brands and numbers
+        vocabulary=Vocabulary.from_texts((f"{i.title} {i.category} {i.color}" for i in catalog.items), catalog.brands),
     )
     write_bundle(out, contents)
     return BuildResult(

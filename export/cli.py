@@ -19,7 +19,14 @@ def register(commands: Commands) -> None:
     p.add_argument("--source", type=Path, default=None, help="folder with the Fashion-MNIST IDX .gz files")
     p.add_argument("--limit-train", type=int, default=None, help="keep only the first N train products")
     p.add_argument("--limit-test", type=int, default=None, help="keep only the first N test products")
-    p.add_argument("--seed", type=int, default=7, help="seed of colours, styles and prices")
+    p.add_argument("--seed", type=int, default=7, help="seed of colours, titles and prices")
+    p.add_argument(
+        "--store",
+        choices=("main", "second"),
+        default="main",
+        help="main: train+test products, the main store's titles; second: the generalisation store "
+        "(test products only, its own title words)",
+    )
     p.set_defaults(handler=_demo_catalog)
 
     p = commands.add("build", help="train, quantise and encode a catalog into a bundle")
@@ -87,7 +94,12 @@ def _demo_catalog(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     path = write_demo_catalog(
-        args.out, args.source or DEFAULT_DIR, limit_train=args.limit_train, limit_test=args.limit_test, seed=args.seed
+        args.out,
+        args.source or DEFAULT_DIR,
+        limit_train=args.limit_train,
+        limit_test=args.limit_test,
+        seed=args.seed,
+        store=args.store,
     )
     print(f"wrote {path}")
     return 0

@@ -26,8 +26,9 @@ from kivy.clock import Clock
 from kivy.metrics import dp, sp
 
 from vitrina.runtime.photo import IMAGE_FORMATS, ImageBudgetError, load_image_bounded
-from vitrina.runtime.product_search import ProductSearch
+from vitrina.runtime.product_search import ProductSearch, TextSearchResult
 from vitrina.runtime.search import SearchResult
+from vitrina.runtime.text import QueryWords
 
 from .failures import BUNDLE_FAILURES, SHOPPER_ERRORS, PhotoUnreadableError
 from .geometry import clip_text
@@ -149,9 +150,11 @@ class SearchSession:
         self.submit("sketch", lambda engine: engine.by_strokes(strokes, k))
 
     def by_text(self, text: str) -> None:
-        """Keyword search for ``text`` (blank text only clears the status)."""
+        """Keyword search for ``text`` (blank text only clears the status and "did you mean")."""
         if not text.strip():
             self.app.status = ""
+            if self.app.manager.has_screen("text"):
+                self.app.screen("text").show_query(QueryWords(()), "")
             return
         k = self.app.kiosk_config.results
         self.submit("text", lambda engine: engine.by_text(text, k))
@@ -162,6 +165,14 @@ class SearchSession:
         if app.engine is None or not app.manager.has_screen("text"):
             return
         app.screen("text").show_suggestions(app.engine.suggest(text, limit=6), self.complete)
+
+    def accept_correction(self) -> None:
+        """ "Did you mean" was pressed: put the corrected words in the field and search them."""
+        screen = self.app.screen("text")
+        words = screen.corrected_query
+        if words:
+            screen.query.text = words
+            self.by_text(words)
 
     def complete(self, word: str) -> None:
         """A suggestion was chosen: complete the query with ``word`` and search it."""
@@ -248,6 +259,10 @@ class SearchSession:
         if reply.kind == "sketch":
             self.app.results = matches
         self.app.status = ""
+        if isinstance(result, TextSearchResult):
+            self.app.screen("text").show_query(result.query, self.app.texts["did_you_mean"])
+            if result.query.empty:
+                self.app.status = self.app.texts["no_known_word"]
         self.fill_grid(RESULT_SCREENS[reply.kind], matches)
 
     def fill_grid(self, screen: str, matches: list[dict[str, Any]]) -> None:

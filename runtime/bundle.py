@@ -26,6 +26,10 @@ opened on the device. Format version 1::
     eval/gallery_float.npy   (M, D) float32 gallery codes from the float encoder
     eval/strokes.json        stroke lists of some held-out queries (benchmarks
                              time the real stroke → results path with them)
+    text/vocabulary.json     optional: the text search's vocabulary (folded
+                             words with product counts, brand words); named by
+                             the manifest's ``vocabulary`` entry. Without it
+                             (older bundles) the vocabulary is built from items.json
     report.json              build report: training and quantisation figures
 
 No pickles anywhere: arrays load with ``allow_pickle=False``. Everything the
@@ -70,6 +74,7 @@ from PIL import Image
 from .codes import CodeType, QueryReducer, reducer_from_arrays
 from .files import UnsafePathError, resolve_inside, sha256_file
 from .rasterize import RasterOptions
+from .text import Vocabulary
 from .timeutil import utc_stamp
 
 FORMAT_NAME = "vitrina-bundle"
@@ -196,6 +201,7 @@ class BundleContents:
         code_type: ``float`` or a compact type (pca8, umap8, bits64, ...) matching ``codes``.
         reducer: the device's query reducer for a compact code type.
         rerank: int8 full embeddings for a two-stage search, or None.
+        vocabulary: the text search's vocabulary (from the catalog's titles), or None.
     """
 
     catalog_name: str
@@ -214,6 +220,11 @@ class BundleContents:
     code_type: str = "float"
     reducer: ReducerArrays = ReducerArrays()
     rerank: Rerank | None = None
+    vocabulary: Vocabulary | None = None
+
+
+VOCABULARY_FILE = "text/vocabulary.json"
+VOCABULARY_FORMAT = "vitrina-vocabulary"
 
 
 def expected_code_layout(code_type: CodeType, dims: int) -> tuple[tuple[type, ...], int]:
@@ -336,6 +347,17 @@ def _write_files(stage: Path, c: BundleContents) -> dict[str, Any]:
         ]
         (stage / "eval/strokes.json").write_text(json.dumps({"queries": queries}), encoding="utf-8")
     (stage / "report.json").write_text(json.dumps(c.report, indent=2, ensure_ascii=False), encoding="utf-8")
+    text_entries = {}
+    if c.vocabulary is not None:
+        (stage / "text").mkdir()
+        doc = {
+            "format": VOCABULARY_FORMAT,
+            "version": 1,
+            "words": [[w, n] for w, n in zip(c.vocabulary.words, c.vocabulary.counts)],
+            "brands": sorted(c.vocabulary.brands),
+        }
+        (stage / VOCABULARY_FILE).write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+        text_entries["vocabulary"] = VOCABULARY_FILE
     created = utc_stamp()
     return {
         "format": FORMAT_NAME,
@@ -352,6 +374,7 @@ def _write_files(stage: Path, c: BundleContents) -> dict[str, Any]:
         "thumbnails": {"tile": int(c.thumbnails.shape[1]), "grid": _SHEET_GRID, "sheets": sheets},
         "eval": c.eval_set is not None,
         "eval_strokes": len(c.eval_strokes),
+        **text_entries,
         **dict(c.extra),
     }
 
@@ -486,6 +509,7 @@ class _ManifestSchema(msgspec.Struct):
     eval: bool = False
     eval_strokes: _Count = 0
     release: dict[str, Any] | None = None
+    vocabulary: str | None = None
 
 
 class _ItemEntry(msgspec.Struct):
@@ -499,6 +523,13 @@ class _ItemEntry(msgspec.Struct):
 
 class _ItemsDoc(msgspec.Struct):
     items: list[_ItemEntry]
+
+
+class _VocabularyDoc(msgspec.Struct):
+    format: Literal["vitrina-vocabulary"]
+    version: Annotated[int, msgspec.Meta(ge=1, le=1)]
+    words: list[tuple[Annotated[str, msgspec.Meta(min_length=1, max_length=64)], _Count]]
+    brands: list[str] = []
 
 
 class Bundle:
@@ -674,6 +705,27 @@ class Bundle:
         r, c = divmod(j, grid)
         return sheet[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile].copy()
 
+    @cached_property
+    def vocabulary(self) -> Vocabulary:
+        """The text search's vocabulary: ``text/vocabulary.json``, or for a bundle
+        without one, the words of its items' titles, categories and colours.
+
+        Raises:
+            BundleIntegrityError, BundleFormatError: the listed file is damaged or malformed.
+        """
+        rel = self.manifest.get("vocabulary")
+        if not rel:
+            return Vocabulary.from_texts(f"{i.title} {i.category} {i.color}" for i in self.items)
+        path = self.file(rel)
+        try:
+            doc = msgspec.json.decode(path.read_bytes(), type=_VocabularyDoc)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise BundleFormatError(f"{path}: malformed vocabulary ({exc})") from None
+        try:
+            return Vocabulary(tuple(w for w, _ in doc.words), tuple(n for _, n in doc.words), frozenset(doc.brands))
+        except ValueError as exc:
+            raise BundleFormatError(f"{path}: {exc}") from None
+
     def eval_set(self) -> EvalSet:
         """The held-out queries. Raises BundleFormatError if the bundle has none or they are inconsistent."""
         if not self.manifest.get("eval"):
@@ -804,6 +856,7 @@ def check_manifest_schema(manifest: Any, *, where: str) -> None:
     named += list(schema.thumbnails.sheets) + ["items.json", "codes/codes.npy", "codes/code_items.npy"]
     named += list(schema.codes.reducer.arrays.values()) if schema.codes.reducer else []
     named += [schema.codes.rerank.file] if schema.codes.rerank else []
+    named += [schema.vocabulary] if schema.vocabulary else []
     missing = [rel for rel in named if rel not in schema.files]
     if missing:
         raise BundleFormatError(f"{where}: names file(s) {missing[:5]} that its files list does not hash")

@@ -29,11 +29,14 @@ EXIT_BAD_INPUT = 2
 
 def register(commands: Commands) -> None:
     """Add the device core's ``search``, ``eval`` and ``info``."""
-    p = commands.add("search", help="search a bundle with a sketch")
+    p = commands.add("search", help="search a bundle with a sketch or words")
     p.add_argument("--bundle", required=True, type=Path)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--sketch", type=Path, help="sketch image (PNG, JPEG...), dark ink on light paper")
     src.add_argument("--strokes", type=Path, help='strokes JSON: {"strokes": [[[x, y], ...], ...], "canvas": [w, h]}')
+    src.add_argument(
+        "--text", help='words, e.g. "zapatilla roja"; misspellings are repaired, brands and numbers dropped'
+    )
     p.add_argument(
         "-k",
         type=bounded_int(MAX_K, why="MAX_K, the most products one search returns"),
@@ -45,8 +48,9 @@ def register(commands: Commands) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_search)
 
-    p = commands.add("eval", help="retrieval quality on the bundle's held-out sketch queries")
+    p = commands.add("eval", help="retrieval quality on the bundle's held-out sketch (or text) queries")
     p.add_argument("--bundle", required=True, type=Path)
+    p.add_argument("--task", choices=("sketch", "text"), default="sketch", help="what to evaluate (default sketch)")
     p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_eval)
@@ -96,6 +100,10 @@ def _search(args: argparse.Namespace) -> int:
     from .rasterize import load_sketch_image, load_strokes_json, rasterize_strokes
 
     bundle = Bundle.open(args.bundle)
+    if args.text is not None:
+        from .text_cli import search_text
+
+        return search_text(bundle, args)
     # The query becomes (S, S) pixels before the encoders load, so a large input and
     # the interpreters are never in memory together.
     if args.strokes:
@@ -126,6 +134,10 @@ def _eval(args: argparse.Namespace) -> int:
 
     if getattr(args, "sweep", False):
         return int(args.sweep_handler(args))
+    if args.task == "text":
+        from .text_cli import eval_text
+
+        return eval_text(args)
 
     report = evaluate_bundle(Bundle.open(args.bundle), num_threads=args.threads)
     if args.json:

@@ -7,17 +7,18 @@ encoders and the searcher themselves:
 * ``by_photo``: a product photo → ranked products (photo encoder);
 * ``similar``: products that look like a given product (its catalog code);
 * ``by_text``: keyword search over titles, categories and colours, accent- and
-  case-insensitive, with ``suggest`` for completions from the catalog vocabulary.
-  (A learned text-visual encoder replaces the keyword ranking when its issue lands.)
+  case-insensitive; the words are normalised and repaired first
+  (:mod:`~vitrina.runtime.text`: numbers and brands dropped, ``"zapatiya"`` →
+  ``"zapatilla"``), and the result says which words were corrected or dropped;
+  ``suggest`` offers completions from the catalog vocabulary.
+  (A learned text-visual encoder replaces the keyword ranking when its issue
+  lands; keyword search stays as the fallback and the baseline.)
 
 Not thread-safe: one instance per worker thread.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -37,19 +38,30 @@ from .encoders import (
 )
 from .rasterize import RasterOptions, Stroke, rasterize_strokes, sketch_from_image
 from .search import DEFAULT_K, MAX_K, CatalogIndex, SearcherOptions, SearchResult, to_results
-
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def fold(text: str) -> str:
-    """Lower-case and strip accents: ``"Pantalón"`` → ``"pantalon"``."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+from .text import QueryWords, WordRepair, WordRepairOptions
+from .text import tokens as words
 
 
-def words(text: str) -> list[str]:
-    """Folded word tokens of ``text``."""
-    return _WORD.findall(fold(text))
+@dataclass(frozen=True)
+class TextSearchResult(SearchResult):
+    """A text search's matches and what became of the shopper's words.
+
+    Attributes:
+        query: the words searched, those corrected (typed → vocabulary word) and
+            those dropped (numbers, brands, unknown words); ``query.empty`` when
+            no known word was left, and then ``matches`` is empty.
+    """
+
+    query: QueryWords = QueryWords(())
+
+    def note(self) -> str | None:
+        """A sentence for a shopper when no word was usable, else None."""
+        if not self.query.empty:
+            return None
+        typed = ", ".join(repr(w) for w in self.query.dropped)
+        if not typed:
+            return "no word to search for: type a word such as 'polera' or 'rojo'"
+        return f"no known word to search for (dropped: {typed})"
 
 
 @dataclass(frozen=True)
@@ -224,41 +236,60 @@ class ProductSearch:
 
     @cached_property
     def vocabulary(self) -> list[tuple[str, int]]:
-        """(folded word, products containing it), most frequent first."""
-        counts = Counter(w for ws in self._item_words for w in ws if len(w) > 1)
-        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        """(folded word, products containing it), most frequent first: the bundle's
+        text vocabulary (brand words and numbers left out)."""
+        vocab = self.bundle.vocabulary
+        return list(zip(vocab.words, vocab.counts))
+
+    @cached_property
+    def word_repair(self) -> WordRepair:
+        """Normalises and repairs query words against the bundle's vocabulary."""
+        return WordRepair.create_from_vocabulary(self.bundle.vocabulary, WordRepairOptions())
 
     def suggest(self, prefix: str, limit: int = 6) -> list[str]:
-        """Catalog words starting with the last word of ``prefix``, most common first."""
+        """Catalog words starting with the last word of ``prefix``, most common first; when
+        none does, the word it repairs to (``"zapatiya"`` → ``["zapatilla"]``), if any."""
         tokens = words(prefix)
         if not tokens:
             return []
         last = tokens[-1]
-        return [w for w, _ in self.vocabulary if w.startswith(last) and w != last][:limit]
+        found = [w for w, _ in self.vocabulary if w.startswith(last) and w != last][:limit]
+        repaired = self.word_repair.repair(last) if not found else None
+        return [repaired] if repaired is not None and repaired != last else found
 
-    def by_text(self, text: str, k: int = DEFAULT_K) -> SearchResult:
-        """Products whose title/category/colour contain the query words (prefixes count).
-
-        Score: the share of query words matched, in (0, 1] (1.0 = all). Ties keep catalog order.
-
-        Raises:
-            ValueError: no word in ``text``, or k < 1.
-        """
-        self._check_open()
-        k = SearcherOptions(k=k).k
-        tokens = words(text)
-        if not tokens:
-            raise ValueError("the text query is empty: type a word such as 'polera' or 'rojo'")
+    def keyword_scores(self, query_words: Sequence[str]) -> np.ndarray:
+        """(P,) float32 share of ``query_words`` (folded) each product's title, category or colour
+        holds, a word counting when it starts one of the product's words; in [0, 1]."""
         scores = np.zeros(len(self.bundle.items), dtype=np.float32)
-        for token in tokens:
+        for token in query_words:
             hits = np.fromiter(
                 (any(w.startswith(token) for w in ws) for ws in self._item_words), dtype=bool, count=len(scores)
             )
             scores += hits
-        scores /= len(tokens)
+        return scores / max(1, len(query_words))
+
+    def by_text(self, text: str, k: int = DEFAULT_K) -> TextSearchResult:
+        """Products whose title/category/colour contain the query's words (prefixes count),
+        after :attr:`word_repair` (numbers and brands dropped, misspellings corrected).
+
+        Score: the share of query words matched, in (0, 1] (1.0 = all). Ties keep catalog order.
+        With no known word left (or none typed), the result is empty and its
+        ``query.empty`` (and ``note()``) say so: never an error.
+
+        Raises:
+            ValueError: a bad k, or a closed engine.
+        """
+        self._check_open()
+        k = SearcherOptions(k=k).k
+        query = self.word_repair.normalize(text)
+        tokens = list(query.words)
+        if not tokens:
+            return TextSearchResult((), query=query)
+        scores = self.keyword_scores(tokens)
         order = np.argsort(-scores, kind="stable")[:k]
         order = order[scores[order] > 0]
-        return to_results(scores[order][None], order[None].astype(np.int64), self.bundle.items)[0]
+        matches = to_results(scores[order][None], order[None].astype(np.int64), self.bundle.items)[0].matches
+        return TextSearchResult(matches, query=query)
 
     def close(self) -> None:
         """Release the interpreters and the catalog codes; later queries raise ``ValueError``.

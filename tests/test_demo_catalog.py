@@ -6,8 +6,9 @@ from PIL import Image
 
 from tests.conftest import TINY_TEST, TINY_TRAIN
 from vitrina.export.data.catalog import load_catalog
-from vitrina.export.data.demo_catalog import CATEGORIES, PALETTE
+from vitrina.export.data.demo_catalog import PALETTE
 from vitrina.export.data.fashion_mnist import CLASS_NAMES, load_split
+from vitrina.export.data.titles import MAIN_STORE
 
 
 def test_fashion_mnist_splits_are_the_datasets_own():
@@ -23,13 +24,15 @@ def test_demo_catalog_rows(demo_catalog):
     assert {r["category"] for r in rows} == set(CLASS_NAMES)
     colours = {c.masculine for c in PALETTE}
     for row in rows[:50]:
-        names = CATEGORIES[row["category"]]
-        assert row["title"].startswith(names.noun + " ")
+        nouns = {n.text: n.gender for n in MAIN_STORE.categories[row["category"]].nouns}
+        first = next(noun for noun in nouns if row["title"].startswith(noun + " "))
         assert row["color"] in colours
         colour = next(c for c in PALETTE if c.masculine == row["color"])
-        expected = colour.feminine if names.gender == "f" else colour.masculine
-        assert row["title"].endswith(" " + expected)
+        expected = colour.feminine if nouns[first] == "f" else colour.masculine
+        assert f" {expected.title()}" in row["title"]
+        assert not row["brand"] or row["brand"] in row["title"]
         assert float(row["price"]) > 0
+    assert sum(bool(r["brand"]) for r in rows) > len(rows) // 4  # brand words the tokenizer must drop
 
 
 def test_demo_images_are_tinted_products_on_white(demo_catalog):

@@ -4,7 +4,8 @@ Columns: ``id, title, category, color, price, image`` — one row per product
 image; several rows may share an ``id`` (more images of one product) as long as
 they agree on its title. An optional ``split`` column (``train``/``test``)
 says which products training may use; without it, a stable hash of the id puts
-about 1 in 7 products in ``test``.
+about 1 in 7 products in ``test``. An optional ``brand`` column names the brand
+words of a title: they are kept out of the bundle's text vocabulary, as numbers are.
 
 Every row is validated. Problems are collected, one clear message per row,
 and raised together as :class:`CatalogError` — or, with ``skip_bad_rows``,
@@ -97,6 +98,7 @@ class Catalog:
         images: (N, W, W, 3) uint8 photos prepared on white at ``image_size``.
         image_items: (N,) int32 product index of each image.
         skipped: rows dropped with ``skip_bad_rows``.
+        brands: the distinct values of the optional ``brand`` column, first-seen order.
     """
 
     name: str
@@ -104,6 +106,7 @@ class Catalog:
     images: np.ndarray
     image_items: np.ndarray
     skipped: tuple[RowError, ...] = ()
+    brands: tuple[str, ...] = ()
 
     def split_items(self, split: str) -> np.ndarray:
         """(n,) int64 indices of the products in ``split``."""
@@ -350,6 +353,7 @@ def _validate_rows(
     items: dict[str, Item] = {}
     images: list[np.ndarray] = []
     owners: list[str] = []
+    brands: dict[str, None] = {}
     has_split = "split" in columns
     iterator = records
     if progress:
@@ -378,6 +382,9 @@ def _validate_rows(
             )
             continue
         items.setdefault(item.id, item)
+        brand = _short(row.get("brand", "").strip())
+        if brand:
+            brands.setdefault(brand)
         images.append(pixels)
         owners.append(item.id)
     if errors and not skip:
@@ -393,4 +400,5 @@ def _validate_rows(
         images=np.stack(images),
         image_items=np.array([index[pid] for pid in owners], dtype=np.int32),
         skipped=tuple(errors),
+        brands=tuple(brands),
     )

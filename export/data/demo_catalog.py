@@ -2,9 +2,24 @@
 
 Each product is one Fashion-MNIST photo, tinted with one colour of a named
 palette (the tint is synthetic: the source photos are grayscale) and drawn on
-white. Titles are Spanish-first, as the source stores' titles are ("Polera
-manga corta azul marino"); ``aliases.json`` holds the English aliases. The
-dataset's own train/test split is kept in the ``split`` column.
+white. Titles are Spanish-first and written as retail titles are ("Polera
+Camiseta Básica Manga Larga Negra Wake 2": nouns, style and material words, the
+colour, brand words and numbers; see ``titles.py``); the ``brand`` column names
+each title's brand words so export keeps them out of the text vocabulary.
+``aliases.json`` holds the English aliases. The dataset's own train/test split
+is kept in the ``split`` column.
+
+Two stores (``--store``):
+
+* ``main`` (default): train and test products, the main store's title words;
+* ``second``: the generalisation store, test-split products only, with its own
+  title vocabulary (other synonyms, English words, plurals, misspellings),
+  its own colours, prices and ids (``S2-…``).
+
+Hook for scenes: ``write_demo_catalog(..., compose=...)`` takes a
+:class:`ImageComposer` that turns each tinted product photo into the catalog
+image (other backgrounds, outfit photos with other products around the sold
+one); without it, products stand on white. The scene composer plugs in there.
 """
 
 from __future__ import annotations
@@ -13,12 +28,19 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm  # a core dependency of vitrina
 
 from .fashion_mnist import CLASS_NAMES, DEFAULT_DIR, load_split
+from .titles import draw_title, get_store
+
+#: Stores ``write_demo_catalog`` writes: name → (splits it takes products from, id prefix).
+STORE_LAYOUT = {"main": (("train", "test"), "FM"), "second": (("test",), "S2")}
+#: Seed offset of the second store: its colours and prices differ from the main store's.
+_SECOND_STORE_SEED = 1_000_003
 
 
 @dataclass(frozen=True)
@@ -118,7 +140,8 @@ def tint(image: np.ndarray, rgb: tuple[int, int, int]) -> np.ndarray:
 
 
 def product_title(category: str, style: str, colour: Colour) -> str:
-    """Spanish title with gender agreement, e.g. ``"Zapatilla urbana roja"``."""
+    """Short Spanish title with gender agreement, e.g. ``"Zapatilla urbana roja"``
+    (the demo catalog's titles are richer: :func:`~.titles.draw_title`)."""
     names = CATEGORIES[category]
     adjective = colour.feminine if names.gender == "f" else colour.masculine
     return f"{names.noun} {style} {adjective}"
@@ -132,6 +155,19 @@ def alias_table() -> dict[str, object]:
     }
 
 
+class ImageComposer(Protocol):
+    """Turns a product's tinted photo into its catalog image (the scene composer's hook).
+
+    Called once per product, in catalog order, with the (h, w, 3) uint8 product
+    on white, its category (a Fashion-MNIST class name), its split, and the
+    catalog's scene generator (its own stream: draw from ``rng`` only, so the
+    catalog stays deterministic from its seed and colours, prices and titles do
+    not change with the composer). Returns an (H, W, 3) uint8 image.
+    """
+
+    def __call__(self, product: np.ndarray, *, category: str, split: str, rng: np.random.Generator) -> np.ndarray: ...
+
+
 def write_demo_catalog(
     out: Path,
     source: Path = DEFAULT_DIR,
@@ -139,48 +175,73 @@ def write_demo_catalog(
     limit_train: int | None = None,
     limit_test: int | None = None,
     seed: int = 7,
+    store: str = "main",
+    compose: ImageComposer | None = None,
 ) -> Path:
     """Write ``out/catalog.csv``, ``out/aliases.json`` and ``out/images/…png``.
 
     Args:
         limit_train, limit_test: keep only the first N products of each split
-            (the dataset is shuffled, so a prefix is roughly class-balanced).
+            (the dataset is shuffled, so a prefix is roughly class-balanced);
+            the ``second`` store takes test products only and ignores ``limit_train``.
+        seed: colours, prices and titles follow from it.
+        store: ``main`` or ``second`` (see the module docstring).
+        compose: makes each catalog image from the tinted product; None: product on white.
 
     Returns:
         the path of catalog.csv.
     """
     out = Path(out)
+    vocabulary = get_store(store)
+    splits, id_prefix = STORE_LAYOUT[store]
     (out / "images").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed if store == "main" else seed + _SECOND_STORE_SEED)
+    # Titles draw from their own stream, so richer titles leave colours and prices (and so
+    # the images and every cache keyed on them) as they were.
+    title_rng = np.random.default_rng([seed, 1 if store == "main" else 2])
+    scene_rng = np.random.default_rng([seed, 3 if store == "main" else 4])
     rows = []
-    for split, limit in (("train", limit_train), ("test", limit_test)):
+    for split in splits:
+        limit = limit_train if split == "train" else limit_test
         data = load_split(split, source)
         n = len(data.images) if limit is None else min(limit, len(data.images))
         prefix = "tr" if split == "train" else "te"
-        for i in tqdm(range(n), desc=f"demo catalog ({split})", unit="img", mininterval=1.0):
+        for i in tqdm(range(n), desc=f"demo catalog ({store}, {split})", unit="img", mininterval=1.0):
             category = CLASS_NAMES[int(data.labels[i])]
             names = CATEGORIES[category]
             colour = PALETTE[int(rng.integers(len(PALETTE)))]
-            style = names.styles[int(rng.integers(len(names.styles)))]
+            rng.integers(len(names.styles))  # the short titles' style draw, kept so prices stay as they were
             low, high = names.price_range
             price = int(rng.integers(low // 1000, high // 1000 + 1)) * 1000 - 10
+            title = draw_title(
+                title_rng,
+                vocabulary,
+                category,
+                colour_masculine=colour.masculine,
+                colour_feminine=colour.feminine,
+                colour_english=colour.english,
+            )
             rel = f"images/{prefix}{i:05d}.png"
-            Image.fromarray(tint(data.images[i], colour.rgb)).save(out / rel, compress_level=1)
+            image = tint(data.images[i], colour.rgb)
+            if compose is not None:
+                image = compose(image, category=category, split=split, rng=scene_rng)
+            Image.fromarray(image).save(out / rel, compress_level=1)
             rows.append(
                 [
-                    f"FM-{prefix.upper()}-{i:05d}",
-                    product_title(category, style, colour),
+                    f"{id_prefix}-{prefix.upper()}-{i:05d}",
+                    title.text,
                     category,
                     colour.masculine,
                     price,
                     rel,
                     split,
+                    title.brand,
                 ]
             )
     csv_path = out / "catalog.csv"
     with csv_path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["id", "title", "category", "color", "price", "image", "split"])
+        writer.writerow(["id", "title", "category", "color", "price", "image", "split", "brand"])
         writer.writerows(rows)
     (out / "aliases.json").write_text(json.dumps(alias_table(), ensure_ascii=False, indent=2), encoding="utf-8")
     return csv_path

@@ -1,0 +1,69 @@
+"""Kiosk text screen: "did you mean …" from the corrected words, suggestions kept, no known word."""
+
+from kivy.uix.button import Button
+
+from tests.gui.test_kiosk_app import close, make_app, wait_for_search
+from vitrina.kiosk_app.tools.replay import frames
+
+
+def _did_you_mean_button(screen):
+    return next(w for w in screen.walk() if isinstance(w, Button) and w.text and w.text == screen.did_you_mean)
+
+
+def test_text_screen_says_did_you_mean_and_keeps_suggestions(tiny_bundle):
+    app = make_app(tiny_bundle)
+    try:
+        app.start_session()
+        app.show("text")
+        screen = app.screen("text")
+        screen.query.text = "zapatiya"  # on_text: the suggestion row offers the repaired word
+        frames(2)
+        suggestions = [b.text for b in screen.suggestions.children]
+        assert suggestions == ["zapatilla"]
+        screen.query.text = "zapatiya ro"  # completions of "ro": rojo, roja, rosado ...
+        frames(1)
+        kept = [b.text for b in screen.suggestions.children]
+        assert "roja" in kept and "rojo" in kept
+        before = app.searches.generation("text")
+        app.searches.by_text("zapatiya roja")
+        wait_for_search(app, "text", before)
+        frames(2)
+        assert screen.corrected_query == "zapatilla roja"
+        assert "zapatilla roja" in screen.did_you_mean and screen.did_you_mean == app.texts["did_you_mean"].format(
+            words="zapatilla roja"
+        )
+        assert [b.text for b in screen.suggestions.children] == kept  # the search left the suggestions alone
+        assert screen.results_grid.children and app.status == ""
+        button = _did_you_mean_button(screen)
+        assert button.height > 0 and button.opacity == 1 and not button.disabled
+
+        before = app.searches.generation("text")
+        button.dispatch("on_release")  # the shopper accepts the correction
+        wait_for_search(app, "text", before)
+        frames(2)
+        assert screen.query.text == "zapatilla roja"
+        assert screen.did_you_mean == "" and screen.results_grid.children
+        assert button.height == 0 and button.disabled
+    finally:
+        close(app)
+
+
+def test_text_screen_with_no_known_word_shows_why_and_no_results(tiny_bundle):
+    app = make_app(tiny_bundle)
+    try:
+        app.start_session()
+        app.show("text")
+        screen = app.screen("text")
+        before = app.searches.generation("text")
+        app.searches.by_text("zapatiya")
+        wait_for_search(app, "text", before)
+        assert screen.results_grid.children and screen.did_you_mean
+        before = app.searches.generation("text")
+        app.searches.by_text("mesa 42")
+        wait_for_search(app, "text", before)
+        frames(2)
+        assert app.status == app.texts["no_known_word"]
+        assert not screen.results_grid.children and screen.did_you_mean == ""
+        assert app.manager.current == "text"  # not an error screen
+    finally:
+        close(app)

@@ -191,7 +191,10 @@ def _role_of(rel: str | None) -> str:
     if rel.startswith("metadata/"):
         m = re.fullmatch(r"(?:\d+\.)?(root|timestamp|snapshot|targets)\.json", name)
         return m.group(1) if m else name
-    return f"target {rel.split('/', 1)[-1]}"
+    target = rel.split("/", 1)[-1]
+    folder, _, name = target.rpartition("/")
+    name = re.sub(r"^[0-9a-f]{64}\.", "", name)  # consistent snapshots store a target under its hash
+    return f"target {folder}/{name}" if folder else f"target {name}"
 
 
 def explain(exc: BaseException, last_fetched: str | None) -> TrustError | SourceError:

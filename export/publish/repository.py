@@ -401,8 +401,14 @@ class Repository:
 
     # --- key changes: always a new root version -------------------------------------------------
     def _new_root(
-        self, change: Callable[[Root], tuple[dict[str, list[str]], dict[str, list[str]], list[Path]]]
+        self,
+        change: Callable[[Root], tuple[dict[str, list[str]], dict[str, list[str]], list[Path]]],
+        *,
+        distrust: str | None = None,
     ) -> KeyChange:
+        """Apply ``change`` to a copy of the newest root, sign it as the next version (by the old
+        root's threshold and the new one's; never by ``distrust``, a revoked key), then re-sign what
+        the change touched."""
         old_md = self.root()
         old = old_md.signed
         new_md = Metadata[Root].from_bytes(old_md.to_bytes())
@@ -410,8 +416,8 @@ class Repository:
         removed, added, files = change(new)
         self._keys = load_keys(self.key_dirs)
         self._bump(new, "root")
-        for keyid in removed.get("root", []):  # a revoked root key does not sign the root that drops it
-            self._keys.pop(keyid, None)
+        if distrust is not None:  # a revoked root key does not sign the root that drops it
+            self._keys.pop(distrust, None)
         self._write(new_md, f"{new.version}.root.json", new, also=old.roles["root"])
         changed = {r for r in (*removed, *added) if r != "root"}
         targets = self.targets() if "targets" in changed else None
@@ -474,7 +480,7 @@ class Repository:
                     files.append(kf.path)
             return removed, added, files
 
-        return self._new_root(change)
+        return self._new_root(change, distrust=full)
 
     def _folder_for(self, role: str) -> Path:
         """Where a new key of ``role`` goes: the folder already holding one of that role, else the first."""

@@ -40,7 +40,7 @@ from vitrina.runtime.sync.store import DeviceStore, StoreError
 FAST = SyncOptions(timeout_s=1.0, retries=2, retry_wait_s=0.01, reserve_bytes=0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def world(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """TUF keys, v1 and v2 (5% of products changed), and repositories: ``repo-v1`` (v1 published),
     ``repo`` (the same, then v2 published). ``root_json``: the root devices trust."""

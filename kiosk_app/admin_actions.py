@@ -57,11 +57,11 @@ def bundle_summary(bundle: Bundle) -> str:
     return summary
 
 
-def _trusted_root(path: Path | None, device_root: Path) -> bytes | None:
+def _trusted_root(path: Path | None, device_root: Path | None) -> bytes | None:
     """The configured root.json, read only while the device has no trusted root yet (its first sync)."""
     from vitrina.runtime.sync.trust import load_anchor
 
-    if path is None or load_anchor(device_root) is not None:
+    if path is None or device_root is None or load_anchor(device_root) is not None:
         return None
     try:
         return path.read_bytes()

@@ -93,7 +93,10 @@ def test_empty_config_is_the_defaults(tmp_path):
 
 def test_relative_paths_and_device_root(tmp_path):
     config = load_config(
-        write(tmp_path, f'device_root = "store"\ntrusted_root = "root.json"\ntrusted_keys = ["{KEY}"]\nidle_seconds = 10\n')
+        write(
+            tmp_path,
+            f'device_root = "store"\ntrusted_root = "root.json"\ntrusted_keys = ["{KEY}"]\nidle_seconds = 10\n',
+        )
     )
     assert config.device_root == tmp_path / "store" and config.bundle == tmp_path / "store" / "current"
     assert config.trusted_root == tmp_path / "root.json"

@@ -244,10 +244,13 @@ def _bench_sync(args: argparse.Namespace) -> int:
         print(
             f"crash loop: {r.crash_kills} kill -9: {r.crash_outcomes} (other must be 0); {r.crash_resumed_runs} runs resumed a partial sync"
         )
-    ok = r.delta_ratio <= 0.01 and r.crash_outcomes.get("other", 0) == 0 and r.check_requests <= 2 and r.check_bytes <= 4096
+    ok = (
+        r.delta_ratio <= 0.01
+        and r.crash_outcomes.get("other", 0) == 0
+        and r.check_requests <= 2
+        and r.check_bytes <= 4096
+    )
     return 0 if ok else 1
 
 
-PLUGIN = CommandPlugin(
-    name="publish", commands=("keys", "publish", "serve", "bench sync"), register=register, order=30
-)
+PLUGIN = CommandPlugin(name="publish", commands=("keys", "publish", "serve", "bench sync"), register=register, order=30)

@@ -57,7 +57,7 @@ def load_key(path: str | Path) -> CryptoSigner:
     """A signer for an unencrypted PKCS#8 PEM private key file."""
     try:
         private = load_pem_private_key(Path(path).read_bytes(), password=None)
-        return CryptoSigner(private)  # type: ignore[arg-type]
+        return CryptoSigner(private)
     except (OSError, ValueError, TypeError) as exc:
         raise ValueError(f"cannot read private key {path}: {exc}") from None
 

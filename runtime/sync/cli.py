@@ -110,7 +110,9 @@ def _sync(args: argparse.Namespace) -> int:
 
         bar = tqdm(total=0, unit="B", unit_scale=True, desc="sync", mininterval=0.2)
     try:
-        result = sync(args.source, args.root, trusted_root, options, _reporter(bar) if bar else None, legacy_keys=legacy)
+        result = sync(
+            args.source, args.root, trusted_root, options, _reporter(bar) if bar else None, legacy_keys=legacy
+        )
     except SyncError as exc:
         raise ValueError(f"{exc} (active bundle unchanged)") from None
     finally:

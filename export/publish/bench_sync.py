@@ -136,7 +136,7 @@ def run_sync_bench(
     bundle = Path(bundle)
     with tempfile.TemporaryDirectory(prefix="vitrina-syncbench-") as tmp:
         work = Path(tmp)
-        progress("signing and publishing v1 and v2 (bsdiff deltas)")
+        progress("publishing v1 and v2 to a TUF repository (bsdiff deltas)")
         repo, root_json, patch_bytes = prepare_repository(bundle, work, fraction)
         repo_v1_only = work / "repo-v1"
         trusted = root_json.read_bytes()

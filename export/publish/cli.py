@@ -162,6 +162,23 @@ def _keys_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_expiring(repo) -> None:  # noqa: ANN001 - Repository, imported lazily
+    """Tell staff which signed metadata expires within 14 days, and the command that renews it."""
+    import datetime as dt
+
+    from vitrina.runtime.timeutil import utc_now
+
+    soon = utc_now() + dt.timedelta(days=14)
+    fix = {
+        "root": "a new root version: `vitrina keys rotate --role timestamp ... --root-keys DIR`",
+        "targets": "`vitrina publish --repo REPO --keys KEYS`",
+        "snapshot": "`vitrina publish --repo REPO --keys KEYS`",
+    }
+    for role, when in repo.expiries().items():
+        if role in fix and dt.datetime.fromisoformat(when.replace("Z", "+00:00")) < soon:
+            print(f"warning: {role} metadata expires {when}: devices will refuse it then; renew it with {fix[role]}")
+
+
 def _publish(args: argparse.Namespace) -> int:
     from .repository import PublishError, Repository, publish
 
@@ -174,6 +191,7 @@ def _publish(args: argparse.Namespace) -> int:
                 f"re-signed {what} of {args.repo}: timestamp v{ts.signed.version} expires {ts.signed.expires:%Y-%m-%d %H:%M} UTC; "
                 "devices see the same catalog, still fresh."
             )
+            _warn_expiring(repo)
             return 0
         if not Repository(args.repo).exists():
             repo, _ = Repository.create(args.repo, _key_dirs(args), root_threshold=args.root_threshold)

@@ -49,10 +49,6 @@ def register(commands: Commands) -> None:
         "--rerank", choices=("yes", "no"), default=None, help="ship int8 full embeddings for a two-stage search"
     )
     c.add_argument("--shortlist", type=int, default=None, help="rows the two-stage search re-ranks (default 200)")
-    s = p.add_argument_group("release (see the field-staff section of README.md)")
-    s.add_argument("--sign", type=Path, default=None, help="private key: sign the bundle")
-    s.add_argument("--release-version", type=int, default=None, help="release version to sign (monotonic per catalog)")
-    s.add_argument("--expires-days", type=float, default=30.0, help="days until the signed manifest expires")
     p.set_defaults(handler=_build)
 
     p = commands.get("eval")
@@ -114,8 +110,6 @@ def _build(args: argparse.Namespace) -> int:
     from .data.catalog import CatalogError
     from .profiles import get_profile
 
-    if (args.sign is None) != (args.release_version is None):
-        raise ValueError("--sign KEY and --release-version N go together")
     profile = get_profile(args.profile)
     if args.codes is not None:
         CodeType.parse(args.codes)
@@ -149,11 +143,6 @@ def _build(args: argparse.Namespace) -> int:
     except CatalogError as exc:
         raise ValueError(str(exc)) from None
     print(f"wrote bundle {result.bundle}: {result.items} products, {result.images} images, in {result.seconds:.0f} s")
-    if args.sign:
-        from .publish.signing import sign_bundle
-
-        release = sign_bundle(result.bundle, args.sign, args.release_version, args.expires_days)
-        print(f"signed: version {release['version']}, expires {release['expires']}")
     t = result.train
     print(
         f"training: {t.steps} steps ({t.steps_this_run} this run, {t.seconds:.0f} s, {t.pairs_per_second:.0f} pairs/s; {t.seconds_total:.0f} s in all), final loss {t.final_loss}"

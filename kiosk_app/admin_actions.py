@@ -52,9 +52,34 @@ def bundle_summary(bundle: Bundle) -> str:
         f"built: {m['created']}\npath: {bundle.path}"
     )
     release = m.get("release")
-    if release:
-        summary += f"\nrelease: v{release['version']}, signed {release['signed']}, expires {release['expires']}"
+    if isinstance(release, dict) and "version" in release:
+        summary += f"\nrelease: v{release['version']}, published {release.get('published', 'unknown')}"
     return summary
+
+
+def _trusted_root(path: Path | None, device_root: Path | None) -> bytes | None:
+    """The configured root.json, read only while the device has no trusted root yet (its first sync)."""
+    from vitrina.runtime.sync.trust import load_anchor
+
+    if path is None or device_root is None or load_anchor(device_root) is not None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read trusted_root {path}: {exc.strerror or exc}") from None
+
+
+def describe_sync_failure(exc: BaseException) -> str:
+    """What the admin screen says when a sync fails: the role and the check that failed and what to
+    do, in words; the catalog on screen is unchanged."""
+    from vitrina.runtime.sync.errors import SyncError, TrustError
+
+    if isinstance(exc, TrustError):
+        return f"sync refused, catalog unchanged: the {exc.role} metadata failed its {exc.check} check. {exc.advice}."
+    if isinstance(exc, SyncError | ValueError | OSError):
+        return f"sync failed, catalog unchanged: {exc}"
+    LOG.exception("sync failed unexpectedly")
+    return f"sync failed, catalog unchanged: unexpected {type(exc).__name__}: {exc} (details in the kiosk log)"
 
 
 class AdminActions:
@@ -195,8 +220,8 @@ class AdminActions:
         cfg = app.kiosk_config
         if not app.admin_unlocked or app.syncing:
             return
-        if not (cfg.device_root and cfg.sync_source and cfg.trusted_keys):
-            app.admin_message = "sync needs device_root, sync_source and trusted_keys in the config"
+        if not (cfg.device_root and cfg.sync_source):
+            app.admin_message = "sync needs device_root and sync_source in the config"
             return
         app.syncing, app.sync_progress = True, 0.0
         app.admin_message = f"sync from {cfg.sync_source}…"
@@ -207,15 +232,16 @@ class AdminActions:
             Clock.schedule_once(lambda _dt: self._sync_update(p.done / max(p.total, 1), text))
 
         def work() -> None:
-            from vitrina.runtime.sync.client import SyncError, sync
-            from vitrina.runtime.sync.trust import PublicKey
+            from vitrina.runtime.sync.client import sync
+            from vitrina.runtime.sync.trust import load_legacy_key
 
             try:
                 result = sync(
                     cfg.sync_source,
                     cfg.device_root,
-                    [PublicKey.from_hex(k) for k in cfg.trusted_keys],
+                    _trusted_root(cfg.trusted_root, cfg.device_root),
                     progress=progress,
+                    legacy_keys=[load_legacy_key(k) for k in cfg.trusted_keys],
                 )
                 text = (
                     f"{result.catalog} v{result.version} already active"
@@ -223,8 +249,8 @@ class AdminActions:
                     else f"activated {result.catalog} v{result.version} ({result.transferred / 1e6:.1f} MB in {result.seconds:.0f} s)"
                 )
                 ok = True
-            except (SyncError, OSError, ValueError) as exc:
-                text, ok = f"sync failed, catalog unchanged: {exc}", False
+            except Exception as exc:  # noqa: BLE001 - staff read words on the screen, never a traceback
+                text, ok = describe_sync_failure(exc), False
             Clock.schedule_once(lambda _dt: self._sync_done(text, ok))
 
         threading.Thread(target=work, daemon=True).start()

@@ -12,7 +12,8 @@ debounce_ms = 300                      # wait after a stroke ends before searchi
 # bundle sync from the admin screen (see README, field staff):
 device_root = "/var/lib/vitrina"       # bundle store; bundle defaults to <device_root>/current
 sync_source = "http://10.0.0.5:8765"   # repository URL or folder (USB stick)
-trusted_keys = ["<64 hex digits>"]     # publishers' Ed25519 public keys (.pub contents)
+trusted_root = "/etc/vitrina/root.json"   # TUF root.json from headquarters (provisioned on the first sync)
+trusted_keys = ["<64 hex digits>"]     # pre-TUF kiosks only: the old .pub key, to accept migration.json once
 ```
 
 Every key is optional; unknown keys are refused. Each value is checked by its
@@ -168,6 +169,7 @@ SCHEMA: dict[str, Rule] = {
     "debounce_ms": Rule("an integer number of milliseconds from 0 to 5000", _int_in(0, 5000)),
     "device_root": Rule("a non-empty string: the bundle store folder", _path, optional=True),
     "sync_source": Rule("a non-empty string: a repository URL or folder", _text, optional=True),
+    "trusted_root": Rule("a non-empty string: the TUF root.json file from headquarters", _path, optional=True),
     "trusted_keys": Rule("a list of strings of 64 hex digits each (the .pub files' contents)", _trusted_keys),
 }
 
@@ -211,6 +213,7 @@ class KioskConfig:
     debounce_ms: int = 300
     device_root: Path | None = None
     sync_source: str | None = None
+    trusted_root: Path | None = None
     trusted_keys: tuple[str, ...] = ()
     source: Path | None = field(default=None, compare=False)
 
@@ -232,7 +235,7 @@ def load_config(path: str | Path) -> KioskConfig:
     path = Path(path)
     data = _read_toml(path)
     values = {key: check_value(key, value, path) for key, value in data.items()}
-    for key in ("bundle", "device_root"):
+    for key in ("bundle", "device_root", "trusted_root"):
         if key in values and not values[key].is_absolute():
             values[key] = path.parent / values[key]
     if "device_root" in values:

@@ -1,6 +1,6 @@
 """The activation gate: a signed but broken release never becomes a device's active bundle.
 
-A real publisher key signs each broken release, with every hash consistent, and
+The real TUF targets key signs each broken release, with every hash consistent, and
 the repository is served over a real HTTP server on 127.0.0.1: only the gate
 stands between the release and the kiosk. After every refusal the old bundle
 is byte-for-byte unchanged and still answers a search, the refusal is
@@ -18,14 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_sync import FAST, assert_untouched, serve, snapshot, trusted, world  # noqa: F401 - fixtures
-from vitrina.export.publish.repository import publish
-from vitrina.export.publish.signing import ALGORITHM, load_private_key, public_of, sign_bundle
+from tests.test_sync import FAST, assert_untouched, manifest_file, serve, snapshot, trusted, world  # noqa: F401
+from vitrina.export.publish.repository import Repository
 from vitrina.runtime.bundle import Bundle
-from vitrina.runtime.sync.client import ActivationRefusedError, RefusedVersionError, VerificationError, sync
+from vitrina.runtime.sync.client import ActivationRefusedError, RefusedVersionError, TrustError, VerificationError, sync
 from vitrina.runtime.sync.gate import GateError, check_bundle, check_bundle_isolated
 from vitrina.runtime.sync.store import DeviceStore, StoreError
-from vitrina.runtime.sync.trust import SIGNATURE_FILE
 
 
 @pytest.fixture()
@@ -47,10 +45,11 @@ def device(world: dict, repo: Path, tmp_path: Path) -> Path:  # noqa: F811
 
 
 def publish_broken(sync_world: dict, repo: Path, version: int, breaks: Callable[[Path], None]) -> None:
-    """Publish ``version``: v2 changed by ``breaks``, every hash made consistent, signed with the real key.
+    """Publish ``version``: v2 changed by ``breaks``, every hash made consistent, signed with the real
+    targets key (snapshot and timestamp follow).
 
-    This is what a buggy build or a stolen key would publish; ``publish()`` itself now refuses
-    such bundles, so it is written into the repository the way the publisher writes it.
+    This is what a buggy build or a stolen key would publish; ``publish_bundle()`` itself refuses
+    such bundles (the gate), so the release goes in one step below, the way a build without the gate would.
     """
     bundle = repo.parent / f"broken-v{version}"
     shutil.copytree(sync_world["v2"], bundle)
@@ -61,18 +60,8 @@ def publish_broken(sync_world: dict, repo: Path, version: int, breaks: Callable[
         if path.is_file():
             data = path.read_bytes()
             manifest["files"][rel] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-            (repo / "blobs" / manifest["files"][rel]["sha256"]).write_bytes(data)
-    manifest["release"] = dict(manifest["release"], version=version)
-    data = json.dumps(manifest, indent=2).encode()
-    private = load_private_key(sync_world["key"])
-    folder = repo / "catalogs" / manifest["catalog"]["name"] / str(version)
-    folder.mkdir(parents=True)
-    (folder / "manifest.json").write_bytes(data)
-    signature = {"algorithm": ALGORITHM, "key_id": public_of(private).key_id, "signature": private.sign(data).hex()}
-    (folder / SIGNATURE_FILE).write_text(json.dumps(signature))
-    index = json.loads((repo / "index.json").read_text())
-    index["catalogs"][manifest["catalog"]["name"]] = {"version": version, "path": f"{folder.relative_to(repo)}"}
-    (repo / "index.json").write_text(json.dumps(index))
+    manifest["release"] = {"version": version, "published": "2026-01-01T00:00:00Z"}
+    Repository(repo, [sync_world["keys"]]).add_release(manifest, bundle)
 
 
 def corrupt_model(bundle: Path) -> None:
@@ -154,9 +143,7 @@ def test_newer_good_release_after_a_refused_one_is_taken(world, repo, device, tm
             sync(url, device, trusted(world), FAST)
         good = tmp_path / "v4"
         shutil.copytree(world["v2"], good)
-        (good / SIGNATURE_FILE).unlink()
-        sign_bundle(good, world["key"], 4)
-        publish(good, repo)
+        Repository(repo, [world["keys"]]).publish_bundle(good)  # the next number: 4
         result = sync(url, device, trusted(world), FAST)
     finally:
         server.shutdown()
@@ -209,25 +196,31 @@ def test_isolated_gate_survives_a_crashing_check(world, tmp_path, monkeypatch): 
         check_bundle_isolated(world["v2"])
 
 
-@pytest.mark.parametrize("name", ["signature.json", "patches.json"])
-def test_deeply_nested_signature_or_patches_is_our_error(world, repo, device, name):  # noqa: F811
-    """Deep nesting in the files beside the manifest: a clear error, or (patches, an optimisation) ignored."""
-    publish_broken(world, repo, 3, lambda bundle: None)  # a good v3
-    target = next(repo.glob(f"catalogs/*/3/{name}")) if name == "signature.json" else None
-    if target is None:
-        target = next(repo.glob("catalogs/*/3")) / name
-    target.write_text("[" * 30_000 + "]" * 30_000)  # under the 64 KiB signature cap
+@pytest.mark.parametrize("name", ["manifest", "timestamp"])
+def test_deeply_nested_manifest_or_metadata_is_our_error(world, repo, device, name):  # noqa: F811
+    """Deep nesting in a signed manifest, or in TUF metadata: a clear error naming it, never a RecursionError."""
+    deep = "[" * 30_000 + "]" * 30_000
+    if name == "manifest":  # signed by the real targets key: the device still parses it defensively
+        repo_ = Repository(repo, [world["keys"]])
+        targets = repo_.targets()
+        info = repo_._add_target(
+            targets.signed, f"{world_catalog(device)}/manifest.json", deep.encode(), {"version": 3, "patches": {}}
+        )
+        assert info.length == 60_000
+        repo_._bump(targets.signed, "targets")
+        repo_._commit(repo_.root().signed, targets, None, None)
+        match, error = "nests too deeply", VerificationError
+    else:
+        (repo / "metadata/timestamp.json").write_text(deep[: 16_000 // 2] + deep[-16_000 // 2 :])
+        match, error = "timestamp refused", TrustError
     before = snapshot(device)
     server, url = serve(repo)
     try:
-        if name == "signature.json":
-            with pytest.raises(VerificationError, match="nests too deeply"):
-                sync(url, device, trusted(world), FAST)
-            assert_untouched(device, before)
-        else:
-            assert sync(url, device, trusted(world), FAST).version == 3
+        with pytest.raises(error, match=match):
+            sync(url, device, trusted(world), FAST)
     finally:
         server.shutdown()
+    assert_untouched(device, before)
 
 
 def test_damaged_local_copy_is_an_integrity_failure_not_a_broken_release(world, tmp_path):  # noqa: F811

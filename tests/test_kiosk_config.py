@@ -13,7 +13,7 @@ from vitrina.kiosk_app.config import SCHEMA, ConfigError, KioskConfig, hash_pin,
 KEY = "ab" * 32
 PIN_HASH = hash_pin("1234", salt=b"0123456789abcdef")
 KEYS = ("bundle", "idle_seconds", "admin_pin_hash", "language", "colors", "telemetry", "results")
-KEYS += ("debounce_ms", "device_root", "sync_source", "trusted_keys")
+KEYS += ("debounce_ms", "device_root", "sync_source", "trusted_root", "trusted_keys")
 
 
 def test_schema_has_exactly_the_documented_keys():
@@ -61,6 +61,7 @@ results = 200
 debounce_ms = 0
 device_root = "/var/lib/vitrina"
 sync_source = "http://10.0.0.5:8765"
+trusted_root = "/etc/vitrina/root.json"
 trusted_keys = ["{KEY}\\n"]
 """
 
@@ -78,6 +79,7 @@ def test_valid_config_round_trip(tmp_path):
         debounce_ms=0,
         device_root=Path("/var/lib/vitrina"),
         sync_source="http://10.0.0.5:8765",
+        trusted_root=Path("/etc/vitrina/root.json"),
         trusted_keys=(KEY,),  # the .pub file's newline stripped
     )
     assert config.source == tmp_path / "kiosk.toml" and type(config.results) is int
@@ -90,8 +92,14 @@ def test_empty_config_is_the_defaults(tmp_path):
 
 
 def test_relative_paths_and_device_root(tmp_path):
-    config = load_config(write(tmp_path, f'device_root = "store"\ntrusted_keys = ["{KEY}"]\nidle_seconds = 10\n'))
+    config = load_config(
+        write(
+            tmp_path,
+            f'device_root = "store"\ntrusted_root = "root.json"\ntrusted_keys = ["{KEY}"]\nidle_seconds = 10\n',
+        )
+    )
     assert config.device_root == tmp_path / "store" and config.bundle == tmp_path / "store" / "current"
+    assert config.trusted_root == tmp_path / "root.json"
     assert config.idle_seconds == 10.0 and type(config.idle_seconds) is float
 
 

@@ -1,7 +1,9 @@
 """Bundle sync against a real HTTP server on 127.0.0.1: happy path, delta, and the fault matrix.
 
-Every fault must leave the active bundle exactly as it was (same link target,
-same bytes), still verified and searchable, and raise an error naming the cause.
+The repository is a real TUF repository (``export/publish/repository.py``) and the device
+trusts its root.json. Every fault must leave the active bundle exactly as it was (same
+link target, same bytes), still verified and searchable, and raise an error naming the
+cause. The attacks TUF is there for are in ``test_sync_attacks.py``.
 """
 
 from __future__ import annotations
@@ -19,34 +21,39 @@ from pathlib import Path
 import pytest
 
 from vitrina.export.publish.bench_sync import simulate_catalog_update
-from vitrina.export.publish.repository import publish
+from vitrina.export.publish.repository import PublishError, Repository
 from vitrina.export.publish.serve import RangeRequestHandler, serve_in_thread
-from vitrina.export.publish.signing import endorse_key, generate_keys, sign_bundle
 from vitrina.runtime.bundle import Bundle, release_version
 from vitrina.runtime.product_search import ProductSearch
 from vitrina.runtime.rasterize import load_strokes_json
-from vitrina.runtime.sync.client import DiskSpaceError, RollbackError, SourceError, SyncOptions, VerificationError, sync
+from vitrina.runtime.sync.client import (
+    DiskSpaceError,
+    RollbackError,
+    SourceError,
+    SyncOptions,
+    TrustError,
+    VerificationError,
+    sync,
+)
 from vitrina.runtime.sync.store import DeviceStore, StoreError
-from vitrina.runtime.sync.trust import PublicKey
 
 FAST = SyncOptions(timeout_s=1.0, retries=2, retry_wait_s=0.01, reserve_bytes=0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def world(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Keys, a signed v1 and v2 (5% of products changed), and repositories holding them."""
+    """TUF keys, v1 and v2 (5% of products changed), and repositories: ``repo-v1`` (v1 published),
+    ``repo`` (the same, then v2 published). ``root_json``: the root devices trust."""
     root = tmp_path_factory.mktemp("sync-world")
-    key, pub = generate_keys(root / "keys", "staff")
-    other_key, other_pub = generate_keys(root / "keys", "other")
+    keys = root / "keys"
     v1, v2 = root / "v1", root / "v2"
     shutil.copytree(tiny_bundle, v1)
-    sign_bundle(v1, key, 1)
     simulate_catalog_update(v1, v2, fraction=0.05)
-    sign_bundle(v2, key, 2)
-    publish(v1, root / "repo-v1")
-    publish(v1, root / "repo")
-    publish(v2, root / "repo")
-    return {"root": root, "key": key, "pub": pub, "other_key": other_key, "other_pub": other_pub, "v1": v1, "v2": v2}
+    first, _ = Repository.create(root / "repo-v1", [keys], generate_missing=True)
+    first.publish_bundle(v1, version=1)
+    shutil.copytree(root / "repo-v1", root / "repo")
+    Repository(root / "repo", [keys]).publish_bundle(v2, version=2)
+    return {"root": root, "keys": keys, "root_json": root / "repo-v1/metadata/1.root.json", "v1": v1, "v2": v2}
 
 
 @pytest.fixture()
@@ -59,7 +66,7 @@ def repo(world: dict, tmp_path: Path) -> Path:
 def device(world: dict, tmp_path: Path) -> Path:
     """A device store with v1 active (synced from a folder)."""
     root = tmp_path / "device"
-    sync(str(world["root"] / "repo-v1"), root, [PublicKey.load(world["pub"])], FAST)
+    sync(str(world["root"] / "repo-v1"), root, trusted(world), FAST)
     return root
 
 
@@ -91,12 +98,21 @@ def assert_untouched(root: Path, before: dict) -> None:
         engine.close()
 
 
-def trusted(world: dict) -> list[PublicKey]:
-    return [PublicKey.load(world["pub"])]
+def trusted(world: dict) -> bytes:
+    """The root.json a provisioned device trusts."""
+    return world["root_json"].read_bytes()
+
+
+def manifest_file(repo: Path, version: int) -> Path:
+    """The stored manifest target of release ``version`` (``targets/<catalog>/<sha256>.manifest.json``)."""
+    for path in repo.glob("targets/*/*.manifest.json"):
+        if json.loads(path.read_text())["release"]["version"] == version:
+            return path
+    raise FileNotFoundError(f"no manifest of v{version} in {repo}")
 
 
 def blob_of(repo: Path, version: int, rel: str) -> Path:
-    manifest = json.loads(next(repo.glob(f"catalogs/*/{version}/manifest.json")).read_text())
+    manifest = json.loads(manifest_file(repo, version).read_text())
     return repo / "blobs" / manifest["files"][rel]["sha256"]
 
 
@@ -135,16 +151,14 @@ def test_delta_sync_transfers_only_changes(world, repo, device):
 
 
 def test_gc_keeps_active_and_two_previous(world, tmp_path):
-    key = world["key"]
-    repo = tmp_path / "repo"
+    repo, _ = Repository.create(tmp_path / "repo", [world["keys"]])
     root = tmp_path / "device"
     previous = world["v1"]
     for version in range(1, 5):
         b = tmp_path / f"b{version}"
         simulate_catalog_update(previous, b, fraction=0.01, seed=version)
-        sign_bundle(b, key, version)
-        publish(b, repo)
-        sync(str(repo), root, trusted(world), SyncOptions(reserve_bytes=0, keep_previous=5))
+        assert repo.publish_bundle(b).version == version  # the next number by default
+        sync(str(repo.path), root, trusted(world), SyncOptions(reserve_bytes=0, keep_previous=5))
         previous = b
     store = DeviceStore(root)
     assert [i.version for i in store.installed()] == [1, 2, 3, 4]
@@ -154,12 +168,18 @@ def test_gc_keeps_active_and_two_previous(world, tmp_path):
     assert store.rollback().version == 3
 
 
-def test_equal_version_is_up_to_date_and_older_is_refused(world, repo, device):
+def test_equal_version_is_up_to_date_and_older_is_refused(world, repo, device, tmp_path):
+    """A release below the active one, under fresh metadata (the targets role re-signed v1 later), is refused."""
     server, url = serve(repo)
-    old_server, old_url = serve(world["root"] / "repo-v1")
+    old = Path(shutil.copytree(world["root"] / "repo-v1", tmp_path / "old"))
+    old_server, old_url = serve(old)
     try:
         assert sync(old_url, device, trusted(world), FAST).up_to_date
+        first = sync(old_url, device, trusted(world), FAST)
+        assert first.up_to_date and first.requests <= 2 and first.transferred <= 4096  # the "nothing new" check
         sync(url, device, trusted(world), FAST)
+        for _ in range(3):  # old's metadata versions now above repo's: only the release version is older
+            Repository(old, [world["keys"]]).resign()
         before = snapshot(device)
         with pytest.raises(RollbackError, match="offers .* v1 but the device has v2"):
             sync(old_url, device, trusted(world), FAST)
@@ -169,31 +189,6 @@ def test_equal_version_is_up_to_date_and_older_is_refused(world, repo, device):
     finally:
         server.shutdown()
         old_server.shutdown()
-
-
-def test_key_rotation_by_endorsement(world, tmp_path):
-    new_key, new_pub = generate_keys(tmp_path / "k", "new")
-    b = tmp_path / "b"
-    simulate_catalog_update(world["v1"], b, fraction=0.01)
-    sign_bundle(b, new_key, 2)
-    repo = tmp_path / "repo"
-    shutil.copytree(world["root"] / "repo-v1", repo)
-    publish(b, repo)
-    device = tmp_path / "device"
-    sync(str(world["root"] / "repo-v1"), device, trusted(world), FAST)
-    with pytest.raises(VerificationError, match="does not trust"):
-        sync(str(repo), device, trusted(world), FAST)
-    index = json.loads((repo / "index.json").read_text())
-    index["keys"] = [endorse_key(world["key"], PublicKey.load(new_pub))]
-    (repo / "index.json").write_text(json.dumps(index))
-    assert sync(str(repo), device, trusted(world), FAST).version == 2
-    forged = endorse_key(world["other_key"], PublicKey.load(new_pub)) | {
-        "endorsed_by": PublicKey.load(world["pub"]).key_id
-    }
-    index["keys"] = [forged]
-    (repo / "index.json").write_text(json.dumps(index))
-    with pytest.raises(VerificationError, match="does not trust"):
-        sync(str(repo), tmp_path / "device2", trusted(world), FAST)
 
 
 # --- fault matrix -------------------------------------------------------------------
@@ -238,48 +233,35 @@ def test_truncated_file_is_refused(world, repo, device):
 
 
 def test_tampered_manifest_is_refused(world, repo, device):
-    path = next(repo.glob("catalogs/*/2/manifest.json"))
-    path.write_text(path.read_text().replace('"items": ', '"items":  ', 1))
+    path = manifest_file(repo, 2)
+    text = path.read_text()
+    path.write_text(text.replace('"items": ', '"items":\t', 1))  # same length, other bytes
     before = snapshot(device)
-    with pytest.raises(VerificationError, match="signature does not verify"):
+    name = Bundle.open(device / "current").name
+    with pytest.raises(TrustError, match="hash or length check failed") as err:
+        sync(str(repo), device, trusted(world), FAST)
+    assert err.value.role == f"target {name}/manifest.json"
+    path.write_text(text + " ")  # one byte longer: cut at the signed length
+    with pytest.raises(TrustError, match="size limit check failed"):
         sync(str(repo), device, trusted(world), FAST)
     assert_untouched(device, before)
 
 
-def test_wrong_key_is_refused(world, repo, device):
-    before = snapshot(device)
-    with pytest.raises(VerificationError, match="does not trust"):
-        sync(str(repo), device, [PublicKey.load(world["other_pub"])], FAST)
-    assert_untouched(device, before)
-
-
-def test_expired_manifest_is_refused(world, device, tmp_path):
-    b = tmp_path / "b"
-    simulate_catalog_update(world["v1"], b, fraction=0.01)
-    sign_bundle(b, world["key"], 2, expires_days=1e-5)  # ~1 s
-    repo = Path(shutil.copytree(world["root"] / "repo-v1", tmp_path / "repo"))
-    publish(b, repo)
-    time.sleep(1.2)
-    before = snapshot(device)
-    with pytest.raises(VerificationError, match="expired"):
-        sync(str(repo), device, trusted(world), FAST)
-    assert_untouched(device, before)
+def test_device_trusting_another_root_refuses(world, repo, device, tmp_path):
+    stranger, _ = Repository.create(tmp_path / "stranger", [tmp_path / "stranger-keys"], generate_missing=True)
+    fresh = tmp_path / "fresh"
+    with pytest.raises(TrustError, match="signatures check failed") as err:
+        sync(str(repo), fresh, (stranger.path / "metadata/1.root.json").read_bytes(), FAST)
+    assert err.value.role == "timestamp" and "What to do" in str(err.value)
+    assert DeviceStore(fresh).current() is None
 
 
 def test_path_traversal_in_signed_manifest_is_refused(world, repo, device, tmp_path):
-    path = next(repo.glob("catalogs/*/2/manifest.json"))
-    manifest = json.loads(path.read_text())
-    entry = manifest["files"]["items.json"]
-    manifest["files"]["../../evil.json"] = entry
-    # signed with the trusted key: the path check must hold even for a signed manifest
-    from vitrina.export.publish.signing import load_private_key, public_of
-
-    private = load_private_key(world["key"])
-    data = json.dumps(manifest).encode()
-    path.write_bytes(data)
-    (path.parent / "signature.json").write_text(
-        json.dumps({"algorithm": "ed25519", "key_id": public_of(private).key_id, "signature": private.sign(data).hex()})
-    )
+    manifest = json.loads(manifest_file(repo, 2).read_text())
+    manifest["files"]["../../evil.json"] = manifest["files"]["items.json"]
+    manifest["release"]["version"] = 3
+    # signed by the real targets key: the path check must hold even for a signed manifest
+    Repository(repo, [world["keys"]]).add_release(manifest, world["v2"])
     before = snapshot(device)
     with pytest.raises(VerificationError, match="unsafe path '../../evil.json'"):
         sync(str(repo), device, trusted(world), FAST)
@@ -396,8 +378,8 @@ def test_disk_full_during_download(world, repo, device):
             str(repo),
             "--root",
             str(device),
-            "--trust",
-            str(world["pub"]),
+            "--trust-root",
+            str(world["root_json"]),
             "--no-delta",
             "--quiet",
         ],
@@ -431,8 +413,8 @@ def test_kill_9_during_download_then_rerun_resumes(world, repo, device):
                 url,
                 "--root",
                 str(device),
-                "--trust",
-                str(world["pub"]),
+                "--trust-root",
+                str(world["root_json"]),
                 "--no-delta",
                 "--quiet",
             ],
@@ -487,15 +469,22 @@ def test_death_during_activation_then_rerun_completes(world, repo, device, monke
     assert not any((device / "staging").iterdir())
 
 
-def test_unsigned_bundle_cannot_be_published(world, tmp_path):
+def test_publishing_needs_the_keys_and_a_higher_version(world, tmp_path):
     b = tmp_path / "b"
     simulate_catalog_update(world["v1"], b, fraction=0.01)
-    with pytest.raises(ValueError, match="not signed"):
-        publish(b, tmp_path / "repo")
-    sign_bundle(b, world["key"], 1)
-    publish(b, tmp_path / "repo")
-    with pytest.raises(ValueError, match="must be higher"):
-        publish(b, tmp_path / "repo")
+    with pytest.raises(PublishError, match="no root key in"):
+        Repository.create(tmp_path / "repo", [tmp_path / "no-keys"])
+    shutil.copytree(world["root"] / "repo-v1", tmp_path / "repo")
+    online_only = tmp_path / "online"
+    online_only.mkdir()
+    for key in world["keys"].glob("timestamp-*.key"):
+        shutil.copy(key, online_only)
+    with pytest.raises(PublishError, match=r"signing targets v\d+ needs 1 of its 1 keys; found 0"):
+        Repository(tmp_path / "repo", [online_only]).publish_bundle(b)
+    repo = Repository(tmp_path / "repo", [world["keys"]])
+    with pytest.raises(PublishError, match="must be higher"):
+        repo.publish_bundle(b, version=1)
+    assert repo.publish_bundle(b).version == 2
 
 
 def test_partial_sync_of_another_version_is_cleared(world, repo, device):

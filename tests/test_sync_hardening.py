@@ -1,5 +1,5 @@
 """Sync hardening: deadlines against slow or silent servers, folder sources with FIFOs and links,
-one sync at a time per device root, and a schema for ``index.json``.
+one sync at a time per device root, and malformed TUF metadata refused in words.
 
 Each fault runs the real ``vitrina sync`` command (in-process, on a thread that
 must finish in time, so a hang fails the test instead of stalling the suite)
@@ -10,7 +10,6 @@ exactly as it was, still searchable (the helpers of ``test_sync``).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -31,15 +30,7 @@ from vitrina.runtime.bundle import Bundle
 from vitrina.runtime.cli import main
 from vitrina.runtime.product_search import ProductSearch
 from vitrina.runtime.rasterize import load_strokes_json
-from vitrina.runtime.sync.client import (
-    RepoIndex,
-    SyncBusyError,
-    SyncOptions,
-    SyncResult,
-    VerificationError,
-    parse_index,
-    sync,
-)
+from vitrina.runtime.sync.client import SyncBusyError, SyncOptions, SyncResult, TrustError, sync
 from vitrina.runtime.sync.lock import device_lock
 
 world, repo, device = test_sync.world, test_sync.repo, test_sync.device  # the same fixtures
@@ -70,7 +61,18 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: Any, limit_s: float = 60.
 
 
 def sync_cli(source: str | Path, root: Path, world: dict, *extra: Any) -> list[Any]:
-    return ["sync", "--from", source, "--root", root, "--trust", world["pub"], "--quiet", "--no-delta", *extra]
+    return [
+        "sync",
+        "--from",
+        source,
+        "--root",
+        root,
+        "--trust-root",
+        world["root_json"],
+        "--quiet",
+        "--no-delta",
+        *extra,
+    ]
 
 
 def tight(min_rate: int = 20_000, deadline: float = 60.0) -> list[Any]:
@@ -124,10 +126,10 @@ class _TrickleBody(RangeRequestHandler):
 
 
 class _TrickleHeaders(RangeRequestHandler):
-    """index.json: the status line and headers one byte every 50 ms, for a minute."""
+    """timestamp.json: the status line and headers one byte every 50 ms, for a minute."""
 
     def do_GET(self):  # noqa: N802
-        if not self.path.endswith("/index.json"):
+        if not self.path.endswith("/timestamp.json"):
             return super().do_GET()
         head = b"HTTP/1.0 200 OK\r\nX-Pad: " + b"a" * 2000
         try:
@@ -192,7 +194,7 @@ def test_trickling_headers_stop_at_grace(world, device, http, capsys):
     url = http(_TrickleHeaders)
     code, err, elapsed = run_cli(capsys, *sync_cli(url, device, world, *tight()))
     assert code == 2, err
-    assert f"{url}/index.json: too slow: 0 bytes arrived in" in err
+    assert f"{url}/metadata/timestamp.json: too slow: 0 bytes arrived in" in err
     assert elapsed < LIMIT_S
     assert_untouched(device, before)
 
@@ -201,7 +203,7 @@ def test_server_that_never_answers_stops_at_grace(world, device, silent_url, cap
     before = snapshot(device)
     code, err, elapsed = run_cli(capsys, *sync_cli(silent_url, device, world, *tight()))
     assert code == 2, err
-    assert f"{silent_url}/index.json: too slow: 0 bytes arrived in" in err
+    assert f"{silent_url}/metadata/2.root.json: too slow: 0 bytes arrived in" in err
     assert elapsed < LIMIT_S
     assert_untouched(device, before)
 
@@ -247,7 +249,7 @@ def test_fifo_in_folder_source_is_refused(world, repo, device, capsys):
     assert_untouched(device, before)
 
 
-@pytest.mark.parametrize("what", ["blob", "blobs-folder", "index"])
+@pytest.mark.parametrize("what", ["blob", "blobs-folder", "timestamp"])
 def test_symlink_in_folder_source_is_refused(world, repo, device, tmp_path, capsys, what):
     """Links are refused even to the right bytes (a link can point anywhere on the device)."""
     outside = tmp_path / "outside"
@@ -257,7 +259,7 @@ def test_symlink_in_folder_source_is_refused(world, repo, device, tmp_path, caps
     elif what == "blobs-folder":
         target = repo / "blobs"
     else:
-        target = repo / "index.json"
+        target = repo / "metadata/timestamp.json"
     moved = outside / target.name
     shutil.move(target, moved)
     target.symlink_to(moved)
@@ -315,116 +317,35 @@ def test_sync_while_bundles_command_holds_root_exits_2(world, repo, device, caps
     assert sync(str(repo), device, trusted(world), SyncOptions(reserve_bytes=0)).version == 2  # released
 
 
-# --- index.json schema -------------------------------------------------------------------
+# --- malformed TUF metadata ----------------------------------------------------------------
 
 
-def _entry(index: dict) -> tuple[str, dict]:
-    name = next(iter(index["catalogs"]))
-    return name, index["catalogs"][name]
-
-
-def _set(path: str, value: Any):
-    def mutate(index: dict) -> Any:
-        name, entry = _entry(index)
-        if path == "entry":
-            index["catalogs"][name] = value
-        elif path.startswith("entry."):
-            entry[path[6:]] = value
-        else:
-            index[path] = value
-        return index
-
-    return mutate
-
-
-def _drop_path(index: dict) -> dict:
-    del _entry(index)[1]["path"]
-    return index
-
-
-def _unsafe_name(index: dict) -> dict:
-    name, entry = _entry(index)
-    index["catalogs"] = {"../evil": entry}
-    return index
-
-
-MALFORMED = {
-    "entry-is-string": (_set("entry", "x"), "Expected `object`, got `str` - at `$.catalogs.{name}`"),
-    "version-is-string": (_set("entry.version", "2"), "Expected `int`, got `str` - at `$.catalogs.{name}.version`"),
-    "version-is-bool": (_set("entry.version", True), "got `bool` - at `$.catalogs.{name}.version`"),
-    "version-zero": (_set("entry.version", 0), "Expected `int` >= 1 - at `$.catalogs.{name}.version`"),
-    "path-missing": (_drop_path, "missing required field `path` - at `$.catalogs.{name}`"),
-    "path-not-string": (_set("entry.path", 7), "Expected `str`, got `int` - at `$.catalogs.{name}.path`"),
-    "path-unsafe": (
-        _set("entry.path", "catalogs/../../etc"),
-        "unsafe path 'catalogs/../../etc' at `$.catalogs.{name}.path`",
-    ),
-    "catalogs-is-list": (_set("catalogs", []), "Expected `object`, got `array` - at `$.catalogs`"),
-    "keys-not-list": (_set("keys", {"a": 1}), "Expected `array`, got `object` - at `$.keys`"),
-    "key-not-object": (_set("keys", ["x"]), "Expected `object`, got `str` - at `$.keys[0]`"),
-    "format-version-string": (_set("format_version", "1"), "Expected `int`, got `str` - at `$.format_version`"),
-    "format-version-newer": (_set("format_version", 99), "repository format 99, newer than this device reads"),
-    "catalog-name-unsafe": (_unsafe_name, "catalog name '../evil' at `$.catalogs['../evil']` cannot name a folder"),
-    "index-is-list": (lambda index: [index], "Expected `object`, got `array`"),
-    "index-is-string": (lambda index: "vitrina-repo", "Expected `object`, got `str`"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(MALFORMED))
-def test_malformed_index_is_refused_naming_the_field(world, repo, device, capsys, case):
-    mutate, expected = MALFORMED[case]
-    index = json.loads((repo / "index.json").read_text())
-    name = next(iter(index["catalogs"]))
-    (repo / "index.json").write_text(json.dumps(mutate(index)))
+@pytest.mark.parametrize(
+    "content",
+    [b"not json at all", b"[]", b'{"signed": {"_type": "timestamp"}, "signatures": []}', b"\xff\xfe", b""],
+    ids=["not-json", "a-list", "no-fields", "not-utf8", "empty"],
+)
+def test_malformed_timestamp_is_refused_naming_the_role(world, repo, device, capsys, content):
+    (repo / "metadata/timestamp.json").write_bytes(content)
     before = snapshot(device)
-    code, err, _ = run_cli(capsys, *sync_cli(repo, device, world), limit_s=LIMIT_S)
-    assert code == 2, err
-    assert f"{repo}/index.json" in err and expected.format(name=name) in err, err
+    with pytest.raises(TrustError) as err:
+        sync(str(repo), device, trusted(world), SyncOptions(reserve_bytes=0))
+    assert err.value.role == "timestamp" and "What to do" in str(err.value)
+    code, out, _ = run_cli(capsys, *sync_cli(repo, device, world), limit_s=LIMIT_S)
+    assert code == 2 and "timestamp refused" in out and "Traceback" not in out
     assert_untouched(device, before)
 
 
-def test_valid_index_parses(repo):
-    index = parse_index((repo / "index.json").read_bytes(), "index.json")
-    [(name, entry)] = index.catalogs.items()
-    assert entry.version == 2 and entry.path == f"catalogs/{name}/2"
+@given(st.binary(max_size=2000))
+def test_arbitrary_timestamp_bytes_are_refused_or_taken_never_crash(data):
+    """Whatever bytes arrive as timestamp.json, the TUF check ends in a TrustError (never another exception)."""
+    from tuf.api.exceptions import RepositoryError
+    from tuf.api.metadata import Metadata
 
+    from vitrina.runtime.sync.trust import explain
 
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=20,
-)
-_NEAR_INDEX = st.fixed_dictionaries(
-    {
-        "format": st.just("vitrina-repo") | _JSON,
-        "catalogs": st.dictionaries(
-            st.sampled_from(["demo", "../x", ".hidden", "", "a" * 200]) | st.text(max_size=8),
-            st.fixed_dictionaries({"version": _JSON | st.integers(), "path": _JSON | st.just("catalogs/demo/1")})
-            | _JSON,
-            max_size=3,
-        )
-        | _JSON,
-    },
-    optional={"keys": st.lists(_JSON, max_size=3) | _JSON, "format_version": st.integers() | _JSON},
-)
-
-
-@given(value=_JSON | _NEAR_INDEX)
-def test_index_parsing_gives_an_index_or_a_verification_error(value):
-    data = json.dumps(value).encode()  # NaN and Infinity too: not JSON, refused as such
     try:
-        index = parse_index(data, "index.json")
-    except VerificationError:
-        return
-    assert isinstance(index, RepoIndex)
-    for name, entry in index.catalogs.items():
-        assert "/" not in name and not name.startswith(".")
-        assert isinstance(entry.version, int) and entry.version >= 1 and entry.path.startswith("catalogs/")
-
-
-@given(data=st.binary(max_size=200) | st.just(b"[" * 100_000 + b"]" * 100_000))
-def test_index_parsing_of_arbitrary_bytes(data):
-    try:
-        assert isinstance(parse_index(data, "index.json"), RepoIndex)
-    except VerificationError:
-        pass
+        Metadata.from_bytes(data)
+    except RepositoryError as exc:  # what the Updater raises for them
+        err = explain(exc, "metadata/timestamp.json")
+        assert isinstance(err, TrustError) and err.role == "timestamp" and err.check == "metadata"

@@ -1,10 +1,11 @@
 """``vitrina bench sync``: delta size, sync time over loopback, and the kill -9 crash loop.
 
-1. Sign the bundle as v1; derive v2 by changing ``fraction`` of the products'
-   metadata (price, title) and catalog codes (:func:`simulate_catalog_update`),
-   sign it, publish both to a repository with deltas.
-2. Serve the repository on 127.0.0.1; sync v1 into an empty device (full) and
-   then v2 (delta). Report bytes and seconds of each.
+1. Keys for the four TUF roles; publish the bundle as v1; derive v2 by changing
+   ``fraction`` of the products' metadata (price, title) and catalog codes
+   (:func:`simulate_catalog_update`) and publish it, with deltas.
+2. Serve the repository on 127.0.0.1; sync v1 into an empty device (full), then
+   v2 (delta), then once more ("nothing new": the metadata a periodic check
+   costs). Report bytes, requests and seconds of each.
 3. Crash loop: ``kills`` times, start ``vitrina sync --no-delta`` towards the
    other version and kill -9 it at a random moment; then check the device's
    ``current`` bundle verifies and is v1 or v2. Count the outcomes.
@@ -29,12 +30,11 @@ import numpy as np
 from vitrina.runtime.bundle import MANIFEST, Bundle, BundleError, release_version
 from vitrina.runtime.files import sha256_file
 from vitrina.runtime.sync.client import sync
+from vitrina.runtime.sync.repo_format import METADATA
 from vitrina.runtime.sync.store import DeviceStore
-from vitrina.runtime.sync.trust import SIGNATURE_FILE, PublicKey
 
-from .repository import publish
+from .repository import Repository
 from .serve import serve_in_thread
-from .signing import generate_keys, sign_bundle
 
 
 def simulate_catalog_update(src: str | Path, dst: str | Path, fraction: float = 0.01, seed: int = 0) -> list[int]:
@@ -43,15 +43,14 @@ def simulate_catalog_update(src: str | Path, dst: str | Path, fraction: float = 
     re-rank rows, when the bundle has them) perturbed.
 
     Stands in for the publisher's rebuild after a catalog edit; the manifest's
-    hashes are recomputed for the changed files and the release/signature
-    dropped (sign the result). Returns the changed product indices.
+    hashes are recomputed for the changed files and the release entry
+    dropped (publishing sets it). Returns the changed product indices.
     """
     src, dst = Path(src), Path(dst)
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     bundle = Bundle.open(src)
     shutil.copytree(src, dst)
-    (dst / SIGNATURE_FILE).unlink(missing_ok=True)
     rng = np.random.default_rng(seed)
     n = len(bundle.items)
     changed = np.sort(rng.choice(n, size=max(1, round(fraction * n)), replace=False))
@@ -99,6 +98,8 @@ class SyncBenchReport:
     delta_sync_bytes: int
     delta_sync_s: float
     delta_ratio: float
+    check_bytes: int
+    check_requests: int
     publish_patch_bytes: int
     crash_kills: int
     crash_outcomes: dict
@@ -109,18 +110,18 @@ class SyncBenchReport:
 
 
 def prepare_repository(bundle: Path, work: Path, fraction: float = 0.01) -> tuple[Path, Path, int]:
-    """Keys, v1 and v2 signed and published under ``work``. Returns (repo, public key, patch bytes)."""
-    key, pub = generate_keys(work / "keys", "bench")
+    """Keys (``work/keys``), v1 and v2 published to ``work/repo``, v1 alone to ``work/repo-v1``.
+
+    Returns (repo, its root.json for devices to trust, patch bytes of v2).
+    """
     v1, v2 = work / "v1", work / "v2"
     shutil.copytree(bundle, v1)
-    (v1 / SIGNATURE_FILE).unlink(missing_ok=True)
-    sign_bundle(v1, key, 1)
     simulate_catalog_update(v1, v2, fraction)
-    sign_bundle(v2, key, 2)
-    repo = work / "repo"
-    publish(v1, repo)
-    result = publish(v2, repo)
-    return repo, pub, result.patch_bytes
+    repo_v1, _ = Repository.create(work / "repo-v1", [work / "keys"], generate_missing=True)
+    repo_v1.publish_bundle(v1, version=1)
+    shutil.copytree(work / "repo-v1", work / "repo")
+    result = Repository(work / "repo", [work / "keys"]).publish_bundle(v2, version=2)
+    return work / "repo", work / "repo" / METADATA / "1.root.json", result.patch_bytes
 
 
 def run_sync_bench(
@@ -135,11 +136,10 @@ def run_sync_bench(
     bundle = Path(bundle)
     with tempfile.TemporaryDirectory(prefix="vitrina-syncbench-") as tmp:
         work = Path(tmp)
-        progress("signing and publishing v1 and v2 (bsdiff deltas)")
-        repo, pub, patch_bytes = prepare_repository(bundle, work, fraction)
+        progress("publishing v1 and v2 to a TUF repository (bsdiff deltas)")
+        repo, root_json, patch_bytes = prepare_repository(bundle, work, fraction)
         repo_v1_only = work / "repo-v1"
-        publish(work / "v1", repo_v1_only)
-        trusted = [PublicKey.load(pub)]
+        trusted = root_json.read_bytes()
         server, url_v2 = serve_in_thread(repo)
         server_v1, url_v1 = serve_in_thread(repo_v1_only)
         try:
@@ -148,8 +148,12 @@ def run_sync_bench(
             full = sync(url_v1, root, trusted)
             progress("delta sync of v2")
             delta = sync(url_v2, root, trusted)
+            progress("'nothing new' check")
+            check = sync(url_v2, root, trusted)
+            if not check.up_to_date:
+                raise RuntimeError("the third sync found something new: the bench's repository changed under it")
             outcomes, resumed = (
-                _crash_loop(url_v2, root, pub, kills, full.seconds, seed, progress) if kills else ({}, 0)
+                _crash_loop(url_v2, root, root_json, kills, full.seconds, seed, progress) if kills else ({}, 0)
             )
         finally:
             server.shutdown()
@@ -163,6 +167,8 @@ def run_sync_bench(
             delta_sync_bytes=delta.transferred,
             delta_sync_s=delta.seconds,
             delta_ratio=round(delta.transferred / max(full.transferred, 1), 5),
+            check_bytes=check.transferred,
+            check_requests=check.requests,
             publish_patch_bytes=patch_bytes,
             crash_kills=kills,
             crash_outcomes=outcomes,
@@ -188,7 +194,7 @@ def _crash_loop(
         url,
         "--root",
         str(root),
-        "--trust",
+        "--trust-root",
         str(pub),
         "--no-delta",
         "--quiet",

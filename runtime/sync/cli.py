@@ -1,4 +1,4 @@
-"""Device subcommands of ``vitrina`` for catalog sync: ``sync`` and ``bundles``.
+"""Device subcommands of ``vitrina`` for catalog sync: ``sync``, ``trust`` and ``bundles``.
 
 Exit codes as the rest of the CLI: 0 done, 2 refused or bad input (with a
 message naming what and why), 1 unexpected failure.
@@ -24,12 +24,22 @@ DEFAULT_ROOT = Path("/var/lib/vitrina")
 
 
 def register(commands: Commands) -> None:
-    """Add ``sync`` and ``bundles``."""
-    p = commands.add("sync", help="fetch, verify and activate the latest signed bundle")
+    """Add ``sync``, ``trust`` and ``bundles``."""
+    p = commands.add("sync", help="fetch, verify (TUF) and activate the latest bundle")
     p.add_argument("--from", dest="source", required=True, help="repository URL (http://...) or folder")
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=f"device bundle store (default {DEFAULT_ROOT})")
     p.add_argument(
-        "--trust", type=Path, action="append", required=True, help="trusted public key file (.pub); repeatable"
+        "--trust-root",
+        type=Path,
+        default=None,
+        help="root.json to trust if the device has none yet (same as `vitrina trust provision` first)",
+    )
+    p.add_argument(
+        "--legacy-key",
+        type=Path,
+        action="append",
+        default=[],
+        help="pre-TUF public key (.pub): accept the repository's migration.json once; repeatable",
     )
     p.add_argument("--catalog", default=None, help="catalog name (default: the active one)")
     p.add_argument("--allow-rollback", action="store_true", help="admin: accept an older version")
@@ -47,6 +57,17 @@ def register(commands: Commands) -> None:
     p.add_argument("--grace", type=float, default=30.0, help="seconds each file gets before --min-rate applies (30)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_sync)
+
+    p = commands.add("trust", help="the device's trusted TUF root: provision (factory, recovery) or show")
+    t = p.add_subparsers(dest="trust_command", required=True, metavar="TRUST_COMMAND")
+    a = t.add_parser("provision", help="make ROOT.json (from headquarters) the device's trust anchor")
+    a.add_argument("root_json", type=Path)
+    a.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    a.add_argument("--replace", action="store_true", help="replace a different root (recovery after a lost root key)")
+    a.set_defaults(handler=_trust_provision)
+    a = t.add_parser("show", help="the trusted root and the newest root this device has verified")
+    a.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    a.set_defaults(handler=_trust_show)
 
     p = commands.add("bundles", help="installed bundles: list, activate VERSION, rollback, gc")
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT)
@@ -67,12 +88,13 @@ def register(commands: Commands) -> None:
 
 def _sync(args: argparse.Namespace) -> int:
     from .client import SyncError, SyncOptions, sync
-    from .trust import PublicKey, SignatureError
+    from .trust import load_legacy_key
 
     try:
-        trusted = [PublicKey.load(p) for p in args.trust]
-    except SignatureError as exc:
-        raise ValueError(str(exc)) from None
+        trusted_root = args.trust_root.read_bytes() if args.trust_root else None
+        legacy = [load_legacy_key(p.read_text(encoding="ascii")) for p in args.legacy_key]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read a trust file: {exc}") from None
     options = SyncOptions(
         catalog=args.catalog,
         allow_rollback=args.allow_rollback,
@@ -88,7 +110,9 @@ def _sync(args: argparse.Namespace) -> int:
 
         bar = tqdm(total=0, unit="B", unit_scale=True, desc="sync", mininterval=0.2)
     try:
-        result = sync(args.source, args.root, trusted, options, _reporter(bar) if bar else None)
+        result = sync(
+            args.source, args.root, trusted_root, options, _reporter(bar) if bar else None, legacy_keys=legacy
+        )
     except SyncError as exc:
         raise ValueError(f"{exc} (active bundle unchanged)") from None
     finally:
@@ -105,6 +129,51 @@ def _sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trust_provision(args: argparse.Namespace) -> int:
+    from .client import VerificationError
+    from .trust import provision_root
+
+    try:
+        data = args.root_json.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read {args.root_json}: {exc.strerror or exc}") from None
+    try:
+        with device_lock(args.root, "trust provision", busy=_Busy):
+            info = provision_root(args.root, data, replace=args.replace)
+    except VerificationError as exc:
+        raise ValueError(str(exc)) from None
+    keys = ", ".join(f"{role} {t} of {len(ids)}" for role, (t, ids) in info.roles.items())
+    print(
+        f"this device now trusts root v{info.version} from {args.root_json} (keys needed per role: {keys}); "
+        f"sync takes every later root that this one signs"
+    )
+    return 0
+
+
+def _trust_show(args: argparse.Namespace) -> int:
+    from .client import VerificationError
+    from .trust import METADATA_CACHE, anchor_path, check_root, load_anchor
+
+    data = load_anchor(args.root)
+    if data is None:
+        print(f"no trusted root on {args.root}: run `vitrina trust provision root.json --root {args.root}`")
+        return 2
+    newest = data
+    history = args.root / METADATA_CACHE / "root_history"
+    versions = sorted((int(p.name.split(".")[0]), p) for p in history.glob("*.root.json")) if history.is_dir() else []
+    if versions:
+        newest = versions[-1][1].read_bytes()
+    try:
+        anchor, latest = check_root(data, str(anchor_path(args.root))), check_root(newest)
+    except VerificationError as exc:
+        raise ValueError(str(exc)) from None
+    print(f"provisioned root: v{anchor.version} ({anchor_path(args.root)})")
+    print(f"newest verified root: v{latest.version}, expires {latest.expires}")
+    for role, (threshold, ids) in latest.roles.items():
+        print(f"  {role:9} needs {threshold} of {len(ids)}: {', '.join(k[:12] for k in ids)}")
+    return 0
+
+
 def _bundles_list(args: argparse.Namespace) -> int:
     store = DeviceStore(args.root)
     rows = store.installed()
@@ -115,7 +184,7 @@ def _bundles_list(args: argparse.Namespace) -> int:
         try:
             manifest = json.loads((i.path / "manifest.json").read_text())
             release = manifest.get("release", {})
-            info = f"created {manifest.get('created')}, expires {release.get('expires')}, {manifest.get('catalog', {}).get('items')} products"
+            info = f"created {manifest.get('created')}, published {release.get('published')}, {manifest.get('catalog', {}).get('items')} products"
         except (OSError, json.JSONDecodeError):
             info = "manifest unreadable"
         print(f"{'*' if i.active else ' '} {i.catalog} v{i.version}  {info}")
@@ -160,7 +229,7 @@ def _bundles_gc(args: argparse.Namespace) -> int:
     return 0
 
 
-PLUGIN = CommandPlugin(name="sync", commands=("sync", "bundles"), register=register, order=20)
+PLUGIN = CommandPlugin(name="sync", commands=("sync", "trust", "bundles"), register=register, order=20)
 
 
 def _reporter(bar: Any) -> Callable[[SyncProgress], None]:

@@ -1,21 +1,29 @@
-"""``vitrina sync``: fetch a signed bundle from a repository (HTTP or folder) and activate it.
+"""``vitrina sync``: fetch a bundle through TUF metadata from a repository (HTTP or folder) and activate it.
 
 Order of work, each step leaving the active bundle untouched until the last:
 
 0. take the device root's lock (``lock.py``): a second sync, or a ``bundles``
    command, at the same time fails at once with "another sync is running";
-1. read ``index.json`` (schema-checked), the catalog's ``manifest.json`` and ``signature.json``
-   (size-capped); verify the signature with the device's trusted keys (plus
-   keys endorsed by them), the expiry, the catalog name, the format version
-   and that the version is above the installed one (``allow_rollback`` lifts that);
-2. check every manifest path (relative, no ``..``, no odd characters) and size,
-   and that the disk has room for what must be fetched;
-3. stage each file in ``staging/<catalog>-v<version>-<hash>/``: reuse a file the
-   device already has with that sha256 (delta), else apply a published bsdiff
-   patch to a file the device has, else download it, resuming a partial
-   ``.part`` with an HTTP Range request; every file is hashed before it takes
-   its final name;
-4. write the manifest and pass the stage through the activation gate
+1. trust: the device's provisioned ``trusted_root.json`` (``trust.py``), or
+   once, for a device of the pre-TUF kind, the root carried by the
+   repository's ``migration.json`` signed by its old Ed25519 key;
+2. ``tuf.ngclient.Updater`` refreshes the metadata (the root chain, then
+   timestamp, snapshot and targets: signatures and thresholds, expiry, version
+   rollback, mix-and-match, hashes and lengths) through :class:`SourceFetcher`
+   (our sources and deadlines, not urllib3), and finds the catalog's
+   ``manifest.json`` target; when the active bundle's manifest has that
+   target's hash, nothing more is read (a "nothing new" check is 2 small
+   requests: the next root version, 404, and ``timestamp.json``);
+3. the manifest is downloaded as a TUF target (hash and length checked); the
+   device checks the catalog, the format version, that the version is above
+   the installed one (``allow_rollback`` lifts that), every path (relative,
+   no ``..``, no odd characters) and size, and that the disk has room;
+4. stage each file in ``staging/<catalog>-v<version>-<hash>/``: reuse a file the
+   device already has with that sha256 (delta), else apply a bsdiff patch (a
+   TUF target listed with the manifest) to a file the device has, else
+   download ``blobs/<sha256>``, resuming a partial ``.part`` with an HTTP Range
+   request; every file is hashed against the manifest before it takes its final name;
+5. write the manifest and pass the stage through the activation gate
    (``gate.py``, in a child process: the whole bundle verified again, every
    model loads, one query of each kind answers; a bundle that fails for any
    reason but a damaged local copy is recorded in ``refused.json`` and never
@@ -23,11 +31,11 @@ Order of work, each step leaving the active bundle untouched until the last:
    rename it into ``bundles/`` and swap the ``current`` symlink atomically
    (``store.py``), then drop all but the previous 2 bundles.
 
-Every read from the source runs against deadlines (``SyncOptions.deadline_s``
-for the whole sync; per file, a minimum rate after a grace period), enforced
-by a watchdog that shuts down a blocked socket, so a server that trickles or
-never answers ends the sync with a clear error. Folder sources read only
-regular files inside the repository (``files.resolve_inside``).
+Every read from the source, metadata included, runs against deadlines
+(``SyncOptions.deadline_s`` for the whole sync; per file, a minimum rate after
+a grace period), enforced by a watchdog that shuts down a blocked socket, so a
+server that trickles or never answers ends the sync with a clear error. Folder
+sources read only regular files inside the repository (``files.resolve_inside``).
 
 A kill at any moment leaves ``current`` on the old or the new bundle; a rerun
 resumes from the staged files.
@@ -48,13 +56,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import Annotated, Any, BinaryIO, NoReturn, Protocol
-
-import msgspec
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, Protocol
 
 from vitrina.runtime.bundle import (
     FORMAT_NAME,
@@ -65,53 +72,53 @@ from vitrina.runtime.bundle import (
     release_version,
 )
 from vitrina.runtime.files import UnsafePathError, fsync_dir, is_disk_full, resolve_inside, sha256_file, write_atomic
-from vitrina.runtime.timeutil import utc_now
 
+from .errors import (
+    ActivationRefusedError,
+    DiskSpaceError,
+    NotFoundError,
+    NotProvisionedError,
+    RefusedVersionError,
+    RollbackError,
+    SourceError,
+    SyncBusyError,
+    SyncError,
+    TrustError,
+    VerificationError,
+)
 from .gate import GateError, check_bundle_isolated
-from .lock import BusyError, device_lock
-from .repo_format import INDEX, PATCHES, REPO_FORMAT, REPO_FORMAT_VERSION
+from .lock import device_lock
+from .repo_format import CATALOG_NAME, CATALOGS_TARGET, MIGRATION, manifest_target
 from .store import STAGING, DeviceStore, slot_name
-from .trust import SIGNATURE_FILE, PublicKey, SignatureError, accept_endorsements, parse_iso, verify_manifest
 
-MAX_INDEX_BYTES = 1 << 20
+if TYPE_CHECKING:  # tuf is imported when a sync starts
+    from tuf.api.metadata import TargetFile
+    from tuf.ngclient import Updater
+
+    from .tuf_fetch import SourceFetcher
+
+__all__ = [
+    "ActivationRefusedError",
+    "DiskSpaceError",
+    "NotProvisionedError",
+    "RefusedVersionError",
+    "RollbackError",
+    "SourceError",
+    "SyncBusyError",
+    "SyncError",
+    "SyncOptions",
+    "SyncProgress",
+    "SyncResult",
+    "TrustError",
+    "VerificationError",
+    "sync",
+]
+
 MAX_MANIFEST_BYTES = 8 << 20
 MAX_BUNDLE_BYTES = 16 << 30
-KEYS_FILE = "keys.json"
 _CHUNK = 1 << 16
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SAFE_PART = re.compile(r"^[A-Za-z0-9._-]+$")
-
-
-class SyncError(Exception):
-    """Sync failed; the active bundle is unchanged. The message says what and why."""
-
-
-class SourceError(SyncError):
-    """The repository could not be read (HTTP error, timeout, reset, missing file)."""
-
-
-class VerificationError(SyncError):
-    """Something does not match what the signed manifest promises, or the manifest itself is unacceptable."""
-
-
-class RollbackError(VerificationError):
-    """The repository offers a version not newer than the installed one."""
-
-
-class ActivationRefusedError(VerificationError):
-    """The signed bundle failed the activation gate (it cannot search); it is recorded and never activated by sync."""
-
-
-class RefusedVersionError(VerificationError):
-    """The offered version failed the gate earlier or staff rolled back from it: sync holds it back."""
-
-
-class DiskSpaceError(SyncError):
-    """Not enough free disk for the files to fetch."""
-
-
-class SyncBusyError(SyncError, BusyError):
-    """Another sync (or ``vitrina bundles`` command) holds the device root's lock."""
 
 
 @dataclass(frozen=True)
@@ -171,7 +178,8 @@ class SyncResult:
     """Attributes: catalog, version (now active), previous (version before, 0 for none);
     transferred: bytes read from the repository (files, patches, metadata);
     full_size: bytes of the whole bundle; reused / patched / downloaded: file counts;
-    seconds; up_to_date: nothing to do; path: the active bundle."""
+    seconds; up_to_date: nothing to do; path: the active bundle;
+    requests: HTTP requests (or files opened) on the source, metadata included."""
 
     catalog: str
     version: int
@@ -184,6 +192,7 @@ class SyncResult:
     seconds: float
     up_to_date: bool
     path: Path
+    requests: int = 0
 
 
 class Source(Protocol):
@@ -193,10 +202,13 @@ class Source(Protocol):
 
     def fetch(self, rel: str, dest: Path, size: int, on_bytes: Callable[[int], None]) -> None: ...
 
+    def stream(self, rel: str) -> Iterator[bytes]: ...
+
 
 @dataclass
 class _Counter:
     bytes: int = 0
+    requests: int = 0
 
 
 class _Budget:
@@ -346,7 +358,45 @@ class HttpSource:
         return budget
 
     def _open(self, request: str | urllib.request.Request) -> http.client.HTTPResponse:
+        self.counter.requests += 1
         return self._opener.open(request, timeout=self.options.timeout_s)
+
+    def stream(self, rel: str) -> Iterator[bytes]:
+        """``rel``'s bytes as they arrive; retried while nothing has arrived, within the deadlines.
+
+        Raises :class:`NotFoundError` for HTTP 403/404, :class:`SourceError` otherwise.
+        """
+        url = self._url(rel)
+        with self._budget(url) as budget:
+            for attempt in range(self.options.retries + 1):
+                budget.check()
+                try:
+                    resp = self._open(url)
+                except urllib.error.HTTPError as exc:
+                    exc.close()
+                    if exc.code in (403, 404):
+                        raise NotFoundError(f"{url}: HTTP {exc.code} {exc.reason}", exc.code) from None
+                    if exc.code < 500 or attempt == self.options.retries:
+                        raise SourceError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+                except _TRANSIENT as exc:
+                    budget.check()  # a watchdog's shutdown reads as a dropped connection
+                    if attempt == self.options.retries:
+                        raise SourceError(f"{url}: {_describe(exc)} (after {attempt + 1} attempts)") from None
+                else:
+                    with resp:
+                        try:
+                            while chunk := resp.read1(_CHUNK):
+                                self.counter.bytes += len(chunk)
+                                budget.add(len(chunk))
+                                yield chunk
+                        except _TRANSIENT as exc:
+                            budget.check()
+                            raise SourceError(f"{url}: {_describe(exc)}") from None
+                    if budget.expired:  # the watchdog's shutdown ended the body early: not a short file
+                        raise budget.error()
+                    return
+                budget.attach(None)
+                time.sleep(self.options.retry_wait_s * (attempt + 1))
 
     def read(self, rel: str, max_bytes: int) -> bytes:
         url = self._url(rel)
@@ -361,6 +411,8 @@ class HttpSource:
                         raise VerificationError(f"{url} is larger than {max_bytes} bytes: refusing it")
                     return data
                 except urllib.error.HTTPError as exc:
+                    if exc.code in (403, 404):
+                        raise NotFoundError(f"{url}: HTTP {exc.code} {exc.reason}", exc.code) from None
                     if exc.code < 500 or attempt == self.options.retries:
                         raise SourceError(f"{url}: HTTP {exc.code} {exc.reason}") from None
                 except _TRANSIENT as exc:
@@ -439,7 +491,7 @@ class DirSource:
         try:
             path = resolve_inside(self.root, rel)
         except FileNotFoundError:
-            raise SourceError(f"{self.root / rel} is missing from the repository") from None
+            raise NotFoundError(f"{self.root / rel} is missing from the repository") from None
         except UnsafePathError as exc:
             raise SourceError(f"refusing to read {rel} from the repository folder {self.root}: {exc}") from None
         try:  # O_NONBLOCK: a FIFO swapped in since the check must not block the open
@@ -451,7 +503,20 @@ class DirSource:
             f.close()
             raise SourceError(f"refusing to read {path}: it is no longer a regular file")
         os.set_blocking(fd, True)
+        self.counter.requests += 1
         return f
+
+    def stream(self, rel: str) -> Iterator[bytes]:
+        """``rel``'s bytes in chunks, within the deadlines; :class:`NotFoundError` when it is missing."""
+        path = self.root / rel
+        with _Budget(str(path), self.options, self.deadline) as budget, self._open(rel) as f:
+            try:
+                while chunk := f.read(_CHUNK):
+                    self.counter.bytes += len(chunk)
+                    budget.add(len(chunk))
+                    yield chunk
+            except OSError as exc:
+                raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
 
     def read(self, rel: str, max_bytes: int) -> bytes:
         path = self.root / rel
@@ -584,74 +649,6 @@ def open_source(text: str, options: SyncOptions, counter: _Counter) -> Source:
     return DirSource(path, counter, options)
 
 
-_CATALOG_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
-_INDEX_PATH = re.compile(r"^catalogs/[A-Za-z0-9._-]+/\d+$")
-
-
-class IndexEntry(msgspec.Struct, frozen=True):
-    """One catalog in ``index.json``: its latest version and the folder holding it."""
-
-    version: Annotated[int, msgspec.Meta(ge=1, le=(1 << 53))]
-    path: str
-
-
-class RepoIndex(msgspec.Struct, frozen=True):
-    """``index.json`` after :func:`parse_index` (see ``repo_format``); unknown fields are ignored."""
-
-    format: str
-    catalogs: dict[str, IndexEntry]
-    format_version: int = REPO_FORMAT_VERSION
-    keys: list[dict[str, Any]] = []
-
-
-class _IndexDoc(msgspec.Struct):
-    format: str
-    catalogs: dict[str, Any]
-    format_version: int = REPO_FORMAT_VERSION
-    keys: list[dict[str, Any]] = []
-
-
-def parse_index(data: bytes, where: str) -> RepoIndex:
-    """Check ``index.json`` against its schema; any departure is a :class:`VerificationError` naming the field."""
-    try:
-        doc = msgspec.json.decode(data, type=_IndexDoc, strict=True)
-    except msgspec.ValidationError as exc:
-        raise VerificationError(f"{where} is not a valid {REPO_FORMAT} index: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise VerificationError(f"{where} is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise VerificationError(f"{where} is not a valid {REPO_FORMAT} index: nested too deeply") from None
-    if doc.format != REPO_FORMAT:
-        raise VerificationError(f"{where} is not a {REPO_FORMAT} index (format {doc.format!r})")
-    if doc.format_version > REPO_FORMAT_VERSION:
-        raise VerificationError(
-            f"{where} has repository format {doc.format_version}, newer than this device reads "
-            f"({REPO_FORMAT_VERSION}): update vitrina first"
-        )
-    catalogs: dict[str, IndexEntry] = {}
-    for name, raw in doc.catalogs.items():
-        field_name = f"$.catalogs.{name}" if _CATALOG_NAME.match(name) else f"$.catalogs[{name!r}]"
-        if not _CATALOG_NAME.match(name):
-            raise VerificationError(
-                f"{where}: catalog name {name!r} at `{field_name}` cannot name a folder "
-                "(letters, digits, '.', '_' and '-', not starting with '.', at most 128)"
-            )
-        try:
-            entry = msgspec.convert(raw, type=IndexEntry, strict=True)
-        except msgspec.ValidationError as exc:
-            message = str(exc).replace("`$", f"`{field_name}")
-            if "- at `" not in message:
-                message += f" - at `{field_name}`"
-            raise VerificationError(f"{where} is not a valid {REPO_FORMAT} index: {message}") from None
-        if not _INDEX_PATH.match(entry.path):
-            raise VerificationError(
-                f"{where}: index entry for {name} has an unsafe path {entry.path!r} at `{field_name}.path` "
-                "(expected catalogs/<name>/<version>)"
-            )
-        catalogs[name] = entry
-    return RepoIndex(format=doc.format, catalogs=catalogs, format_version=doc.format_version, keys=doc.keys)
-
-
 def check_manifest_files(manifest: dict) -> dict[str, dict]:
     """The manifest's file list, after checking every path, hash and size."""
     files = manifest.get("files")
@@ -666,7 +663,7 @@ def check_manifest_files(manifest: dict) -> dict[str, dict]:
             or "\\" in rel
             or not parts
             or any(p in ("", ".", "..") or not _SAFE_PART.match(p) for p in parts)
-            or rel in (MANIFEST, SIGNATURE_FILE)
+            or rel == MANIFEST
         ):
             raise VerificationError(
                 f"manifest lists an unsafe path {rel!r}: paths must be relative, inside the bundle, without '..'"
@@ -699,18 +696,6 @@ def _local_files(store: DeviceStore) -> dict[str, Path]:
     return out
 
 
-def load_device_keys(root: Path) -> list[PublicKey]:
-    """Keys the device accepted earlier through endorsements by a configured key (``<root>/keys.json``)."""
-    try:
-        return [PublicKey.from_hex(k) for k in json.loads((root / KEYS_FILE).read_text())["keys"]]
-    except (OSError, ValueError, KeyError, TypeError, SignatureError):
-        return []
-
-
-def _save_device_keys(root: Path, keys: list[PublicKey]) -> None:
-    write_atomic(root / KEYS_FILE, json.dumps({"keys": sorted(k.raw.hex() for k in keys)}).encode())
-
-
 @dataclass
 class _Progress:
     total: int
@@ -733,47 +718,64 @@ class _Progress:
 def sync(
     source: str,
     root: str | Path,
-    trusted: list[PublicKey],
+    trusted_root: bytes | None = None,
     options: SyncOptions = SyncOptions(),
     progress: Callable[[SyncProgress], None] | None = None,
+    *,
+    legacy_keys: Sequence[bytes] = (),
 ) -> SyncResult:
     """Sync the device store at ``root`` from ``source`` (URL or folder). See the module docstring.
+
+    Args:
+        trusted_root: TUF root.json bytes to provision when the device has no
+            trusted root yet (ignored once it has one: the provisioned root,
+            and the chain of roots it signed, is what the device trusts).
+        legacy_keys: pre-TUF Ed25519 public keys (32 raw bytes each): used only
+            when the device has no trusted root, to accept the repository's
+            ``migration.json`` once.
 
     Holds the device root's lock throughout: a second sync on the same root
     fails at once with :class:`SyncBusyError`.
     """
     with device_lock(root, "sync", busy=SyncBusyError):
-        return _sync(source, root, trusted, options, progress)
+        return _sync(source, root, trusted_root, options, progress, legacy_keys)
+
+
+@dataclass(frozen=True)
+class _Release:
+    """What the targets role signs about a catalog's manifest: its version and the patches to it."""
+
+    version: int
+    patches: dict[str, dict[str, str]]
 
 
 def _sync(
     source: str,
     root: str | Path,
-    trusted: list[PublicKey],
+    trusted_root: bytes | None,
     options: SyncOptions,
     progress: Callable[[SyncProgress], None] | None,
+    legacy_keys: Sequence[bytes],
 ) -> SyncResult:
     t0 = time.monotonic()
     store = DeviceStore(root)
     store.ensure()
     counter = _Counter()
     src = open_source(source, options, counter)
-    index = parse_index(src.read(INDEX, MAX_INDEX_BYTES), f"{source}/{INDEX}")
+    anchor = _trust_anchor(store, src, trusted_root, legacy_keys)
+    updater, fetcher = _updater(store, src, anchor)
     current = store.current_manifest()
-    name = _pick_catalog(index.catalogs, options.catalog, current)
-    base = index.catalogs[name].path
-    manifest_bytes = src.read(f"{base}/{MANIFEST}", MAX_MANIFEST_BYTES)
-    signature_bytes = src.read(f"{base}/{SIGNATURE_FILE}", 64 << 10)
-    keys = accept_endorsements(list(trusted) + load_device_keys(store.root), index.keys)
-    try:
-        verify_manifest(manifest_bytes, _parse_json(signature_bytes, SIGNATURE_FILE), keys)
-    except SignatureError as exc:
-        raise VerificationError(str(exc)) from None
-    manifest = _parse_json(manifest_bytes, MANIFEST)
-    version = _check_release(manifest, name)
+    with _trust_errors(fetcher):
+        updater.refresh()
+        name = _pick_catalog(updater, fetcher, options.catalog, current)
+        info = updater.get_targetinfo(manifest_target(name))
+    if info is None:
+        raise SourceError(f"the repository's signed targets list no catalog {name!r}")
+    release = _release_of(info, name)
+    version = release.version
     previous = release_version(current) if current and current.get("catalog", {}).get("name") == name else 0
     if version == previous and current is not None:
-        if json.dumps(current.get("files"), sort_keys=True) != json.dumps(manifest.get("files"), sort_keys=True):
+        if updater.find_cached_target(info, str(store.current() / MANIFEST)) is None:
             raise VerificationError(
                 f"{name} v{version} on the server differs from the installed v{version}: refusing a re-signed version number"
             )
@@ -789,19 +791,25 @@ def _sync(
             seconds=round(time.monotonic() - t0, 3),
             up_to_date=True,
             path=store.current() or Path(),
+            requests=counter.requests,
         )
     if version < previous and not options.allow_rollback:
         raise RollbackError(
             f"the repository offers {name} v{version} but the device has v{previous}: refusing to go back "
             "(a replayed older bundle?); an admin may pass --allow-rollback"
         )
-    files = check_manifest_files(manifest)
     refusal = store.refusal(name, version)
     if refusal is not None:
         raise RefusedVersionError(
             f"{name} v{version} is held back on this device ({refusal.reason}, {refusal.when}); "
             f"a newer release, or `vitrina bundles activate {version}` by staff, lifts this"
         )
+    if info.length > MAX_MANIFEST_BYTES:
+        raise VerificationError(f"the manifest of {name} v{version} is {info.length} bytes, over {MAX_MANIFEST_BYTES}")
+    manifest_bytes = _download_target(updater, fetcher, info, store.root / STAGING / f".{name}-manifest")
+    manifest = _parse_json(manifest_bytes, MANIFEST)
+    _check_release(manifest, name, version)
+    files = check_manifest_files(manifest)
     try:
         check_manifest_schema(manifest, where=f"the signed manifest of {name} v{version}")
     except BundleError as exc:
@@ -812,10 +820,9 @@ def _sync(
     for stale in (store.root / STAGING).iterdir():  # partial syncs of other versions: never resumed now
         if stale != stage and re.fullmatch(rf"{re.escape(name)}-v\d+-[0-9a-f]{{12}}", stale.name):
             shutil.rmtree(stale, ignore_errors=True)
-    patches = _read_patches(src, base) if options.delta else {}
+    patches = _Patches(updater, fetcher, release.patches if options.delta else {})
     stats = _stage_files(src, store, stage, files, patches, options, progress)
     _write_file(stage / MANIFEST, manifest_bytes)
-    _write_file(stage / SIGNATURE_FILE, signature_bytes)
     try:
         check_bundle_isolated(stage)  # the whole stage verified again (every file hashed), then smoke-tested
     except GateError as exc:
@@ -826,8 +833,6 @@ def _sync(
     fsync_dir(stage)
     _install(store, stage, slot, manifest_bytes)
     store.activate(slot, gate=False)  # passed the gate as the stage, just above
-    configured = {k.key_id for k in trusted}
-    _save_device_keys(store.root, [k for k in keys if k.key_id not in configured])  # only keys learnt by endorsement
     store.gc(options.keep_previous)
     full = sum(e["size"] for e in files.values())
     reused, patched, downloaded = stats
@@ -843,7 +848,155 @@ def _sync(
         seconds=round(time.monotonic() - t0, 3),
         up_to_date=False,
         path=slot,
+        requests=counter.requests,
     )
+
+
+def _trust_anchor(store: DeviceStore, src: Source, trusted_root: bytes | None, legacy_keys: Sequence[bytes]) -> bytes:
+    """The device's trusted root.json: provisioned, given now, or (once) taken from a migration document."""
+    from .trust import load_anchor, missing_anchor, provision_root, verify_migration
+
+    anchor = load_anchor(store.root)
+    if anchor is not None:
+        return anchor
+    if trusted_root is None and legacy_keys:
+        try:
+            doc = src.read(MIGRATION, 256 << 10)
+        except NotFoundError:
+            raise NotProvisionedError(
+                "this device trusts only a pre-TUF key and the repository has no migration.json: "
+                "headquarters runs `vitrina keys migrate`, or provision the device with `vitrina trust provision root.json`"
+            ) from None
+        trusted_root = verify_migration(doc, legacy_keys)
+    if trusted_root is None:
+        raise missing_anchor(store.root)
+    provision_root(store.root, trusted_root)
+    return trusted_root
+
+
+def _updater(store: DeviceStore, src: Source, anchor: bytes) -> tuple[Updater, SourceFetcher]:
+    from tuf.api.exceptions import RepositoryError
+    from tuf.ngclient import Updater
+
+    from .trust import METADATA_CACHE
+    from .tuf_fetch import BASE, SourceFetcher, updater_config
+
+    cache = store.root / METADATA_CACHE
+    cache.mkdir(parents=True, exist_ok=True)
+    for leftover in cache.glob("tmp*"):  # a temporary file of a sync killed mid-write
+        leftover.unlink(missing_ok=True)
+    fetcher = SourceFetcher(src)
+    try:
+        updater = Updater(
+            str(cache),
+            f"{BASE}metadata/",
+            target_base_url=f"{BASE}targets/",
+            fetcher=fetcher,
+            config=updater_config(),
+            bootstrap=anchor,
+        )
+    except RepositoryError as exc:
+        raise VerificationError(
+            f"the device's trusted root ({store.root}/trusted_root.json) is unusable: {exc}"
+        ) from None
+    return updater, fetcher
+
+
+@contextmanager
+def _trust_errors(fetcher: SourceFetcher) -> Iterator[None]:
+    """TUF's exceptions as our :class:`TrustError` / :class:`SourceError`, naming the role and the check."""
+    from tuf.api.exceptions import DownloadError, RepositoryError
+
+    from .trust import explain
+
+    try:
+        yield
+    except (RepositoryError, DownloadError) as exc:
+        raise explain(exc, fetcher.last) from None
+
+
+def _pick_catalog(updater: Updater, fetcher: SourceFetcher, wanted: str | None, current: dict | None) -> str:
+    name = wanted or (current or {}).get("catalog", {}).get("name")
+    if name is not None:
+        if not CATALOG_NAME.match(str(name)):
+            raise SyncError(f"catalog name {name!r} cannot name a folder (letters, digits, '.', '_' and '-')")
+        return str(name)
+    info = updater.get_targetinfo(CATALOGS_TARGET)
+    if info is None:
+        raise SourceError("the repository's signed targets list no catalogs: nothing was published yet")
+    names = _parse_json(_download_target(updater, fetcher, info, None), CATALOGS_TARGET)
+    names = names.get("catalogs") if isinstance(names, dict) else None
+    if not isinstance(names, list) or not all(isinstance(n, str) and CATALOG_NAME.match(n) for n in names):
+        raise VerificationError(f"{CATALOGS_TARGET} does not list catalog names")
+    if len(names) != 1:
+        raise SyncError(
+            f"the repository has {len(names)} catalogs ({', '.join(sorted(names)) or 'none'}): choose one with --catalog"
+        )
+    return names[0]
+
+
+def _release_of(info: TargetFile, name: str) -> _Release:
+    """The version and patch list the targets role signed for ``name``'s manifest."""
+    custom = info.custom
+    version = custom.get("version") if isinstance(custom, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version < (1 << 53):
+        raise VerificationError(f"the signed target {info.path} carries no release version (custom.version)")
+    raw = custom.get("patches") if isinstance(custom, dict) else None
+    patches: dict[str, dict[str, str]] = {}
+    for rel, p in (raw or {}).items() if isinstance(raw, dict) else ():
+        if (
+            isinstance(p, dict)
+            and _SHA256.match(str(p.get("from", "")))
+            and _SHA256.match(str(p.get("to", "")))
+            and str(p.get("target", "")).startswith(f"{name}/patches/")
+        ):
+            patches[rel] = {"from": p["from"], "to": p["to"], "target": p["target"]}
+    return _Release(version, patches)
+
+
+def _download_target(updater: Updater, fetcher: SourceFetcher, info: TargetFile, path: Path | None) -> bytes:
+    """A target's bytes, its length and hashes checked by the ``Updater`` (``path``: where to put it meanwhile)."""
+    import tempfile
+
+    from tuf.api.exceptions import DownloadError, RepositoryError
+
+    from .trust import explain
+
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent if path else None, prefix=".target-") as tmp:
+        out = Path(tmp) / "target"
+        try:
+            updater.download_target(info, str(out))
+        except (RepositoryError, DownloadError) as exc:
+            raise explain(exc, fetcher.last) from None
+        return out.read_bytes()
+
+
+class _Patches:
+    """The bsdiff patches signed with a manifest; each one fetched as a TUF target (length and hash checked)."""
+
+    def __init__(self, updater: Updater, fetcher: SourceFetcher, entries: dict[str, dict[str, str]]):
+        self.updater = updater
+        self.fetcher = fetcher
+        self.entries = entries
+        self._infos: dict[str, TargetFile | None] = {}
+
+    def info(self, rel: str) -> TargetFile | None:
+        entry = self.entries.get(rel)
+        if entry is None:
+            return None
+        if rel not in self._infos:
+            with _trust_errors(self.fetcher):
+                self._infos[rel] = self.updater.get_targetinfo(entry["target"])
+        return self._infos[rel]
+
+    def fetch(self, rel: str, dest: Path) -> None:
+        info = self.info(rel)
+        if info is None:
+            raise VerificationError(f"patch for {rel} is not a signed target")
+        with _trust_errors(self.fetcher):
+            self.updater.download_target(info, str(dest))
 
 
 def _refuse(store: DeviceStore, name: str, version: int, reason: str) -> NoReturn:
@@ -864,61 +1017,12 @@ def _parse_json(data: bytes, what: str) -> Any:
         raise VerificationError(f"{what} nests too deeply to be a repository file") from None
 
 
-def _pick_catalog(catalogs: Mapping[str, IndexEntry], wanted: str | None, current: dict | None) -> str:
-    name = wanted or (current or {}).get("catalog", {}).get("name")
-    if name is None:
-        if len(catalogs) != 1:
-            raise SyncError(
-                f"the repository has {len(catalogs)} catalogs ({', '.join(sorted(catalogs)) or 'none'}): choose one with --catalog"
-            )
-        name = next(iter(catalogs))
-    if name not in catalogs:
-        raise SourceError(f"the repository has no catalog {name!r} (it has: {', '.join(sorted(catalogs)) or 'none'})")
-    return name
-
-
-def _check_release(manifest: Any, name: str) -> int:
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise VerificationError("the signed manifest is not a vitrina bundle manifest")
-    if not isinstance(manifest.get("format_version"), int) or manifest["format_version"] > FORMAT_VERSION:
-        raise VerificationError(
-            f"bundle format {manifest.get('format_version')!r} is newer than this device reads ({FORMAT_VERSION}): update vitrina first"
-        )
-    if manifest.get("catalog", {}).get("name") != name:
-        raise VerificationError(
-            f"the manifest is for catalog {manifest.get('catalog', {}).get('name')!r}, the index says {name!r}"
-        )
-    release = manifest.get("release")
-    if not isinstance(release, dict) or not isinstance(release.get("version"), int) or release["version"] < 1:
-        raise VerificationError("the manifest has no signed release version")
-    try:
-        expires = parse_iso(release.get("expires", ""))
-    except SignatureError as exc:
-        raise VerificationError(f"the manifest's expiry is unreadable: {exc}") from None
-    if utc_now() >= expires:
-        raise VerificationError(
-            f"the manifest of {name} v{release['version']} expired at {release['expires']}: the publisher must re-sign it (or the server is replaying a stale one)"
-        )
-    return int(release["version"])
-
-
-def _read_patches(src: Source, base: str) -> dict[str, dict]:
-    try:
-        doc = json.loads(src.read(f"{base}/{PATCHES}", MAX_MANIFEST_BYTES).decode("utf-8"))
-        files = doc.get("files", {})
-    except (SourceError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, RecursionError):
-        return {}  # patches are an optimisation: without them every changed file is downloaded
-    if not isinstance(files, dict):
-        return {}
-    return {rel: entry for rel, entry in files.items() if isinstance(entry, dict)}  # a malformed entry: download
-
-
 def _stage_files(
     src: Source,
     store: DeviceStore,
     stage: Path,
     files: dict[str, dict],
-    patches: dict[str, dict],
+    patches: _Patches,
     options: SyncOptions,
     progress: Callable[[SyncProgress], None] | None,
 ) -> tuple[int, int, int]:
@@ -928,19 +1032,12 @@ def _stage_files(
     todo = {rel: e for rel, e in files.items() if not (stage / rel).is_file()}
     plan: dict[str, tuple[str, int]] = {}
     for rel, e in todo.items():
-        p = patches.get(rel)
+        p = patches.entries.get(rel)
+        info = patches.info(rel) if p and p["to"] == e["sha256"] and p["from"] in local else None
         if e["sha256"] in local:
             plan[rel] = ("reuse", 0)
-        elif (
-            p
-            and p.get("to") == e["sha256"]
-            and p.get("from") in local
-            and _SHA256.match(str(p.get("sha256", "")))
-            and isinstance(p.get("size"), int)
-            and 0 < p["size"] <= e["size"]
-            and re.fullmatch(r"patches/[0-9a-f]{64}", str(p.get("patch", "")))
-        ):
-            plan[rel] = ("patch", p["size"])
+        elif info is not None and 0 < info.length <= e["size"]:
+            plan[rel] = ("patch", info.length)
         else:
             plan[rel] = ("download", e["size"])
     _check_space(store, stage, todo, plan, options)
@@ -955,7 +1052,8 @@ def _stage_files(
         if how == "reuse":
             _copy_local(local[e["sha256"]], part)
         elif how == "patch":
-            _apply_patch(src, patches[rel], local[patches[rel]["from"]], part, e, bar)
+            _apply_patch(patches, rel, local[patches.entries[rel]["from"]], part, e)
+            bar.add(plan[rel][1])
         else:
             src.fetch(f"blobs/{e['sha256']}", part, e["size"], bar.add)
         if part.stat().st_size != e["size"] or sha256_file(part) != e["sha256"]:
@@ -966,6 +1064,24 @@ def _stage_files(
         os.replace(part, final)
         counts[how] += 1
     return counts["reuse"], counts["patch"], counts["download"]
+
+
+def _check_release(manifest: Any, name: str, version: int) -> None:
+    """The downloaded manifest is a vitrina manifest of catalog ``name`` at the signed ``version``."""
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise VerificationError("the signed manifest is not a vitrina bundle manifest")
+    if not isinstance(manifest.get("format_version"), int) or manifest["format_version"] > FORMAT_VERSION:
+        raise VerificationError(
+            f"bundle format {manifest.get('format_version')!r} is newer than this device reads ({FORMAT_VERSION}): update vitrina first"
+        )
+    catalog = manifest.get("catalog")
+    if not isinstance(catalog, dict) or catalog.get("name") != name:
+        got = catalog.get("name") if isinstance(catalog, dict) else None
+        raise VerificationError(f"the manifest is for catalog {got!r}, the signed target says {name!r}")
+    if release_version(manifest) != version:
+        raise VerificationError(
+            f"the manifest says release v{release_version(manifest)}, the signed targets say v{version}"
+        )
 
 
 def _check_space(
@@ -991,20 +1107,19 @@ def _copy_local(src: Path, part: Path) -> None:
         shutil.copyfile(src, part)
 
 
-def _apply_patch(src: Source, patch: dict, old: Path, part: Path, entry: dict, bar: _Progress) -> None:
+def _apply_patch(patches: _Patches, rel: str, old: Path, part: Path, entry: dict) -> None:
+    """Fetch ``rel``'s signed patch (a TUF target: length and hash checked) and apply it to ``old``."""
     import bsdiff4
 
     patch_part = part.with_name(part.name + ".patch")
-    src.fetch(patch["patch"], patch_part, patch["size"], bar.add)
-    if sha256_file(patch_part) != patch["sha256"]:
-        patch_part.unlink()
-        raise VerificationError(f"patch {patch['patch']} does not match its published sha256")
+    target = patches.entries[rel]["target"]
+    patches.fetch(rel, patch_part)
     try:
         data = bsdiff4.patch(old.read_bytes(), patch_part.read_bytes())
     except Exception as exc:  # a malformed patch must not crash the sync
-        raise VerificationError(f"patch {patch['patch']} cannot be applied: {exc}") from None
+        raise VerificationError(f"patch {target} cannot be applied: {exc}") from None
     if len(data) != entry["size"]:
-        raise VerificationError(f"patch {patch['patch']} produced {len(data)} bytes, the manifest says {entry['size']}")
+        raise VerificationError(f"patch {target} produced {len(data)} bytes, the manifest says {entry['size']}")
     _write_file(part, data)
     patch_part.unlink()
 

@@ -302,28 +302,28 @@ def test_photo_search_from_a_file_without_camera(kiosk, tmp_path):
 
 
 def test_admin_sync_activates_a_signed_bundle_with_progress(tiny_bundle, tmp_path):
-    """Admin → Sync against a real HTTP server: progress reported, v2 verified and loaded.
-    A device that trusts another key refuses and keeps v1."""
+    """Admin → Sync against a real HTTP server: progress reported, v2 verified through TUF and loaded.
+    A device that trusts another root refuses in words (role, check, what to do) and keeps v1."""
     from vitrina.export.publish.bench_sync import prepare_repository
-    from vitrina.export.publish.repository import publish
+    from vitrina.export.publish.repository import Repository
     from vitrina.export.publish.serve import serve_in_thread
-    from vitrina.export.publish.signing import generate_keys
     from vitrina.runtime.sync.client import SyncOptions, sync
     from vitrina.runtime.sync.store import DeviceStore
-    from vitrina.runtime.sync.trust import PublicKey
+    from vitrina.runtime.sync.trust import provision_root
 
-    repo, pub, _ = prepare_repository(tiny_bundle, tmp_path, fraction=0.05)  # signed v1 and v2 in repo
-    _, other_pub = generate_keys(tmp_path / "keys", "other")
-    publish(tmp_path / "v1", tmp_path / "repo-v1")
+    repo, root_json, _ = prepare_repository(tiny_bundle, tmp_path, fraction=0.05)  # v1 and v2 in repo
+    stranger, _ = Repository.create(tmp_path / "stranger", [tmp_path / "stranger-keys"], generate_missing=True)
     server, url = serve_in_thread(repo)
     try:
-        for keys, expect_version, expect_text in (
-            (PublicKey.load(other_pub).raw.hex(), 1, "sync failed, catalog unchanged"),
-            (PublicKey.load(pub).raw.hex(), 2, "activated"),
+        for trust, expect_version, expect_text in (
+            (stranger.path / "metadata/1.root.json", 1, "sync refused, catalog unchanged: the timestamp metadata"),
+            (root_json, 2, "activated"),
         ):
             root = tmp_path / f"device-{expect_version}"
-            sync(str(tmp_path / "repo-v1"), root, [PublicKey.load(pub)], SyncOptions(reserve_bytes=0))
-            app = make_app(root / "current", device_root=root, sync_source=url, trusted_keys=(keys,))
+            sync(str(tmp_path / "repo-v1"), root, root_json.read_bytes(), SyncOptions(reserve_bytes=0))
+            if expect_version == 1:  # re-provisioned by staff with a root that does not sign this repository
+                provision_root(root, trust.read_bytes(), replace=True)
+            app = make_app(root / "current", device_root=root, sync_source=url, trusted_root=trust)
             try:
                 app.show("admin")
                 app.admin.run_sync()
@@ -333,11 +333,14 @@ def test_admin_sync_activates_a_signed_bundle_with_progress(tiny_bundle, tmp_pat
                 assert app.syncing
                 assert wait_for(lambda app=app: not app.syncing, timeout=60)
                 assert app.admin_message.startswith(expect_text), app.admin_message
+                assert "Traceback" not in app.admin_message
                 assert app.engine.bundle.manifest["release"]["version"] == expect_version
                 assert release_of(DeviceStore(root)) == expect_version
                 if expect_version == 2:
                     assert app.sync_progress == 1.0 and "release: v2" in app.bundle_summary
                     frames(10)
+                else:
+                    assert "signatures check" in app.admin_message and "tell headquarters" in app.admin_message
             finally:
                 close(app)
     finally:

@@ -10,6 +10,13 @@ encoders and the searcher themselves:
   case-insensitive, with ``suggest`` for completions from the catalog vocabulary.
   (A learned text-visual encoder replaces the keyword ranking when its issue lands.)
 
+Every query takes ``filters=`` (:class:`~vitrina.runtime.filters.SearchFilter`:
+categories, colours, price range, in stock, allow / deny ids), applied during
+the scan. The catalog is the bundle plus the device's update log
+(:class:`~vitrina.runtime.live_catalog.LiveCatalog`: today's prices and stock,
+products added on the device, removed ones never returned); an update written
+by another process (``vitrina catalog update``) is picked up at the next query.
+
 Not thread-safe: one instance per worker thread.
 """
 
@@ -27,6 +34,8 @@ import numpy as np
 from PIL import Image
 
 from .bundle import Bundle
+from .filters import FilterMatch, SearchFilter
+from .live_catalog import LiveCatalog, StockRow
 from .encoders import (
     EmbeddingResult,
     EncoderOptions,
@@ -36,7 +45,21 @@ from .encoders import (
     SketchEncoderOptions,
 )
 from .rasterize import RasterOptions, Stroke, rasterize_strokes, sketch_from_image
-from .search import DEFAULT_K, MAX_K, CatalogIndex, SearcherOptions, SearchResult, to_results
+from .scan import RowFilter
+from .search import (
+    CAPPED_BY_FILTER,
+    DEFAULT_K,
+    MAX_K,
+    CatalogIndex,
+    RerankSearcher,
+    Searcher,
+    SearcherOptions,
+    SearchResult,
+    to_results,
+)
+
+#: Compiled filters kept per engine (the kiosk's chip sets in use).
+_FILTER_CACHE = 16
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -106,7 +129,9 @@ class ProductSearch:
         self._sketch = SketchEncoder.create_from_bundle(
             bundle, SketchEncoderOptions(num_threads=options.num_threads, precision=options.precision)
         )
-        self._index = CatalogIndex.create_from_bundle(bundle)
+        self.catalog = LiveCatalog.open(bundle)
+        self._index = catalog_index(self.catalog)
+        self._scopes: dict[SearchFilter, tuple[FilterMatch, RowFilter]] = {}
         self._closed = False
 
     @classmethod
@@ -147,18 +172,59 @@ class ProductSearch:
             self.bundle, PhotoEncoderOptions(num_threads=self.options.num_threads, precision=self.options.precision)
         )
 
-    def _search(self, embedding: EmbeddingResult, k: int) -> SearchResult:
+    def _refresh(self) -> None:
+        """Pick up catalog updates written since the last query (one stat of the log)."""
+        if self.catalog.reload():
+            self._index.close()
+            self._index = catalog_index(self.catalog)
+            self._scopes.clear()
+
+    def _scope(self, filters: SearchFilter | None) -> tuple[FilterMatch | None, RowFilter | None]:
+        """The filter compiled to the rows a scan may return (cached per filter); (None, None)
+        when every row may be returned."""
+        self._refresh()
+        if (filters is None or filters.is_open) and not self.catalog.has_removed:
+            return None, None
+        key = filters if filters is not None else SearchFilter()
+        if key not in self._scopes:
+            if len(self._scopes) >= _FILTER_CACHE:
+                self._scopes.pop(next(iter(self._scopes)))
+            match = self.catalog.columns.compile(key)
+            self._scopes[key] = (match, self._index.searcher.row_filter(match.mask))
+        return self._scopes[key]
+
+    def _search(self, embedding: EmbeddingResult, k: int, filters: SearchFilter | None = None) -> SearchResult:
         """One query's (1, D) embedding → its products."""
         self._check_open()
-        scores, ids = self._index.search(embedding.embeddings, SearcherOptions(k=k))
-        return self._with_cap(to_results(scores, ids, self.bundle.items)[0], k)
+        match, within = self._scope(filters)
+        if match is not None and match.count == 0:
+            return SearchResult((), CAPPED_BY_FILTER, 0, match.why_empty)
+        scores, ids = self._index.search(embedding.embeddings, SearcherOptions(k=k), within=within)
+        return self._with_cap(self._results(scores, ids)[0], k, match)
 
-    def _with_cap(self, result: SearchResult, k: int) -> SearchResult:
+    def _results(self, scores: np.ndarray, ids: np.ndarray) -> list[SearchResult]:
+        stock = self.catalog.columns.in_stock if self.catalog.n_updates or self.catalog.n_added else None
+        return to_results(scores, ids, self.catalog.items, stock)
+
+    def _with_cap(self, result: SearchResult, k: int, match: FilterMatch | None = None) -> SearchResult:
         """``result`` with ``capped_by`` / ``cap`` set when it holds fewer than ``k`` matches."""
         if len(result.matches) >= k:
             return result
         capped_by, cap = self._index.cap()
+        if match is not None and match.count < cap:
+            capped_by, cap = CAPPED_BY_FILTER, match.count
         return replace(result, capped_by=capped_by, cap=cap)
+
+    def set_in_stock(self, product_id: str, in_stock: bool) -> None:
+        """Record in the update log that a product is (or is not) in stock (the kiosk admin's
+        "out of stock" button); later queries see it.
+
+        Raises:
+            ValueError: no product with that id.
+        """
+        self._check_open()
+        self.catalog.update_stock([StockRow(product_id, None, bool(in_stock))])
+        self._refresh()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -169,13 +235,18 @@ class ProductSearch:
         """Rasteriser settings of this bundle's sketch encoder (output side ``size`` pixels)."""
         return self._sketch.raster
 
-    def by_sketch_pixels(self, pixels: np.ndarray, k: int = DEFAULT_K) -> SearchResult:
-        """A rasterised sketch, (S, S) uint8 with 255 paper and 0 ink (see :attr:`raster`) → products."""
+    def by_sketch_pixels(
+        self, pixels: np.ndarray, k: int = DEFAULT_K, *, filters: SearchFilter | None = None
+    ) -> SearchResult:
+        """A rasterised sketch, (S, S) uint8 with 255 paper and 0 ink (see :attr:`raster`) → products
+        (only those ``filters`` keeps)."""
         self._check_open()
         k = SearcherOptions(k=k).k  # refuse a bad k before the encoder runs
-        return self._search(self._sketch.embed(np.asarray(pixels)[None]), k)
+        return self._search(self._sketch.embed(np.asarray(pixels)[None]), k, filters)
 
-    def by_strokes(self, strokes: Sequence[Stroke], k: int = DEFAULT_K) -> SearchResult:
+    def by_strokes(
+        self, strokes: Sequence[Stroke], k: int = DEFAULT_K, *, filters: SearchFilter | None = None
+    ) -> SearchResult:
         """Strokes ((m, 2) float point arrays in screen pixels, y down) → products.
 
         Raises:
@@ -184,9 +255,11 @@ class ProductSearch:
                 the rasteriser's budgets (``MAX_STROKE_POINTS``, ``MAX_COORDINATE``).
         """
         self._check_open()
-        return self.by_sketch_pixels(rasterize_strokes(strokes, self.raster), k)
+        return self.by_sketch_pixels(rasterize_strokes(strokes, self.raster), k, filters=filters)
 
-    def by_sketch_image(self, image: Image.Image, k: int = DEFAULT_K) -> SearchResult:
+    def by_sketch_image(
+        self, image: Image.Image, k: int = DEFAULT_K, *, filters: SearchFilter | None = None
+    ) -> SearchResult:
         """A drawn sketch image (PIL, any mode and size; dark ink on light paper) → products.
 
         Raises:
@@ -194,14 +267,14 @@ class ProductSearch:
             SketchInputError: a PIL mode with no grey conversion.
         """
         self._check_open()
-        return self.by_sketch_pixels(sketch_from_image(image, self.raster), k)
+        return self.by_sketch_pixels(sketch_from_image(image, self.raster), k, filters=filters)
 
-    def by_photo(self, image: Image.Image, k: int = DEFAULT_K) -> SearchResult:
+    def by_photo(self, image: Image.Image, k: int = DEFAULT_K, *, filters: SearchFilter | None = None) -> SearchResult:
         """A product photo (PIL, any mode and size; transparency counts as white) → products."""
         self._check_open()
-        return self._search(self._photo.embed_photos([image]), k)
+        return self._search(self._photo.embed_photos([image]), k, filters)
 
-    def similar(self, item: int, k: int = DEFAULT_K) -> SearchResult:
+    def similar(self, item: int, k: int = DEFAULT_K, *, filters: SearchFilter | None = None) -> SearchResult:
         """Products that look most like product ``item`` (its index; itself excluded).
 
         Raises:
@@ -209,18 +282,26 @@ class ProductSearch:
         """
         self._check_open()
         k = SearcherOptions(k=k).k
-        row = int(self.bundle.first_code_rows[item])
+        match, within = self._scope(filters)
+        if not 0 <= item < len(self.catalog.items):
+            raise ValueError(f"product {item} is not in the catalog of {len(self.catalog.items)} products")
+        if item < self.catalog.n_base:
+            row = int(self.bundle.first_code_rows[item])
+        else:  # added on the device: its row follows the bundle's
+            row = len(self.bundle.codes) + item - self.catalog.n_base
         if row < 0:
             raise ValueError(f"product {item} has no catalog code")
+        if match is not None and match.count == 0:
+            return SearchResult((), CAPPED_BY_FILTER, 0, match.why_empty)
         # one more than k, for the product itself (at k = MAX_K it may take one of the MAX_K places)
-        scores, ids = self._index.search_rows(np.array([row]), SearcherOptions(k=min(k + 1, MAX_K)))
-        result = to_results(scores, ids, self.bundle.items)[0]
-        return self._with_cap(SearchResult(tuple(m for m in result.matches if m.item != item)[:k]), k)
+        scores, ids = self._index.search_rows(np.array([row]), SearcherOptions(k=min(k + 1, MAX_K)), within=within)
+        result = self._results(scores, ids)[0]
+        return self._with_cap(SearchResult(tuple(m for m in result.matches if m.item != item)[:k]), k, match)
 
     # --- keyword search --------------------------------------------------
     @cached_property
     def _item_words(self) -> list[set[str]]:
-        return [set(words(f"{i.title} {i.category} {i.color}")) for i in self.bundle.items]
+        return [set(words(f"{i.title} {i.category} {i.color}")) for i in self.catalog.items]
 
     @cached_property
     def vocabulary(self) -> list[tuple[str, int]]:
@@ -236,7 +317,7 @@ class ProductSearch:
         last = tokens[-1]
         return [w for w, _ in self.vocabulary if w.startswith(last) and w != last][:limit]
 
-    def by_text(self, text: str, k: int = DEFAULT_K) -> SearchResult:
+    def by_text(self, text: str, k: int = DEFAULT_K, *, filters: SearchFilter | None = None) -> SearchResult:
         """Products whose title/category/colour contain the query words (prefixes count).
 
         Score: the share of query words matched, in (0, 1] (1.0 = all). Ties keep catalog order.
@@ -249,16 +330,24 @@ class ProductSearch:
         tokens = words(text)
         if not tokens:
             raise ValueError("the text query is empty: type a word such as 'polera' or 'rojo'")
-        scores = np.zeros(len(self.bundle.items), dtype=np.float32)
+        match, _ = self._scope(filters)
+        if match is not None and match.count == 0:
+            return SearchResult((), CAPPED_BY_FILTER, 0, match.why_empty)
+        if len(self._item_words) != len(self.catalog.items):  # products were added since
+            del self.__dict__["_item_words"]
+            self.__dict__.pop("vocabulary", None)
+        scores = np.zeros(len(self.catalog.items), dtype=np.float32)
         for token in tokens:
             hits = np.fromiter(
                 (any(w.startswith(token) for w in ws) for ws in self._item_words), dtype=bool, count=len(scores)
             )
             scores += hits
         scores /= len(tokens)
+        if match is not None:
+            scores[~match.mask] = 0.0
         order = np.argsort(-scores, kind="stable")[:k]
         order = order[scores[order] > 0]
-        return to_results(scores[order][None], order[None].astype(np.int64), self.bundle.items)[0]
+        return self._results(scores[order][None], order[None].astype(np.int64))[0]
 
     def close(self) -> None:
         """Release the interpreters and the catalog codes; later queries raise ``ValueError``.
@@ -274,3 +363,21 @@ class ProductSearch:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def catalog_index(catalog: LiveCatalog) -> CatalogIndex:
+    """The live catalog's index: the bundle's memory-mapped codes, then the rows added on the
+    device (and their re-rank rows), with the bundle's reducer."""
+    bundle = catalog.bundle
+    if catalog.n_added == 0:
+        return CatalogIndex.create_from_bundle(bundle)
+    n_base = len(bundle.items)
+    code_items = np.concatenate([bundle.code_items.astype(np.int64), n_base + np.arange(catalog.n_added)])
+    searcher = Searcher(
+        [bundle.codes, catalog.added_codes], code_items, n_base + catalog.n_added, bundle.code_spec.metric
+    )
+    rerank = None
+    if bundle.has_rerank and catalog.added_rerank is not None:
+        codes, scale, shortlist = bundle.rerank()
+        rerank = RerankSearcher(searcher, [codes, catalog.added_rerank], scale, shortlist)
+    return CatalogIndex(bundle.reducer(), searcher, rerank)

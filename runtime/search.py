@@ -48,6 +48,8 @@ MAX_K = 1000
 CAPPED_BY_SHORTLIST = "shortlist"
 #: :attr:`SearchResult.capped_by` when the catalog has fewer products with codes than ``k``.
 CAPPED_BY_CATALOG = "catalog"
+#: :attr:`SearchResult.capped_by` when fewer than ``k`` products match the query's filter.
+CAPPED_BY_FILTER = "filter"
 
 _QUERY_CHUNK = 256
 
@@ -97,10 +99,11 @@ class Match:
     Attributes:
         item: product index in the bundle (``bundle.items[item]``).
         id, title, category, color: the product's catalog fields.
-        price: in the store's currency units.
+        price: in the store's currency units (today's, after the device's updates).
         score: higher is better; by the catalog's metric a cosine in [-1, 1]
             (float codes and the int8 re-rank), minus a squared L2 distance
             (PCA / UMAP codes) or minus a number of differing bits (binary codes).
+        in_stock: False when the store marked the product out of stock.
     """
 
     item: int
@@ -110,6 +113,7 @@ class Match:
     color: str
     price: float
     score: float
+    in_stock: bool = True
 
     def to_json(self) -> dict[str, object]:
         """The fields a client shows (``item`` left out), score rounded to 6 decimals."""
@@ -119,6 +123,7 @@ class Match:
             "category": self.category,
             "color": self.color,
             "price": self.price,
+            "in_stock": self.in_stock,
             "score": round(self.score, 6),
         }
 
@@ -131,17 +136,25 @@ class SearchResult:
         matches: the products, each with its score (see :class:`Match`).
         capped_by: why fewer than the ``k`` asked for came back, None when k did
             (or, for a keyword search, when fewer words matched):
-            :data:`CAPPED_BY_SHORTLIST` (the re-rank kept only ``cap`` code rows)
-            or :data:`CAPPED_BY_CATALOG` (only ``cap`` products have codes).
+            :data:`CAPPED_BY_SHORTLIST` (the re-rank kept only ``cap`` code rows),
+            :data:`CAPPED_BY_CATALOG` (only ``cap`` products have codes) or
+            :data:`CAPPED_BY_FILTER` (only ``cap`` products match the filter).
         cap: the bound ``capped_by`` names (code rows or products); None when not capped.
+        note: why a filter left nothing (e.g. "no product matches in stock among
+            products with category Bag"); None otherwise.
     """
 
     matches: tuple[Match, ...]
     capped_by: str | None = None
     cap: int | None = None
+    note: str | None = None
 
     def cap_note(self) -> str | None:
         """A sentence on why fewer products than asked for came back, or None."""
+        if self.note is not None:
+            return self.note
+        if self.capped_by == CAPPED_BY_FILTER:
+            return f"only {self.cap} products match the filter"
         if self.capped_by == CAPPED_BY_SHORTLIST:
             return (
                 f"the bundle re-ranks a shortlist of its {self.cap} best catalog images, so at most that many products"
@@ -588,19 +601,23 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(scores, ids, axis=1), ids
 
 
-def to_results(scores: np.ndarray, ids: np.ndarray, items: tuple[Item, ...]) -> list[SearchResult]:
-    """Turn ``search`` arrays ((n, k) scores and ids) into n :class:`SearchResult` (padding dropped)."""
+def to_results(
+    scores: np.ndarray, ids: np.ndarray, items: Sequence[Item], in_stock: np.ndarray | None = None
+) -> list[SearchResult]:
+    """Turn ``search`` arrays ((n, k) scores and ids) into n :class:`SearchResult` (padding dropped);
+    ``in_stock``: (P,) bool stock of every product (None: all in stock)."""
     results = []
     for row_scores, row_ids in zip(scores, ids):
         matches = tuple(
             Match(
                 item=int(i),
-                id=items[i].id,
-                title=items[i].title,
-                category=items[i].category,
-                color=items[i].color,
-                price=items[i].price,
+                id=(item := items[i]).id,
+                title=item.title,
+                category=item.category,
+                color=item.color,
+                price=item.price,
                 score=float(s),
+                in_stock=True if in_stock is None else bool(in_stock[i]),
             )
             for s, i in zip(row_scores, row_ids)
             if i >= 0

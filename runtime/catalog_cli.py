@@ -35,7 +35,9 @@ def register(commands: Commands) -> None:
     p.set_defaults(handler=_update)
     p = group.add_parser("add", help="add products with photos, encoded on this device")
     _common(p)
-    p.add_argument("--from", dest="feed", required=True, type=Path, help="CSV: id, title, category, color, price, photo")
+    p.add_argument(
+        "--from", dest="feed", required=True, type=Path, help="CSV: id, title, category, color, price, photo"
+    )
     p.add_argument("--skip-bad-rows", action="store_true", help="add the good rows of a feed with bad ones")
     p.add_argument("--precision", choices=("int8", "float"), default="int8", help="photo encoder to use")
     p.add_argument("--threads", type=positive_int, default=1)
@@ -120,7 +122,9 @@ def _add(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     added = catalog.add_products(products, encoded)
     skipped = len(feed.errors) + len(photo_errors)
-    return _done(args, {"added": added, "skipped": skipped, "products": len(catalog.items), "log": str(catalog.log.path)})
+    return _done(
+        args, {"added": added, "skipped": skipped, "products": len(catalog.items), "log": str(catalog.log.path)}
+    )
 
 
 def _remove(args: argparse.Namespace) -> int:
@@ -132,7 +136,9 @@ def _remove(args: argparse.Namespace) -> int:
 def _compact(args: argparse.Namespace) -> int:
     catalog = _catalog(args.bundle)
     segment = catalog.compact()
-    return _done(args, {"segment": segment or "nothing to fold", **{k: v for k, v in catalog.status().items() if k != "notes"}})
+    return _done(
+        args, {"segment": segment or "nothing to fold", **{k: v for k, v in catalog.status().items() if k != "notes"}}
+    )
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -71,13 +71,18 @@ def _open_rows(path: Path, required: Sequence[str]) -> tuple[list[tuple[int, dic
         if missing:
             raise ValueError(f"feed {path}: the header lacks column(s) {missing}; expected {list(required)}")
         reader.fieldnames = header
-        rows, errors = [], []
+        rows: list[tuple[int, dict[str, str]]] = []
+        errors: list[FeedError] = []
         try:
             for row in reader:
                 if len(rows) >= MAX_FEED_ROWS:
                     raise ValueError(f"feed {path} has more than {MAX_FEED_ROWS} rows; split it")
                 if None in row:
-                    errors.append(FeedError(reader.line_num, f"{len(row[None]) + len(header)} cells, the header has {len(header)}"))  # type: ignore[index]
+                    errors.append(
+                        FeedError(
+                            reader.line_num, f"{len(row[None]) + len(header)} cells, the header has {len(header)}"
+                        )
+                    )
                     continue
                 rows.append((reader.line_num, {k: (v or "").strip() for k, v in row.items()}))
         except (csv.Error, UnicodeDecodeError) as exc:
@@ -112,7 +117,9 @@ def read_stock_feed(path: str | Path) -> Feed[StockRow]:
     """
     path = Path(path)
     raw, errors = _open_rows(path, STOCK_COLUMNS)
-    rows, lines, seen = [], [], {}
+    rows: list[StockRow] = []
+    lines: list[int] = []
+    seen: dict[str, int] = {}
     for line, r in raw:
         try:
             if not r["id"]:
@@ -140,7 +147,9 @@ def read_product_feed(path: str | Path) -> Feed[tuple[NewProduct, Path]]:
     """
     path = Path(path)
     raw, errors = _open_rows(path, PRODUCT_COLUMNS)
-    rows, lines, seen = [], [], {}
+    rows: list[tuple[NewProduct, Path]] = []
+    lines: list[int] = []
+    seen: dict[str, int] = {}
     for line, r in raw:
         try:
             for col in ("id", "title", "category", "color", "photo"):
@@ -171,10 +180,14 @@ def check_against_catalog(feed: Feed[T], catalog: LiveCatalog, *, adding: bool) 
         pid = row[0].id if isinstance(row, tuple) else row.id  # type: ignore[attr-defined]
         at = columns.index_of(pid)
         if adding and at is not None:
-            errors.append(FeedError(line, f"a product with id {pid!r} exists already{' (removed)' if columns.removed[at] else ''}"))
+            errors.append(
+                FeedError(
+                    line, f"a product with id {pid!r} exists already{' (removed)' if columns.removed[at] else ''}"
+                )
+            )
         elif not adding and at is None:
             errors.append(FeedError(line, f"no product with id {pid!r} in this catalog"))
-        elif not adding and columns.removed[at]:  # type: ignore[index]
+        elif not adding and columns.removed[at]:
             errors.append(FeedError(line, f"product {pid!r} was removed"))
         else:
             rows.append(row)
@@ -207,7 +220,9 @@ def encode_new_products(
                 errors.append(FeedError(line, f"photo {photo.name} cannot be used: {exc}"))
         width = bundle.codes.shape[1]
         if not products:
-            empty = EncodedProducts(np.empty((0, width), bundle.codes.dtype), None, np.empty((0, tile, tile, 3), np.uint8))
+            empty = EncodedProducts(
+                np.empty((0, width), bundle.codes.dtype), None, np.empty((0, tile, tile, 3), np.uint8)
+            )
             return [], empty, errors
         embeddings = encoder.embed(np.stack(inputs)).embeddings
     finally:

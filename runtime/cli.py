@@ -23,8 +23,8 @@ import numpy as np
 from .bundle import Bundle, BundleError
 from .commands import CommandPlugin, Commands, Unavailable, assemble, bounded_int, discover, positive_int
 from .filters import SearchFilter
-from .update_log import UpdateLogError
 from .search import DEFAULT_K, MAX_K
+from .update_log import UpdateLogError
 
 EXIT_BAD_INPUT = 2
 
@@ -154,9 +154,15 @@ def _eval(args: argparse.Namespace) -> int:
 
 def add_filter_arguments(p: argparse.ArgumentParser) -> None:
     """The search filter options (``--category``, ``--color``, ``--min-price``, ``--max-price``, ``--in-stock``)."""
-    g = p.add_argument_group("filters (applied during the scan; a filter matching nothing returns no products and says why)")
-    g.add_argument("--category", action="append", default=[], help="keep this category (repeat, or comma-separate, for several)")
-    g.add_argument("--color", action="append", default=[], help="keep this colour (repeat, or comma-separate, for several)")
+    g = p.add_argument_group(
+        "filters (applied during the scan; a filter matching nothing returns no products and says why)"
+    )
+    g.add_argument(
+        "--category", action="append", default=[], help="keep this category (repeat, or comma-separate, for several)"
+    )
+    g.add_argument(
+        "--color", action="append", default=[], help="keep this colour (repeat, or comma-separate, for several)"
+    )
     g.add_argument("--min-price", type=float, default=None, help="lowest price kept (inclusive)")
     g.add_argument("--max-price", type=float, default=None, help="highest price kept (inclusive)")
     g.add_argument("--in-stock", action="store_true", help="only products in stock")

@@ -426,7 +426,14 @@ class LiveCatalog:
                 "kind": "add",
                 "at": utc_stamp(),
                 "items": [
-                    {"id": p.id, "title": p.title, "category": p.category, "color": p.color, "price": p.price, "in_stock": p.in_stock}
+                    {
+                        "id": p.id,
+                        "title": p.title,
+                        "category": p.category,
+                        "color": p.color,
+                        "price": p.price,
+                        "in_stock": p.in_stock,
+                    }
                     for p in products
                 ],
                 "codes": np.ascontiguousarray(encoded.codes).tobytes(),

@@ -34,8 +34,6 @@ import numpy as np
 from PIL import Image
 
 from .bundle import Bundle
-from .filters import FilterMatch, SearchFilter
-from .live_catalog import LiveCatalog, StockRow
 from .encoders import (
     EmbeddingResult,
     EncoderOptions,
@@ -44,6 +42,8 @@ from .encoders import (
     SketchEncoder,
     SketchEncoderOptions,
 )
+from .filters import FilterMatch, SearchFilter
+from .live_catalog import LiveCatalog, StockRow
 from .rasterize import RasterOptions, Stroke, rasterize_strokes, sketch_from_image
 from .scan import RowFilter
 from .search import (

@@ -154,6 +154,7 @@ class CodeScan:
         ids = np.full((n, k), -1, dtype=np.int64)
         if n == 0 or self.n_rows == 0 or (rows is not None and rows.count == 0):
             return dist, ids
+        sources: list[tuple[np.ndarray, int | np.ndarray, np.ndarray | None]]
         if rows is not None and rows.fraction <= GATHER_BELOW:
             sources = [(self._gather(rows), rows.rows, None)]
         else:
@@ -250,7 +251,11 @@ class CodeScan:
                 for j in range(n):
                     row = block_d[j]
                     if len(best_d[j]) < k:
-                        cand = np.flatnonzero(row != np.iinfo(row.dtype).max) if hamming else np.flatnonzero(np.isfinite(row))
+                        cand = (
+                            np.flatnonzero(row != np.iinfo(row.dtype).max)
+                            if hamming
+                            else np.flatnonzero(np.isfinite(row))
+                        )
                         if len(cand) > k:
                             # only this block's k best can enter (ties kept: the row order decides)
                             cand = cand[row[cand] <= np.partition(row[cand], k - 1)[k - 1]]
@@ -287,9 +292,11 @@ class CodeScan:
         dots = (x @ qs[0])[None] if len(qs) == 1 else qs @ x.T  # (n, B): one BLAS gemv / gemm
         if self.metric == "ip":
             return np.negative(dots, out=dots)
+        if norms is None or q_sq is None:
+            raise RuntimeError("an l2 scan block needs the row norms and the query norms")
         dots *= -2.0
         dots += norms[None, :]
-        dots += q_sq[:, None]  # type: ignore[index]
+        dots += q_sq[:, None]
         return dots
 
 

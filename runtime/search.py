@@ -220,9 +220,7 @@ class Searcher:
         dtype = np.float32 if any(p.dtype == np.float32 for p in parts) else parts[0].dtype
         scan_parts = [p if p.dtype == dtype else np.asarray(p, dtype=dtype) for p in parts]
         self._scan = CodeScan(scan_parts, _SCAN_METRIC[metric])
-        self._rows_are_items = n_rows == self.n_items and bool(
-            (self.code_items == np.arange(self.n_items)).all()
-        )
+        self._rows_are_items = n_rows == self.n_items and bool((self.code_items == np.arange(self.n_items)).all())
         if self._rows_are_items:
             self.searchable_items = self.n_items
             self._one_row_per_item = True
@@ -464,9 +462,7 @@ class RerankSearcher:
     ):
         parts = [rerank_codes] if isinstance(rerank_codes, np.ndarray) else list(rerank_codes)
         if any(p.ndim != 2 for p in parts) or sum(len(p) for p in parts) != compact.n_rows:
-            raise ValueError(
-                f"rerank codes must be ({compact.n_rows}, D), got shape(s) {[p.shape for p in parts]}"
-            )
+            raise ValueError(f"rerank codes must be ({compact.n_rows}, D), got shape(s) {[p.shape for p in parts]}")
         if shortlist < 1:
             raise ValueError(f"shortlist must be >= 1, got {shortlist}")
         self.compact = compact

@@ -126,7 +126,9 @@ def frame(payload: dict[str, Any]) -> bytes:
     """One record: magic, length, crc32, msgpack payload."""
     body = msgspec.msgpack.encode(payload)
     if len(body) > MAX_RECORD_BYTES:
-        raise UpdateLogError(f"an update of {len(body) >> 20} MiB is over the {MAX_RECORD_BYTES >> 20} MiB a record may be; split the feed")
+        raise UpdateLogError(
+            f"an update of {len(body) >> 20} MiB is over the {MAX_RECORD_BYTES >> 20} MiB a record may be; split the feed"
+        )
     return _FRAME.pack(MAGIC, len(body), zlib.crc32(body)) + body
 
 

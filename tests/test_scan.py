@@ -27,7 +27,9 @@ def brute_force(codes: np.ndarray, queries: np.ndarray, metric: str, k: int, mas
     dist = np.take_along_axis(d, order, axis=1)
     order[~np.isfinite(dist)] = -1
     pad = k - dist.shape[1]
-    return np.pad(dist, ((0, 0), (0, pad)), constant_values=np.inf), np.pad(order, ((0, 0), (0, pad)), constant_values=-1)
+    return np.pad(dist, ((0, 0), (0, pad)), constant_values=np.inf), np.pad(
+        order, ((0, 0), (0, pad)), constant_values=-1
+    )
 
 
 def assert_same_knn(dist, ids, ref_dist, ref_ids, exact_ids: bool, tol: float = 1e-3):
@@ -63,8 +65,16 @@ def make(metric: str, dtype, n: int, width: int, rng, kind: str):
     return codes, queries
 
 
-CASES = [("hamming", np.uint8, 8), ("hamming", np.uint8, 32), ("hamming", np.uint8, 3), ("l2", np.float16, 8),
-         ("l2", np.float32, 4), ("l2", np.float16, 64), ("ip", np.float32, 16), ("ip", np.float16, 8)]
+CASES = [
+    ("hamming", np.uint8, 8),
+    ("hamming", np.uint8, 32),
+    ("hamming", np.uint8, 3),
+    ("l2", np.float16, 8),
+    ("l2", np.float32, 4),
+    ("l2", np.float16, 64),
+    ("ip", np.float32, 16),
+    ("ip", np.float16, 8),
+]
 
 
 @pytest.mark.parametrize("metric, dtype, width", CASES)
@@ -167,7 +177,9 @@ def test_searcher_row_filter_and_several_rows_per_product():
     keep[[2, 5, 29]] = True
     scores, ids = searcher.search(codes[:2].astype(np.float32), SearcherOptions(k=5), within=searcher.row_filter(keep))
     assert set(ids[0][:3]) == {2, 5, 29} and (ids[:, 3:] == -1).all()
-    nothing = searcher.search(codes[:2].astype(np.float32), SearcherOptions(k=5), within=searcher.row_filter(np.zeros(30, bool)))
+    nothing = searcher.search(
+        codes[:2].astype(np.float32), SearcherOptions(k=5), within=searcher.row_filter(np.zeros(30, bool))
+    )
     assert (nothing[1] == -1).all()
 
 

@@ -79,7 +79,7 @@ class AdminActions:
             self._note_failure("reason_unconfigured", detail)
             return False
         try:
-            engine = ProductSearch(Bundle.open(app.bundle_path))
+            engine = ProductSearch(Bundle.open(app.bundle_path, verify=False))  # sizes now; hashes at install
             summary = bundle_summary(engine.bundle)
         except BUNDLE_FAILURES as exc:
             detail = describe(exc)

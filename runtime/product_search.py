@@ -159,12 +159,12 @@ class ProductSearch:
         """
         if options.bundle_path is None:
             raise ValueError("ProductSearch.create_from_options needs options.bundle_path (or use create_from_bundle)")
-        return cls(Bundle.open(options.bundle_path), options)
+        return cls(Bundle.open(options.bundle_path, verify=False), options)
 
     @classmethod
     def create_from_bundle_path(cls, path: str | Path, options: ProductSearchOptions | None = None) -> ProductSearch:
         """Open (and verify) the bundle at ``path`` and search it (``create_from_options`` with ``bundle_path``)."""
-        return cls(Bundle.open(path), options)
+        return cls(Bundle.open(path, verify=False), options)
 
     @cached_property
     def _photo(self) -> PhotoEncoder:

@@ -927,8 +927,20 @@ def check_finite(array: np.ndarray, *, where: str) -> None:
     if array.dtype.kind != "f":
         return
     rows = array.reshape(len(array), -1) if array.ndim > 1 else array.reshape(-1, 1)
+    # NaN and infinity are the values whose exponent bits are all ones: an integer test on the
+    # bits is several times faster than np.isfinite (float16 has no SIMD isfinite at all)
+    bits = {2: (np.uint16, 0x7C00), 4: (np.uint32, 0x7F800000), 8: (np.uint64, 0x7FF0000000000000)}
+    view = bits.get(array.dtype.itemsize) if array.dtype.byteorder in "=|" else None
     for start in range(0, len(rows), _FINITE_ROWS):
-        bad = ~np.isfinite(rows[start : start + _FINITE_ROWS]).all(axis=1)
+        chunk = np.ascontiguousarray(rows[start : start + _FINITE_ROWS])
+        if view is not None:
+            utype, exponent = view
+            flags = np.bitwise_and(chunk.view(utype), utype(exponent)) == exponent
+            if not flags.any():  # the usual case: one flat pass, no per-row reduction
+                continue
+            bad = flags.any(axis=1)
+        else:
+            bad = ~np.isfinite(chunk).all(axis=1)
         if bad.any():
             raise BundleFormatError(f"{where}: row {start + int(np.argmax(bad))} holds NaN or infinite values")
 

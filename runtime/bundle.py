@@ -929,7 +929,11 @@ def check_finite(array: np.ndarray, *, where: str) -> None:
     rows = array.reshape(len(array), -1) if array.ndim > 1 else array.reshape(-1, 1)
     # NaN and infinity are the values whose exponent bits are all ones: an integer test on the
     # bits is several times faster than np.isfinite (float16 has no SIMD isfinite at all)
-    bits = {2: (np.uint16, 0x7C00), 4: (np.uint32, 0x7F800000), 8: (np.uint64, 0x7FF0000000000000)}
+    bits: dict[int, tuple[type[np.unsignedinteger], int]] = {
+        2: (np.uint16, 0x7C00),
+        4: (np.uint32, 0x7F800000),
+        8: (np.uint64, 0x7FF0000000000000),
+    }
     view = bits.get(array.dtype.itemsize) if array.dtype.byteorder in "=|" else None
     for start in range(0, len(rows), _FINITE_ROWS):
         chunk = np.ascontiguousarray(rows[start : start + _FINITE_ROWS])

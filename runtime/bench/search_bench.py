@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from vitrina.runtime.bundle import Bundle
+from vitrina.runtime.scan import RowFilter
 from vitrina.runtime.search import RerankSearcher, Searcher, SearcherOptions
 from vitrina.runtime.timeutil import utc_stamp
 
@@ -145,6 +146,32 @@ def _agree(ours: np.ndarray, theirs: np.ndarray) -> bool:
     return bool(np.allclose(a, b, rtol=1e-3, atol=1e-3, equal_nan=True))
 
 
+def _case_calls(
+    searcher: Searcher,
+    two: RerankSearcher | None,
+    ref: Any,
+    index: Any,
+    q: np.ndarray,
+    e: np.ndarray | None,
+    opts: SearcherOptions,
+    within: RowFilter | None,
+    mask: np.ndarray | None,
+) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """(ours, faiss's) calls of one case; faiss's two-stage shortlists, then the same numpy re-rank."""
+    if two is not None and e is not None:
+
+        def ours() -> Any:
+            return two.search(q, e, opts, within=within)
+
+        def theirs() -> Any:
+            _, rows = ref.search(index, q, 200, mask)
+            full = two.rerank_parts[0][np.sort(np.maximum(rows, 0), axis=1)].astype(np.float32)
+            return np.matmul(full, e[:, :, None])
+
+        return ours, theirs
+    return (lambda: searcher.search(q, opts, within=within)), (lambda: ref.search(index, q, opts.k, mask))
+
+
 def _case_key(kind: str, size: int, threads: int, batch: int, filtered: bool) -> str:
     return f"{kind}_{size}_t{threads}_q{batch}" + ("_filter10" if filtered else "")
 
@@ -193,24 +220,17 @@ def _run_cases(
                 opts = SearcherOptions(k=k, num_threads=threads)
                 q = queries[:batch]
 
-                if two is not None and embed is not None:
-                    e = embed[:batch]
-
-                    def ours() -> Any:
-                        return two.search(q, e, opts, within=sel)
-
-                    def theirs() -> Any:
-                        _, rows = ref.search(index, q, 200, mask if filtered else None)
-                        full = two.rerank_parts[0][np.sort(np.maximum(rows, 0), axis=1)].astype(np.float32)
-                        return np.matmul(full, e[:, :, None])
-                else:
-
-                    def ours() -> Any:
-                        return searcher.search(q, opts, within=sel)
-
-                    def theirs() -> Any:
-                        return ref.search(index, q, k, mask if filtered else None)
-
+                ours, theirs = _case_calls(
+                    searcher,
+                    two,
+                    ref,
+                    index,
+                    q,
+                    embed[:batch] if embed is not None else None,
+                    opts,
+                    sel,
+                    mask if filtered else None,
+                )
                 floor = 5 if batch == 1 else 2
                 ours_ms = _time(ours, _calls(ours, options.budget_s, floor))
                 per_query = [t / batch for t in ours_ms]
@@ -338,7 +358,7 @@ def run_search_bench(options: SearchBenchOptions, progress: Callable[[str], None
         "kind": "search",
         "created": utc_stamp(),
         "options": {**asdict(options), "bundle": str(options.bundle) if options.bundle else None, "work": str(work)},
-        "reference": getattr(ref, "name", None) and f"{ref.name} {getattr(ref, 'version', '')}".strip(),
+        "reference": None if ref is None else f"{ref.name} {getattr(ref, 'version', '')}".strip(),
         "memory_bandwidth_gbs": bandwidth,
         "cpu_count": os.cpu_count(),
         "cases": cases,
@@ -356,11 +376,9 @@ def run_search_bench(options: SearchBenchOptions, progress: Callable[[str], None
         base = Bundle.open(options.bundle, verify=False)
         metric = base.code_spec.metric
         cats = np.asarray(base.item_categories)[np.asarray(base.code_items)]
-        rerank = base.rerank()[0] if base.has_rerank else None
         demo = f"demo_{base.code_spec.name}"
         if len(base.codes) == len(base.items):
             cases.update(_run_cases(demo, metric, base.codes, cats % N_CATEGORIES, options, ref, bandwidth, progress))
-        del rerank
         large = measure_bundle(base, 1_000_000, work, progress)
         report["bundle_1m"] = large
         report["open_1m_ms"] = large["open_ms"]

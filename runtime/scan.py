@@ -35,6 +35,7 @@ wider than 255 bits) per row and query group.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -123,6 +124,7 @@ class CodeScan:
         self.n_rows = int(self.offsets[-1])
         self.max_distance = self.width * 8 if metric == "hamming" else None
         self._words = metric == "hamming" and self.width % 8 == 0
+        self._local = threading.local()  # per-thread scratch (float16 widening)
         self._norms = self._row_norms() if metric == "l2" else None
 
     # --- public ------------------------------------------------------------
@@ -203,6 +205,16 @@ class CodeScan:
             rows._gathered.clear()
             rows._gathered[key] = got
         return got
+
+    def _buffer(self, size: int) -> np.ndarray | None:
+        """A per-thread int32 buffer for widening float16 blocks (None for float32 codes)."""
+        if self.dtype != np.float16:
+            return None
+        local = self._local
+        buf = getattr(local, "buf", None)
+        if buf is None or buf.size < size:
+            buf = local.buf = np.empty(max(size, self.block_rows * self.width), np.int32)
+        return buf
 
     def _row_norms(self) -> np.ndarray:
         """(N,) float32 squared norms of every row, computed block by block."""
@@ -288,7 +300,7 @@ class CodeScan:
             for j, q in enumerate(qs):
                 _hamming_block(words, q, out[j])
             return out
-        x = _widen(block)
+        x = _widen(block, self._buffer(len(block) * block.shape[1]))
         dots = (x @ qs[0])[None] if len(qs) == 1 else qs @ x.T  # (n, B): one BLAS gemv / gemm
         if self.metric == "ip":
             return np.negative(dots, out=dots)
@@ -365,12 +377,14 @@ def _hamming_block(words: np.ndarray, query: np.ndarray, out: np.ndarray) -> Non
     np.sum(counts, axis=1, dtype=out.dtype, out=out)
 
 
-def _widen(block: np.ndarray) -> np.ndarray:
+def _widen(block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """A float16 / float32 block as float32; float16 via the bit trick (value × 2^-112:
-    the caller folds 2^112 into the query), float32 as is."""
+    the caller folds 2^112 into the query), float32 as is. ``out``: an int32 buffer of
+    at least the block's size to write into (two passes, no allocation)."""
     if block.dtype == np.float32:
         return np.asarray(block)
-    bits = np.asarray(block).view(np.int16).astype(np.int32)  # sign-extended
-    np.left_shift(bits, 13, out=bits)
+    halves = np.asarray(block).view(np.int16)
+    bits = np.empty(halves.shape, np.int32) if out is None else out.reshape(-1)[: halves.size].reshape(halves.shape)
+    np.left_shift(halves, 13, dtype=np.int32, out=bits)  # sign-extended while shifted
     np.bitwise_and(bits, _F16_MASK, out=bits)
     return bits.view(np.float32)

@@ -171,7 +171,7 @@ class LiveCatalog:
         self.bundle = bundle
         self.identity: BundleIdentity = identity_of(bundle.path, bundle.manifest)
         self.log = UpdateLog(log_folder(bundle.path, self.identity))
-        self.n_base = len(bundle.items)
+        self.n_base = int(bundle.manifest["catalog"]["items"])  # items.json is parsed only when needed
         self._load()
 
     @classmethod

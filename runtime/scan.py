@@ -125,6 +125,7 @@ class CodeScan:
         self.max_distance = self.width * 8 if metric == "hamming" else None
         self._words = metric == "hamming" and self.width % 8 == 0
         self._local = threading.local()  # per-thread scratch (float16 widening)
+        self._executor: ThreadPoolExecutor | None = None
         self._norms = self._row_norms() if metric == "l2" else None
 
     # --- public ------------------------------------------------------------
@@ -166,8 +167,7 @@ class CodeScan:
         if len(spans) == 1:
             results = [self._scan(queries, k, spans[0])]
         else:
-            with ThreadPoolExecutor(max_workers=len(spans)) as pool:
-                results = list(pool.map(lambda s: self._scan(queries, k, s), spans))
+            results = list(self._pool(len(spans)).map(lambda s: self._scan(queries, k, s), spans))
         d, i = _merge(results, k)
         dist[:, : d.shape[1]], ids[:, : i.shape[1]] = d, i
         ids[~np.isfinite(dist)] = -1
@@ -205,6 +205,21 @@ class CodeScan:
             rows._gathered.clear()
             rows._gathered[key] = got
         return got
+
+    def _pool(self, workers: int) -> ThreadPoolExecutor:
+        """The scan's worker threads, kept between searches (starting threads per query costs more than a small scan)."""
+        pool = self._executor
+        if pool is None or pool._max_workers != workers:
+            if pool is not None:
+                pool.shutdown(wait=False)
+            pool = self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vitrina-scan")
+        return pool
+
+    def close(self) -> None:
+        """Stop the worker threads (a later threaded search starts them again)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
     def _buffer(self, size: int) -> np.ndarray | None:
         """A per-thread int32 buffer for widening float16 blocks (None for float32 codes)."""
@@ -370,11 +385,25 @@ def _as_words(packed: np.ndarray) -> np.ndarray:
 
 def _hamming_block(words: np.ndarray, query: np.ndarray, out: np.ndarray) -> None:
     """Hamming distances of (B, W) words to one (W,) query into ``out`` (B,) uint8/uint16."""
-    if words.shape[1] == 1 and out.dtype == np.uint8:
+    n_words = words.shape[1]
+    if n_words == 1 and out.dtype == np.uint8:
         np.bitwise_count(np.bitwise_xor(words[:, 0], query[0]), out=out)
         return
-    counts = np.bitwise_count(np.bitwise_xor(words, query[None, :]))  # (B, W) uint8
+    counts = np.bitwise_count(np.bitwise_xor(words, query[None, :]))  # (B, W) uint8, contiguous
+    if n_words in _LANES and words.dtype == np.uint64:
+        # add a row's W byte counts inside one integer (SWAR): pairs of lanes, then pairs of pairs
+        # (a per-row reduction over W, or W strided column passes, is several times slower)
+        v = counts.view(_LANES[n_words]).reshape(-1)
+        if n_words == 2:
+            out[:] = (v & 0xFF) + (v >> 8)
+        else:
+            v = (v & 0x00FF00FF) + ((v >> 8) & 0x00FF00FF)  # two 16-bit sums of two bytes each
+            out[:] = (v & 0xFFFF) + (v >> 16)
+        return
     np.sum(counts, axis=1, dtype=out.dtype, out=out)
+
+
+_LANES = {2: np.dtype(np.uint16), 4: np.dtype(np.uint32)}
 
 
 def _widen(block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

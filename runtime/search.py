@@ -400,6 +400,7 @@ class Searcher:
     def close(self) -> None:
         """Drop the codes (releasing a memory map); later searches raise ``ValueError``. Closing twice is harmless."""
         self._closed = True
+        self._scan.close()
         self.parts = [np.empty((0, self.dims), self.parts[0].dtype)]
         self._scan = CodeScan(self.parts, self._scan.metric)
         self._dense = None

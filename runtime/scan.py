@@ -9,28 +9,26 @@ Metrics (:class:`CodeScan`):
 
 * ``hamming``: packed uint8 codes (any width; viewed as uint64 words when the
   width is a multiple of 8 bytes). XOR + ``np.bitwise_count`` block by block
-  into a small-integer distance array, then **selection by counting**: a
-  distance is at most 256, so the k-th smallest is found with a few
-  ``count_nonzero(d <= t)`` passes (galloping, then bisection) instead of an
-  ``argpartition`` (which cost 9 of 10 ms per million 64-bit codes).
+  into small integers (a row's word counts added inside one integer); never an
+  ``argpartition`` of the catalog (which cost 9 of 10 ms per million 64-bit
+  codes): see the selection below.
 * ``l2``: float16 / float32 codes; ``‖x‖² − 2 x·q + ‖q‖²`` with the row norms
   precomputed once, one BLAS matrix product per cache-sized block. float16
   blocks are widened with a bit trick (sign-extend, shift, mask, and a power of
   two folded into the query), 5× faster than numpy's float16 cast.
 * ``ip``: minus the inner product (cosine for unit codes).
 
-Float selection keeps a running k-th distance: after the first block is
-partitioned, a later block contributes only rows strictly better than the
-current k-th (a tie with it loses: it has a higher row index), so a block
-usually costs one comparison.
+Selection (every metric) keeps a running k-th distance per query: after a small
+first block is partitioned, a later block contributes only rows strictly
+better than the current k-th (a tie with it loses: it has a higher row index),
+so a block usually costs one comparison and one empty ``flatnonzero``.
 
 Filters are applied during the scan, not after: a :class:`RowFilter` either
 scans only its rows (gathered once and cached, for a selective filter) or
 masks the excluded rows of each block before selection (for a broad one).
 
 Memory: the codes stay memory-mapped; a scan allocates one block of
-temporaries (``BLOCK_ROWS`` rows) plus, for Hamming, one byte (two for codes
-wider than 255 bits) per row and query group.
+temporaries (``BLOCK_ROWS`` rows); float L2 keeps one float32 norm per row.
 """
 
 from __future__ import annotations

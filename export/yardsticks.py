@@ -66,3 +66,59 @@ def faiss_search(bundle: Bundle, options: BenchOptions) -> dict[str, Any] | None
         "ratio_ours_to_faiss": round(ours_p50 / theirs_p50, 3) if theirs_p50 > 0 else None,
         "score_agreement": round(float(np.mean(agree)), 4),
     }
+
+
+class FaissReference:
+    """faiss's exact indexes as the reference of ``vitrina bench search`` (bench/dev only).
+
+    ``index(metric, codes)`` builds IndexBinaryFlat (hamming, packed uint8),
+    IndexFlatL2 (l2) or IndexFlatIP (ip) over float32 copies of float codes;
+    ``search(index, queries, k, mask)`` returns faiss's (distances, ids), a
+    (N,) bool ``mask`` applied during faiss's scan through an IDSelectorBitmap.
+    """
+
+    name = "faiss"
+
+    def __init__(self) -> None:
+        import faiss  # bench/dev dependency only (vitrina[dev])
+
+        self._faiss = faiss
+        self.version = faiss.__version__
+
+    def set_threads(self, threads: int) -> None:
+        """OpenMP threads faiss may use."""
+        self._faiss.omp_set_num_threads(int(threads))
+
+    def index(self, metric: str, codes: np.ndarray) -> Any:
+        """An exact faiss index holding ``codes`` for ``metric`` (hamming, l2 or ip)."""
+        faiss = self._faiss
+        if metric == "hamming":
+            index = faiss.IndexBinaryFlat(codes.shape[1] * 8)
+            index.add(np.ascontiguousarray(codes, dtype=np.uint8))
+            return index
+        index = faiss.IndexFlatL2(codes.shape[1]) if metric == "l2" else faiss.IndexFlatIP(codes.shape[1])
+        for start in range(0, len(codes), 1 << 18):  # float32 copy, added in chunks
+            index.add(np.ascontiguousarray(codes[start : start + (1 << 18)], dtype=np.float32))
+        return index
+
+    def search(
+        self, index: Any, queries: np.ndarray, k: int, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """faiss's (n, k) distances and ids; ``mask`` (N,) bool keeps rows during the scan."""
+        faiss = self._faiss
+        params = None
+        if mask is not None:
+            bitmap = np.packbits(mask, bitorder="little")
+            selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
+            params = faiss.SearchParameters(sel=selector)
+            params._keep = (bitmap, selector)  # the selector reads the bitmap during the search
+        q = queries if queries.dtype == np.uint8 else np.ascontiguousarray(queries, dtype=np.float32)
+        return index.search(q, k, params=params)
+
+
+def faiss_reference() -> FaissReference | None:
+    """The faiss reference for ``vitrina bench search``, or None when faiss is not installed."""
+    try:
+        return FaissReference()
+    except ImportError:
+        return None

@@ -104,7 +104,7 @@ class AdminActions:
             self._note_failure("reason_unconfigured", detail)
             return False
         try:
-            engine = ProductSearch(Bundle.open(app.bundle_path))
+            engine = ProductSearch(Bundle.open(app.bundle_path, verify=False))  # sizes now; hashes at install
             summary = bundle_summary(engine.bundle)
         except BUNDLE_FAILURES as exc:
             detail = describe(exc)
@@ -187,6 +187,24 @@ class AdminActions:
             self.app.stop()
 
     # --- benchmark -------------------------------------------------------------------
+    def mark_out_of_stock(self, product_id: str) -> bool:
+        """Record that ``product_id`` is out of stock (the device's update log: searches with
+        "in stock only" leave it out from now on, and it survives a restart); True when done.
+        Does nothing until the PIN was given; an unknown id is said on the admin message line."""
+        app = self.app
+        product_id = product_id.strip()
+        if not app.admin_unlocked or app.engine is None or not product_id:
+            return False
+        try:
+            app.engine.set_in_stock(product_id, False)
+        except (ValueError, OSError) as exc:
+            app.admin_message = str(exc)
+            LOG.warning("cannot mark %s out of stock: %s", product_id, exc)
+            return False
+        app.admin_message = app.texts["marked_out_of_stock"].format(id=product_id)
+        LOG.info("marked %s out of stock", product_id)
+        return True
+
     def run_benchmark(self) -> None:
         """Benchmark the open bundle on a thread (50 queries, one cold start, no accuracy);
         sketch p50/p95 (ms) and the cold start (s) end up in ``app.admin_message``."""

@@ -9,6 +9,11 @@ older than the latest request of its kind (or than an idle reset) is dropped.
 Observable state stays on the App: ``app.results`` (sketch results, a list of
 match dicts) and ``app.status`` (an error line, or "").
 
+The shopper's filter (the draw screen's category chips, price range and "in
+stock only": ``screens/filter_bar.py``) is ``filters``; every search takes it,
+a change searches the drawing again, and the idle reset clears it. A filter
+that leaves nothing shows why on the status line.
+
 A search that fails because of the shopper's input (an empty sketch, an
 unreadable photo: ``failures.SHOPPER_ERRORS``) shows on the status line; any
 other failure of a search, of the warm-up or of showing results means the
@@ -25,6 +30,7 @@ import numpy as np
 from kivy.clock import Clock
 from kivy.metrics import dp, sp
 
+from vitrina.runtime.filters import SearchFilter
 from vitrina.runtime.photo import IMAGE_FORMATS, ImageBudgetError, load_image_bounded
 from vitrina.runtime.product_search import ProductSearch, TextSearchResult
 from vitrina.runtime.search import SearchResult
@@ -34,6 +40,7 @@ from .failures import BUNDLE_FAILURES, SHOPPER_ERRORS, PhotoUnreadableError
 from .geometry import clip_text
 from .paint_log import PaintLog
 from .screens import ProductTile
+from .screens.filter_bar import price_ranges
 from .textures import TextTextures, ThumbnailCache
 from .worker import Reply, SearchWorker
 
@@ -66,6 +73,7 @@ class SearchSession:
         self.shown: dict[str, int] = {}
         self._generations: dict[str, int] = {}
         self._tiles: dict[str, list[ProductTile]] = {}  # screen → reusable result tiles, in display order
+        self.filters = SearchFilter()
         self.worker = SearchWorker(lambda reply: Clock.schedule_once(lambda _dt: self.on_reply(reply)))
 
     # --- lifecycle -----------------------------------------------------------------
@@ -79,6 +87,9 @@ class SearchSession:
             self._generations[kind] += 1
         self.app.results = []
         self.app.status = ""
+        self.filters = SearchFilter()
+        if self.app.manager.has_screen("draw"):
+            self.app.screen("draw").filter_bar.clear()
         for name in RESULT_SCREENS.values():
             if self.app.manager.has_screen(name):
                 self.fill_grid(name, [])
@@ -96,6 +107,7 @@ class SearchSession:
         engine = self.app.engine
         if engine is None or not engine.bundle.items:
             return
+        self.populate_filters()
         try:
             self.thumbnail(0)
         except BUNDLE_FAILURES as exc:
@@ -105,6 +117,35 @@ class SearchSession:
         k = self.app.kiosk_config.results
         generation = self._generations[WARM_UP] = self._generations.get(WARM_UP, 0) + 1
         self.worker.submit(WARM_UP, generation, lambda: (engine.by_strokes(line, k), engine.similar(0, 12)))
+
+    # --- filters -------------------------------------------------------------------
+    def populate_filters(self) -> None:
+        """Fill the draw screen's filter bar for the open catalog: its categories, price quartiles."""
+        engine = self.app.engine
+        if engine is None:
+            return
+        bar = self.app.screen("draw").filter_bar
+        prices = np.fromiter((i.price for i in engine.bundle.items), dtype=np.float64, count=len(engine.bundle.items))
+        bar.populate(
+            engine.bundle.categories, price_ranges(prices, self.app.texts["any_price"]), self.app.texts["in_stock_only"]
+        )
+        bar.on_change = self.set_filter
+        self.filters = SearchFilter()
+
+    def set_filter(
+        self, categories: tuple[str, ...], price: tuple[str, float | None, float | None], in_stock: bool
+    ) -> None:
+        """The shopper changed a chip: keep the filter and search the drawing again."""
+        self.filters = SearchFilter(categories=categories, min_price=price[1], max_price=price[2], in_stock=in_stock)
+        self.idle_touch()
+        if self.app.manager.has_screen("draw") and not self.app.screen("draw").canvas_widget.is_empty:
+            self.sketch_now()
+
+    def idle_touch(self) -> None:
+        """A chip counts as the shopper's touch for the idle reset."""
+        idle = getattr(self.app, "idle", None)
+        if idle is not None:
+            idle.note_touch()
 
     # --- dispatch ------------------------------------------------------------------
     def submit(self, kind: str, job: Callable[[ProductSearch], SearchResult]) -> int:
@@ -121,7 +162,7 @@ class SearchSession:
         def run() -> tuple[SearchResult, dict[Any, Any]]:
             result = job(engine)
             pixels: dict[Any, Any] = {
-                m.item: engine.bundle.thumbnail(m.item) for m in result.matches if m.item not in self.thumbnails
+                m.item: engine.catalog.thumbnail(m.item) for m in result.matches if m.item not in self.thumbnails
             }
             for m in result.matches:
                 for key in self._text_keys(m.__dict__):
@@ -146,8 +187,8 @@ class SearchSession:
             self.fill_grid("draw", [])
             return
         strokes = canvas.search_strokes()
-        k = self.app.kiosk_config.results
-        self.submit("sketch", lambda engine: engine.by_strokes(strokes, k))
+        k, filters = self.app.kiosk_config.results, self.filters
+        self.submit("sketch", lambda engine: engine.by_strokes(strokes, k, filters=filters))
 
     def by_text(self, text: str) -> None:
         """Keyword search for ``text`` (blank text only clears the status and "did you mean")."""
@@ -156,8 +197,8 @@ class SearchSession:
             if self.app.manager.has_screen("text"):
                 self.app.screen("text").show_query(QueryWords(()), "")
             return
-        k = self.app.kiosk_config.results
-        self.submit("text", lambda engine: engine.by_text(text, k))
+        k, filters = self.app.kiosk_config.results, self.filters
+        self.submit("text", lambda engine: engine.by_text(text, k, filters=filters))
 
     def suggest(self, text: str) -> None:
         """Offer up to 6 catalog words completing ``text`` on the text screen (synchronous, cheap)."""
@@ -184,14 +225,14 @@ class SearchSession:
         if not selection:
             return
         path = Path(selection[0])
-        k = self.app.kiosk_config.results
+        k, filters = self.app.kiosk_config.results, self.filters
 
         def job(engine: ProductSearch) -> SearchResult:
             try:  # within the pixel budget, decoded reduced to about the encoder's input side
                 image = load_image_bounded(path, min_side=engine.bundle.photo_size, formats=IMAGE_FORMATS)
             except ImageBudgetError as exc:  # the shopper's file, not the bundle
                 raise PhotoUnreadableError(f"cannot read photo {path.name}: {exc}") from None
-            return engine.by_photo(image, k)
+            return engine.by_photo(image, k, filters=filters)
 
         self.submit("photo", job)
 
@@ -199,8 +240,8 @@ class SearchSession:
         """Photo search with the camera's current frame (nothing without a frame)."""
         image = self.app.screen("photo").capture()
         if image is not None:
-            k = self.app.kiosk_config.results
-            self.submit("photo", lambda engine: engine.by_photo(image, k))
+            k, filters = self.app.kiosk_config.results, self.filters
+            self.submit("photo", lambda engine: engine.by_photo(image, k, filters=filters))
 
     def show_detail(self, item: int) -> None:
         """Show product ``item`` on the detail screen and search its similar products (up to 12)."""
@@ -210,7 +251,7 @@ class SearchSession:
             return
         detail = app.screen("detail")
         try:
-            product = engine.bundle.items[item]
+            product = engine.catalog.items[item]  # today's price; products added on the device too
             detail.texture = self.thumbnail(item)
         except BUNDLE_FAILURES as exc:
             app.admin.bundle_failed(exc, f"showing product {item}")
@@ -218,7 +259,8 @@ class SearchSession:
         detail.title = product.title
         detail.subtitle = f"{product.color} · ${product.price:,.0f}"
         self.fill_grid("detail", [])
-        self.submit("similar", lambda e: e.similar(item, k=min(12, app.kiosk_config.results)))
+        filters = self.filters
+        self.submit("similar", lambda e: e.similar(item, k=min(12, app.kiosk_config.results), filters=filters))
         app.show("detail")
 
     # --- replies -------------------------------------------------------------------
@@ -258,7 +300,7 @@ class SearchSession:
         matches = [m.__dict__ for m in result.matches]
         if reply.kind == "sketch":
             self.app.results = matches
-        self.app.status = ""
+        self.app.status = result.note or ""  # a filter that left nothing says why
         if isinstance(result, TextSearchResult):
             self.app.screen("text").show_query(result.query, self.app.texts["did_you_mean"])
             if result.query.empty:
@@ -288,7 +330,7 @@ class SearchSession:
     def thumbnail(self, item: int):
         """Texture of product ``item``'s thumbnail (cached; decoded here only if the worker did not), or None without a bundle."""
         engine = self.app.engine
-        return self.thumbnails.get(item, engine.bundle.thumbnail if engine is not None else None)
+        return self.thumbnails.get(item, engine.catalog.thumbnail if engine is not None else None)
 
     def _text_keys(self, m: dict[str, Any]) -> tuple[tuple, tuple]:
         """Text-cache keys of a result tile's title (clipped to the tile) and "colour · price"."""

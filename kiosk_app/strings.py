@@ -42,6 +42,11 @@ TEXTS = {
         "reason_damaged": "Los archivos del catálogo están dañados o incompletos",
         "reason_failed": "La búsqueda dejó de funcionar",
         "see_admin": "Personal: detalles en Administración",
+        "any_price": "Cualquier precio",
+        "in_stock_only": "Con stock",
+        "out_of_stock_id": "Código del producto agotado",
+        "mark_out_of_stock": "Marcar agotado",
+        "marked_out_of_stock": "{id} marcado agotado",
     },
     "en": {
         "attract": "Draw what you're looking for",
@@ -79,5 +84,10 @@ TEXTS = {
         "reason_damaged": "The catalog files are damaged or incomplete",
         "reason_failed": "Search stopped working",
         "see_admin": "Staff: details under Admin",
+        "any_price": "Any price",
+        "in_stock_only": "In stock",
+        "out_of_stock_id": "Id of the product out of stock",
+        "mark_out_of_stock": "Mark out of stock",
+        "marked_out_of_stock": "{id} marked out of stock",
     },
 }

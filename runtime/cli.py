@@ -22,7 +22,9 @@ import numpy as np
 
 from .bundle import Bundle, BundleError
 from .commands import CommandPlugin, Commands, Unavailable, assemble, bounded_int, discover, positive_int
+from .filters import SearchFilter
 from .search import DEFAULT_K, MAX_K
+from .update_log import UpdateLogError
 
 EXIT_BAD_INPUT = 2
 
@@ -46,6 +48,7 @@ def register(commands: Commands) -> None:
     p.add_argument("--precision", choices=("int8", "float"), default="int8")
     p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_filter_arguments(p)
     p.set_defaults(handler=_search)
 
     p = commands.add("eval", help="retrieval quality on the bundle's held-out sketch (or text) queries")
@@ -57,6 +60,7 @@ def register(commands: Commands) -> None:
 
     p = commands.add("info", help="describe a bundle")
     p.add_argument("--bundle", required=True, type=Path)
+    p.add_argument("--verify", action="store_true", help="re-hash every file against the manifest now")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_info)
 
@@ -87,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BundleError, ValueError) as exc:
         print(f"vitrina {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except UpdateLogError as exc:
+        print(f"vitrina {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except ImportError as exc:
         print(f"vitrina {args.command}: error: a dependency is missing: {exc}", file=sys.stderr)
         return 1
@@ -99,11 +106,11 @@ def _search(args: argparse.Namespace) -> int:
     from .product_search import ProductSearch, ProductSearchOptions
     from .rasterize import load_sketch_image, load_strokes_json, rasterize_strokes
 
-    bundle = Bundle.open(args.bundle)
+    bundle = Bundle.open(args.bundle, verify=False)  # the device's open: see Bundle.open
     if args.text is not None:
         from .text_cli import search_text
 
-        return search_text(bundle, args)
+        return search_text(bundle, args, filters=filter_from_arguments(args))
     # The query becomes (S, S) pixels before the encoders load, so a large input and
     # the interpreters are never in memory together.
     if args.strokes:
@@ -112,12 +119,17 @@ def _search(args: argparse.Namespace) -> int:
         pixels = load_sketch_image(args.sketch, bundle.raster_options)
     engine = ProductSearch(bundle, ProductSearchOptions(args.precision, args.threads))
     try:
-        result = engine.by_sketch_pixels(pixels, args.k)
+        result = engine.by_sketch_pixels(pixels, args.k, filters=filter_from_arguments(args))
     finally:
         engine.close()
     note = result.cap_note()
     if args.json:
-        out = {"results": [m.to_json() for m in result.matches], "capped_by": result.capped_by, "cap": result.cap}
+        out = {
+            "results": [m.to_json() for m in result.matches],
+            "capped_by": result.capped_by,
+            "cap": result.cap,
+            "note": note,
+        }
         print(json.dumps(out, ensure_ascii=False))
         return 0
     if note is not None:
@@ -152,8 +164,43 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_filter_arguments(p: argparse.ArgumentParser) -> None:
+    """The search filter options (``--category``, ``--color``, ``--min-price``, ``--max-price``, ``--in-stock``)."""
+    g = p.add_argument_group(
+        "filters (applied during the scan; a filter matching nothing returns no products and says why)"
+    )
+    g.add_argument(
+        "--category", action="append", default=[], help="keep this category (repeat, or comma-separate, for several)"
+    )
+    g.add_argument(
+        "--color", action="append", default=[], help="keep this colour (repeat, or comma-separate, for several)"
+    )
+    g.add_argument("--min-price", type=float, default=None, help="lowest price kept (inclusive)")
+    g.add_argument("--max-price", type=float, default=None, help="highest price kept (inclusive)")
+    g.add_argument("--in-stock", action="store_true", help="only products in stock")
+
+
+def filter_from_arguments(args: argparse.Namespace) -> SearchFilter:
+    """The :class:`SearchFilter` the filter options describe.
+
+    Raises:
+        ValueError: a bad price range or an empty name.
+    """
+
+    def split(values: list[str]) -> tuple[str, ...]:
+        return tuple(v.strip() for value in values for v in value.split(","))
+
+    return SearchFilter(
+        categories=split(args.category),
+        colors=split(args.color),
+        min_price=args.min_price,
+        max_price=args.max_price,
+        in_stock=args.in_stock,
+    )
+
+
 def _info(args: argparse.Namespace) -> int:
-    bundle = Bundle.open(args.bundle)
+    bundle = Bundle.open(args.bundle, verify=args.verify)
     m = bundle.manifest
     codes = m["codes"]
     sizes = bundle.size_by_part()
@@ -177,6 +224,8 @@ def _info(args: argparse.Namespace) -> int:
         "eval_set": bool(m.get("eval")),
         "bytes_by_part": sizes,
     }
+    if args.verify:
+        info["verified"] = f"all {len(m['files'])} files hash as the manifest says"
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2))
         return 0

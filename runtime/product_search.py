@@ -14,6 +14,13 @@ encoders and the searcher themselves:
   (A learned text-visual encoder replaces the keyword ranking when its issue
   lands; keyword search stays as the fallback and the baseline.)
 
+Every query takes ``filters=`` (:class:`~vitrina.runtime.filters.SearchFilter`:
+categories, colours, price range, in stock, allow / deny ids), applied during
+the scan. The catalog is the bundle plus the device's update log
+(:class:`~vitrina.runtime.live_catalog.LiveCatalog`: today's prices and stock,
+products added on the device, removed ones never returned); an update written
+by another process (``vitrina catalog update``) is picked up at the next query.
+
 Not thread-safe: one instance per worker thread.
 """
 
@@ -36,10 +43,26 @@ from .encoders import (
     SketchEncoder,
     SketchEncoderOptions,
 )
+from .filters import FilterMatch, SearchFilter
+from .live_catalog import LiveCatalog, StockRow
 from .rasterize import RasterOptions, Stroke, rasterize_strokes, sketch_from_image
-from .search import DEFAULT_K, MAX_K, CatalogIndex, SearcherOptions, SearchResult, to_results
+from .scan import RowFilter
+from .search import (
+    CAPPED_BY_FILTER,
+    DEFAULT_K,
+    MAX_K,
+    CatalogIndex,
+    RerankSearcher,
+    Searcher,
+    SearcherOptions,
+    SearchResult,
+    to_results,
+)
 from .text import QueryWords, WordRepair, WordRepairOptions
 from .text import tokens as words
+
+#: Compiled filters kept per engine (the kiosk's chip sets in use).
+_FILTER_CACHE = 16
 
 
 @dataclass(frozen=True)
@@ -49,16 +72,16 @@ class TextSearchResult(SearchResult):
     Attributes:
         query: the words searched, those corrected (typed → vocabulary word) and
             those dropped (numbers, brands, unknown words); ``query.empty`` when
-            no known word was left, and then ``matches`` is empty.
+            no known word was left, and then ``matches`` is empty and ``note``
+            says why (see :meth:`no_word_note`).
     """
 
     query: QueryWords = QueryWords(())
 
-    def note(self) -> str | None:
-        """A sentence for a shopper when no word was usable, else None."""
-        if not self.query.empty:
-            return None
-        typed = ", ".join(repr(w) for w in self.query.dropped)
+    @staticmethod
+    def no_word_note(query: QueryWords) -> str:
+        """The sentence for a shopper when no word of ``query`` was usable (the result's ``note``)."""
+        typed = ", ".join(repr(w) for w in query.dropped)
         if not typed:
             return "no word to search for: type a word such as 'polera' or 'rojo'"
         return f"no known word to search for (dropped: {typed})"
@@ -118,7 +141,9 @@ class ProductSearch:
         self._sketch = SketchEncoder.create_from_bundle(
             bundle, SketchEncoderOptions(num_threads=options.num_threads, precision=options.precision)
         )
-        self._index = CatalogIndex.create_from_bundle(bundle)
+        self.catalog = LiveCatalog.open(bundle)
+        self._index = catalog_index(self.catalog)
+        self._scopes: dict[SearchFilter, tuple[FilterMatch, RowFilter]] = {}
         self._closed = False
 
     @classmethod
@@ -146,12 +171,12 @@ class ProductSearch:
         """
         if options.bundle_path is None:
             raise ValueError("ProductSearch.create_from_options needs options.bundle_path (or use create_from_bundle)")
-        return cls(Bundle.open(options.bundle_path), options)
+        return cls(Bundle.open(options.bundle_path, verify=False), options)
 
     @classmethod
     def create_from_bundle_path(cls, path: str | Path, options: ProductSearchOptions | None = None) -> ProductSearch:
         """Open (and verify) the bundle at ``path`` and search it (``create_from_options`` with ``bundle_path``)."""
-        return cls(Bundle.open(path), options)
+        return cls(Bundle.open(path, verify=False), options)
 
     @cached_property
     def _photo(self) -> PhotoEncoder:
@@ -159,18 +184,59 @@ class ProductSearch:
             self.bundle, PhotoEncoderOptions(num_threads=self.options.num_threads, precision=self.options.precision)
         )
 
-    def _search(self, embedding: EmbeddingResult, k: int) -> SearchResult:
+    def _refresh(self) -> None:
+        """Pick up catalog updates written since the last query (one stat of the log)."""
+        if self.catalog.reload():
+            self._index.close()
+            self._index = catalog_index(self.catalog)
+            self._scopes.clear()
+
+    def _scope(self, filters: SearchFilter | None) -> tuple[FilterMatch | None, RowFilter | None]:
+        """The filter compiled to the rows a scan may return (cached per filter); (None, None)
+        when every row may be returned."""
+        self._refresh()
+        if (filters is None or filters.is_open) and not self.catalog.has_removed:
+            return None, None
+        key = filters if filters is not None else SearchFilter()
+        if key not in self._scopes:
+            if len(self._scopes) >= _FILTER_CACHE:
+                self._scopes.pop(next(iter(self._scopes)))
+            match = self.catalog.columns.compile(key)
+            self._scopes[key] = (match, self._index.searcher.row_filter(match.mask))
+        return self._scopes[key]
+
+    def _search(self, embedding: EmbeddingResult, k: int, filters: SearchFilter | None = None) -> SearchResult:
         """One query's (1, D) embedding → its products."""
         self._check_open()
-        scores, ids = self._index.search(embedding.embeddings, SearcherOptions(k=k))
-        return self._with_cap(to_results(scores, ids, self.bundle.items)[0], k)
+        match, within = self._scope(filters)
+        if match is not None and match.count == 0:
+            return SearchResult((), CAPPED_BY_FILTER, 0, match.why_empty)
+        scores, ids = self._index.search(embedding.embeddings, SearcherOptions(k=k), within=within)
+        return self._with_cap(self._results(scores, ids)[0], k, match)
 
-    def _with_cap(self, result: SearchResult, k: int) -> SearchResult:
+    def _results(self, scores: np.ndarray, ids: np.ndarray) -> list[SearchResult]:
+        stock = self.catalog.columns.in_stock if self.catalog.n_updates or self.catalog.n_added else None
+        return to_results(scores, ids, self.catalog.items, stock)
+
+    def _with_cap(self, result: SearchResult, k: int, match: FilterMatch | None = None) -> SearchResult:
         """``result`` with ``capped_by`` / ``cap`` set when it holds fewer than ``k`` matches."""
         if len(result.matches) >= k:
             return result
         capped_by, cap = self._index.cap()
+        if match is not None and match.count < cap:
+            capped_by, cap = CAPPED_BY_FILTER, match.count
         return replace(result, capped_by=capped_by, cap=cap)
+
+    def set_in_stock(self, product_id: str, in_stock: bool) -> None:
+        """Record in the update log that a product is (or is not) in stock (the kiosk admin's
+        "out of stock" button); later queries see it.
+
+        Raises:
+            ValueError: no product with that id.
+        """
+        self._check_open()
+        self.catalog.update_stock([StockRow(product_id, None, bool(in_stock))])
+        self._refresh()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -181,13 +247,18 @@ class ProductSearch:
         """Rasteriser settings of this bundle's sketch encoder (output side ``size`` pixels)."""
         return self._sketch.raster
 
-    def by_sketch_pixels(self, pixels: np.ndarray, k: int = DEFAULT_K) -> SearchResult:
-        """A rasterised sketch, (S, S) uint8 with 255 paper and 0 ink (see :attr:`raster`) → products."""
+    def by_sketch_pixels(
+        self, pixels: np.ndarray, k: int = DEFAULT_K, *, filters: SearchFilter | None = None
+    ) -> SearchResult:
+        """A rasterised sketch, (S, S) uint8 with 255 paper and 0 ink (see :attr:`raster`) → products
+        (only those ``filters`` keeps)."""
         self._check_open()
         k = SearcherOptions(k=k).k  # refuse a bad k before the encoder runs
-        return self._search(self._sketch.embed(np.asarray(pixels)[None]), k)
+        return self._search(self._sketch.embed(np.asarray(pixels)[None]), k, filters)
 
-    def by_strokes(self, strokes: Sequence[Stroke], k: int = DEFAULT_K) -> SearchResult:
+    def by_strokes(
+        self, strokes: Sequence[Stroke], k: int = DEFAULT_K, *, filters: SearchFilter | None = None
+    ) -> SearchResult:
         """Strokes ((m, 2) float point arrays in screen pixels, y down) → products.
 
         Raises:
@@ -196,9 +267,11 @@ class ProductSearch:
                 the rasteriser's budgets (``MAX_STROKE_POINTS``, ``MAX_COORDINATE``).
         """
         self._check_open()
-        return self.by_sketch_pixels(rasterize_strokes(strokes, self.raster), k)
+        return self.by_sketch_pixels(rasterize_strokes(strokes, self.raster), k, filters=filters)
 
-    def by_sketch_image(self, image: Image.Image, k: int = DEFAULT_K) -> SearchResult:
+    def by_sketch_image(
+        self, image: Image.Image, k: int = DEFAULT_K, *, filters: SearchFilter | None = None
+    ) -> SearchResult:
         """A drawn sketch image (PIL, any mode and size; dark ink on light paper) → products.
 
         Raises:
@@ -206,14 +279,14 @@ class ProductSearch:
             SketchInputError: a PIL mode with no grey conversion.
         """
         self._check_open()
-        return self.by_sketch_pixels(sketch_from_image(image, self.raster), k)
+        return self.by_sketch_pixels(sketch_from_image(image, self.raster), k, filters=filters)
 
-    def by_photo(self, image: Image.Image, k: int = DEFAULT_K) -> SearchResult:
+    def by_photo(self, image: Image.Image, k: int = DEFAULT_K, *, filters: SearchFilter | None = None) -> SearchResult:
         """A product photo (PIL, any mode and size; transparency counts as white) → products."""
         self._check_open()
-        return self._search(self._photo.embed_photos([image]), k)
+        return self._search(self._photo.embed_photos([image]), k, filters)
 
-    def similar(self, item: int, k: int = DEFAULT_K) -> SearchResult:
+    def similar(self, item: int, k: int = DEFAULT_K, *, filters: SearchFilter | None = None) -> SearchResult:
         """Products that look most like product ``item`` (its index; itself excluded).
 
         Raises:
@@ -221,18 +294,26 @@ class ProductSearch:
         """
         self._check_open()
         k = SearcherOptions(k=k).k
-        row = int(self.bundle.first_code_rows[item])
+        match, within = self._scope(filters)
+        if not 0 <= item < len(self.catalog.items):
+            raise ValueError(f"product {item} is not in the catalog of {len(self.catalog.items)} products")
+        if item < self.catalog.n_base:
+            row = int(self.bundle.first_code_rows[item])
+        else:  # added on the device: its row follows the bundle's
+            row = len(self.bundle.codes) + item - self.catalog.n_base
         if row < 0:
             raise ValueError(f"product {item} has no catalog code")
+        if match is not None and match.count == 0:
+            return SearchResult((), CAPPED_BY_FILTER, 0, match.why_empty)
         # one more than k, for the product itself (at k = MAX_K it may take one of the MAX_K places)
-        scores, ids = self._index.search_rows(np.array([row]), SearcherOptions(k=min(k + 1, MAX_K)))
-        result = to_results(scores, ids, self.bundle.items)[0]
-        return self._with_cap(SearchResult(tuple(m for m in result.matches if m.item != item)[:k]), k)
+        scores, ids = self._index.search_rows(np.array([row]), SearcherOptions(k=min(k + 1, MAX_K)), within=within)
+        result = self._results(scores, ids)[0]
+        return self._with_cap(SearchResult(tuple(m for m in result.matches if m.item != item)[:k]), k, match)
 
     # --- keyword search --------------------------------------------------
     @cached_property
     def _item_words(self) -> list[set[str]]:
-        return [set(words(f"{i.title} {i.category} {i.color}")) for i in self.bundle.items]
+        return [set(words(f"{i.title} {i.category} {i.color}")) for i in self.catalog.items]
 
     @cached_property
     def vocabulary(self) -> list[tuple[str, int]]:
@@ -259,8 +340,11 @@ class ProductSearch:
 
     def keyword_scores(self, query_words: Sequence[str]) -> np.ndarray:
         """(P,) float32 share of ``query_words`` (folded) each product's title, category or colour
-        holds, a word counting when it starts one of the product's words; in [0, 1]."""
-        scores = np.zeros(len(self.bundle.items), dtype=np.float32)
+        holds, a word counting when it starts one of the product's words; in [0, 1]. P counts
+        the products added on the device too."""
+        if len(self._item_words) != len(self.catalog.items):  # products were added since
+            del self.__dict__["_item_words"]
+        scores = np.zeros(len(self.catalog.items), dtype=np.float32)
         for token in query_words:
             hits = np.fromiter(
                 (any(w.startswith(token) for w in ws) for ws in self._item_words), dtype=bool, count=len(scores)
@@ -268,13 +352,13 @@ class ProductSearch:
             scores += hits
         return scores / max(1, len(query_words))
 
-    def by_text(self, text: str, k: int = DEFAULT_K) -> TextSearchResult:
+    def by_text(self, text: str, k: int = DEFAULT_K, *, filters: SearchFilter | None = None) -> TextSearchResult:
         """Products whose title/category/colour contain the query's words (prefixes count),
         after :attr:`word_repair` (numbers and brands dropped, misspellings corrected).
 
         Score: the share of query words matched, in (0, 1] (1.0 = all). Ties keep catalog order.
         With no known word left (or none typed), the result is empty and its
-        ``query.empty`` (and ``note()``) say so: never an error.
+        ``query.empty`` (and ``note``) say so: never an error. So does a filter that matches nothing.
 
         Raises:
             ValueError: a bad k, or a closed engine.
@@ -284,12 +368,17 @@ class ProductSearch:
         query = self.word_repair.normalize(text)
         tokens = list(query.words)
         if not tokens:
-            return TextSearchResult((), query=query)
+            return TextSearchResult((), note=TextSearchResult.no_word_note(query), query=query)
+        match, _ = self._scope(filters)
+        if match is not None and match.count == 0:
+            return TextSearchResult((), CAPPED_BY_FILTER, 0, match.why_empty, query=query)
         scores = self.keyword_scores(tokens)
+        if match is not None:
+            scores[~match.mask] = 0.0
         order = np.argsort(-scores, kind="stable")[:k]
         order = order[scores[order] > 0]
-        matches = to_results(scores[order][None], order[None].astype(np.int64), self.bundle.items)[0].matches
-        return TextSearchResult(matches, query=query)
+        result = self._results(scores[order][None], order[None].astype(np.int64))[0]
+        return TextSearchResult(result.matches, query=query)
 
     def close(self) -> None:
         """Release the interpreters and the catalog codes; later queries raise ``ValueError``.
@@ -305,3 +394,21 @@ class ProductSearch:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def catalog_index(catalog: LiveCatalog) -> CatalogIndex:
+    """The live catalog's index: the bundle's memory-mapped codes, then the rows added on the
+    device (and their re-rank rows), with the bundle's reducer."""
+    bundle = catalog.bundle
+    if catalog.n_added == 0:
+        return CatalogIndex.create_from_bundle(bundle)
+    n_base = len(bundle.items)
+    code_items = np.concatenate([bundle.code_items.astype(np.int64), n_base + np.arange(catalog.n_added)])
+    searcher = Searcher(
+        [bundle.codes, catalog.added_codes], code_items, n_base + catalog.n_added, bundle.code_spec.metric
+    )
+    rerank = None
+    if bundle.has_rerank and catalog.added_rerank is not None:
+        codes, scale, shortlist = bundle.rerank()
+        rerank = RerankSearcher(searcher, [codes, catalog.added_rerank], scale, shortlist)
+    return CatalogIndex(bundle.reducer(), searcher, rerank)

@@ -27,6 +27,7 @@ the full int8 embeddings, which stay memory-mapped (only touched rows are read).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ import numpy as np
 
 from .bundle import Bundle, Item
 from .codes import QueryReducer, as_words, code_words, hamming_from_words, pairwise_scores
+from .scan import CodeScan, RowFilter
 
 #: Products returned per query when the caller does not say: the one default of
 #: ``k`` for :class:`Searcher`, :class:`~vitrina.runtime.product_search.ProductSearch` and the CLI.
@@ -46,6 +48,8 @@ MAX_K = 1000
 CAPPED_BY_SHORTLIST = "shortlist"
 #: :attr:`SearchResult.capped_by` when the catalog has fewer products with codes than ``k``.
 CAPPED_BY_CATALOG = "catalog"
+#: :attr:`SearchResult.capped_by` when fewer than ``k`` products match the query's filter.
+CAPPED_BY_FILTER = "filter"
 
 _QUERY_CHUNK = 256
 
@@ -68,16 +72,20 @@ class SearcherOptions:
         k: products to return per query, 1 to :data:`MAX_K`.
         bundle_path: the bundle :meth:`Searcher.create_from_options` opens;
             None otherwise (ignored by a per-call ``search(queries, options)``).
+        num_threads: threads splitting the scan's rows (1: the calling thread only).
     """
 
     k: int = DEFAULT_K
     bundle_path: str | None = None
+    num_threads: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
             raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
         if self.k > MAX_K:
             raise ValueError(f"k must be at most MAX_K = {MAX_K} products per query, got {self.k}")
+        if isinstance(self.num_threads, bool) or not isinstance(self.num_threads, int) or self.num_threads < 1:
+            raise ValueError(f"num_threads must be an integer >= 1, got {self.num_threads!r}")
 
 
 #: The name of :class:`SearcherOptions` before the searcher became a task; kept for callers.
@@ -91,10 +99,11 @@ class Match:
     Attributes:
         item: product index in the bundle (``bundle.items[item]``).
         id, title, category, color: the product's catalog fields.
-        price: in the store's currency units.
+        price: in the store's currency units (today's, after the device's updates).
         score: higher is better; by the catalog's metric a cosine in [-1, 1]
             (float codes and the int8 re-rank), minus a squared L2 distance
             (PCA / UMAP codes) or minus a number of differing bits (binary codes).
+        in_stock: False when the store marked the product out of stock.
     """
 
     item: int
@@ -104,6 +113,7 @@ class Match:
     color: str
     price: float
     score: float
+    in_stock: bool = True
 
     def to_json(self) -> dict[str, object]:
         """The fields a client shows (``item`` left out), score rounded to 6 decimals."""
@@ -113,6 +123,7 @@ class Match:
             "category": self.category,
             "color": self.color,
             "price": self.price,
+            "in_stock": self.in_stock,
             "score": round(self.score, 6),
         }
 
@@ -125,17 +136,25 @@ class SearchResult:
         matches: the products, each with its score (see :class:`Match`).
         capped_by: why fewer than the ``k`` asked for came back, None when k did
             (or, for a keyword search, when fewer words matched):
-            :data:`CAPPED_BY_SHORTLIST` (the re-rank kept only ``cap`` code rows)
-            or :data:`CAPPED_BY_CATALOG` (only ``cap`` products have codes).
+            :data:`CAPPED_BY_SHORTLIST` (the re-rank kept only ``cap`` code rows),
+            :data:`CAPPED_BY_CATALOG` (only ``cap`` products have codes) or
+            :data:`CAPPED_BY_FILTER` (only ``cap`` products match the filter).
         cap: the bound ``capped_by`` names (code rows or products); None when not capped.
+        note: why a filter left nothing (e.g. "no product matches in stock among
+            products with category Bag"); None otherwise.
     """
 
     matches: tuple[Match, ...]
     capped_by: str | None = None
     cap: int | None = None
+    note: str | None = None
 
     def cap_note(self) -> str | None:
         """A sentence on why fewer products than asked for came back, or None."""
+        if self.note is not None:
+            return self.note
+        if self.capped_by == CAPPED_BY_FILTER:
+            return f"only {self.cap} products match the filter"
         if self.capped_by == CAPPED_BY_SHORTLIST:
             return (
                 f"the bundle re-ranks a shortlist of its {self.cap} best catalog images, so at most that many products"
@@ -154,12 +173,21 @@ class Searcher:
     Create with :meth:`create_from_bundle`, :meth:`create_from_options`, or
     from arrays.
 
+    When row i is product i (one image per product, the usual catalog), the
+    search is a :class:`~vitrina.runtime.scan.CodeScan` over the memory-mapped
+    codes: blocks of Hamming / BLAS distances, a running k-th distance, filters
+    applied during the scan, nothing N-sized kept beyond the codes (float L2
+    keeps one float32 norm per row). Catalogs with several images per product
+    score every row and keep each product's best.
+
     Args:
-        codes: (N, d) catalog codes, one row per catalog image (may be memory-mapped).
+        codes: (N, d) catalog codes, one row per catalog image (may be memory-mapped),
+            or a sequence of such arrays scanned in order (the bundle's codes, then
+            the rows added on the device).
         code_items: (N,) int product index of each code row, in [0, n_items).
         n_items: P, the number of products.
         metric: cosine, l2 or hamming.
-        options: default options of :meth:`search` (``k``).
+        options: default options of :meth:`search` (``k``, ``num_threads``).
 
     Raises:
         ValueError: shapes or dtypes that do not fit, or an unknown metric.
@@ -167,37 +195,40 @@ class Searcher:
 
     def __init__(
         self,
-        codes: np.ndarray,
+        codes: np.ndarray | Sequence[np.ndarray],
         code_items: np.ndarray,
         n_items: int,
         metric: str = "cosine",
         options: SearcherOptions | None = None,
     ):
-        if codes.ndim != 2:
-            raise ValueError(f"codes must be (N, D), got shape {codes.shape}")
-        if code_items.shape != (codes.shape[0],):
-            raise ValueError(f"code_items must be ({codes.shape[0]},), got {code_items.shape}")
-        if metric == "hamming" and codes.dtype != np.uint8:
-            raise ValueError(f"hamming search needs packed uint8 codes, got {codes.dtype}")
+        parts = [codes] if isinstance(codes, np.ndarray) else list(codes)
+        if not parts or any(p.ndim != 2 for p in parts):
+            raise ValueError(f"codes must be (N, D), got shape(s) {[p.shape for p in parts]}")
+        n_rows = sum(len(p) for p in parts)
+        if code_items.shape != (n_rows,):
+            raise ValueError(f"code_items must be ({n_rows},), got {code_items.shape}")
+        if metric == "hamming" and any(p.dtype != np.uint8 for p in parts):
+            raise ValueError(f"hamming search needs packed uint8 codes, got {parts[0].dtype}")
+        if metric not in _SCAN_METRIC:
+            raise ValueError(f"unknown metric {metric!r}: expected one of {tuple(_SCAN_METRIC)}")
         self.options = options if options is not None else SearcherOptions()
         self.metric = metric
-        # float16 codes are widened once (N·d·4 bytes: 2.2 MB for 70k × 8); float32 stay memory-mapped.
-        self.codes = np.asarray(codes, dtype=np.float32) if codes.dtype == np.float16 else codes
-        self.code_items = np.asarray(code_items, dtype=np.int64)
+        self.parts = parts
+        self.code_items = np.asarray(code_items)
         self.n_items = int(n_items)
         self._closed = False
-        self.searchable_items = len(np.unique(self.code_items))  # products with at least one code row
-        self._one_row_per_item = self.searchable_items == len(self.code_items)
-        self._rows_are_items = len(self.code_items) == self.n_items and bool(
-            (self.code_items == np.arange(self.n_items)).all()
-        )
-        self._words = code_words(np.asarray(codes)) if metric == "hamming" else None  # word-major copy, N·B bytes
-        self._sq_norms = (
-            np.einsum("ij,ij->i", self.codes, self.codes) if metric == "l2" else None
-        )  # once, not per query
-        pairwise_scores(
-            np.zeros((1, self.dims), self.codes.dtype), self.codes[:1], metric
-        )  # reject an unknown metric now
+        dtype = np.float32 if any(p.dtype == np.float32 for p in parts) else parts[0].dtype
+        scan_parts = [p if p.dtype == dtype else np.asarray(p, dtype=dtype) for p in parts]
+        self._scan = CodeScan(scan_parts, _SCAN_METRIC[metric])
+        self._rows_are_items = n_rows == self.n_items and bool((self.code_items == np.arange(self.n_items)).all())
+        if self._rows_are_items:
+            self.searchable_items = self.n_items
+            self._one_row_per_item = True
+        else:
+            self.searchable_items = len(np.unique(self.code_items))  # products with at least one code row
+            self._one_row_per_item = self.searchable_items == n_rows
+            self.code_items = self.code_items.astype(np.int64)
+        self._dense: np.ndarray | None = None  # all rows as one array, for the per-row scoring path
 
     @classmethod
     def create_from_bundle(cls, bundle: Bundle, options: SearcherOptions | None = None) -> Searcher:
@@ -239,20 +270,49 @@ class Searcher:
     @property
     def dims(self) -> int:
         """d, the width of one code row (bytes for packed hamming codes)."""
-        return int(self.codes.shape[1])
+        return int(self.parts[0].shape[1])
+
+    @property
+    def n_rows(self) -> int:
+        """N, code rows across all parts."""
+        return self._scan.n_rows
+
+    @property
+    def codes(self) -> np.ndarray:
+        """All code rows as one (N, d) array: the memory-mapped codes themselves when
+        there is one part (rows added on the device make it a copy)."""
+        if len(self.parts) == 1:
+            return self.parts[0]
+        return np.concatenate(self.parts)
+
+    def row_codes(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), d) codes of the given row indices, across parts."""
+        return gather_rows(self.parts, np.asarray(rows, dtype=np.int64))
 
     @property
     def closed(self) -> bool:
         """True after :meth:`close`."""
         return self._closed
 
-    def search(self, queries: np.ndarray, options: SearcherOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def row_filter(self, item_mask: np.ndarray) -> RowFilter:
+        """The :class:`~vitrina.runtime.scan.RowFilter` of the code rows whose product is kept
+        by the (P,) bool ``item_mask``; keep it while the filter stays the same (a selective
+        filter's codes are gathered once, on its first search)."""
+        item_mask = np.asarray(item_mask, dtype=bool)
+        if item_mask.shape != (self.n_items,):
+            raise ValueError(f"item mask must be ({self.n_items},) bool, got {item_mask.shape}")
+        return RowFilter.from_mask(item_mask if self._rows_are_items else item_mask[self.code_items])
+
+    def search(
+        self, queries: np.ndarray, options: SearcherOptions | None = None, *, within: RowFilter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Rank products for each query.
 
         Args:
             queries: (n, d) query codes, float (cosine: L2-normalised) or packed
                 uint8 for hamming; a (d,) vector is one query.
-            options: this call's ``k``; default the searcher's options.
+            options: this call's ``k`` and ``num_threads``; default the searcher's options.
+            within: only these code rows (:meth:`row_filter`), applied during the scan.
 
         Returns:
             scores: (n, k) float32, best first, -inf where padded (see the module
@@ -264,16 +324,30 @@ class Searcher:
             ValueError: the searcher is closed, or queries of the wrong shape or dtype.
         """
         queries = self.check_queries(queries)
-        k = int((options if options is not None else self.options).k)
+        options = options if options is not None else self.options
+        k = int(options.k)
+        if self._rows_are_items:
+            dist, ids = self._scan.search(queries, k, rows=within, threads=options.num_threads)
+            return _scores_from_distances(dist), ids
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         ids = np.full((len(queries), k), -1, dtype=np.int64)
         for start in range(0, len(queries), _QUERY_CHUNK):
-            item_scores = self._item_scores(self.row_scores(queries[start : start + _QUERY_CHUNK]))
-            s, i = _top_k(item_scores, k)
+            rows = self.row_scores(queries[start : start + _QUERY_CHUNK])
+            if within is not None:
+                rows[:, ~within.mask] = -np.inf
+            s, i = _top_k(self._item_scores(rows), k)
             scores[start : start + len(s), : s.shape[1]] = s
             ids[start : start + len(s), : s.shape[1]] = i
         ids[~np.isfinite(scores)] = -1
         return scores, ids
+
+    def shortlist(
+        self, queries: np.ndarray, n: int, *, within: RowFilter | None = None, num_threads: int = 1
+    ) -> np.ndarray:
+        """(q, min(n, N)) int64 indices of the ``n`` best code rows of each checked query,
+        best first, ties by lower row index, -1 where fewer rows are allowed."""
+        dist, ids = self._scan.search(queries, min(n, max(self.n_rows, 1)), rows=within, threads=num_threads)
+        return ids
 
     def check_queries(self, queries: np.ndarray) -> np.ndarray:
         """Queries as (n, d): float32 for cosine / l2, packed uint8 for hamming; a (d,) vector is one query.
@@ -304,11 +378,12 @@ class Searcher:
     def row_scores(self, queries: np.ndarray) -> np.ndarray:
         """(n, N) float32 score of every code row for (n, d) checked queries, higher is better
         (cosine, minus squared L2 distance, or minus differing bits, by metric)."""
-        if self._words is not None:
-            return -hamming_from_words(as_words(queries), self._words).astype(np.float32)
-        if self._sq_norms is not None:
-            return 2.0 * (queries @ self.codes.T) - np.einsum("ij,ij->i", queries, queries)[:, None] - self._sq_norms
-        return pairwise_scores(queries, self.codes, self.metric)
+        if self._dense is None:
+            codes = self.codes
+            self._dense = np.asarray(codes, dtype=np.float32) if codes.dtype == np.float16 else codes
+        if self.metric == "hamming":
+            return -hamming_from_words(as_words(queries), code_words(np.asarray(self._dense))).astype(np.float32)
+        return pairwise_scores(queries, self._dense, self.metric)
 
     def _item_scores(self, row_scores: np.ndarray) -> np.ndarray:
         """(n, P) best score of each product; -inf for products without codes."""
@@ -325,14 +400,38 @@ class Searcher:
     def close(self) -> None:
         """Drop the codes (releasing a memory map); later searches raise ``ValueError``. Closing twice is harmless."""
         self._closed = True
-        self.codes = np.empty((0, self.dims), self.codes.dtype)
-        self._words = self._sq_norms = None
+        self._scan.close()
+        self.parts = [np.empty((0, self.dims), self.parts[0].dtype)]
+        self._scan = CodeScan(self.parts, self._scan.metric)
+        self._dense = None
 
     def __enter__(self) -> Searcher:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_SCAN_METRIC = {"cosine": "ip", "l2": "l2", "hamming": "hamming"}
+
+
+def _scores_from_distances(dist: np.ndarray) -> np.ndarray:
+    """Scan distances (lower is better, inf where padded) → scores (higher is better, -inf)."""
+    return np.negative(dist).astype(np.float32, copy=False)
+
+
+def gather_rows(parts: Sequence[np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """(len(rows), d) rows of the arrays ``parts`` numbered in order; -1 rows give zeros.
+    Reads only the rows asked for (the parts may be memory-mapped)."""
+    out = np.zeros((len(rows), parts[0].shape[1]), dtype=parts[0].dtype)
+    lo = 0
+    for p in parts:
+        hi = lo + len(p)
+        sel = np.flatnonzero((rows >= lo) & (rows < hi))
+        if len(sel):
+            out[sel] = p[rows[sel] - lo]
+        lo = hi
+    return out
 
 
 def _best_per_item(row_scores: np.ndarray, code_items: np.ndarray, n_items: int, one_row_per_item: bool) -> np.ndarray:
@@ -352,36 +451,51 @@ class RerankSearcher:
     Args:
         compact: a :class:`Searcher` over the compact codes.
         rerank_codes: (N, D) int8 full embeddings, one row per code row
-            (memory-mapped: only shortlisted rows are read); cosine-ranked,
-            widened to float32 before any arithmetic.
+            (memory-mapped: only shortlisted rows are read), or a sequence of such
+            arrays matching the compact searcher's parts; cosine-ranked, widened
+            to float32 before any arithmetic.
         scale: the float value of one int8 step (embedding ≈ rerank_codes · scale).
         shortlist: code rows kept from the first stage (>= 1; all rows when N is smaller).
     """
 
-    def __init__(self, compact: Searcher, rerank_codes: np.ndarray, scale: float, shortlist: int = 200):
-        if rerank_codes.ndim != 2 or len(rerank_codes) != len(compact.codes):
-            raise ValueError(f"rerank codes must be ({len(compact.codes)}, D), got shape {rerank_codes.shape}")
+    def __init__(
+        self, compact: Searcher, rerank_codes: np.ndarray | Sequence[np.ndarray], scale: float, shortlist: int = 200
+    ):
+        parts = [rerank_codes] if isinstance(rerank_codes, np.ndarray) else list(rerank_codes)
+        if any(p.ndim != 2 for p in parts) or sum(len(p) for p in parts) != compact.n_rows:
+            raise ValueError(f"rerank codes must be ({compact.n_rows}, D), got shape(s) {[p.shape for p in parts]}")
         if shortlist < 1:
             raise ValueError(f"shortlist must be >= 1, got {shortlist}")
         self.compact = compact
-        self.rerank_codes = rerank_codes
+        self.rerank_parts = parts
         self.scale = float(scale)
         self.shortlist = int(shortlist)
 
     @property
+    def rerank_codes(self) -> np.ndarray:
+        """All re-rank rows as one (N, D) int8 array (a copy when rows were added on the device)."""
+        return self.rerank_parts[0] if len(self.rerank_parts) == 1 else np.concatenate(self.rerank_parts)
+
+    @property
     def full_dims(self) -> int:
         """D, the width of the full re-rank embeddings."""
-        return int(self.rerank_codes.shape[1])
+        return int(self.rerank_parts[0].shape[1])
 
     def search(
-        self, codes: np.ndarray, embeddings: np.ndarray, options: SearcherOptions | None = None
+        self,
+        codes: np.ndarray,
+        embeddings: np.ndarray,
+        options: SearcherOptions | None = None,
+        *,
+        within: RowFilter | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Rank products for each query.
 
         Args:
             codes: (n, d) queries in the compact code space (first stage).
             embeddings: (n, D) float32 unit embeddings of the same queries (re-rank).
-            options: this call's ``k``; default the compact searcher's options.
+            options: this call's ``k`` and ``num_threads``; default the compact searcher's options.
+            within: only these code rows, applied during the first stage's scan.
 
         Returns:
             ``(scores, ids)`` as :meth:`Searcher.search`; scores are cosines
@@ -397,25 +511,32 @@ class RerankSearcher:
         if embeddings.shape[1] != self.full_dims:
             raise ValueError(f"embeddings must be (n, {self.full_dims}), got shape {embeddings.shape}")
         check_finite(embeddings, "query embeddings")
-        k = int((options if options is not None else self.compact.options).k)
+        options = options if options is not None else self.compact.options
+        k = int(options.k)
         scores = np.full((len(codes), k), -np.inf, dtype=np.float32)
         ids = np.full((len(codes), k), -1, dtype=np.int64)
         for start in range(0, len(codes), _QUERY_CHUNK):
             stop = start + _QUERY_CHUNK
-            s, i = self._rerank(codes[start:stop], embeddings[start:stop], k)
+            s, i = self._rerank(codes[start:stop], embeddings[start:stop], k, within, options.num_threads)
             scores[start : start + len(s), : s.shape[1]] = s
             ids[start : start + len(s), : s.shape[1]] = i
         return scores, ids
 
-    def _rerank(self, codes: np.ndarray, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _rerank(
+        self, codes: np.ndarray, embeddings: np.ndarray, k: int, within: RowFilter | None, threads: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One chunk: (n, d) codes and (n, D) embeddings → (n, <=k) scores and product ids."""
-        rows = np.sort(
-            shortlist_rows(self.compact.row_scores(codes), self.shortlist), axis=1
-        )  # (n, S), sorted: sequential mmap reads
-        full = np.asarray(self.rerank_codes[rows], dtype=np.float32)  # (n, S, D) gather, int8 widened first
+        rows = self.compact.shortlist(codes, self.shortlist, within=within, num_threads=threads)
+        missing = rows < 0  # a filter left fewer rows than the shortlist
+        rows = np.sort(np.where(missing, np.iinfo(np.int64).max, rows), axis=1)  # sequential mmap reads
+        missing = rows == np.iinfo(np.int64).max
+        rows[missing] = -1
+        full = gather_rows(self.rerank_parts, rows.reshape(-1)).reshape(*rows.shape, -1).astype(np.float32)
         # one batched matrix-vector product (one BLAS gemv per query, as a single query gets)
         cosine = np.matmul(full, embeddings[:, :, None])[:, :, 0] * self.scale
-        return _best_items_top_k(cosine, self.compact.code_items[rows], k)
+        cosine[missing] = -np.inf
+        items = np.where(missing, -1, self.compact.code_items[np.maximum(rows, 0)])
+        return _best_items_top_k(cosine, items, k)
 
 
 def check_finite(queries: np.ndarray, what: str) -> None:
@@ -453,10 +574,11 @@ def _best_items_top_k(scores: np.ndarray, items: np.ndarray, k: int) -> tuple[np
 
 def shortlist_rows(row_scores: np.ndarray, n: int) -> np.ndarray:
     """Indices of the ``n`` best of (N,) scores, or of each row of (q, N) scores:
-    (n,) or (q, n) int64, unordered; all N indices when N <= n."""
-    if n >= row_scores.shape[-1]:
-        return np.broadcast_to(np.arange(row_scores.shape[-1]), row_scores.shape).copy()
-    return np.argpartition(-row_scores, n - 1, axis=-1)[..., :n]
+    (n,) or (q, n) int64, best first, ties by the lower index (as the scan's
+    shortlist); all N indices when N <= n."""
+    scores = np.atleast_2d(row_scores)
+    ids = _top_k(scores, min(n, scores.shape[1]))[1]
+    return ids if row_scores.ndim == 2 else ids[0]
 
 
 def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -476,19 +598,23 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(scores, ids, axis=1), ids
 
 
-def to_results(scores: np.ndarray, ids: np.ndarray, items: tuple[Item, ...]) -> list[SearchResult]:
-    """Turn ``search`` arrays ((n, k) scores and ids) into n :class:`SearchResult` (padding dropped)."""
+def to_results(
+    scores: np.ndarray, ids: np.ndarray, items: Sequence[Item], in_stock: np.ndarray | None = None
+) -> list[SearchResult]:
+    """Turn ``search`` arrays ((n, k) scores and ids) into n :class:`SearchResult` (padding dropped);
+    ``in_stock``: (P,) bool stock of every product (None: all in stock)."""
     results = []
     for row_scores, row_ids in zip(scores, ids):
         matches = tuple(
             Match(
                 item=int(i),
-                id=items[i].id,
-                title=items[i].title,
-                category=items[i].category,
-                color=items[i].color,
-                price=items[i].price,
+                id=(item := items[i]).id,
+                title=item.title,
+                category=item.category,
+                color=item.color,
+                price=item.price,
                 score=float(s),
+                in_stock=True if in_stock is None else bool(in_stock[i]),
             )
             for s, i in zip(row_scores, row_ids)
             if i >= 0
@@ -525,13 +651,16 @@ class CatalogIndex:
         """What bounds the products one query can return: (:data:`CAPPED_BY_SHORTLIST`,
         shortlist code rows) when the re-rank keeps fewer rows than the catalog has, else
         (:data:`CAPPED_BY_CATALOG`, products with codes)."""
-        if self.rerank is not None and self.rerank.shortlist < len(self.searcher.code_items):
+        if self.rerank is not None and self.rerank.shortlist < self.searcher.n_rows:
             return CAPPED_BY_SHORTLIST, self.rerank.shortlist
         return CAPPED_BY_CATALOG, self.searcher.searchable_items
 
-    def search(self, embeddings: np.ndarray, options: SearcherOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, embeddings: np.ndarray, options: SearcherOptions | None = None, *, within: RowFilter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(n, D) float32 unit encoder embeddings (a (D,) vector is one query) → ``(scores, ids)``
-        as :meth:`Searcher.search`, through the reducer and the re-rank when there is one.
+        as :meth:`Searcher.search`, through the reducer and the re-rank when there is one;
+        ``within`` limits the rows during the scan (:meth:`Searcher.row_filter`).
 
         Raises:
             NonFiniteQueryError: an embedding holds NaN or infinity (checked before the
@@ -543,18 +672,20 @@ class CatalogIndex:
         check_finite(embeddings, "query embeddings")
         codes = self.reducer(embeddings)
         if self.rerank is not None:
-            return self.rerank.search(codes, embeddings, options)
-        return self.searcher.search(codes, options)
+            return self.rerank.search(codes, embeddings, options, within=within)
+        return self.searcher.search(codes, options, within=within)
 
-    def search_rows(self, rows: np.ndarray, options: SearcherOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search_rows(
+        self, rows: np.ndarray, options: SearcherOptions | None = None, *, within: RowFilter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Search with catalog code rows ((n,) int row indices) as queries, e.g. "similar products"."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        codes = np.asarray(self.searcher.codes[rows])
+        codes = self.searcher.row_codes(rows)
         if self.rerank is not None:
-            full = np.asarray(self.rerank.rerank_codes[rows], dtype=np.float32)
+            full = gather_rows(self.rerank.rerank_parts, rows).astype(np.float32)
             full /= np.maximum(np.linalg.norm(full, axis=1, keepdims=True), 1e-12)
-            return self.rerank.search(codes, full, options)
-        return self.searcher.search(codes, options)
+            return self.rerank.search(codes, full, options, within=within)
+        return self.searcher.search(codes, options, within=within)
 
     def close(self) -> None:
         """Close the searcher; later searches raise ``ValueError``."""

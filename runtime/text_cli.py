@@ -7,9 +7,10 @@ import json
 import sys
 
 from .bundle import Bundle
+from .filters import SearchFilter
 
 
-def search_text(bundle: Bundle, args: argparse.Namespace) -> int:
+def search_text(bundle: Bundle, args: argparse.Namespace, *, filters: SearchFilter | None = None) -> int:
     """Run one text search and print it; a query with no known word prints an empty result (exit 0).
 
     JSON: ``{"results": [...], "query_words": [...], "corrected": {typed: word}, "dropped": [...], "note": str|null}``.
@@ -18,10 +19,10 @@ def search_text(bundle: Bundle, args: argparse.Namespace) -> int:
 
     engine = ProductSearch(bundle, ProductSearchOptions(args.precision, args.threads))
     try:
-        result = engine.by_text(args.text, args.k)
+        result = engine.by_text(args.text, args.k, filters=filters)
     finally:
         engine.close()
-    note = result.note()
+    note = result.cap_note()
     if args.json:
         out = {"results": [m.to_json() for m in result.matches], **result.query.to_json(), "note": note}
         print(json.dumps(out, ensure_ascii=False))
@@ -29,11 +30,15 @@ def search_text(bundle: Bundle, args: argparse.Namespace) -> int:
     if result.query.corrected:
         fixes = ", ".join(f"{typed} → {word}" for typed, word in result.query.corrected.items())
         print(f"did you mean: {' '.join(result.query.words)}  ({fixes})", file=sys.stderr)
-    if result.query.dropped and note is None:
+    if result.query.dropped and not result.query.empty:
         print(f"ignored: {', '.join(result.query.dropped)}", file=sys.stderr)
-    if note is not None:
+    if note is not None and not result.matches:
         print(f"vitrina search: {note}; no results", file=sys.stderr)
         return 0
+    if note is not None:
+        print(
+            f"vitrina search: note: {len(result.matches)} products, not the {args.k} asked for: {note}", file=sys.stderr
+        )
     for rank, m in enumerate(result.matches, start=1):
         print(f"{rank:3d}. {m.score:6.3f}  {m.id:<14} {m.title}  [{m.category}, {m.color}]  ${m.price:,.0f}")
     return 0

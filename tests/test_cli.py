@@ -12,7 +12,7 @@ def test_search_strokes_json(tiny_bundle, strokes_file, capsys):
     assert main(["search", "--bundle", str(tiny_bundle), "--strokes", str(strokes_file), "-k", "5", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)["results"]
     assert len(results) == 5
-    assert set(results[0]) == {"id", "title", "category", "color", "price", "score"}
+    assert set(results[0]) == {"id", "title", "category", "color", "price", "in_stock", "score"}
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)
 

@@ -77,7 +77,7 @@ def test_by_text_repairs_words_and_finds_the_same_products(tiny_bundle):
         assert typed.query.corrected == {typo: word} and typed.query.dropped == ("38",)
         assert [m.item for m in typed.matches] == [m.item for m in clean.matches] and clean.matches
         none = engine.by_text("mesa perro 3", 5)
-        assert none.matches == () and none.query.empty and "no known word" in none.note()
+        assert none.matches == () and none.query.empty and "no known word" in none.cap_note()
 
 
 def test_cli_search_text_json(tiny_bundle, capsys):

@@ -10,6 +10,7 @@
 | admin       | AdminScreen       | admin.py, admin.kv             | PIN, bundle info, sync, benchmark, exit kiosk   |
 | unavailable | UnavailableScreen | unavailable.py, unavailable.kv | "catalog unavailable — see staff"               |
 | (shared)    | ProductTile       | widgets.py, widgets.kv         | result tile; ``ResultsGrid``, ``ToolButton``    |
+| (draw)      | FilterBar         | filter_bar.py                  | category chips, price range, in stock only      |
 
 A screen's kv file is loaded when the screen is first shown and cached
 (:func:`load_kv`); ``widgets.kv`` is loaded when the app is built, before any screen.

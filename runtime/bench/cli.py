@@ -31,6 +31,21 @@ def register(commands: Commands) -> None:
     b.add_argument("--max-latency-regression", default="10%", help="relative p50 growth allowed (default 10%%)")
     b.add_argument("--max-map-drop", default="0.01", help="absolute mAP drop allowed (default 0.01)")
     b.set_defaults(handler=_bench_compare)
+    b = bench.add_parser(
+        "search", help="search at catalog scale (100k, 1M) side by side with faiss; open and sketch at 1M"
+    )
+    b.add_argument("--sizes", default="100000,1000000", help="synthetic catalog sizes (default 100000,1000000)")
+    b.add_argument("--kinds", default="hamming64,hamming256,l2_8,l2_64,twostage", help="case kinds to run")
+    b.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
+    b.add_argument("--batches", default="1,64", help="queries per call (default 1,64)")
+    b.add_argument("--budget", type=float, default=1.0, help="seconds each case is timed, about (default 1)")
+    b.add_argument(
+        "--bundle", type=Path, default=None, help="a real bundle: demo-catalog cases, and the 1M bundle grown from it"
+    )
+    b.add_argument("--work", type=Path, default=Path("build/bench-search"), help="cache of synthetic catalogs")
+    b.add_argument("--out", type=Path, default=None, help="folder for report.json and report.html")
+    b.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    b.set_defaults(handler=_bench_search)
     b = bench.add_parser("soak", help="mixed queries for minutes: qps, latency drift, memory growth")
     b.add_argument("--bundle", required=True, type=Path)
     b.add_argument("--minutes", type=float, required=True)
@@ -103,6 +118,48 @@ def _bench_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_search(args: argparse.Namespace) -> int:
+    from .search_bench import (
+        ALL_KINDS,
+        SearchBenchOptions,
+        parse_list,
+        parse_sizes,
+        run_search_bench,
+        table,
+        write_search_report,
+    )
+
+    options = SearchBenchOptions(
+        sizes=parse_sizes(args.sizes),
+        kinds=parse_list(args.kinds, ALL_KINDS, "kinds"),
+        threads=_parse_threads(args.threads),
+        batches=_parse_threads(args.batches),
+        budget_s=args.budget,
+        bundle=args.bundle,
+        work=args.work,
+    )
+    report = run_search_bench(options, progress=lambda msg: print(f"bench search: {msg}", file=sys.stderr, flush=True))
+    if args.out is not None:
+        json_path, html_path = write_search_report(report, args.out)
+        print(f"wrote {json_path} and {html_path}", file=sys.stderr)
+    if args.json:
+        flat = {
+            key: {k: row.get(k) for k in ("median_ms", "p95_ms", "faiss_median_ms", "ratio")}
+            for key, row in report["cases"].items()
+        }
+        flat.update(
+            {
+                k: v
+                for k, v in report.items()
+                if k.startswith("rss_") or k in ("open_1m_ms", "sketch_1m_p95_ms", "memory_bandwidth_gbs")
+            }
+        )
+        print(json.dumps(flat))
+        return 0
+    print(table(report))
+    return 0
+
+
 def _bench_soak(args: argparse.Namespace) -> int:
     from .soak import soak
 
@@ -121,4 +178,6 @@ def _bench_soak(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-PLUGIN = CommandPlugin(name="bench", commands=("bench run", "bench compare", "bench soak"), register=register, order=10)
+PLUGIN = CommandPlugin(
+    name="bench", commands=("bench run", "bench compare", "bench search", "bench soak"), register=register, order=10
+)

@@ -66,9 +66,9 @@ def compare_reports(
                 f"{name} report has report_version {report.get('report_version')!r}; this vitrina compares version 1"
             )
     rows: list[CompareRow] = []
-    for threads, qtypes in old["latency"].items():
+    for threads, qtypes in (old.get("latency") or {}).items():
         for qtype, stages in qtypes.items():
-            new_stages = new["latency"].get(threads, {}).get(qtype)
+            new_stages = (new.get("latency") or {}).get(threads, {}).get(qtype)
             if not new_stages:
                 continue
             for stage, stats in stages.items():
@@ -78,6 +78,14 @@ def compare_reports(
                 change = b / a - 1.0 if a > 0 else 0.0
                 bad = change > max_latency_regression and (b - a) > NOISE_FLOOR_MS
                 rows.append(CompareRow(f"{qtype}/{stage} ({threads} thr) p50 ms", a, b, change, bad))
+    # `vitrina bench search` reports: each case's median per query
+    new_cases = new.get("cases") or {}
+    for key, row in (old.get("cases") or {}).items():
+        if key in new_cases:
+            a, b = row["median_ms"], new_cases[key]["median_ms"]
+            change = b / a - 1.0 if a > 0 else 0.0
+            bad = change > max_latency_regression and (b - a) > NOISE_FLOOR_MS
+            rows.append(CompareRow(f"search/{key} p50 ms", a, b, change, bad))
     old_acc, new_acc = old.get("accuracy") or {}, new.get("accuracy") or {}
     for precision in ("float", "int8"):
         if precision in old_acc and precision in new_acc:

@@ -58,7 +58,7 @@ from .search import (
     SearchResult,
     to_results,
 )
-from .text import QueryWords, WordRepair, WordRepairOptions
+from .text import QueryWords, Vocabulary, WordRepair, WordRepairOptions
 from .text import tokens as words
 
 #: Compiled filters kept per engine (the kiosk's chip sets in use).
@@ -311,21 +311,34 @@ class ProductSearch:
         return self._with_cap(SearchResult(tuple(m for m in result.matches if m.item != item)[:k]), k, match)
 
     # --- keyword search --------------------------------------------------
+    def _refresh_text(self) -> None:
+        """Forget the word lists built before products were added on the device."""
+        if self.__dict__.get("_text_items") != len(self.catalog.items):
+            for name in ("_item_words", "text_vocabulary", "vocabulary", "word_repair"):
+                self.__dict__.pop(name, None)
+            self.__dict__["_text_items"] = len(self.catalog.items)
+
     @cached_property
     def _item_words(self) -> list[set[str]]:
         return [set(words(f"{i.title} {i.category} {i.color}")) for i in self.catalog.items]
 
     @cached_property
+    def text_vocabulary(self) -> Vocabulary:
+        """The bundle's text vocabulary plus the words of products added on the device."""
+        added = self.catalog.items[self.catalog.n_base :]
+        return self.bundle.vocabulary.with_texts(f"{i.title} {i.category} {i.color}" for i in added)
+
+    @cached_property
     def vocabulary(self) -> list[tuple[str, int]]:
-        """(folded word, products containing it), most frequent first: the bundle's
-        text vocabulary (brand words and numbers left out)."""
-        vocab = self.bundle.vocabulary
+        """(folded word, products containing it), most frequent first: :attr:`text_vocabulary`
+        (brand words and numbers left out)."""
+        vocab = self.text_vocabulary
         return list(zip(vocab.words, vocab.counts))
 
     @cached_property
     def word_repair(self) -> WordRepair:
-        """Normalises and repairs query words against the bundle's vocabulary."""
-        return WordRepair.create_from_vocabulary(self.bundle.vocabulary, WordRepairOptions())
+        """Normalises and repairs query words against :attr:`text_vocabulary`."""
+        return WordRepair.create_from_vocabulary(self.text_vocabulary, WordRepairOptions())
 
     def suggest(self, prefix: str, limit: int = 6) -> list[str]:
         """Catalog words starting with the last word of ``prefix``, most common first; when
@@ -333,6 +346,7 @@ class ProductSearch:
         tokens = words(prefix)
         if not tokens:
             return []
+        self._refresh_text()
         last = tokens[-1]
         found = [w for w, _ in self.vocabulary if w.startswith(last) and w != last][:limit]
         repaired = self.word_repair.repair(last) if not found else None
@@ -342,8 +356,7 @@ class ProductSearch:
         """(P,) float32 share of ``query_words`` (folded) each product's title, category or colour
         holds, a word counting when it starts one of the product's words; in [0, 1]. P counts
         the products added on the device too."""
-        if len(self._item_words) != len(self.catalog.items):  # products were added since
-            del self.__dict__["_item_words"]
+        self._refresh_text()
         scores = np.zeros(len(self.catalog.items), dtype=np.float32)
         for token in query_words:
             hits = np.fromiter(
@@ -365,6 +378,7 @@ class ProductSearch:
         """
         self._check_open()
         k = SearcherOptions(k=k).k
+        self._refresh_text()
         query = self.word_repair.normalize(text)
         tokens = list(query.words)
         if not tokens:

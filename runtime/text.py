@@ -122,6 +122,17 @@ class Vocabulary:
         ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         return cls(tuple(w for w, _ in ordered), tuple(c for _, c in ordered), brand_words)
 
+    def with_texts(self, texts: Iterable[str]) -> Vocabulary:
+        """This vocabulary plus the words of ``texts`` (products added on the device), counts summed;
+        brand words, numbers and one-letter words stay out, as in :meth:`from_texts`."""
+        added = Counter(w for text in texts for w in set(tokens(text)) if not is_noise(w) and w not in self.brands)
+        if not added:
+            return self
+        counts = Counter(dict(zip(self.words, self.counts)))
+        counts.update(added)
+        ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        return Vocabulary(tuple(w for w, _ in ordered), tuple(c for _, c in ordered), self.brands)
+
     def __contains__(self, word: object) -> bool:
         return word in self.index
 

@@ -67,7 +67,7 @@ def test_filter_matching_nothing_is_empty_and_says_why(engine, strokes_file):
     result = engine.by_strokes(strokes, k=5, filters=SearchFilter(categories=(cat,), max_price=0.0))
     assert result.matches == () and result.capped_by == CAPPED_BY_FILTER and result.cap == 0
     assert result.cap_note() == f"no product matches price <= 0 among products with category {cat}"
-    unknown = engine.by_text("a", filters=SearchFilter(categories=("Spaceships",)))
+    unknown = engine.by_text(cat, filters=SearchFilter(categories=("Spaceships",)))
     assert unknown.matches == () and "no category named 'Spaceships'" in unknown.cap_note()
     everyone = SearchFilter(allow_ids=())
     assert engine.similar(1, filters=everyone).matches == ()

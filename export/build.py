@@ -34,6 +34,7 @@ from vitrina.runtime.rasterize import RasterOptions
 
 from .codes.fit import CodeOptions, FittedCodes, TrainingEmbeddings, fit_codes
 from .data.catalog import Catalog, load_catalog
+from .data.colors import colour_families
 from .data.sketch_synthesis import render_sketches, synthesize_strokes
 from .profiles import Profile, get_profile
 from .quantize import QuantizationAgreement, agreement, to_tflite
@@ -280,7 +281,7 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         report=report,
         eval_strokes=strokes,
         eval_stroke_items=stroke_items,
-        extra={"categories": categories},
+        extra={"categories": categories, "colors": colour_families(catalog)},
         code_type=fitted.code_type,
         reducer=fitted.reducer,
         rerank=fitted.rerank,

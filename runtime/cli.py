@@ -49,6 +49,12 @@ def register(commands: Commands) -> None:
     p.add_argument("--bundle", required=True, type=Path)
     p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--task",
+        choices=("sketch", "color"),
+        default="sketch",
+        help="sketch: black-ink queries; color: colour sketches",
+    )
     p.set_defaults(handler=_eval)
 
     p = commands.add("info", help="describe a bundle")
@@ -93,29 +99,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from .product_search import ProductSearch, ProductSearchOptions
-    from .rasterize import load_sketch_image, load_strokes_json, rasterize_strokes
+    from .rasterize import has_color, load_sketch_image, load_strokes_json, rasterize_strokes
 
     bundle = Bundle.open(args.bundle)
     # The query becomes (S, S) pixels before the encoders load, so a large input and
-    # the interpreters are never in memory together.
-    if args.strokes:
-        pixels = rasterize_strokes(load_strokes_json(args.strokes), bundle.raster_options)
+    # the interpreters are never in memory together (colour strokes stay strokes: small).
+    strokes = load_strokes_json(args.strokes) if args.strokes else None
+    if strokes is not None:
+        pixels = rasterize_strokes(strokes, bundle.raster_options)
+        strokes = strokes if has_color(strokes) else None
     else:
         pixels = load_sketch_image(args.sketch, bundle.raster_options)
     engine = ProductSearch(bundle, ProductSearchOptions(args.precision, args.threads))
     try:
-        result = engine.by_sketch_pixels(pixels, args.k)
+        result = engine.by_strokes(strokes, args.k) if strokes is not None else engine.by_sketch_pixels(pixels, args.k)
     finally:
         engine.close()
     note = result.cap_note()
     if args.json:
         out = {"results": [m.to_json() for m in result.matches], "capped_by": result.capped_by, "cap": result.cap}
+        if result.query_color is not None:
+            out["query_color"] = result.query_color
         print(json.dumps(out, ensure_ascii=False))
         return 0
     if note is not None:
         print(
             f"vitrina search: note: {len(result.matches)} products, not the {args.k} asked for: {note}", file=sys.stderr
         )
+    if result.query_color is not None:
+        print(f"colour sketch: ranked by shape, then the colour family {result.query_color!r}")
     for rank, m in enumerate(result.matches, start=1):
         print(f"{rank:3d}. {m.score:6.3f}  {m.id:<14} {m.title}  [{m.category}, {m.color}]  ${m.price:,.0f}")
     return 0
@@ -126,6 +138,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     if getattr(args, "sweep", False):
         return int(args.sweep_handler(args))
+    if getattr(args, "task", "sketch") == "color":
+        return _eval_color(args)
 
     report = evaluate_bundle(Bundle.open(args.bundle), num_threads=args.threads)
     if args.json:
@@ -137,6 +151,21 @@ def _eval(args: argparse.Namespace) -> int:
     for precision, metrics in report.metrics.items():
         values = metrics.to_json()
         print(f"{precision:8}" + "".join(f"{values[n]:>10.4f}" for n in names))
+    return 0
+
+
+def _eval_color(args: argparse.Namespace) -> int:
+    from .evaluate_color import evaluate_color
+
+    report = evaluate_color(Bundle.open(args.bundle), num_threads=args.threads)
+    if args.json:
+        print(json.dumps(report.to_json()))
+        return 0
+    print(f"{report.queries} held-out colour sketch queries, gallery of {report.gallery} products")
+    print(f"{'':8}{'colour P@10':>12}{'colour mAP':>12}{'cat. mAP':>10}{'black mAP':>11}{'order':>8}")
+    for p in report.color:
+        c, k, b = report.color[p], report.category[p], report.black_ink[p]
+        print(f"{p:8}{c.p_at_10:>12.4f}{c.map:>12.4f}{k.map:>10.4f}{b.map:>11.4f}{report.order_check[p]:>8.3f}")
     return 0
 
 

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .bundle import Bundle
+from .bundle import Bundle, BundleFormatError
+from .color_search import COLOR_SHORTLIST, ColorFamilies, ColorFamilyError, color_scores, drawn_color
 from .encoders import (
     EmbeddingResult,
     EncoderOptions,
@@ -35,7 +36,7 @@ from .encoders import (
     SketchEncoder,
     SketchEncoderOptions,
 )
-from .rasterize import RasterOptions, Stroke, rasterize_strokes, sketch_from_image
+from .rasterize import PenStroke, RasterOptions, Stroke, has_color, rasterize_strokes, sketch_from_image
 from .search import DEFAULT_K, MAX_K, CatalogIndex, SearcherOptions, SearchResult, to_results
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -175,8 +176,13 @@ class ProductSearch:
         k = SearcherOptions(k=k).k  # refuse a bad k before the encoder runs
         return self._search(self._sketch.embed(np.asarray(pixels)[None]), k)
 
-    def by_strokes(self, strokes: Sequence[Stroke], k: int = DEFAULT_K) -> SearchResult:
-        """Strokes ((m, 2) float point arrays in screen pixels, y down) → products.
+    def by_strokes(self, strokes: Sequence[Stroke | PenStroke], k: int = DEFAULT_K) -> SearchResult:
+        """Strokes ((m, 2) float point arrays in screen pixels, y down, or
+        :class:`~vitrina.runtime.rasterize.PenStroke` with colour) → products.
+
+        A drawing with colour, on a bundle with colour families, is ranked by
+        shape and then by colour (``color_search``): the result's ``query_color``
+        names the family it was drawn in. Black ink is searched by shape alone.
 
         Raises:
             EmptySketchError: nothing is drawn.
@@ -184,7 +190,40 @@ class ProductSearch:
                 the rasteriser's budgets (``MAX_STROKE_POINTS``, ``MAX_COORDINATE``).
         """
         self._check_open()
-        return self.by_sketch_pixels(rasterize_strokes(strokes, self.raster), k)
+        pixels = rasterize_strokes(strokes, self.raster)
+        drawn = drawn_color(strokes, self.color_families) if self.color_families and has_color(strokes) else None
+        if drawn is None:
+            return self.by_sketch_pixels(pixels, k)
+        k = SearcherOptions(k=k).k
+        shape = self.by_sketch_pixels(pixels, max(k, COLOR_SHORTLIST))
+        items = np.array([m.item for m in shape.matches], dtype=np.int64)
+        scores = color_scores(np.array([m.score for m in shape.matches]), self._item_families[items], drawn)
+        order = np.argsort(-scores, kind="stable")[:k]
+        matches = tuple(replace(shape.matches[i], score=float(scores[i])) for i in order)
+        return replace(self._with_cap(SearchResult(matches), k), query_color=drawn.family)
+
+    @cached_property
+    def color_families(self) -> ColorFamilies | None:
+        """The catalog's colour families (manifest ``colors``), or None for a bundle without them.
+
+        Raises:
+            BundleFormatError: the manifest's ``colors`` is malformed.
+        """
+        colors = self.bundle.manifest.get("colors")
+        if colors is None:
+            return None
+        try:
+            return ColorFamilies.from_mapping(colors)
+        except ColorFamilyError as exc:
+            raise BundleFormatError(f"bundle {self.bundle.path}: manifest colors: {exc}") from None
+
+    @cached_property
+    def _item_families(self) -> np.ndarray:
+        """(P,) int64 colour family of each product, -1 where none (or no families)."""
+        families = self.color_families
+        if families is None:
+            return np.full(len(self.bundle.items), -1, dtype=np.int64)
+        return families.of_items([item.color for item in self.bundle.items])
 
     def by_sketch_image(self, image: Image.Image, k: int = DEFAULT_K) -> SearchResult:
         """A drawn sketch image (PIL, any mode and size; dark ink on light paper) → products.

@@ -128,11 +128,14 @@ class SearchResult:
             :data:`CAPPED_BY_SHORTLIST` (the re-rank kept only ``cap`` code rows)
             or :data:`CAPPED_BY_CATALOG` (only ``cap`` products have codes).
         cap: the bound ``capped_by`` names (code rows or products); None when not capped.
+        query_color: for a colour sketch, the catalog colour family it was drawn in and
+            ranked by (``vitrina.runtime.color_search``); None for black ink and other queries.
     """
 
     matches: tuple[Match, ...]
     capped_by: str | None = None
     cap: int | None = None
+    query_color: str | None = None
 
     def cap_note(self) -> str | None:
         """A sentence on why fewer products than asked for came back, or None."""

@@ -17,6 +17,7 @@ bundle broke, and goes to ``app.admin.bundle_failed`` (logged, "unavailable").
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,7 @@ class SearchSession:
         self.shown: dict[str, int] = {}
         self._generations: dict[str, int] = {}
         self._tiles: dict[str, list[ProductTile]] = {}  # screen → reusable result tiles, in display order
+        self._last_live = 0.0  # time.monotonic() of the last sketch search
         self.worker = SearchWorker(lambda reply: Clock.schedule_once(lambda _dt: self.on_reply(reply)))
 
     # --- lifecycle -----------------------------------------------------------------
@@ -132,19 +134,37 @@ class SearchSession:
         return generation
 
     def schedule_sketch(self) -> None:
-        """Debounce: search the drawing ``debounce_ms`` after the last stroke change."""
+        """A stroke ended or the drawing changed: search it at once (``debounce_ms`` 0, the
+        default: a query costs milliseconds), or ``debounce_ms`` after the last change."""
         Clock.unschedule(self.sketch_now)
-        Clock.schedule_once(self.sketch_now, self.app.kiosk_config.debounce_ms / 1000.0)
+        debounce = self.app.kiosk_config.debounce_ms
+        if debounce == 0:
+            self.sketch_now()
+        else:
+            Clock.schedule_once(self.sketch_now, debounce / 1000.0)
 
-    def sketch_now(self, _dt: float = 0.0) -> None:
-        """Search the drawing now; an empty canvas clears the sketch results instead."""
+    def live_sketch(self) -> None:
+        """A stroke is being drawn: search the drawing so far, at most every ``live_search_ms``
+        (the newest search wins: the worker drops older pending ones, the UI older replies)."""
+        interval = self.app.kiosk_config.live_search_ms
+        now = time.monotonic()
+        if interval == 0 or now - self._last_live < interval / 1000.0:
+            return
+        self._last_live = now
+        self.sketch_now(drawing=True)
+
+    def sketch_now(self, _dt: float = 0.0, drawing: bool = False) -> None:
+        """Search the drawing now (with ``drawing``, the strokes still being drawn too);
+        an empty canvas clears the sketch results instead."""
         canvas = self.app.screen("draw").canvas_widget
-        if canvas.is_empty:
+        strokes = canvas.search_strokes(drawing=drawing)
+        if not strokes:
             self._generations["sketch"] = self._generations.get("sketch", 0) + 1
             self.app.results = []
             self.fill_grid("draw", [])
             return
-        strokes = canvas.search_strokes()
+        if not drawing:
+            self._last_live = time.monotonic()  # the next live search waits a full interval after this one
         k = self.app.kiosk_config.results
         self.submit("sketch", lambda engine: engine.by_strokes(strokes, k))
 

@@ -21,7 +21,9 @@ PIN = "2468"
 
 
 def make_app(bundle, **config):
-    app = KioskApp(KioskConfig(**{"admin_pin_hash": hash_pin(PIN), "debounce_ms": 50, **config}), bundle, lock_down=True)
+    app = KioskApp(
+        KioskConfig(**{"admin_pin_hash": hash_pin(PIN), "debounce_ms": 50, **config}), bundle, lock_down=True
+    )
     app.start_in_window()
     frames(3)
     return app

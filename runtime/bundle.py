@@ -196,6 +196,8 @@ class BundleContents:
         code_type: ``float`` or a compact type (pca8, umap8, bits64, ...) matching ``codes``.
         reducer: the device's query reducer for a compact code type.
         rerank: int8 full embeddings for a two-stage search, or None.
+        arrays: more ``.npy`` files, bundle-relative path → numeric array (e.g. the
+            per-style eval sketches under ``eval/styles/``), listed and hashed like the rest.
     """
 
     catalog_name: str
@@ -214,6 +216,7 @@ class BundleContents:
     code_type: str = "float"
     reducer: ReducerArrays = ReducerArrays()
     rerank: Rerank | None = None
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 def expected_code_layout(code_type: CodeType, dims: int) -> tuple[tuple[type, ...], int]:
@@ -335,6 +338,13 @@ def _write_files(stage: Path, c: BundleContents) -> dict[str, Any]:
             for item, strokes in zip(c.eval_stroke_items, c.eval_strokes)
         ]
         (stage / "eval/strokes.json").write_text(json.dumps({"queries": queries}), encoding="utf-8")
+    for rel, array in sorted(c.arrays.items()):
+        parts = rel.split("/")
+        if not rel.endswith(".npy") or parts[0] in ("", "codes", "models") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"extra bundle array {rel!r} must be a relative .npy path outside codes/ and models/")
+        path = stage.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, np.ascontiguousarray(array))
     (stage / "report.json").write_text(json.dumps(c.report, indent=2, ensure_ascii=False), encoding="utf-8")
     created = utc_stamp()
     return {

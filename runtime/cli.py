@@ -17,10 +17,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .bundle import Bundle, BundleError
+
+if TYPE_CHECKING:
+    from .evaluate_styles import StyleEvalReport
 from .commands import CommandPlugin, Commands, Unavailable, assemble, bounded_int, discover, positive_int
 from .search import DEFAULT_K, MAX_K
 
@@ -141,9 +145,13 @@ def _eval(args: argparse.Namespace) -> int:
     if getattr(args, "task", "sketch") == "color":
         return _eval_color(args)
 
-    report = evaluate_bundle(Bundle.open(args.bundle), num_threads=args.threads)
+    from .evaluate_styles import evaluate_styles, has_style_eval
+
+    bundle = Bundle.open(args.bundle)
+    report = evaluate_bundle(bundle, num_threads=args.threads)
+    styles = evaluate_styles(bundle, num_threads=args.threads) if has_style_eval(bundle) else None
     if args.json:
-        print(json.dumps(report.to_json()))
+        print(json.dumps(report.to_json() | ({"styles": styles.to_json()} if styles else {})))
         return 0
     print(f"{report.queries} held-out sketch queries, gallery of {report.gallery} products")
     names = ("map", "mrr", "p_at_1", "p_at_5", "p_at_10", "acc_at_1", "acc_at_10")
@@ -151,7 +159,26 @@ def _eval(args: argparse.Namespace) -> int:
     for precision, metrics in report.metrics.items():
         values = metrics.to_json()
         print(f"{precision:8}" + "".join(f"{values[n]:>10.4f}" for n in names))
+    if styles is not None:
+        _print_styles(styles)
     return 0
+
+
+def _print_styles(styles: StyleEvalReport) -> None:
+    """The per-style table of ``vitrina eval`` (black ink; int8 shipped codes, float codes)."""
+    print(f"\nper drawing style ({styles.queries} held-out sketches each): mAP / P@10 / own acc@10")
+    precisions = list(styles.metrics)
+    print(f"{'style':20}{'group':>11}" + "".join(f"{p + ' mAP':>11}{'P@10':>7}{'acc@10':>8}" for p in precisions))
+    for name in styles.names:
+        row = f"{name:20}{styles.groups[name]:>11}"
+        for p in precisions:
+            m = styles.metrics[p][name]
+            row += f"{m.map:>11.3f}{m.p_at_10:>7.3f}{m.acc_at_10:>8.3f}"
+        print(row)
+    for p in precisions:
+        trained, held = styles.group_map(p, "trained"), styles.group_map(p, "held_out")
+        if trained is not None and held is not None:
+            print(f"{p}: trained-style mAP {trained:.3f}, held-out-style mAP {held:.3f}, gap {trained - held:+.3f}")
 
 
 def _eval_color(args: argparse.Namespace) -> int:

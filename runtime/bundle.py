@@ -167,12 +167,15 @@ class Rerank:
     """Full embeddings for the two-stage search.
 
     Attributes: codes (N, D) int8, one row per code row; scale: float value of
-    one int8 step; shortlist: rows the first stage keeps.
+    one int8 step; shortlist: rows the first stage keeps; blend: weight of the
+    first-stage (compact) score in the re-rank, in standard deviations of the
+    shortlist's compact scores added to the cosine (0: cosine alone).
     """
 
     codes: np.ndarray
     scale: float
     shortlist: int = 200
+    blend: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -384,6 +387,7 @@ def _write_code_files(stage: Path, c: BundleContents) -> dict[str, Any]:
             "dims": int(c.rerank.codes.shape[1]),
             "scale": float(c.rerank.scale),
             "shortlist": int(c.rerank.shortlist),
+            **({"blend": float(c.rerank.blend)} if c.rerank.blend else {}),
         }
     return {
         "type": code_type.name,
@@ -452,6 +456,7 @@ class _RerankEntry(msgspec.Struct):
     dims: _Positive
     scale: Annotated[float, msgspec.Meta(gt=0.0)]
     shortlist: _Positive
+    blend: Annotated[float, msgspec.Meta(ge=0.0, le=100.0)] = 0.0
 
 
 class _CodesEntry(msgspec.Struct):
@@ -633,6 +638,11 @@ class Bundle:
                 f"{self.path}/{entry['file']}: expected ({len(self.codes)}, {entry['dims']}) int8, got {codes.dtype} {codes.shape}"
             )
         return codes, float(entry["scale"]), int(entry["shortlist"])
+
+    @property
+    def rerank_blend(self) -> float:
+        """Weight of the compact score in the re-rank (:attr:`Rerank.blend`); 0 without one."""
+        return float((self.manifest["codes"].get("rerank") or {}).get("blend", 0.0))
 
     @cached_property
     def categories(self) -> tuple[str, ...]:

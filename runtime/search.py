@@ -359,13 +359,22 @@ class RerankSearcher:
             widened to float32 before any arithmetic.
         scale: the float value of one int8 step (embedding ≈ rerank_codes · scale).
         shortlist: code rows kept from the first stage (>= 1; all rows when N is smaller).
+        blend: weight of the first-stage score in the re-rank: the cosine plus ``blend`` ×
+            the row's compact score in standard deviations of the query's shortlist (>= 0;
+            0, the default, ranks by cosine alone). The compact codes carry the category
+            layout, the full embeddings the instance: the blend keeps both.
     """
 
-    def __init__(self, compact: Searcher, rerank_codes: np.ndarray, scale: float, shortlist: int = 200):
+    def __init__(
+        self, compact: Searcher, rerank_codes: np.ndarray, scale: float, shortlist: int = 200, blend: float = 0.0
+    ):
         if rerank_codes.ndim != 2 or len(rerank_codes) != len(compact.codes):
             raise ValueError(f"rerank codes must be ({len(compact.codes)}, D), got shape {rerank_codes.shape}")
         if shortlist < 1:
             raise ValueError(f"shortlist must be >= 1, got {shortlist}")
+        if not (np.isfinite(blend) and blend >= 0):
+            raise ValueError(f"blend must be finite and >= 0, got {blend}")
+        self.blend = float(blend)
         self.compact = compact
         self.rerank_codes = rerank_codes
         self.scale = float(scale)
@@ -412,13 +421,22 @@ class RerankSearcher:
 
     def _rerank(self, codes: np.ndarray, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """One chunk: (n, d) codes and (n, D) embeddings → (n, <=k) scores and product ids."""
-        rows = np.sort(
-            shortlist_rows(self.compact.row_scores(codes), self.shortlist), axis=1
-        )  # (n, S), sorted: sequential mmap reads
+        row_scores = self.compact.row_scores(codes)
+        rows = np.sort(shortlist_rows(row_scores, self.shortlist), axis=1)  # (n, S), sorted: sequential mmap reads
         full = np.asarray(self.rerank_codes[rows], dtype=np.float32)  # (n, S, D) gather, int8 widened first
         # one batched matrix-vector product (one BLAS gemv per query, as a single query gets)
         cosine = np.matmul(full, embeddings[:, :, None])[:, :, 0] * self.scale
+        if self.blend:
+            cosine = blend_scores(cosine, np.take_along_axis(row_scores, rows, axis=1), self.blend)
         return _best_items_top_k(cosine, self.compact.code_items[rows], k)
+
+
+def blend_scores(cosine: np.ndarray, compact: np.ndarray, blend: float) -> np.ndarray:
+    """(n, S) re-rank scores: ``cosine`` plus ``blend`` × each row's ``compact`` scores standardised
+    over that row (mean 0, standard deviation 1), float32; both (n, S), higher is better."""
+    compact = np.asarray(compact, dtype=np.float64)
+    z = (compact - compact.mean(axis=1, keepdims=True)) / np.maximum(compact.std(axis=1, keepdims=True), 1e-9)
+    return (cosine + blend * z).astype(np.float32)
 
 
 def check_finite(queries: np.ndarray, what: str) -> None:
@@ -521,7 +539,7 @@ class CatalogIndex:
         rerank = None
         if bundle.has_rerank:
             codes, scale, shortlist = bundle.rerank()
-            rerank = RerankSearcher(searcher, codes, scale, shortlist)
+            rerank = RerankSearcher(searcher, codes, scale, shortlist, bundle.rerank_blend)
         return cls(bundle.reducer(), searcher, rerank)
 
     def cap(self) -> tuple[str, int]:

@@ -67,6 +67,7 @@ class SearchSession:
         self._generations: dict[str, int] = {}
         self._tiles: dict[str, list[ProductTile]] = {}  # screen → reusable result tiles, in display order
         self._last_live = 0.0  # time.monotonic() of the last sketch search
+        self._floor: dict[str, int] = {}  # kind → generations at or below it are void (a reset, a cleared canvas)
         self.worker = SearchWorker(lambda reply: Clock.schedule_once(lambda _dt: self.on_reply(reply)))
 
     # --- lifecycle -----------------------------------------------------------------
@@ -78,6 +79,7 @@ class SearchSession:
         """Make everything in flight stale and clear the results, the status and every grid shown so far."""
         for kind in list(self._generations):
             self._generations[kind] += 1
+            self._floor[kind] = self._generations[kind]
         self.app.results = []
         self.app.status = ""
         for name in RESULT_SCREENS.values():
@@ -159,7 +161,7 @@ class SearchSession:
         canvas = self.app.screen("draw").canvas_widget
         strokes = canvas.search_strokes(drawing=drawing)
         if not strokes:
-            self._generations["sketch"] = self._generations.get("sketch", 0) + 1
+            self._generations["sketch"] = self._floor["sketch"] = self._generations.get("sketch", 0) + 1
             self.app.results = []
             self.fill_grid("draw", [])
             return
@@ -235,7 +237,7 @@ class SearchSession:
         """A search came back (UI thread): drop it if stale; else show the shopper's input
         error on the status line, report any other failure as the bundle's, or show the results."""
         submitted = self.paint_log.take_submitted(reply.kind, reply.generation)
-        if reply.generation != self._generations.get(reply.kind):
+        if not self._current(reply):
             return  # a newer request (or an idle reset) made this stale
         app = self.app
         if reply.kind != WARM_UP:
@@ -255,6 +257,19 @@ class SearchSession:
             return
         if submitted is not None:
             self.paint_log.note_filled(reply.kind, reply.generation, submitted)
+
+    def _current(self, reply: Reply) -> bool:
+        """Is ``reply`` still worth showing? The latest request of its kind is; a sketch reply
+        also is when it is newer than the sketch results on screen (and than any reset):
+        while a finger draws, searches are asked for every ~100 ms, and on a slow device each
+        reply would be stale by the time it came, so none would ever show. An older result
+        never replaces a newer one."""
+        latest = self._generations.get(reply.kind)
+        if reply.generation == latest:
+            return True
+        if reply.kind != "sketch" or latest is None or reply.generation > latest:
+            return False
+        return reply.generation > max(self.shown.get(reply.kind, 0), self._floor.get(reply.kind, 0))
 
     def _show_results(self, reply: Reply) -> None:
         """Upload a reply's decoded pixels and fill its screen's grid (and ``app.results`` for a sketch)."""

@@ -112,8 +112,8 @@ def measure_responsiveness(config: KioskConfig, bundle: Path, drawings: int = 20
                     touch.move_to(x, y)
                     if i % POINTS_PER_FRAME == 0:
                         frame(True)
+                stroke_ends.append(time.monotonic())  # before up(): lifting the finger submits the search
                 touch.up()
-                stroke_ends.append(time.monotonic())
                 idle_for(debounce + PEN_UP_S)  # the search starts; the next stroke is drawn while it runs
             idle_for(0.5)
     finally:

@@ -3,7 +3,8 @@
 Queries: the bundle's held-out stroke lists (test-split products, a seed the
 training never saw), each given the colour of its product's colour family with
 a shopper's coarse-palette jitter (hue, saturation, lightness), alternately as a
-fill of the drawing's outline and as a scribble inside it (:func:`colorize`).
+fill of the drawing's outline and as a scribble inside it (:func:`colorize`; black
+always as a fill, since a black scribble is ink).
 Gallery: the eval set's test-split products. Each precision ranks them as
 ``ProductSearch.by_strokes`` does: the shape stage (int8: shipped codes, reducer
 and re-rank; float: float encoder and float gallery codes), then the colour stage
@@ -29,7 +30,7 @@ from .bundle import Bundle, EvalSet
 from .color_search import COLOR_SHORTLIST, ColorFamilies, ColorFamilyError, color_scores, drawn_color
 from .evaluate import encode_eval_set
 from .metrics import RetrievalMetrics, Scorer, scored_metrics
-from .rasterize import PenStroke, Stroke, rasterize_strokes
+from .rasterize import INK_MAX_CHANNEL, PenStroke, Stroke, rasterize_strokes
 
 #: Seed of the colour jitter and of the fill/scribble choice.
 COLOR_EVAL_SEED = 4242
@@ -99,7 +100,8 @@ def color_queries(bundle: Bundle, families: ColorFamilies) -> tuple[np.ndarray, 
             continue
         rgb = jitter_color(tuple(int(v) for v in families.rgb[family]), rng)
         items.append(item)
-        queries.append(colorize(strokes, rgb, rng, fill=i % 2 == 0))
+        # a near-black scribble is ink, not colour: a shopper asks for black with a fill
+        queries.append(colorize(strokes, rgb, rng, fill=i % 2 == 0 or max(rgb) <= INK_MAX_CHANNEL))
     return np.asarray(items, dtype=np.int64), queries
 
 
@@ -159,14 +161,17 @@ def evaluate_color(
 
 
 def _colour_stage(shape: np.ndarray, drawn: list, gallery_families: np.ndarray) -> np.ndarray:
-    """(n, M) shape scores → scores ranking each row's colour-ranked shortlist first, the rest after by shape."""
-    out = shape.astype(np.float64) - shape.max(axis=1, keepdims=True) - 1e6  # below any colour score, order kept
+    """(n, M) shape scores → scores ranking each row's colour-ranked shortlist (its
+    ``COLOR_SHORTLIST`` best by shape) first, the rest after it by shape, as ``ProductSearch`` does."""
+    out = np.empty(shape.shape, dtype=np.float64)
     for q in range(len(out)):
+        order = np.argsort(-shape[q], kind="stable")
         if drawn[q] is None:
-            out[q] = shape[q]
+            out[q, order] = -np.arange(len(order), dtype=np.float64)
             continue
-        rows = np.argsort(-shape[q], kind="stable")[:COLOR_SHORTLIST]
-        out[q, rows] = color_scores(shape[q, rows], gallery_families[rows], drawn[q])
+        head, tail = order[:COLOR_SHORTLIST], order[COLOR_SHORTLIST:]
+        out[q, head] = color_scores(np.arange(len(head)), gallery_families[head], drawn[q])
+        out[q, tail] = -1e6 - np.arange(len(tail), dtype=np.float64)  # below the shortlist, shape order kept
     return out
 
 

@@ -195,12 +195,27 @@ class ProductSearch:
         if drawn is None:
             return self.by_sketch_pixels(pixels, k)
         k = SearcherOptions(k=k).k
-        shape = self.by_sketch_pixels(pixels, max(k, COLOR_SHORTLIST))
-        items = np.array([m.item for m in shape.matches], dtype=np.int64)
-        scores = color_scores(np.array([m.score for m in shape.matches]), self._item_families[items], drawn)
+        items, shape_scores = self._shape_ranking(pixels, max(k, COLOR_SHORTLIST))
+        scores = color_scores(np.arange(len(items)), self._item_families[items], drawn)
         order = np.argsort(-scores, kind="stable")[:k]
-        matches = tuple(replace(shape.matches[i], score=float(scores[i])) for i in order)
-        return replace(self._with_cap(SearchResult(matches), k), query_color=drawn.family)
+        result = to_results(scores[order][None], items[order][None], self.bundle.items)[0]
+        return replace(self._with_cap(result, k), query_color=drawn.family)
+
+    def _shape_ranking(self, pixels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` best products for sketch ``pixels`` by shape, best first: (n,) int64 items and
+        their scores. A two-stage bundle's re-ranked shortlist comes first, in its order, then
+        the compact codes' order (as ``vitrina eval`` ranks a whole gallery)."""
+        embedding = self._sketch.embed(np.asarray(pixels)[None]).embeddings
+        scores, ids = self._index.search(embedding, SearcherOptions(k=min(n, MAX_K)))
+        items, kept = ids[0][ids[0] >= 0], scores[0][ids[0] >= 0]
+        if len(items) < n and self._index.rerank is not None:
+            codes = self._index.reducer(embedding)
+            more_scores, more = self._index.searcher.search(codes, SearcherOptions(k=min(n, MAX_K)))
+            new = ~np.isin(more[0], items) & (more[0] >= 0)
+            floor = float(kept.min()) - 1.0 if len(kept) else 0.0
+            items = np.concatenate([items, more[0][new]])[:n]
+            kept = np.concatenate([kept, floor - np.arange(int(new.sum()), dtype=np.float32)])[:n]
+        return items.astype(np.int64), kept
 
     @cached_property
     def color_families(self) -> ColorFamilies | None:

@@ -41,14 +41,17 @@ def test_drawn_colour_weighs_fill_area_over_a_thin_line():
     assert black_fill is not None and black_fill.family == "negro"
 
 
-def test_colour_stage_orders_same_colour_first_within_close_shapes():
+def test_colour_stage_puts_the_drawn_colour_first_in_shape_order():
     drawn = drawn_color([PenStroke(BOX, color=(200, 40, 50), fill=True)], FAMILIES)
-    shape = np.array([0.9, 0.89, 0.88, 0.2, 0.1])
-    families = np.array([0, 2, 1, 1, -1])
-    order = np.argsort(-color_scores(shape, families, drawn))
-    assert order[0] == 2  # close shape in the drawn colour wins
-    assert list(order[1:3]) == [0, 1]  # then the close shapes in other colours
-    assert order[3] == 3 and order[4] == 4  # a far shape stays behind, colour or not
+    families = np.array([0, 2, 1, 1, -1, 0])  # shape ranks 0..5; ranks 2 and 3 are red
+    order = np.argsort(-color_scores(np.arange(6), families, drawn), kind="stable")
+    assert list(order) == [2, 3, 0, 1, 4, 5]
+    # a weak colour weight only reorders near ties: rank 0 stays ahead of a red product at rank 3
+    weak = np.argsort(-color_scores(np.arange(6), families, drawn, strength=0.5), kind="stable")
+    assert list(weak[:3]) == [0, 2, 1]
+    # far down the shape ranking, colour no longer wins
+    far = color_scores(np.array([0, 5000]), np.array([0, 1]), drawn)
+    assert far[0] > far[1]
 
 
 def test_tiny_bundle_carries_its_colour_families(tiny_bundle):
@@ -112,5 +115,6 @@ def test_eval_task_color_reports_the_order(tiny_bundle, capsys):
     for precision in ("float", "int8"):
         figures = report[precision]
         assert figures["order_check"] >= 0.7
-        assert figures["color"]["p_at_10"] > 0.3  # chance is ~1/120 (10 categories × 12 colours)
-        assert figures["category"]["map"] >= figures["black_ink"]["map"] - 0.1
+        # ~1.3 relevant products per query in the 160-product gallery: chance mAP is ~0.03
+        assert figures["color"]["map"] > 0.3 and figures["color"]["p_at_10"] > 0.1
+        assert figures["category"]["map"] >= figures["black_ink"]["map"] - 0.15

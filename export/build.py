@@ -434,5 +434,5 @@ def _style_eval(
         "eval/styles/items.npy": np.tile(np.asarray(items, np.int32), len(names)),
         "eval/styles/style.npy": np.repeat(np.arange(len(names), dtype=np.int32), len(items)),
     }
-    meta = {"eval_styles": {"names": names, "trained": trained, "held_out": list(HELD_OUT_STYLES)}}
+    meta: dict[str, object] = {"eval_styles": {"names": names, "trained": trained, "held_out": list(HELD_OUT_STYLES)}}
     return arrays, meta

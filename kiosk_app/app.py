@@ -156,7 +156,8 @@ class KioskApp(App):
         for name in self.kiosk_config.colors:
             rgb = PALETTE[name]
             if families is not None and name in families.names and name != "negro":  # black stays ink-black
-                rgb = tuple(float(v) / 255.0 for v in families.rgb[families.names.index(name)])
+                r, g, b = (float(v) / 255.0 for v in families.rgb[families.names.index(name)])
+                rgb = (r, g, b)
             out.append((name, rgb))
         return out
 

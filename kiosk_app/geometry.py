@@ -47,7 +47,7 @@ def pen_strokes(
         if not fill and max(color) <= INK_MAX_CHANNEL:
             out.append(points)
         else:
-            out.append(PenStroke(points, color=color, fill=fill))  # type: ignore[arg-type]
+            out.append(PenStroke(points, color=(color[0], color[1], color[2]), fill=fill))
     return out
 
 

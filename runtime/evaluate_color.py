@@ -98,7 +98,8 @@ def color_queries(bundle: Bundle, families: ColorFamilies) -> tuple[np.ndarray, 
         family = int(item_families[item])
         if family < 0 or not strokes:
             continue
-        rgb = jitter_color(tuple(int(v) for v in families.rgb[family]), rng)
+        r, g, b = (int(v) for v in families.rgb[family])
+        rgb = jitter_color((r, g, b), rng)
         items.append(item)
         # a near-black scribble is ink, not colour: a shopper asks for black with a fill
         queries.append(colorize(strokes, rgb, rng, fill=i % 2 == 0 or max(rgb) <= INK_MAX_CHANNEL))

@@ -36,6 +36,8 @@ from vitrina.runtime.text import Vocabulary
 
 from .codes.fit import CodeOptions, FittedCodes, TrainingEmbeddings, fit_codes
 from .data.catalog import Catalog, load_catalog
+from .data.colors import colour_families
+from .data.sketch_styles import HELD_OUT_STYLES, STYLES, check_styles, render_style
 from .data.sketch_synthesis import render_sketches, synthesize_strokes
 from .profiles import Profile, get_profile
 from .quantize import QuantizationAgreement, agreement, to_tflite
@@ -43,6 +45,7 @@ from .training.encoders import TrainResult, train_encoders
 
 TRAIN_SKETCH_SEED = 1
 EVAL_SKETCH_SEED = 90_210  # never used for training sketches
+STYLE_EVAL_SEED = 31_337  # per-style eval sketches; never used for training sketches
 EVAL_STROKES = 200  # held-out stroke lists kept for benchmarks of the stroke → results path
 _ENCODE_BATCH = 64
 
@@ -115,7 +118,9 @@ def _cached_sketches(
     desc: str,
 ) -> np.ndarray:
     """(n, variants, S, S) uint8 sketches of ``images``, rendered once and cached in ``work``."""
-    path = work / f"sketches-{desc}-{key}-{raster.size}-{variants}-{seed}.npy"
+    styles = None if profile.train_styles == ("silhouette",) else check_styles(profile.train_styles)
+    suffix = "" if styles is None else "-" + hashlib.sha256(",".join(styles).encode()).hexdigest()[:8]
+    path = work / f"sketches-{desc}-{key}-{raster.size}-{variants}-{seed}{suffix}.npy"
     if path.is_file():
         return np.load(path, allow_pickle=False)
     sketches = render_sketches(
@@ -127,6 +132,7 @@ def _cached_sketches(
         workers=opts.workers,
         progress=opts.progress,
         desc=f"{desc} sketches",
+        styles=styles if desc == "train" else None,  # the eval set stays in the original style
     )
     # Streamed to disk rather than through write_atomic: the demo's array is a few hundred MB.
     tmp = path.with_suffix(".tmp.npy")
@@ -246,6 +252,7 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         options=options,
     )
     stroke_items, strokes = _eval_strokes(catalog, eval_set, profile)
+    style_arrays, style_meta = _style_eval(catalog, eval_set, raster, profile, options)
     thumbs = _resize_all(catalog.images[catalog.first_images()], profile.thumbnail_size)
     report = {
         "profile": profile.name,
@@ -282,7 +289,8 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         report=report,
         eval_strokes=strokes,
         eval_stroke_items=stroke_items,
-        extra={"categories": categories},
+        extra={"categories": categories, "colors": colour_families(catalog), **style_meta},
+        arrays=style_arrays,
         code_type=fitted.code_type,
         reducer=fitted.reducer,
         rerank=fitted.rerank,
@@ -401,3 +409,34 @@ def _eval_strokes(
     items = [int(i) for i in eval_set.query_items[:EVAL_STROKES]]
     strokes = [synthesize_strokes(catalog.images[first[i]], rng, profile.synthesis)[0] for i in items]
     return items, strokes
+
+
+def _style_eval(
+    catalog: Catalog, eval_set: EvalSet | None, raster: RasterOptions, profile: Profile, options: BuildOptions
+) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+    """Held-out sketches of the first ``profile.style_eval_queries`` eval products in every style
+    (``sketch_styles.STYLES``, own seed): the bundle arrays under ``eval/styles/`` and the
+    manifest's ``eval_styles`` entry (style names, which were trained on, which held out)."""
+    if eval_set is None or profile.style_eval_queries < 1:
+        return {}, {}
+    rng = np.random.default_rng(STYLE_EVAL_SEED)
+    first = catalog.first_images()
+    items = [int(i) for i in eval_set.query_items[: profile.style_eval_queries]]
+    names = list(STYLES)
+    total = len(names) * len(items)
+    sketches = np.empty((total, raster.size, raster.size), np.uint8)
+    with tqdm(
+        total=total, desc="style eval sketches", unit="img", disable=not options.progress, mininterval=1.0
+    ) as bar:
+        for s, name in enumerate(names):
+            for q, item in enumerate(items):
+                sketches[s * len(items) + q] = render_style(name, catalog.images[first[item]], rng, raster)
+                bar.update(1)
+    trained = ["silhouette"] if profile.train_styles == ("silhouette",) else list(profile.train_styles)
+    arrays = {
+        "eval/styles/sketches.npy": sketches,
+        "eval/styles/items.npy": np.tile(np.asarray(items, np.int32), len(names)),
+        "eval/styles/style.npy": np.repeat(np.arange(len(names), dtype=np.int32), len(items)),
+    }
+    meta: dict[str, object] = {"eval_styles": {"names": names, "trained": trained, "held_out": list(HELD_OUT_STYLES)}}
+    return arrays, meta

@@ -36,6 +36,9 @@ class Profile:
     synthesis: how training and eval sketches are synthesised.
     bn_momentum: BatchNorm momentum of both encoders (see EncoderSpec).
     codes, code_options: catalog code type and how it is fitted (see codes/fit.py).
+    train_styles: sketch styles the training sketches are drawn in (``data/sketch_styles.py``);
+        ``("silhouette",)`` is the original single style, drawn with ``synthesis``.
+    style_eval_queries: held-out sketches per style in the bundle's per-style eval set.
     """
 
     name: str
@@ -53,6 +56,8 @@ class Profile:
     bn_momentum: float = 0.99
     codes: str = "float"
     code_options: CodeOptions = CodeOptions()
+    train_styles: tuple[str, ...] = ("silhouette",)
+    style_eval_queries: int = 300
 
     def sketch_spec(self) -> EncoderSpec:
         """The sketch encoder: (batch, input_size, input_size, 1) grayscale pixels 0-255."""
@@ -88,6 +93,7 @@ PROFILES: dict[str, Profile] = {
         thumbnail_size=28,
         max_eval_queries=200,
         bn_momentum=0.8,
+        style_eval_queries=40,
     ),
     "demo": Profile(
         name="demo",

@@ -29,8 +29,8 @@ from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
 from vitrina.runtime.product_search import ProductSearch
 
 from .admin_actions import AdminActions
-from .config import KioskConfig
-from .failures import start_file_log
+from .config import PALETTE, KioskConfig
+from .failures import BUNDLE_FAILURES, start_file_log
 from .geometry import layout_for
 from .idle_reset import IdleReset, settle_garbage
 from .screens import SCREENS, load_kv
@@ -77,6 +77,7 @@ class KioskApp(App):
         self.engine: ProductSearch | None = None
         self.in_session = False
         self.searches = SearchSession(self)
+        self._palette_of: ProductSearch | None = None  # the engine the palette was made for
         self.admin = AdminActions(self)
         self.idle = IdleReset(config.idle_seconds, self.reset_session)
 
@@ -137,9 +138,28 @@ class KioskApp(App):
         engine, except for admin) and clear the status line."""
         if name not in ("admin", "unavailable") and self.engine is None:
             name = "unavailable"
-        self.screen(name)
+        screen = self.screen(name)
+        if name == "draw" and self._palette_of is not self.engine:
+            screen.show_palette(self.palette())
+            self._palette_of = self.engine
         self.manager.current = name
         self.status = ""
+
+    def palette(self) -> list[tuple[str, tuple[float, float, float]]]:
+        """The drawing palette: the config's colours (black first) as (name, RGB 0-1), each
+        in the bundle's colour family's RGB (what its products look like) when it has one."""
+        try:
+            families = self.engine.color_families if self.engine is not None else None
+        except BUNDLE_FAILURES:  # malformed colours: the fixed palette still draws; colour search reports it
+            families = None
+        out = []
+        for name in self.kiosk_config.colors:
+            rgb = PALETTE[name]
+            if families is not None and name in families.names and name != "negro":  # black stays ink-black
+                r, g, b = (float(v) / 255.0 for v in families.rgb[families.names.index(name)])
+                rgb = (r, g, b)
+            out.append((name, rgb))
+        return out
 
     def start_session(self) -> None:
         """A shopper touched the attract screen: open a session on the drawing screen."""
@@ -153,6 +173,7 @@ class KioskApp(App):
         self.idle.note_touch()
         if self.manager.has_screen("draw"):
             self.screen("draw").canvas_widget.reset()
+            self._palette_of = None  # the next shopper starts in black
         if self.manager.has_screen("text"):
             self.screen("text").clear()
         self.searches.forget()

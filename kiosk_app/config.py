@@ -8,7 +8,8 @@ language = "es"                        # es or en
 colors = ["negro", "rojo", "azul marino"]   # palette offered on the canvas
 telemetry = false                      # never write shoppers' drawings unless true
 results = 20                           # products shown per search (1-200)
-debounce_ms = 300                      # wait after a stroke ends before searching (0-5000 ms)
+debounce_ms = 0                        # wait after a stroke ends before searching (0-5000 ms; 0: at once)
+live_search_ms = 100                   # while a stroke is drawn, search at most this often (0: off; 50-2000 ms)
 # bundle sync from the admin screen (see README, field staff):
 device_root = "/var/lib/vitrina"       # bundle store; bundle defaults to <device_root>/current
 sync_source = "http://10.0.0.5:8765"   # repository URL or folder (USB stick)
@@ -58,6 +59,7 @@ PALETTE = {
     "naranjo": (0.94, 0.51, 0.12),
     "morado": (0.47, 0.2, 0.59),
     "café": (0.47, 0.29, 0.16),
+    "beige": (0.8, 0.73, 0.57),
 }
 
 
@@ -135,6 +137,13 @@ def _colors(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _live_ms(value: Any) -> int:
+    value = _int_in(0, 2000)(value)
+    if 0 < value < 50:
+        raise _Invalid
+    return value
+
+
 def _trusted_keys(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list | tuple) or not all(isinstance(key, str) for key in value):
         raise _Invalid
@@ -167,6 +176,7 @@ SCHEMA: dict[str, Rule] = {
     "telemetry": Rule("true or false (a TOML boolean, not a string)", _boolean),
     "results": Rule("an integer from 1 to 200 (not a float or a boolean)", _int_in(1, 200)),
     "debounce_ms": Rule("an integer number of milliseconds from 0 to 5000", _int_in(0, 5000)),
+    "live_search_ms": Rule("an integer number of milliseconds: 0 (off) or 50 to 2000", _live_ms),
     "device_root": Rule("a non-empty string: the bundle store folder", _path, optional=True),
     "sync_source": Rule("a non-empty string: a repository URL or folder", _text, optional=True),
     "trusted_root": Rule("a non-empty string: the TUF root.json file from headquarters", _path, optional=True),
@@ -210,7 +220,8 @@ class KioskConfig:
     colors: tuple[str, ...] = tuple(PALETTE)
     telemetry: bool = False
     results: int = 20
-    debounce_ms: int = 300
+    debounce_ms: int = 0
+    live_search_ms: int = 100
     device_root: Path | None = None
     sync_source: str | None = None
     trusted_root: Path | None = None

@@ -1,50 +1,64 @@
-"""The drawing canvas: strokes with brush size and colour, eraser, undo/redo/clear.
+"""The drawing canvas: strokes with brush size and colour, brush and fill tools, eraser, undo/redo/clear.
 
 Each stroke keeps its canvas instructions in one InstructionGroup, so undo,
 redo and the eraser remove or restore exactly that stroke. Per-touch state
-lives in ``touch.ud``. ``on_stroke_end`` fires when a finger lifts, and
-``on_changed`` after any edit (undo, redo, erase, clear), which is when the app
-schedules its debounced search.
+lives in ``touch.ud``. ``on_stroke_move`` fires as a finger draws (the app
+searches at most every ``live_search_ms`` then), ``on_stroke_end`` when it
+lifts, and ``on_changed`` after any edit (undo, redo, erase, clear): the app
+searches at once on both.
+
+The ``fill`` tool draws a closed shape filled with the ink colour (tesselated
+when the finger lifts; an outline while drawing). :meth:`DrawingCanvas.search_strokes`
+gives black brush strokes as plain point arrays (exactly as before colour
+existed) and colour or filled strokes as :class:`~vitrina.runtime.rasterize.PenStroke`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kivy.graphics import Color, InstructionGroup, Line, Rectangle
-from kivy.properties import BooleanProperty, ListProperty, NumericProperty
+from kivy.graphics import Color, InstructionGroup, Line, Mesh, Rectangle
+from kivy.graphics.tesselator import TYPE_POLYGONS, WINDING_ODD, Tesselator
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty, OptionProperty
 from kivy.uix.widget import Widget
 
-from .geometry import interpolate, stroke_hit, to_search_strokes
+from .geometry import interpolate, pen_strokes, stroke_hit
+
+#: Drawing tools: ``brush`` draws lines, ``fill`` draws a filled closed shape.
+TOOLS = ("brush", "fill")
 
 
 @dataclass
 class Stroke:
-    """One drawn stroke: flat widget-local points [x0, y0, ...], RGB colour, width (px)."""
+    """One drawn stroke: flat widget-local points [x0, y0, ...], RGB colour (0-1), width (px), filled or not."""
 
     points: list[float]
     rgb: tuple[float, float, float]
     width: float
     group: InstructionGroup
     line: Line
+    fill: bool = False
 
 
 class DrawingCanvas(Widget):
     """White paper; draw with one finger. Properties bound by the kv file:
-    ``brush_width`` (px), ``ink`` (RGB 0-1), ``erasing``; read-only ``can_undo``/``can_redo``/``is_empty``."""
+    ``brush_width`` (px), ``ink`` (RGB 0-1), ``tool`` (``brush`` or ``fill``), ``erasing``;
+    read-only ``can_undo``/``can_redo``/``is_empty``."""
 
     brush_width = NumericProperty(6.0)
     ink = ListProperty([0.08, 0.08, 0.09])
+    tool = OptionProperty("brush", options=TOOLS)
     erasing = BooleanProperty(False)
     can_undo = BooleanProperty(False)
     can_redo = BooleanProperty(False)
     is_empty = BooleanProperty(True)
 
-    __events__ = ("on_stroke_end", "on_changed")
+    __events__ = ("on_stroke_move", "on_stroke_end", "on_changed")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._strokes: list[Stroke] = []
+        self._drawing: list[Stroke] = []  # strokes whose finger is still down
         self._history: list[tuple[str, list[Stroke]]] = []  # ("add"|"remove", strokes) for undo
         self._redo: list[tuple[str, list[Stroke]]] = []
         with self.canvas.before:
@@ -70,11 +84,13 @@ class DrawingCanvas(Widget):
             return True
         group = InstructionGroup()
         group.add(Color(*self.ink))
-        line = Line(points=[touch.x, touch.y], width=self.brush_width / 2.0, cap="round", joint="round")
+        fill = self.tool == "fill"
+        line = Line(points=[touch.x, touch.y], width=self.brush_width / 2.0, cap="round", joint="round", close=fill)
         group.add(line)
-        stroke = Stroke([touch.x, touch.y], tuple(self.ink), self.brush_width, group, line)
+        stroke = Stroke([touch.x, touch.y], tuple(self.ink), self.brush_width, group, line, fill)
         self.canvas.add(group)
         touch.ud["vitrina_stroke"] = stroke
+        self._drawing.append(stroke)
         return True
 
     def on_touch_move(self, touch):
@@ -92,6 +108,7 @@ class DrawingCanvas(Widget):
             ):
                 stroke.points += [px, py]
             stroke.line.points = stroke.points
+            self.dispatch("on_stroke_move")
         return True
 
     def on_touch_up(self, touch):
@@ -103,6 +120,10 @@ class DrawingCanvas(Widget):
         if touch.ud.pop("vitrina_erase", False):
             return True
         if stroke is not None:
+            if stroke in self._drawing:
+                self._drawing.remove(stroke)
+            if stroke.fill:
+                _add_fill(stroke)
             self._strokes.append(stroke)
             self._record(("add", [stroke]))
             self.dispatch("on_stroke_end")
@@ -169,25 +190,51 @@ class DrawingCanvas(Widget):
 
     def reset(self) -> None:
         """Forget everything, history included (idle privacy reset)."""
-        for stroke in self._strokes:
+        for stroke in self._strokes + self._drawing:
             self.canvas.remove(stroke.group)
         self._strokes.clear()
+        self._drawing.clear()
         self._history.clear()
         self._redo.clear()
         self._refresh_flags()
 
     # --- output --------------------------------------------------------------
-    def search_strokes(self):
-        """The drawing as (m, 2) arrays in y-down pixels, for ProductSearch.by_strokes."""
+    def search_strokes(self, drawing: bool = False):
+        """The drawing for ProductSearch.by_strokes, in y-down pixels: black brush strokes as
+        (m, 2) arrays, colour and filled ones as PenStroke; with ``drawing``, the strokes whose
+        finger is still down too (a fill counts as its outline until the finger lifts)."""
         # The rasteriser crops to the drawing's bounding box, so only the y flip matters.
-        return to_search_strokes([s.points for s in self._strokes], self.top)
+        strokes = self._strokes + (self._drawing if drawing else [])
+        return pen_strokes([(s.points, s.rgb, s.fill) for s in strokes], self.top)
+
+    def has_drawing(self) -> bool:
+        """True while a finger is drawing a stroke."""
+        return bool(self._drawing)
 
     def stroke_count(self) -> int:
         """How many strokes are on the paper."""
         return len(self._strokes)
+
+    def on_stroke_move(self) -> None:
+        """Event: a stroke being drawn got longer (default handler does nothing)."""
 
     def on_stroke_end(self) -> None:
         """Event: a stroke was finished (default handler does nothing)."""
 
     def on_changed(self) -> None:
         """Event: strokes were undone, redone, erased or cleared (default handler does nothing)."""
+
+
+def _add_fill(stroke: Stroke) -> None:
+    """Fill the closed shape of a finished ``fill`` stroke with its colour, under its outline."""
+    if len(stroke.points) < 6:
+        return
+    tess = Tesselator()
+    tess.add_contour(stroke.points)
+    if not tess.tesselate(WINDING_ODD, TYPE_POLYGONS):
+        return
+    fill = InstructionGroup()
+    fill.add(Color(*stroke.rgb))
+    for vertices, indices in tess.meshes:
+        fill.add(Mesh(vertices=vertices, indices=indices, mode="triangle_fan"))
+    stroke.group.insert(0, fill)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vitrina.runtime.rasterize import INK_MAX_CHANNEL, PenStroke
+
 
 def interpolate(x0: float, y0: float, x1: float, y1: float, spacing: float) -> list[tuple[float, float]]:
     """Points from (x0, y0) (exclusive) to (x1, y1) (inclusive), at most ``spacing`` apart
@@ -28,6 +30,24 @@ def to_search_strokes(strokes: Sequence[Sequence[float]], height: float) -> list
         pts = np.asarray(flat, dtype=np.float64).reshape(-1, 2)
         if len(pts):
             out.append(np.stack([pts[:, 0], height - pts[:, 1]], axis=1))
+    return out
+
+
+def pen_strokes(
+    strokes: Sequence[tuple[Sequence[float], Sequence[float], bool]], height: float
+) -> list[np.ndarray | PenStroke]:
+    """Kivy strokes ``(flat points (y up, widget-local), RGB 0-1, filled)`` → search strokes, y down:
+    a black (all channels <= ``INK_MAX_CHANNEL``) unfilled stroke as an (m, 2) array, exactly
+    as black ink always was; a colour or filled one as a :class:`PenStroke` with RGB 0-255."""
+    arrays = to_search_strokes([flat for flat, _, _ in strokes], height)
+    kept = [(rgb, fill) for flat, rgb, fill in strokes if len(flat) >= 2]
+    out: list[np.ndarray | PenStroke] = []
+    for points, (rgb, fill) in zip(arrays, kept):
+        color = tuple(int(round(min(max(float(c), 0.0), 1.0) * 255)) for c in rgb[:3])
+        if not fill and max(color) <= INK_MAX_CHANNEL:
+            out.append(points)
+        else:
+            out.append(PenStroke(points, color=(color[0], color[1], color[2]), fill=fill))
     return out
 
 

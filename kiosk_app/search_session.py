@@ -22,6 +22,7 @@ bundle broke, and goes to ``app.admin.bundle_failed`` (logged, "unavailable").
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,8 @@ class SearchSession:
         self._generations: dict[str, int] = {}
         self._tiles: dict[str, list[ProductTile]] = {}  # screen → reusable result tiles, in display order
         self.filters = SearchFilter()
+        self._last_live = 0.0  # time.monotonic() of the last sketch search
+        self._floor: dict[str, int] = {}  # kind → generations at or below it are void (a reset, a cleared canvas)
         self.worker = SearchWorker(lambda reply: Clock.schedule_once(lambda _dt: self.on_reply(reply)))
 
     # --- lifecycle -----------------------------------------------------------------
@@ -85,6 +88,7 @@ class SearchSession:
         """Make everything in flight stale and clear the results, the status and every grid shown so far."""
         for kind in list(self._generations):
             self._generations[kind] += 1
+            self._floor[kind] = self._generations[kind]
         self.app.results = []
         self.app.status = ""
         self.filters = SearchFilter()
@@ -174,19 +178,37 @@ class SearchSession:
         return generation
 
     def schedule_sketch(self) -> None:
-        """Debounce: search the drawing ``debounce_ms`` after the last stroke change."""
+        """A stroke ended or the drawing changed: search it at once (``debounce_ms`` 0, the
+        default: a query costs milliseconds), or ``debounce_ms`` after the last change."""
         Clock.unschedule(self.sketch_now)
-        Clock.schedule_once(self.sketch_now, self.app.kiosk_config.debounce_ms / 1000.0)
+        debounce = self.app.kiosk_config.debounce_ms
+        if debounce == 0:
+            self.sketch_now()
+        else:
+            Clock.schedule_once(self.sketch_now, debounce / 1000.0)
 
-    def sketch_now(self, _dt: float = 0.0) -> None:
-        """Search the drawing now; an empty canvas clears the sketch results instead."""
+    def live_sketch(self) -> None:
+        """A stroke is being drawn: search the drawing so far, at most every ``live_search_ms``
+        (the newest search wins: the worker drops older pending ones, the UI older replies)."""
+        interval = self.app.kiosk_config.live_search_ms
+        now = time.monotonic()
+        if interval == 0 or now - self._last_live < interval / 1000.0:
+            return
+        self._last_live = now
+        self.sketch_now(drawing=True)
+
+    def sketch_now(self, _dt: float = 0.0, drawing: bool = False) -> None:
+        """Search the drawing now (with ``drawing``, the strokes still being drawn too);
+        an empty canvas clears the sketch results instead."""
         canvas = self.app.screen("draw").canvas_widget
-        if canvas.is_empty:
-            self._generations["sketch"] = self._generations.get("sketch", 0) + 1
+        strokes = canvas.search_strokes(drawing=drawing)
+        if not strokes:
+            self._generations["sketch"] = self._floor["sketch"] = self._generations.get("sketch", 0) + 1
             self.app.results = []
             self.fill_grid("draw", [])
             return
-        strokes = canvas.search_strokes()
+        if not drawing:
+            self._last_live = time.monotonic()  # the next live search waits a full interval after this one
         k, filters = self.app.kiosk_config.results, self.filters
         self.submit("sketch", lambda engine: engine.by_strokes(strokes, k, filters=filters))
 
@@ -268,7 +290,7 @@ class SearchSession:
         """A search came back (UI thread): drop it if stale; else show the shopper's input
         error on the status line, report any other failure as the bundle's, or show the results."""
         submitted = self.paint_log.take_submitted(reply.kind, reply.generation)
-        if reply.generation != self._generations.get(reply.kind):
+        if not self._current(reply):
             return  # a newer request (or an idle reset) made this stale
         app = self.app
         if reply.kind != WARM_UP:
@@ -288,6 +310,19 @@ class SearchSession:
             return
         if submitted is not None:
             self.paint_log.note_filled(reply.kind, reply.generation, submitted)
+
+    def _current(self, reply: Reply) -> bool:
+        """Is ``reply`` still worth showing? The latest request of its kind is; a sketch reply
+        also is when it is newer than the sketch results on screen (and than any reset):
+        while a finger draws, searches are asked for every ~100 ms, and on a slow device each
+        reply would be stale by the time it came, so none would ever show. An older result
+        never replaces a newer one."""
+        latest = self._generations.get(reply.kind)
+        if reply.generation == latest:
+            return True
+        if reply.kind != "sketch" or latest is None or reply.generation > latest:
+            return False
+        return reply.generation > max(self.shown.get(reply.kind, 0), self._floor.get(reply.kind, 0))
 
     def _show_results(self, reply: Reply) -> None:
         """Upload a reply's decoded pixels and fill its screen's grid (and ``app.results`` for a sketch)."""

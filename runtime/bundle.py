@@ -172,12 +172,15 @@ class Rerank:
     """Full embeddings for the two-stage search.
 
     Attributes: codes (N, D) int8, one row per code row; scale: float value of
-    one int8 step; shortlist: rows the first stage keeps.
+    one int8 step; shortlist: rows the first stage keeps; blend: weight of the
+    first-stage (compact) score in the re-rank, in standard deviations of the
+    shortlist's compact scores added to the cosine (0: cosine alone).
     """
 
     codes: np.ndarray
     scale: float
     shortlist: int = 200
+    blend: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,8 @@ class BundleContents:
         reducer: the device's query reducer for a compact code type.
         rerank: int8 full embeddings for a two-stage search, or None.
         vocabulary: the text search's vocabulary (from the catalog's titles), or None.
+        arrays: more ``.npy`` files, bundle-relative path → numeric array (e.g. the
+            per-style eval sketches under ``eval/styles/``), listed and hashed like the rest.
     """
 
     catalog_name: str
@@ -221,6 +226,7 @@ class BundleContents:
     reducer: ReducerArrays = ReducerArrays()
     rerank: Rerank | None = None
     vocabulary: Vocabulary | None = None
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 VOCABULARY_FILE = "text/vocabulary.json"
@@ -346,6 +352,13 @@ def _write_files(stage: Path, c: BundleContents) -> dict[str, Any]:
             for item, strokes in zip(c.eval_stroke_items, c.eval_strokes)
         ]
         (stage / "eval/strokes.json").write_text(json.dumps({"queries": queries}), encoding="utf-8")
+    for rel, array in sorted(c.arrays.items()):
+        parts = rel.split("/")
+        if not rel.endswith(".npy") or parts[0] in ("", "codes", "models") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"extra bundle array {rel!r} must be a relative .npy path outside codes/ and models/")
+        path = stage.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, np.ascontiguousarray(array))
     (stage / "report.json").write_text(json.dumps(c.report, indent=2, ensure_ascii=False), encoding="utf-8")
     text_entries = {}
     if c.vocabulary is not None:
@@ -397,6 +410,7 @@ def _write_code_files(stage: Path, c: BundleContents) -> dict[str, Any]:
             "dims": int(c.rerank.codes.shape[1]),
             "scale": float(c.rerank.scale),
             "shortlist": int(c.rerank.shortlist),
+            **({"blend": float(c.rerank.blend)} if c.rerank.blend else {}),
         }
     return {
         "type": code_type.name,
@@ -465,6 +479,7 @@ class _RerankEntry(msgspec.Struct):
     dims: _Positive
     scale: Annotated[float, msgspec.Meta(gt=0.0)]
     shortlist: _Positive
+    blend: Annotated[float, msgspec.Meta(ge=0.0, le=100.0)] = 0.0
 
 
 class _CodesEntry(msgspec.Struct):
@@ -696,6 +711,11 @@ class Bundle:
                 f"{self.path}/{entry['file']}: expected ({len(self.codes)}, {entry['dims']}) int8, got {codes.dtype} {codes.shape}"
             )
         return codes, float(entry["scale"]), int(entry["shortlist"])
+
+    @property
+    def rerank_blend(self) -> float:
+        """Weight of the compact score in the re-rank (:attr:`Rerank.blend`); 0 without one."""
+        return float((self.manifest["codes"].get("rerank") or {}).get("blend", 0.0))
 
     @cached_property
     def categories(self) -> tuple[str, ...]:

@@ -17,10 +17,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .bundle import Bundle, BundleError
+
+if TYPE_CHECKING:
+    from .evaluate_styles import StyleEvalReport
 from .commands import CommandPlugin, Commands, Unavailable, assemble, bounded_int, discover, positive_int
 from .filters import SearchFilter
 from .search import DEFAULT_K, MAX_K
@@ -51,9 +55,14 @@ def register(commands: Commands) -> None:
     add_filter_arguments(p)
     p.set_defaults(handler=_search)
 
-    p = commands.add("eval", help="retrieval quality on the bundle's held-out sketch (or text) queries")
+    p = commands.add("eval", help="retrieval quality on the bundle's held-out queries (sketch, colour or text)")
     p.add_argument("--bundle", required=True, type=Path)
-    p.add_argument("--task", choices=("sketch", "text"), default="sketch", help="what to evaluate (default sketch)")
+    p.add_argument(
+        "--task",
+        choices=("sketch", "color", "text"),
+        default="sketch",
+        help="sketch: black-ink queries (default); color: colour sketches; text: category and colour words",
+    )
     p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_eval)
@@ -104,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from .product_search import ProductSearch, ProductSearchOptions
-    from .rasterize import load_sketch_image, load_strokes_json, rasterize_strokes
+    from .rasterize import has_color, load_sketch_image, load_strokes_json, rasterize_strokes
 
     bundle = Bundle.open(args.bundle, verify=False)  # the device's open: see Bundle.open
     if args.text is not None:
@@ -112,14 +121,20 @@ def _search(args: argparse.Namespace) -> int:
 
         return search_text(bundle, args, filters=filter_from_arguments(args))
     # The query becomes (S, S) pixels before the encoders load, so a large input and
-    # the interpreters are never in memory together.
-    if args.strokes:
-        pixels = rasterize_strokes(load_strokes_json(args.strokes), bundle.raster_options)
+    # the interpreters are never in memory together (colour strokes stay strokes: small).
+    strokes = load_strokes_json(args.strokes) if args.strokes else None
+    if strokes is not None:
+        pixels = rasterize_strokes(strokes, bundle.raster_options)
+        strokes = strokes if has_color(strokes) else None
     else:
         pixels = load_sketch_image(args.sketch, bundle.raster_options)
     engine = ProductSearch(bundle, ProductSearchOptions(args.precision, args.threads))
     try:
-        result = engine.by_sketch_pixels(pixels, args.k, filters=filter_from_arguments(args))
+        filters = filter_from_arguments(args)
+        if strokes is not None:
+            result = engine.by_strokes(strokes, args.k, filters=filters)
+        else:
+            result = engine.by_sketch_pixels(pixels, args.k, filters=filters)
     finally:
         engine.close()
     note = result.cap_note()
@@ -130,12 +145,16 @@ def _search(args: argparse.Namespace) -> int:
             "cap": result.cap,
             "note": note,
         }
+        if result.query_color is not None:
+            out["query_color"] = result.query_color
         print(json.dumps(out, ensure_ascii=False))
         return 0
     if note is not None:
         print(
             f"vitrina search: note: {len(result.matches)} products, not the {args.k} asked for: {note}", file=sys.stderr
         )
+    if result.query_color is not None:
+        print(f"colour sketch: ranked by shape, then the colour family {result.query_color!r}")
     for rank, m in enumerate(result.matches, start=1):
         print(f"{rank:3d}. {m.score:6.3f}  {m.id:<14} {m.title}  [{m.category}, {m.color}]  ${m.price:,.0f}")
     return 0
@@ -150,10 +169,16 @@ def _eval(args: argparse.Namespace) -> int:
         from .text_cli import eval_text
 
         return eval_text(args)
+    if args.task == "color":
+        return _eval_color(args)
 
-    report = evaluate_bundle(Bundle.open(args.bundle), num_threads=args.threads)
+    from .evaluate_styles import evaluate_styles, has_style_eval
+
+    bundle = Bundle.open(args.bundle)
+    report = evaluate_bundle(bundle, num_threads=args.threads)
+    styles = evaluate_styles(bundle, num_threads=args.threads) if has_style_eval(bundle) else None
     if args.json:
-        print(json.dumps(report.to_json()))
+        print(json.dumps(report.to_json() | ({"styles": styles.to_json()} if styles else {})))
         return 0
     print(f"{report.queries} held-out sketch queries, gallery of {report.gallery} products")
     names = ("map", "mrr", "p_at_1", "p_at_5", "p_at_10", "acc_at_1", "acc_at_10")
@@ -161,6 +186,40 @@ def _eval(args: argparse.Namespace) -> int:
     for precision, metrics in report.metrics.items():
         values = metrics.to_json()
         print(f"{precision:8}" + "".join(f"{values[n]:>10.4f}" for n in names))
+    if styles is not None:
+        _print_styles(styles)
+    return 0
+
+
+def _print_styles(styles: StyleEvalReport) -> None:
+    """The per-style table of ``vitrina eval`` (black ink; int8 shipped codes, float codes)."""
+    print(f"\nper drawing style ({styles.queries} held-out sketches each): mAP / P@10 / own acc@10")
+    precisions = list(styles.metrics)
+    print(f"{'style':20}{'group':>11}" + "".join(f"{p + ' mAP':>11}{'P@10':>7}{'acc@10':>8}" for p in precisions))
+    for name in styles.names:
+        row = f"{name:20}{styles.groups[name]:>11}"
+        for p in precisions:
+            m = styles.metrics[p][name]
+            row += f"{m.map:>11.3f}{m.p_at_10:>7.3f}{m.acc_at_10:>8.3f}"
+        print(row)
+    for p in precisions:
+        trained, held = styles.group_map(p, "trained"), styles.group_map(p, "held_out")
+        if trained is not None and held is not None:
+            print(f"{p}: trained-style mAP {trained:.3f}, held-out-style mAP {held:.3f}, gap {trained - held:+.3f}")
+
+
+def _eval_color(args: argparse.Namespace) -> int:
+    from .evaluate_color import evaluate_color
+
+    report = evaluate_color(Bundle.open(args.bundle), num_threads=args.threads)
+    if args.json:
+        print(json.dumps(report.to_json()))
+        return 0
+    print(f"{report.queries} held-out colour sketch queries, gallery of {report.gallery} products")
+    print(f"{'':8}{'colour P@10':>12}{'colour mAP':>12}{'cat. mAP':>10}{'black mAP':>11}{'order':>8}")
+    for p in report.color:
+        c, k, b = report.color[p], report.category[p], report.black_ink[p]
+        print(f"{p:8}{c.p_at_10:>12.4f}{c.map:>12.4f}{k.map:>10.4f}{b.map:>11.4f}{report.order_check[p]:>8.3f}")
     return 0
 
 

@@ -17,7 +17,7 @@ from .bundle import Bundle, EvalSet
 from .codes import pairwise_scores
 from .encoders import SketchEncoder, SketchEncoderOptions
 from .metrics import RetrievalMetrics, Scorer, scored_metrics
-from .search import shortlist_rows
+from .search import blend_scores, shortlist_rows
 
 _EVAL_BATCH = 64
 
@@ -60,6 +60,7 @@ class EvalInputs:
     rerank_queries: np.ndarray | None = None
     rerank_gallery: np.ndarray | None = None
     shortlist: int = 0
+    blend: float = 0.0
 
     def scorer(self) -> Scorer:
         """Scores of query chunks against the whole gallery, as the device ranks them."""
@@ -71,6 +72,7 @@ class EvalInputs:
             rerank_queries[a:b],
             rerank_gallery,
             self.shortlist,
+            self.blend,
         )
 
     def metrics(self) -> RetrievalMetrics:
@@ -78,19 +80,25 @@ class EvalInputs:
         return scored_metrics(self.scorer(), len(self.queries), self.query_labels, self.gallery_labels, self.targets)
 
 
-def two_stage_scores(compact: np.ndarray, queries: np.ndarray, gallery: np.ndarray, shortlist: int) -> np.ndarray:
+def two_stage_scores(
+    compact: np.ndarray, queries: np.ndarray, gallery: np.ndarray, shortlist: int, blend: float = 0.0
+) -> np.ndarray:
     """(n, M) float64 scores ranking each row's ``shortlist`` best compact matches first,
-    re-ranked by cosine of the full embeddings, then the rest by compact score.
+    re-ranked by cosine of the full embeddings (plus ``blend`` × the standardised compact
+    score, as :class:`~vitrina.runtime.search.RerankSearcher` does), then the rest by compact score.
 
     ``compact``: (n, M) first-stage scores (higher is better); ``queries``: (n, D)
     and ``gallery``: (M, D) float32 full embeddings. Only the order is meaningful:
     the values below the shortlist are shifted compact scores, not cosines.
     """
-    # push every compact score below -1 (order kept), then lift the shortlist to its cosine in [-1, 1]
-    out = compact.astype(np.float64) - compact.max(axis=1, keepdims=True) - 3.0
+    # push every compact score below any re-ranked one (order kept), then lift the shortlist
+    # to its cosine in [-1, 1] (plus the blend's standardised compact score)
+    floor = 3.0 + blend * np.sqrt(max(shortlist, 1))  # |z| <= sqrt(S - 1) for S standardised values
+    out = compact.astype(np.float64) - compact.max(axis=1, keepdims=True) - floor
     for q in range(len(out)):
         rows = shortlist_rows(compact[q], shortlist)
-        out[q, rows] = gallery[rows] @ queries[q]
+        cosine = gallery[rows] @ queries[q]
+        out[q, rows] = blend_scores(cosine[None], compact[q, rows][None], blend)[0] if blend else cosine
     return out
 
 
@@ -120,6 +128,7 @@ def encode_eval_set(
     if not bundle.has_rerank:
         return EvalInputs(codes, gallery, query_labels, gallery_labels, targets, bundle.code_spec.metric)
     full, scale, shortlist = bundle.rerank()
+    blend = bundle.rerank_blend
     rerank_gallery = np.asarray(full[rows], dtype=np.float32) * scale
     return EvalInputs(
         codes,
@@ -131,6 +140,7 @@ def encode_eval_set(
         queries,
         rerank_gallery,
         shortlist,
+        blend,
     )
 
 

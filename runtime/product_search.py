@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .bundle import Bundle
+from .bundle import Bundle, BundleFormatError
+from .color_search import COLOR_SHORTLIST, ColorFamilies, ColorFamilyError, color_scores, drawn_color
 from .encoders import (
     EmbeddingResult,
     EncoderOptions,
@@ -45,7 +46,7 @@ from .encoders import (
 )
 from .filters import FilterMatch, SearchFilter
 from .live_catalog import LiveCatalog, StockRow
-from .rasterize import RasterOptions, Stroke, rasterize_strokes, sketch_from_image
+from .rasterize import PenStroke, RasterOptions, Stroke, has_color, rasterize_strokes, sketch_from_image
 from .scan import RowFilter
 from .search import (
     CAPPED_BY_FILTER,
@@ -257,9 +258,15 @@ class ProductSearch:
         return self._search(self._sketch.embed(np.asarray(pixels)[None]), k, filters)
 
     def by_strokes(
-        self, strokes: Sequence[Stroke], k: int = DEFAULT_K, *, filters: SearchFilter | None = None
+        self, strokes: Sequence[Stroke | PenStroke], k: int = DEFAULT_K, *, filters: SearchFilter | None = None
     ) -> SearchResult:
-        """Strokes ((m, 2) float point arrays in screen pixels, y down) → products.
+        """Strokes ((m, 2) float point arrays in screen pixels, y down, or
+        :class:`~vitrina.runtime.rasterize.PenStroke` with colour) → products (only those
+        ``filters`` keeps).
+
+        A drawing with colour, on a bundle with colour families, is ranked by
+        shape and then by colour (``color_search``): the result's ``query_color``
+        names the family it was drawn in. Black ink is searched by shape alone.
 
         Raises:
             EmptySketchError: nothing is drawn.
@@ -267,7 +274,63 @@ class ProductSearch:
                 the rasteriser's budgets (``MAX_STROKE_POINTS``, ``MAX_COORDINATE``).
         """
         self._check_open()
-        return self.by_sketch_pixels(rasterize_strokes(strokes, self.raster), k, filters=filters)
+        pixels = rasterize_strokes(strokes, self.raster)
+        drawn = drawn_color(strokes, self.color_families) if self.color_families and has_color(strokes) else None
+        if drawn is None:
+            return self.by_sketch_pixels(pixels, k, filters=filters)
+        k = SearcherOptions(k=k).k
+        match, within = self._scope(filters)
+        if match is not None and match.count == 0:
+            return SearchResult((), CAPPED_BY_FILTER, 0, match.why_empty)
+        items, shape_scores = self._shape_ranking(pixels, max(k, COLOR_SHORTLIST), within=within)
+        if len(self._item_families) != len(self.catalog.items):  # products were added since
+            del self.__dict__["_item_families"]
+        scores = color_scores(np.arange(len(items)), self._item_families[items], drawn)
+        order = np.argsort(-scores, kind="stable")[:k]
+        result = self._results(scores[order][None], items[order][None])[0]
+        return replace(self._with_cap(result, k, match), query_color=drawn.family)
+
+    def _shape_ranking(
+        self, pixels: np.ndarray, n: int, *, within: RowFilter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` best products for sketch ``pixels`` by shape (among the rows ``within``
+        keeps), best first: (n,) int64 items and their scores. A two-stage bundle's re-ranked
+        shortlist comes first, in its order, then the compact codes' order (as ``vitrina eval``
+        ranks a whole gallery)."""
+        embedding = self._sketch.embed(np.asarray(pixels)[None]).embeddings
+        scores, ids = self._index.search(embedding, SearcherOptions(k=min(n, MAX_K)), within=within)
+        items, kept = ids[0][ids[0] >= 0], scores[0][ids[0] >= 0]
+        if len(items) < n and self._index.rerank is not None:
+            codes = self._index.reducer(embedding)
+            more_scores, more = self._index.searcher.search(codes, SearcherOptions(k=min(n, MAX_K)), within=within)
+            new = ~np.isin(more[0], items) & (more[0] >= 0)
+            floor = float(kept.min()) - 1.0 if len(kept) else 0.0
+            items = np.concatenate([items, more[0][new]])[:n]
+            kept = np.concatenate([kept, floor - np.arange(int(new.sum()), dtype=np.float32)])[:n]
+        return items.astype(np.int64), kept
+
+    @cached_property
+    def color_families(self) -> ColorFamilies | None:
+        """The catalog's colour families (manifest ``colors``), or None for a bundle without them.
+
+        Raises:
+            BundleFormatError: the manifest's ``colors`` is malformed.
+        """
+        colors = self.bundle.manifest.get("colors")
+        if colors is None:
+            return None
+        try:
+            return ColorFamilies.from_mapping(colors)
+        except ColorFamilyError as exc:
+            raise BundleFormatError(f"bundle {self.bundle.path}: manifest colors: {exc}") from None
+
+    @cached_property
+    def _item_families(self) -> np.ndarray:
+        """(P,) int64 colour family of each product, -1 where none (or no families)."""
+        families = self.color_families
+        if families is None:
+            return np.full(len(self.catalog.items), -1, dtype=np.int64)
+        return families.of_items([item.color for item in self.catalog.items])
 
     def by_sketch_image(
         self, image: Image.Image, k: int = DEFAULT_K, *, filters: SearchFilter | None = None

@@ -8,10 +8,19 @@ Strokes are sequences of ``(x, y)`` points in screen pixels, y pointing down,
 in any coordinate range. The drawing is cropped to its bounding box, scaled to
 keep its aspect ratio, centred on a square and drawn black (0) on white (255)
 with a line width fixed relative to the output size.
+
+A stroke may also be a :class:`PenStroke`: points with a colour, a pen width in
+canvas pixels and a ``fill`` flag (the strokes JSON's object form,
+``{"points": [...], "color": "#rrggbb" | [r, g, b], "width": 6, "fill": true}``).
+:func:`rasterize_strokes` draws every stroke as black ink (a fill as its closed
+outline), for the black-ink encoder; :func:`rasterize_color` draws the colours
+and fills into an RGB raster with the same crop, aspect and line-width rules. A
+sketch of black plain strokes gives both exactly today's raster.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +59,22 @@ _INK_THRESHOLD = 64
 _PAPER_PERCENTILE = 0.90
 #: Image formats a sketch file may be: those of any image input (``photo.IMAGE_FORMATS``).
 SKETCH_IMAGE_FORMATS = IMAGE_FORMATS
-_STROKES_SHAPE = '{"strokes": [[[x, y], ...], ...], "canvas": [w, h]}'
+_STROKES_SHAPE = (
+    '{"strokes": [[[x, y], ...] | {"points": [[x, y], ...], "color": "#rrggbb" | [r, g, b], '
+    '"width": px, "fill": true|false}, ...], "canvas": [w, h]}'
+)
+#: Pen width in canvas pixels drawn at exactly ``RasterOptions.line_width`` (the kiosk's
+#: default brush); a stroke of width w is drawn w / 6 times as thick, within
+#: :data:`PEN_SCALE_RANGE` (a huge or hair-thin pen would leave the range training saw).
+REFERENCE_PEN_WIDTH = 6.0
+#: Smallest and largest line-width multiplier a pen width gives.
+PEN_SCALE_RANGE = (0.5, 2.5)
+#: Largest pen width a stroke may ask for, canvas pixels.
+MAX_PEN_WIDTH = 1000.0
+#: A colour whose every channel is at most this (0-255) is black ink, not a colour.
+INK_MAX_CHANNEL = 80
+_HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+_COLOUR_SHAPE = 'a colour "#rrggbb" or [r, g, b] with integers 0-255'
 
 
 class SketchInputError(ValueError):
@@ -66,12 +90,101 @@ class EmptySketchError(SketchInputError):
     """The sketch has nothing drawn: no strokes, no points, or a blank (uniform) image."""
 
 
+class _PenStrokeSchema(msgspec.Struct, forbid_unknown_fields=True):
+    """A stroke's object form in the strokes file (values checked by :func:`pen_stroke`)."""
+
+    points: list[tuple[float, float]]
+    color: str | list[int] | None = None
+    width: float | None = None
+    fill: bool = False
+
+
 class _StrokesFile(msgspec.Struct):
     """The strokes file's schema; decoding stops at the first value that does not fit
     (so deep nesting is refused at depth 4, not parsed)."""
 
-    strokes: list[list[tuple[float, float]]]
+    strokes: list[list[tuple[float, float]] | _PenStrokeSchema]
     canvas: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class PenStroke:
+    """A stroke with a pen: colour, width and fill.
+
+    Attributes:
+        points: (m, 2) float64 (x, y) pixels, y down.
+        color: RGB 0-255; black ink by default.
+        width: pen width in canvas pixels (see :data:`REFERENCE_PEN_WIDTH`), or None
+            for the raster's own line width.
+        fill: fill the closed polygon of the points (a colour area, not a line).
+    """
+
+    points: np.ndarray
+    color: tuple[int, int, int] = (0, 0, 0)
+    width: float | None = None
+    fill: bool = False
+
+    @property
+    def is_ink(self) -> bool:
+        """True for a black (or near-black, :data:`INK_MAX_CHANNEL`) line: what the black-ink encoder draws."""
+        return not self.fill and max(self.color) <= INK_MAX_CHANNEL
+
+
+def parse_color(value: object, where: str = "color") -> tuple[int, int, int]:
+    """``"#rrggbb"`` or ``[r, g, b]`` (integers 0-255) → an RGB tuple.
+
+    Raises:
+        SketchInputError: anything else, naming ``where`` and the value.
+    """
+    if isinstance(value, str):
+        if _HEX_COLOUR.fullmatch(value):
+            return int(value[1:3], 16), int(value[3:5], 16), int(value[5:7], 16)
+        raise SketchInputError(f"{where} {value[:40]!r} is not {_COLOUR_SHAPE}")
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 3
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 255 for v in value)
+    ):
+        return int(value[0]), int(value[1]), int(value[2])
+    raise SketchInputError(f"{where} {repr(value)[:60]} is not {_COLOUR_SHAPE}")
+
+
+def pen_stroke(raw: object, i: int) -> PenStroke:
+    """Stroke ``i`` in its object form (a mapping or the decoded schema) → a :class:`PenStroke`.
+
+    Raises:
+        SketchInputError: an unknown key, or bad points, colour, width or fill, naming the field.
+        SketchBudgetError: a coordinate out of range.
+    """
+    if isinstance(raw, _PenStrokeSchema):
+        fields: dict[str, object] = {f: getattr(raw, f) for f in raw.__struct_fields__}
+    elif isinstance(raw, dict):
+        fields = dict(raw)
+        unknown = sorted(set(map(str, fields)) - {"points", "color", "width", "fill"})
+        if unknown:
+            raise SketchInputError(f"stroke {i} has unknown field(s) {unknown}; a stroke object has {_STROKES_SHAPE}")
+        if "points" not in fields:
+            raise SketchInputError(f'stroke {i} has no "points": a stroke object needs {{"points": [[x, y], ...]}}')
+    else:
+        raise SketchInputError(f"stroke {i} is not a list of points or a stroke object, got {type(raw).__name__}")
+    points = _number_pairs(fields["points"], i)
+    color = (0, 0, 0) if fields.get("color") is None else parse_color(fields["color"], f"stroke {i}: color")
+    width = fields.get("width")
+    if width is not None:
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not np.isfinite(width):
+            raise SketchInputError(f"stroke {i}: width {width!r} is not a number of canvas pixels")
+        if not 0 < width <= MAX_PEN_WIDTH:
+            raise SketchInputError(f"stroke {i}: width {width!r} must be > 0 and <= {MAX_PEN_WIDTH:g} canvas pixels")
+        width = float(width)
+    fill = fields.get("fill", False)
+    if not isinstance(fill, bool):
+        raise SketchInputError(f"stroke {i}: fill {fill!r} must be true or false")
+    return PenStroke(points.reshape(-1, 2) if points.size else np.zeros((0, 2)), color, width, fill)
+
+
+def has_color(strokes: Sequence[object]) -> bool:
+    """True when any stroke is a :class:`PenStroke` with a colour (not black ink) or a fill."""
+    return any(isinstance(s, PenStroke) and not s.is_ink for s in strokes)
 
 
 @dataclass(frozen=True)
@@ -97,8 +210,11 @@ class RasterOptions:
             raise ValueError(f"RasterOptions.margin must be in [0, 0.4), got {self.margin}")
 
 
-def as_strokes(raw: object) -> list[Stroke]:
+def as_strokes(raw: object) -> list[Stroke | PenStroke]:
     """Validate a JSON-like stroke list ``[[[x, y], ...], ...]`` into (m, 2) float64 arrays.
+
+    A stroke in object form (``{"points": ..., "color": ..., "width": ..., "fill": ...}``,
+    see :func:`pen_stroke`) becomes a :class:`PenStroke`; plain point lists stay arrays.
 
     Coordinates must be numbers (not strings or booleans), finite and within
     ±:data:`MAX_COORDINATE` pixels; all strokes together may hold at most
@@ -114,9 +230,20 @@ def as_strokes(raw: object) -> list[Stroke]:
         raise SketchInputError(f"strokes must be a list of strokes, got {type(raw).__name__}")
     if len(raw) > MAX_STROKE_POINTS:
         raise SketchBudgetError(f"{len(raw):,} strokes: more than the {MAX_STROKE_POINTS:,} points a sketch may have")
-    strokes: list[Stroke] = []
+    strokes: list[Stroke | PenStroke] = []
     total = 0
     for i, stroke in enumerate(raw):
+        if isinstance(stroke, (dict, _PenStrokeSchema, PenStroke)):
+            pen = stroke if isinstance(stroke, PenStroke) else pen_stroke(stroke, i)
+            total += len(pen.points)
+            if total > MAX_STROKE_POINTS:
+                raise SketchBudgetError(
+                    f"strokes 0-{i} hold over {MAX_STROKE_POINTS:,} points, the most a sketch may have"
+                )
+            if len(pen.points):
+                _check_coordinates(pen.points, f"stroke {i}")
+                strokes.append(pen)
+            continue
         if not isinstance(stroke, (list, tuple, np.ndarray)) or (isinstance(stroke, np.ndarray) and stroke.ndim == 0):
             raise SketchInputError(f"stroke {i} is not a list of [x, y] number pairs, got {type(stroke).__name__}")
         total += len(stroke)
@@ -175,8 +302,11 @@ def _check_coordinates(points: np.ndarray, where: str) -> None:
         )
 
 
-def load_strokes_json(path: str | Path) -> list[Stroke]:
+def load_strokes_json(path: str | Path) -> list[Stroke | PenStroke]:
     """Read a strokes file: ``{"strokes": [[[x, y], ...], ...], "canvas": [w, h]}``.
+
+    A stroke may be an object ``{"points": [[x, y], ...], "color": "#rrggbb" | [r, g, b],
+    "width": px, "fill": bool}`` (a :class:`PenStroke`); plain point lists stay (m, 2) arrays.
 
     ``canvas`` is optional and only informative: the drawing is cropped to its
     bounding box anyway. The file may be at most :data:`MAX_STROKES_FILE_BYTES`
@@ -230,21 +360,25 @@ def _read_bounded(path: Path) -> bytes:
 
 
 def rasterize_strokes(
-    strokes: Sequence[Stroke],
+    strokes: Sequence[Stroke | PenStroke],
     options: RasterOptions = RasterOptions(),
     width_scales: Sequence[float] | None = None,
 ) -> np.ndarray:
-    """Draw strokes as a square black-on-white image.
+    """Draw strokes as a square black-on-white image (the black-ink encoder's input).
 
     The points are normalised in float64: the minimum is subtracted before the
-    extent is taken, so no difference overflows.
+    extent is taken, so no difference overflows. A :class:`PenStroke` is drawn
+    as black ink whatever its colour, with its pen width; a fill as its closed
+    outline (the shape, which is what a black-ink encoder reads).
 
     Args:
         strokes: point arrays, each of shape (m, 2) (or (2m,)), (x, y) pixels
-            within ±:data:`MAX_COORDINATE`, at most :data:`MAX_STROKE_POINTS` in all.
+            within ±:data:`MAX_COORDINATE`, at most :data:`MAX_STROKE_POINTS` in all;
+            or :class:`PenStroke` objects.
         options: output size, line width and margin.
         width_scales: optional per-stroke multiplier of the line width (pen
             pressure), finite and > 0; synthetic training sketches use it, the device does not.
+            Replaces the pen widths of :class:`PenStroke` objects.
 
     Returns:
         uint8 array of shape (size, size): 255 is paper, 0 is ink.
@@ -255,8 +389,57 @@ def rasterize_strokes(
         SketchInputError: a stroke is not (x, y) points, or a coordinate is not finite.
         ValueError: ``width_scales`` does not fit the strokes.
     """
-    arrays = [_point_array(s, i) for i, s in enumerate(strokes)]
-    arrays = [s for s in arrays if len(s)]
+    plan = _plan(strokes, options, width_scales)
+    image = Image.new("L", (plan.big, plan.big), 255)
+    draw = ImageDraw.Draw(image)
+    for xy, width, pen in plan.lines:
+        if pen is not None and pen.fill:
+            xy = np.concatenate([xy, xy[:1]])  # the fill's outline, closed
+        _draw_polyline(draw, xy, width)
+    return _finish(image, options, plan.n_points)
+
+
+def rasterize_color(
+    strokes: Sequence[Stroke | PenStroke],
+    options: RasterOptions = RasterOptions(),
+    width_scales: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Draw strokes in colour: fills first (in order), then every line in order on top.
+
+    Same crop, aspect, margin and line-width rules as :func:`rasterize_strokes`
+    (arguments and errors as there); plain point arrays are black ink. A sketch
+    of black lines gives :func:`rasterize_strokes`' raster in each channel.
+
+    Returns:
+        uint8 array of shape (size, size, 3): RGB, white (255, 255, 255) paper.
+    """
+    plan = _plan(strokes, options, width_scales)
+    image = Image.new("RGB", (plan.big, plan.big), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    for xy, _, pen in plan.lines:
+        if pen is not None and pen.fill and len(xy) >= 3:
+            draw.polygon([tuple(p) for p in xy.tolist()], fill=pen.color)
+    for xy, width, pen in plan.lines:
+        if pen is None or not pen.fill or len(xy) < 3:
+            _draw_polyline(draw, xy, width, (0, 0, 0) if pen is None else pen.color)
+    return _finish(image, options, plan.n_points)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Strokes mapped onto the supersampled square: ``lines`` are (xy, width px, pen or None)."""
+
+    big: int
+    lines: list[tuple[np.ndarray, float, PenStroke | None]]
+    n_points: int
+
+
+def _plan(strokes: Sequence[Stroke | PenStroke], options: RasterOptions, width_scales: Sequence[float] | None) -> _Plan:
+    """Validate the strokes and map them onto the ``size * 4`` supersampled square."""
+    pens = [s if isinstance(s, PenStroke) else None for s in strokes]
+    arrays = [_point_array(s.points if isinstance(s, PenStroke) else s, i) for i, s in enumerate(strokes)]
+    kept = [i for i, s in enumerate(arrays) if len(s)]
+    arrays, pens = [arrays[i] for i in kept], [pens[i] for i in kept]
     if not arrays:
         raise EmptySketchError("the sketch is empty: no stroke has any point")
     if width_scales is not None and len(width_scales) != len(arrays):
@@ -276,15 +459,24 @@ def rasterize_strokes(
     extent = extent if extent > 0 else 1.0  # one point (or all equal): a dot in the centre
     centre_offset = (big - span / extent * usable) / 2.0
     base_width = options.line_width * big
-    image = Image.new("L", (big, big), 255)
-    draw = ImageDraw.Draw(image)
-    for i, stroke in enumerate(arrays):
+    lines = []
+    for i, (stroke, pen) in enumerate(zip(arrays, pens)):
         xy = (stroke - lo) / extent * usable + centre_offset
-        width = base_width * (1.0 if width_scales is None else float(width_scales[i]))
-        _draw_polyline(draw, xy, max(1.0, width))
+        if width_scales is not None:
+            scale = float(width_scales[i])
+        elif pen is not None and pen.width is not None:
+            scale = min(max(pen.width / REFERENCE_PEN_WIDTH, PEN_SCALE_RANGE[0]), PEN_SCALE_RANGE[1])
+        else:
+            scale = 1.0
+        lines.append((xy, max(1.0, base_width * scale), pen))
+    return _Plan(big, lines, len(points))
+
+
+def _finish(image: Image.Image, options: RasterOptions, n_points: int) -> np.ndarray:
+    """Downscale the supersampled drawing (area average) to (size, size[, 3]) uint8; refuse a blank one."""
     pixels = np.asarray(image.resize((options.size, options.size), Image.Resampling.BOX), dtype=np.uint8)
     if pixels.min() == 255:
-        raise EmptySketchError(f"the sketch drew no ink: {len(points)} points left a blank {options.size}-pixel image")
+        raise EmptySketchError(f"the sketch drew no ink: {n_points} points left a blank {options.size}-pixel image")
     return pixels
 
 
@@ -305,14 +497,17 @@ def _point_array(stroke: object, i: int) -> np.ndarray:
         raise SketchInputError(f"stroke {i} is not an (m, 2) array of (x, y) points: {exc}") from None
 
 
-def _draw_polyline(draw: ImageDraw.ImageDraw, xy: np.ndarray, width: float) -> None:
-    """Draw a polyline with round joints and caps (PIL's own joints leave gaps)."""
+def _draw_polyline(
+    draw: ImageDraw.ImageDraw, xy: np.ndarray, width: float, color: int | tuple[int, int, int] = 0
+) -> None:
+    """Draw a polyline with round joints and caps (PIL's own joints leave gaps), in ``color``
+    (0 black in an ``L`` image, or RGB 0-255)."""
     radius = width / 2.0
     points = [tuple(p) for p in xy.tolist()]
     if len(points) > 1:
-        draw.line(points, fill=0, width=max(1, int(round(width))))
+        draw.line(points, fill=color, width=max(1, int(round(width))))
     for x, y in points:
-        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=0)
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=color)
 
 
 def sketch_from_image(image: Image.Image, options: RasterOptions = RasterOptions()) -> np.ndarray:

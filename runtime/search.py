@@ -142,12 +142,15 @@ class SearchResult:
         cap: the bound ``capped_by`` names (code rows or products); None when not capped.
         note: why a filter left nothing (e.g. "no product matches in stock among
             products with category Bag"); None otherwise.
+        query_color: for a colour sketch, the catalog colour family it was drawn in and
+            ranked by (``vitrina.runtime.color_search``); None for black ink and other queries.
     """
 
     matches: tuple[Match, ...]
     capped_by: str | None = None
     cap: int | None = None
     note: str | None = None
+    query_color: str | None = None
 
     def cap_note(self) -> str | None:
         """A sentence on why fewer products than asked for came back, or None."""
@@ -456,16 +459,28 @@ class RerankSearcher:
             to float32 before any arithmetic.
         scale: the float value of one int8 step (embedding ≈ rerank_codes · scale).
         shortlist: code rows kept from the first stage (>= 1; all rows when N is smaller).
+        blend: weight of the first-stage score in the re-rank: the cosine plus ``blend`` ×
+            the row's compact score in standard deviations of the query's shortlist (>= 0;
+            0, the default, ranks by cosine alone). The compact codes carry the category
+            layout, the full embeddings the instance: the blend keeps both.
     """
 
     def __init__(
-        self, compact: Searcher, rerank_codes: np.ndarray | Sequence[np.ndarray], scale: float, shortlist: int = 200
+        self,
+        compact: Searcher,
+        rerank_codes: np.ndarray | Sequence[np.ndarray],
+        scale: float,
+        shortlist: int = 200,
+        blend: float = 0.0,
     ):
         parts = [rerank_codes] if isinstance(rerank_codes, np.ndarray) else list(rerank_codes)
         if any(p.ndim != 2 for p in parts) or sum(len(p) for p in parts) != compact.n_rows:
             raise ValueError(f"rerank codes must be ({compact.n_rows}, D), got shape(s) {[p.shape for p in parts]}")
         if shortlist < 1:
             raise ValueError(f"shortlist must be >= 1, got {shortlist}")
+        if not (np.isfinite(blend) and blend >= 0):
+            raise ValueError(f"blend must be finite and >= 0, got {blend}")
+        self.blend = float(blend)
         self.compact = compact
         self.rerank_parts = parts
         self.scale = float(scale)
@@ -534,9 +549,22 @@ class RerankSearcher:
         full = gather_rows(self.rerank_parts, rows.reshape(-1)).reshape(*rows.shape, -1).astype(np.float32)
         # one batched matrix-vector product (one BLAS gemv per query, as a single query gets)
         cosine = np.matmul(full, embeddings[:, :, None])[:, :, 0] * self.scale
+        if self.blend:  # off by default: it costs a second full scan of the compact codes
+            compact = np.take_along_axis(self.compact.row_scores(codes), np.maximum(rows, 0), axis=1)
+            compact[missing] = np.nan
+            fill = np.nanmin(np.where(missing.all(axis=1, keepdims=True), 0.0, compact), axis=1, keepdims=True)
+            cosine = blend_scores(cosine, np.where(missing, fill, compact), self.blend)
         cosine[missing] = -np.inf
         items = np.where(missing, -1, self.compact.code_items[np.maximum(rows, 0)])
         return _best_items_top_k(cosine, items, k)
+
+
+def blend_scores(cosine: np.ndarray, compact: np.ndarray, blend: float) -> np.ndarray:
+    """(n, S) re-rank scores: ``cosine`` plus ``blend`` × each row's ``compact`` scores standardised
+    over that row (mean 0, standard deviation 1), float32; both (n, S), higher is better."""
+    compact = np.asarray(compact, dtype=np.float64)
+    z = (compact - compact.mean(axis=1, keepdims=True)) / np.maximum(compact.std(axis=1, keepdims=True), 1e-9)
+    return (cosine + blend * z).astype(np.float32)
 
 
 def check_finite(queries: np.ndarray, what: str) -> None:
@@ -644,7 +672,7 @@ class CatalogIndex:
         rerank = None
         if bundle.has_rerank:
             codes, scale, shortlist = bundle.rerank()
-            rerank = RerankSearcher(searcher, codes, scale, shortlist)
+            rerank = RerankSearcher(searcher, codes, scale, shortlist, bundle.rerank_blend)
         return cls(bundle.reducer(), searcher, rerank)
 
     def cap(self) -> tuple[str, int]:

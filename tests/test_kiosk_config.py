@@ -13,7 +13,7 @@ from vitrina.kiosk_app.config import SCHEMA, ConfigError, KioskConfig, hash_pin,
 KEY = "ab" * 32
 PIN_HASH = hash_pin("1234", salt=b"0123456789abcdef")
 KEYS = ("bundle", "idle_seconds", "admin_pin_hash", "language", "colors", "telemetry", "results")
-KEYS += ("debounce_ms", "device_root", "sync_source", "trusted_root", "trusted_keys")
+KEYS += ("debounce_ms", "live_search_ms", "device_root", "sync_source", "trusted_root", "trusted_keys")
 
 
 def test_schema_has_exactly_the_documented_keys():
@@ -142,6 +142,9 @@ def test_telemetry_must_be_a_boolean(tmp_path):  # was: accepted, "no" is truthy
         ("debounce_ms = -1", "debounce_ms", ("-1", "0 to 5000")),
         ("debounce_ms = 5001", "debounce_ms", ("5001",)),
         ("debounce_ms = 2.5", "debounce_ms", ("2.5",)),
+        ("live_search_ms = 20", "live_search_ms", ("20", "0 (off) or 50 to 2000")),
+        ("live_search_ms = 2001", "live_search_ms", ("2001",)),
+        ("live_search_ms = 100.0", "live_search_ms", ("100.0",)),
         ("telemetry = 0", "telemetry", ("0",)),
         ('language = "fr"', "language", ("'fr'", "['es', 'en']")),
         ('language = ["es"]', "language", ("['es']",)),

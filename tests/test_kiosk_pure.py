@@ -110,3 +110,24 @@ def test_fit_strokes_centres_and_flips():
     pts = np.concatenate(fitted)
     assert pts[:, 0].min() == pytest.approx(500 - 70) and pts[:, 0].max() == pytest.approx(500 + 70)  # 0.7 × short side
     assert fitted[1][0, 1] < fitted[0][0, 1]  # y down in, y up out: the lower point ends up lower
+
+
+def test_pen_strokes_keep_black_ink_as_arrays_and_colour_as_pen_strokes():
+    from vitrina.kiosk_app.geometry import pen_strokes
+    from vitrina.runtime.rasterize import PenStroke
+
+    flat = [0.0, 100.0, 10.0, 90.0, 20.0, 100.0]
+    out = pen_strokes(
+        [
+            (flat, (0.08, 0.08, 0.09), False),
+            (flat, (0.78, 0.12, 0.18), False),
+            (flat, (0.08, 0.08, 0.09), True),
+            ([], (1, 0, 0), False),
+        ],
+        height=100.0,
+    )
+    assert len(out) == 3  # the empty stroke is dropped
+    assert not isinstance(out[0], PenStroke)
+    np.testing.assert_allclose(out[0], [[0, 0], [10, 10], [20, 0]])  # y flipped to point down
+    assert isinstance(out[1], PenStroke) and out[1].color == (199, 31, 46) and not out[1].fill
+    assert isinstance(out[2], PenStroke) and out[2].fill and out[2].color == (20, 20, 23)  # a black fill is colour

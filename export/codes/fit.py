@@ -50,6 +50,7 @@ class CodeOptions:
     hash_steps: training steps of a cbs/dsh head.
     rerank: ship int8 full embeddings for a two-stage search.
     shortlist: first-stage rows the two-stage search keeps.
+    blend: weight of the compact score in the re-rank (``Rerank.blend``; 0: cosine alone).
     progress: show progress bars.
     """
 
@@ -59,6 +60,7 @@ class CodeOptions:
     hash_steps: int = 2000
     rerank: bool = False
     shortlist: int = DEFAULT_SHORTLIST
+    blend: float = 0.0
     progress: bool = True
 
 
@@ -75,18 +77,20 @@ class FittedCodes:
     report: dict = field(default_factory=dict)
 
 
-def quantize_rerank(embeddings: np.ndarray, shortlist: int = DEFAULT_SHORTLIST) -> Rerank:
+def quantize_rerank(embeddings: np.ndarray, shortlist: int = DEFAULT_SHORTLIST, blend: float = 0.0) -> Rerank:
     """(N, D) float32 unit embeddings → int8 with one global scale (max |x| → 127)."""
     scale = float(np.max(np.abs(embeddings))) / 127.0 or 1.0
     codes = np.clip(np.round(embeddings / scale), -127, 127).astype(np.int8)
-    return Rerank(codes, scale, shortlist)
+    return Rerank(codes, scale, shortlist, blend)
 
 
 def fit_codes(code_type: str, data: TrainingEmbeddings, options: CodeOptions = CodeOptions()) -> FittedCodes:
     """Fit ``code_type`` on ``data`` and encode the whole catalog with it."""
     ct = CodeType.parse(code_type)
     photos = np.asarray(data.photos, dtype=np.float32)
-    rerank = quantize_rerank(photos, options.shortlist) if options.rerank and ct.family != "float" else None
+    rerank = (
+        quantize_rerank(photos, options.shortlist, options.blend) if options.rerank and ct.family != "float" else None
+    )
     if ct.family == "float":
         return FittedCodes(code_type=ct.name, codes=photos, reducer=ReducerArrays(), rerank=None)
     if ct.family == "pca":

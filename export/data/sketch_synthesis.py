@@ -166,13 +166,21 @@ def render_sketch(
     return rasterize_strokes(strokes, raster, widths)
 
 
-def _render_chunk(args: tuple[np.ndarray, int, RasterOptions, SynthesisOptions, int]) -> np.ndarray:
-    images, variants, raster, opts, seed = args
+def _render_chunk(
+    args: tuple[np.ndarray, int, RasterOptions, SynthesisOptions, int, tuple[str, ...] | None],
+) -> np.ndarray:
+    images, variants, raster, opts, seed, styles = args
     rng = np.random.default_rng(seed)
     out = np.empty((len(images), variants, raster.size, raster.size), dtype=np.uint8)
+    if styles is not None:
+        from .sketch_styles import render_style  # the zoo builds on this module
+
     for i, image in enumerate(images):
         for v in range(variants):
-            out[i, v] = render_sketch(image, rng, raster, opts)
+            if styles is None:
+                out[i, v] = render_sketch(image, rng, raster, opts)
+            else:
+                out[i, v] = render_style(styles[int(rng.integers(len(styles)))], image, rng, raster)
     return out
 
 
@@ -186,16 +194,22 @@ def render_sketches(
     workers: int = 2,
     progress: bool = True,
     desc: str = "sketches",
+    styles: tuple[str, ...] | None = None,
 ) -> np.ndarray:
     """Render ``variants`` different sketches of every image, in parallel.
 
-    Deterministic for a given ``seed`` whatever ``workers`` is.
+    Deterministic for a given ``seed`` whatever ``workers`` is. ``styles``: draw
+    each sketch in a style picked at random from these (``sketch_styles.STYLES``);
+    None draws every sketch with ``opts`` (the original single style).
 
     Returns:
         (n, variants, S, S) uint8 sketches.
     """
     chunk = 256
-    jobs = [(images[s : s + chunk], variants, raster, opts, seed * 1_000_003 + s) for s in range(0, len(images), chunk)]
+    jobs = [
+        (images[s : s + chunk], variants, raster, opts, seed * 1_000_003 + s, styles)
+        for s in range(0, len(images), chunk)
+    ]
     results: list[np.ndarray] = []
     bar = None
     if progress:

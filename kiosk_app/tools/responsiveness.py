@@ -1,15 +1,18 @@
 """``vitrina bench kiosk``: touch-replay responsiveness of the kiosk app.
 
 Held-out drawings from the bundle are replayed as synthetic touch events at
-about 60 Hz (two points per frame). After each stroke the replay pauses past the
-debounce so a search starts, then draws the next stroke while that search runs
+about 60 Hz (two points per frame). Results follow the pen: the app searches at
+each stroke end (after ``debounce_ms``, 0 by default) and, while a stroke is
+drawn, at most every ``live_search_ms``; the newest search wins. After each
+stroke the replay lifts the finger for :data:`PEN_UP_S` (a hand moving to the
+next stroke) plus any debounce, then draws the next stroke while the search runs
 on the background thread. Measured:
 
-* search → painted: from the debounced search being submitted to the frame that
-  shows its results;
-* stroke end → painted: the same plus the debounce wait (what the shopper feels);
+* search → painted: from a search being submitted to the frame that shows its results;
+* stroke end → painted: from the finger lifting to the first frame showing results
+  of a search submitted at or after it (what the shopper feels; target p95 <= 120 ms);
 * frame time while drawing: how long each frame took while a finger was down,
-  with a search running in the background (target: none over 50 ms).
+  with searches running in the background (target: none over 50 ms).
 
 The report names the OpenGL renderer: offscreen on a machine without a GPU it
 is Mesa's llvmpipe, which rasterises on the CPU, so frame times there include
@@ -23,8 +26,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from vitrina.runtime.bench.stats import latency_stats
 
 from ..config import KioskConfig
@@ -35,6 +36,8 @@ from ..main import prepare_kivy
 FRAME_S = 1.0 / 60.0
 #: Touch points replayed per frame while drawing.
 POINTS_PER_FRAME = 2
+#: Seconds the finger stays up between strokes.
+PEN_UP_S = 0.25
 
 
 def _ms_stats(seconds: list[float]) -> dict[str, float]:
@@ -109,31 +112,45 @@ def measure_responsiveness(config: KioskConfig, bundle: Path, drawings: int = 20
                     touch.move_to(x, y)
                     if i % POINTS_PER_FRAME == 0:
                         frame(True)
+                stroke_ends.append(time.monotonic())  # before up(): lifting the finger submits the search
                 touch.up()
-                stroke_ends.append(time.monotonic())
-                idle_for(debounce + 0.05)  # the search starts; the next stroke is drawn while it runs
+                idle_for(debounce + PEN_UP_S)  # the search starts; the next stroke is drawn while it runs
             idle_for(0.5)
     finally:
         gc.callbacks.remove(on_gc)
         app.close_in_window()
     painted = [(submitted, shown) for kind, _, submitted, shown in app.searches.paint_log.painted if kind == "sketch"]
     search = [shown - submitted for submitted, shown in painted]
-    ends = np.asarray(stroke_ends)
-    felt = [shown - ends[ends <= submitted].max() for submitted, shown in painted if (ends <= submitted).any()]
+    felt = _felt(stroke_ends, painted)
     over = sum(1 for t in frame_times if t > 0.050)
     search_stats = _ms_stats(search)
+    felt_stats = _ms_stats(felt)
     return {
         "gl_renderer": renderer,  # llvmpipe = software rendering: frames then compete with the search for the CPU
         "drawings": len(held_out),
         "searches_painted": len(painted),
         "search_to_painted_ms": search_stats,
-        "stroke_end_to_painted_ms": _ms_stats(felt),
+        "stroke_end_to_painted_ms": felt_stats,
+        "strokes": len(stroke_ends),
         "debounce_ms": config.debounce_ms,
+        "live_search_ms": config.live_search_ms,
         "frame_ms_while_drawing": _ms_stats(frame_times),
         "frames_over_50ms": over,
         "gc_pause_ms": {f"gen{g}": _ms_stats([t for gen, t in gc_pauses if gen == g]) for g in (0, 1, 2)},
         "targets": {
             "search_to_painted_p95_ms<=150": bool(search) and search_stats["p95"] <= 150.0,
+            "stroke_end_to_painted_p95_ms<=120": bool(felt) and felt_stats["p95"] <= 120.0,
             "no_frame_over_50ms": over == 0,
         },
     }
+
+
+def _felt(stroke_ends: list[float], painted: list[tuple[float, float]]) -> list[float]:
+    """Seconds from each stroke end to the first frame showing a search submitted at or after it
+    (``painted``: (submitted, shown) monotonic seconds); a stroke end with none is left out."""
+    felt = []
+    for end in stroke_ends:
+        shown = [s for submitted, s in painted if submitted >= end]
+        if shown:
+            felt.append(min(shown) - end)
+    return felt

@@ -1,0 +1,57 @@
+"""The blended re-rank: cosine + blend × standardised compact score, on the device and in eval alike."""
+
+import numpy as np
+import pytest
+
+from vitrina.runtime.codes import pairwise_scores
+from vitrina.runtime.evaluate import two_stage_scores
+from vitrina.runtime.search import RerankSearcher, SearchOptions, blend_scores
+
+from .test_search import _rerank_case
+
+
+@pytest.mark.parametrize("blend", [0.0, 0.05, 0.3])
+def test_device_rerank_and_eval_rank_alike(blend):
+    searcher, rerank_codes, queries, reduce = _rerank_case("l2", 200, 1, False, seed=11)
+    two = RerankSearcher(searcher, rerank_codes, scale=0.01, shortlist=40, blend=blend)
+    codes = reduce(queries)
+    _, ids = two.search(codes, queries, SearchOptions(k=10))
+    # the eval's two-stage scores over every row (one row per product here) rank the same products first
+    compact = pairwise_scores(codes, searcher.codes, "l2")
+    gallery = rerank_codes.astype(np.float32) * 0.01
+    scores = two_stage_scores(compact, queries, gallery, 40, blend)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(searcher.code_items[order], ids)
+
+
+def test_blend_zero_is_the_cosine_and_a_large_blend_follows_the_compact_order():
+    cosine = np.array([[0.9, 0.8, 0.7]], np.float32)
+    compact = np.array([[-3.0, -2.0, -1.0]])
+    np.testing.assert_array_equal(blend_scores(cosine, compact, 0.0), cosine)
+    assert list(np.argsort(-blend_scores(cosine, compact, 10.0)[0])) == [2, 1, 0]
+
+
+def test_bad_blend_is_refused():
+    searcher, rerank_codes, _, _ = _rerank_case("l2", 50, 1, False, seed=1)
+    with pytest.raises(ValueError, match="blend"):
+        RerankSearcher(searcher, rerank_codes, 0.01, 10, blend=-1.0)
+
+
+def test_bundle_with_a_blend_searches_and_evaluates_with_it(tiny_bundle, tmp_path, strokes_file):
+    from vitrina.export.codes.fit import CodeOptions
+    from vitrina.runtime.bundle import Bundle
+    from vitrina.runtime.evaluate import encode_eval_set
+    from vitrina.runtime.product_search import ProductSearch
+    from vitrina.runtime.rasterize import load_strokes_json
+
+    from .test_compact_codes import _compact_bundle
+
+    options = CodeOptions(landmarks=300, rerank=True, shortlist=50, blend=0.1, progress=False)
+    bundle = Bundle.open(_compact_bundle(tiny_bundle, tmp_path / "blend", "pca8", options))
+    assert bundle.manifest["codes"]["rerank"]["blend"] == pytest.approx(0.1)
+    assert bundle.rerank_blend == pytest.approx(0.1)
+    inputs = encode_eval_set(bundle, "int8")
+    assert inputs.blend == pytest.approx(0.1) and inputs.shortlist == 50
+    with ProductSearch(bundle) as engine:
+        assert engine._index.rerank.blend == pytest.approx(0.1)
+        assert len(engine.by_strokes(load_strokes_json(strokes_file), k=5).matches) == 5

@@ -98,6 +98,8 @@ def scaled_bundle(base: Bundle, n: int, work: Path, seed: int = 0) -> Path:
         copy(rel)
     if m.get("eval_strokes"):
         copy("eval/strokes.json")
+    if m.get("vocabulary"):  # the text search's words: the grown products reuse the base's titles
+        copy(m["vocabulary"])
     copy("report.json")
     sheet = m["thumbnails"]["sheets"][0]
     copy(sheet)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vitrina.runtime.scan import CodeScan, RowFilter
+from vitrina.runtime.scan import BLOCK_ROWS, FLOAT_BLOCK_BYTES, CodeScan, RowFilter
 from vitrina.runtime.search import Searcher, SearcherOptions
 
 
@@ -141,6 +141,27 @@ def test_float16_l2_property(n, k, seed, levels):
     ref_dist, ref_ids = brute_force(codes, queries, "l2", k)
     np.testing.assert_array_equal(ids, ref_ids)  # halves: exact in float32, so ties are exact too
     np.testing.assert_allclose(dist, ref_dist, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@pytest.mark.parametrize("width", [8, 64])
+def test_float_blocks_are_cache_sized_and_block_size_does_not_change_results(dtype, width):
+    """Float scans size blocks by their widened bytes (the -2 of the L2 expansion folded into
+    the query); any block size gives the same distances, bit for bit, and the same ids."""
+    rng = np.random.default_rng(width)
+    codes = rng.integers(-6, 7, size=(9000, width)).astype(dtype) / dtype(4)  # many exact ties
+    queries = rng.integers(-6, 7, size=(3, width)).astype(np.float32) / 4
+    default = CodeScan([codes], "l2")
+    assert default.block_rows * width * 4 == FLOAT_BLOCK_BYTES
+    assert CodeScan([codes.view(np.uint8)], "hamming").block_rows == BLOCK_ROWS
+    dist, ids = default.search(queries, 25)
+    for block_rows in (7, 1000, 1 << 16):
+        d, i = CodeScan([codes], "l2", block_rows=block_rows).search(queries, 25)
+        np.testing.assert_array_equal(d, dist)
+        np.testing.assert_array_equal(i, ids)
+    ref_dist, ref_ids = brute_force(codes, queries, "l2", 25)
+    np.testing.assert_array_equal(ids, ref_ids)  # quarters: exact in float32, ties by row order
+    np.testing.assert_allclose(dist, ref_dist, atol=1e-3)
 
 
 def test_float16_subnormals_and_extremes_widen_exactly():

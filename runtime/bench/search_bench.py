@@ -352,11 +352,31 @@ def measure_bundle(base: Bundle, n: int, work: Path, progress: Callable[[str], N
             samples.append((time.perf_counter_ns() - t0) / 1e6)
         out["sketch_median_ms"] = round(float(np.median(samples)), 3)
         out["sketch_p95_ms"] = round(float(np.percentile(samples, 95)), 3)
+        out["sketch_stages_median_ms"] = _sketch_stages(engine, strokes)
     finally:
         engine.close()
         if limiter is not None:
             limiter.restore_original_limits()
     return out
+
+
+def _sketch_stages(engine: Any, strokes: list, queries: int = 100) -> dict[str, float]:
+    """Median ms of each stage of a sketch query: rasterise, encode (encoder + reducer), and
+    search (scan, re-rank, products). Reaches into ProductSearch's parts, as a profile would."""
+    from vitrina.runtime.rasterize import rasterize_strokes
+
+    times: dict[str, list[float]] = {"rasterize": [], "encode": [], "search": []}
+    for i in range(queries):
+        t0 = time.perf_counter_ns()
+        pixels = rasterize_strokes(strokes[i % len(strokes)], engine.raster)
+        t1 = time.perf_counter_ns()
+        embedding = engine._sketch.embed(pixels[None])
+        t2 = time.perf_counter_ns()
+        engine._search(embedding, 10)
+        t3 = time.perf_counter_ns()
+        for name, ns in (("rasterize", t1 - t0), ("encode", t2 - t1), ("search", t3 - t2)):
+            times[name].append(ns / 1e6)
+    return {name: round(float(np.median(v)), 3) for name, v in times.items()}
 
 
 def run_search_bench(options: SearchBenchOptions, progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:

@@ -248,3 +248,22 @@ def test_int8_codes_need_a_valid_scale():
         CodeScan([codes], "l2", scale=np.array([1.0, 0.0, 1.0, 1.0]))
     with pytest.raises(ValueError, match=r"\(4,\)"):
         CodeScan([codes], "l2", scale=np.ones(3))
+
+
+def test_searcher_over_int8_codes_ranks_like_the_dequantised_floats():
+    rng = np.random.default_rng(11)
+    codes = rng.integers(-127, 128, size=(3000, 8), dtype=np.int8)
+    scale = np.float32(2.0) ** rng.integers(-7, -3, size=8).astype(np.float32)
+    dense = codes.astype(np.float32) * scale
+    queries = dense[[3, 1500]] + np.float32(0.01)
+    small = Searcher(codes, np.arange(3000), 3000, "l2", code_scale=scale)
+    ref = Searcher(dense, np.arange(3000), 3000, "l2")
+    s, i = small.search(queries, SearcherOptions(k=7))
+    rs, ri = ref.search(queries, SearcherOptions(k=7))
+    np.testing.assert_array_equal(i, ri)
+    np.testing.assert_allclose(s, rs, rtol=1e-5)
+    assert i[0, 0] == 3 and i[1, 0] == 1500
+    # several rows per product: the per-row path dequantises too
+    multi = Searcher(codes, np.arange(3000) // 2, 1500, "l2", code_scale=scale)
+    ms, mi = multi.search(queries, SearcherOptions(k=3))
+    assert mi[0, 0] == 1 and mi[1, 0] == 750

@@ -191,6 +191,8 @@ class Searcher:
         n_items: P, the number of products.
         metric: cosine, l2 or hamming.
         options: default options of :meth:`search` (``k``, ``num_threads``).
+        code_scale: (d,) float32 per-dimension scale of int8 codes (l2 / cosine over
+            ``code * code_scale``: half the bytes of float16, see ``runtime/scan.py``).
 
     Raises:
         ValueError: shapes or dtypes that do not fit, or an unknown metric.
@@ -203,6 +205,8 @@ class Searcher:
         n_items: int,
         metric: str = "cosine",
         options: SearcherOptions | None = None,
+        *,
+        code_scale: np.ndarray | None = None,
     ):
         parts = [codes] if isinstance(codes, np.ndarray) else list(codes)
         if not parts or any(p.ndim != 2 for p in parts):
@@ -222,7 +226,8 @@ class Searcher:
         self._closed = False
         dtype = np.float32 if any(p.dtype == np.float32 for p in parts) else parts[0].dtype
         scan_parts = [p if p.dtype == dtype else np.asarray(p, dtype=dtype) for p in parts]
-        self._scan = CodeScan(scan_parts, _SCAN_METRIC[metric])
+        self.code_scale = None if code_scale is None else np.asarray(code_scale, dtype=np.float32)
+        self._scan = CodeScan(scan_parts, _SCAN_METRIC[metric], scale=self.code_scale)
         self._rows_are_items = n_rows == self.n_items and bool((self.code_items == np.arange(self.n_items)).all())
         if self._rows_are_items:
             self.searchable_items = self.n_items
@@ -384,6 +389,8 @@ class Searcher:
         if self._dense is None:
             codes = self.codes
             self._dense = np.asarray(codes, dtype=np.float32) if codes.dtype == np.float16 else codes
+            if self.code_scale is not None:
+                self._dense = np.asarray(codes, dtype=np.float32) * self.code_scale
         if self.metric == "hamming":
             return -hamming_from_words(as_words(queries), code_words(np.asarray(self._dense))).astype(np.float32)
         return pairwise_scores(queries, self._dense, self.metric)
@@ -405,7 +412,7 @@ class Searcher:
         self._closed = True
         self._scan.close()
         self.parts = [np.empty((0, self.dims), self.parts[0].dtype)]
-        self._scan = CodeScan(self.parts, self._scan.metric)
+        self._scan = CodeScan(self.parts, self._scan.metric, scale=self.code_scale)
         self._dense = None
 
     def __enter__(self) -> Searcher:

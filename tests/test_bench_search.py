@@ -26,7 +26,7 @@ def report(tmp_path_factory):
 
 def test_every_case_is_measured_next_to_faiss_and_agrees(report):
     keys = set(report["cases"])
-    for kind in ("hamming64", "hamming256", "l2_8", "l2_64", "twostage"):
+    for kind in ("hamming64", "hamming256", "l2_8", "l2_8f32", "l2_8i8", "l2_64", "twostage"):
         for suffix in ("t1_q1", "t2_q1", "t1_q4", "t2_q4"):
             assert f"{kind}_3000_{suffix}" in keys and f"{kind}_3000_{suffix}_filter10" in keys
     for key, row in report["cases"].items():

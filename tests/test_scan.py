@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vitrina.runtime.scan import CodeScan, RowFilter
+from vitrina.runtime.scan import BLOCK_ROWS, FLOAT_BLOCK_BYTES, CodeScan, RowFilter
 from vitrina.runtime.search import Searcher, SearcherOptions
 
 
@@ -143,6 +143,27 @@ def test_float16_l2_property(n, k, seed, levels):
     np.testing.assert_allclose(dist, ref_dist, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@pytest.mark.parametrize("width", [8, 64])
+def test_float_blocks_are_cache_sized_and_block_size_does_not_change_results(dtype, width):
+    """Float scans size blocks by their widened bytes (the -2 of the L2 expansion folded into
+    the query); any block size gives the same distances, bit for bit, and the same ids."""
+    rng = np.random.default_rng(width)
+    codes = rng.integers(-6, 7, size=(9000, width)).astype(dtype) / dtype(4)  # many exact ties
+    queries = rng.integers(-6, 7, size=(3, width)).astype(np.float32) / 4
+    default = CodeScan([codes], "l2")
+    assert default.block_rows * width * 4 == FLOAT_BLOCK_BYTES
+    assert CodeScan([codes.view(np.uint8)], "hamming").block_rows == BLOCK_ROWS
+    dist, ids = default.search(queries, 25)
+    for block_rows in (7, 1000, 1 << 16):
+        d, i = CodeScan([codes], "l2", block_rows=block_rows).search(queries, 25)
+        np.testing.assert_array_equal(d, dist)
+        np.testing.assert_array_equal(i, ids)
+    ref_dist, ref_ids = brute_force(codes, queries, "l2", 25)
+    np.testing.assert_array_equal(ids, ref_ids)  # quarters: exact in float32, ties by row order
+    np.testing.assert_allclose(dist, ref_dist, atol=1e-3)
+
+
 def test_float16_subnormals_and_extremes_widen_exactly():
     values = np.array([0.0, -0.0, 6e-8, -6e-8, 6.1e-5, 65504.0, -65504.0, 1.0, -2.5], np.float16)
     codes = values[:, None].repeat(2, axis=1)  # one value per row
@@ -195,3 +216,54 @@ def test_scan_refuses_what_it_cannot_scan():
         scan.search(np.zeros((1, 8), np.float32), 1)
     with pytest.raises(ValueError, match="covers 3 rows"):
         scan.search(np.zeros((1, 8), np.uint8), 1, rows=RowFilter.from_mask(np.ones(3, bool)))
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_int8_codes_with_a_scale_scan_like_their_dequantised_floats(metric):
+    """int8 codes × a per-dimension scale: the same k-NN as a brute force over the dequantised
+    rows; power-of-two scales keep every value exact, so ties follow the row order exactly."""
+    rng = np.random.default_rng(8)
+    codes = rng.integers(-127, 128, size=(7000, 8), dtype=np.int8)
+    codes[100:110] = codes[5]  # duplicates: ties
+    scale = np.float32(2.0) ** rng.integers(-6, -2, size=8).astype(np.float32)
+    queries = (codes[[5, 900, 3000]].astype(np.float32) + rng.integers(-3, 4, size=(3, 8))) * scale
+    dense = codes.astype(np.float32) * scale
+    mask = rng.random(7000) < 0.3
+    for rows, ref_mask in ((None, None), (RowFilter.from_mask(mask), mask)):
+        for block_rows in (1000, 1 << 16):
+            scan = CodeScan([codes[:4000], codes[4000:]], metric, block_rows=block_rows, scale=scale)
+            dist, ids = scan.search(queries, 20, rows=rows)
+            ref_dist, ref_ids = brute_force(dense, queries, metric, 20, ref_mask)
+            np.testing.assert_array_equal(ids, ref_ids)
+            np.testing.assert_allclose(dist, ref_dist, rtol=1e-6)
+
+
+def test_int8_codes_need_a_valid_scale():
+    codes = np.zeros((10, 4), np.int8)
+    with pytest.raises(ValueError, match="need a per-dimension scale"):
+        CodeScan([codes], "l2")
+    with pytest.raises(ValueError, match="need a per-dimension scale"):
+        CodeScan([codes.astype(np.float32)], "l2", scale=np.ones(4))
+    with pytest.raises(ValueError, match="finite and positive"):
+        CodeScan([codes], "l2", scale=np.array([1.0, 0.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match=r"\(4,\)"):
+        CodeScan([codes], "l2", scale=np.ones(3))
+
+
+def test_searcher_over_int8_codes_ranks_like_the_dequantised_floats():
+    rng = np.random.default_rng(11)
+    codes = rng.integers(-127, 128, size=(3000, 8), dtype=np.int8)
+    scale = np.float32(2.0) ** rng.integers(-7, -3, size=8).astype(np.float32)
+    dense = codes.astype(np.float32) * scale
+    queries = dense[[3, 1500]] + np.float32(0.01)
+    small = Searcher(codes, np.arange(3000), 3000, "l2", code_scale=scale)
+    ref = Searcher(dense, np.arange(3000), 3000, "l2")
+    s, i = small.search(queries, SearcherOptions(k=7))
+    rs, ri = ref.search(queries, SearcherOptions(k=7))
+    np.testing.assert_array_equal(i, ri)
+    np.testing.assert_allclose(s, rs, rtol=1e-5)
+    assert i[0, 0] == 3 and i[1, 0] == 1500
+    # several rows per product: the per-row path dequantises too
+    multi = Searcher(codes, np.arange(3000) // 2, 1500, "l2", code_scale=scale)
+    ms, mi = multi.search(queries, SearcherOptions(k=3))
+    assert mi[0, 0] == 1 and mi[1, 0] == 750

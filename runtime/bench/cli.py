@@ -35,7 +35,9 @@ def register(commands: Commands) -> None:
         "search", help="search at catalog scale (100k, 1M) side by side with faiss; open and sketch at 1M"
     )
     b.add_argument("--sizes", default="100000,1000000", help="synthetic catalog sizes (default 100000,1000000)")
-    b.add_argument("--kinds", default="hamming64,hamming256,l2_8,l2_64,twostage", help="case kinds to run")
+    b.add_argument(
+        "--kinds", default="hamming64,hamming256,l2_8,l2_8f32,l2_8i8,l2_64,twostage", help="case kinds to run"
+    )
     b.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
     b.add_argument("--batches", default="1,64", help="queries per call (default 1,64)")
     b.add_argument("--budget", type=float, default=1.0, help="seconds each case is timed, about (default 1)")

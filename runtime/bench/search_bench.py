@@ -2,7 +2,9 @@
 
 For each catalog size (synthetic 100k and 1M rows by default) and each case
 kind — 64- and 256-bit Hamming (faiss IndexBinaryFlat), 8-d and 64-d float16
-L2 (faiss IndexFlatL2 on a float32 copy), and the two-stage search (64-bit
+L2 (faiss IndexFlatL2 on a float32 copy), 8-d float32 L2 (``l2_8f32``: both
+sides scan the same float32 codes, no widening), 8-d int8 L2 with a per-dimension
+scale (``l2_8i8``: faiss scans the dequantised rows as float32), and the two-stage search (64-bit
 shortlist + int8 re-rank; faiss shortlists, the same numpy re-rank follows) —
 it times 1 and 2 threads, single queries and batches of 64, without and with
 a 10% category filter (faiss: an IDSelectorBitmap), all in one process, and
@@ -43,15 +45,26 @@ from vitrina.runtime.scan import RowFilter
 from vitrina.runtime.search import RerankSearcher, Searcher, SearcherOptions
 from vitrina.runtime.timeutil import utc_stamp
 
-from .synthetic_catalog import KINDS, N_CATEGORIES, scaled_bundle, synthetic_codes, synthetic_queries
+from .synthetic_catalog import (
+    KINDS,
+    N_CATEGORIES,
+    scale_path,
+    scaled_bundle,
+    synthetic_codes,
+    synthetic_queries,
+    synthetic_scale,
+)
 
 REPORT_VERSION = 1
 #: The issue's targets, checked on the 1M cases (ratios measured in one run).
 TARGETS = {
     "hamming64_1000000_t1_q1": ("ratio", 1.5),
     "l2_8_1000000_t1_q1": ("ratio", 1.2),
+    "l2_8f32_1000000_t1_q1": ("ratio", 1.2),
+    "l2_8i8_1000000_t1_q1": ("ratio", 1.2),
     "rss_hamming64_1000000_mb": ("value", 10.0),
     "rss_l2_8_1000000_mb": ("value", 17.0),
+    "rss_l2_8i8_1000000_mb": ("value", 17.0),
     "open_1m_ms": ("value", 100.0),
     "sketch_1m_p95_ms": ("value", 5.0),
 }
@@ -186,14 +199,17 @@ def _run_cases(
     bandwidth: float,
     progress: Callable[[str], None],
     rerank: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Every (threads, batch, filter) case of one catalog."""
+    """Every (threads, batch, filter) case of one catalog (``scale``: of int8 codes)."""
     n = len(codes)
-    searcher = Searcher(codes, np.arange(n), n, metric)
+    searcher = Searcher(codes, np.arange(n), n, metric, code_scale=scale)
     two = RerankSearcher(searcher, rerank, scale=1 / 127 / 8, shortlist=200) if rerank is not None else None
     mask = categories == 0  # one category of ten: a 10% filter
     within = searcher.row_filter(mask)
     queries = synthetic_queries(codes, max(options.batches) * 2)
+    if scale is not None:
+        queries *= scale  # near dequantised rows
     if queries.dtype != np.uint8 and metric == "cosine":
         queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     embed = (
@@ -202,7 +218,10 @@ def _run_cases(
         else None
     )
     index = (
-        ref.index("hamming" if metric == "hamming" else ("ip" if metric == "cosine" else "l2"), codes)
+        ref.index(
+            "hamming" if metric == "hamming" else ("ip" if metric == "cosine" else "l2"),
+            codes if scale is None else np.asarray(codes, np.float32) * scale,  # faiss: the dequantised rows
+        )
         if ref is not None
         else None
     )
@@ -268,6 +287,7 @@ from vitrina.runtime.search import Searcher, SearcherOptions
 def rss_mb():
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 path, metric = sys.argv[1], sys.argv[2]
+scale = np.load(sys.argv[3]) if len(sys.argv) > 3 else None  # of int8 codes
 def hwm_mb():  # peak RSS of this process image (ru_maxrss would include the parent's, inherited at fork)
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
@@ -275,13 +295,13 @@ def hwm_mb():  # peak RSS of this process image (ru_maxrss would include the par
 header = np.load(path, mmap_mode="r")
 queries = np.asarray(header[:20]).copy()
 if queries.dtype != np.uint8:
-    queries = queries.astype(np.float32)
+    queries = queries.astype(np.float32) * (scale if scale is not None else 1.0)
 rows = len(header)
 del header
 code_items = np.arange(rows, dtype=np.int32)  # the caller's (a bundle maps its own code_items.npy)
 base = rss_mb()
 codes = np.load(path, mmap_mode="r")
-searcher = Searcher(codes, code_items, rows, metric)
+searcher = Searcher(codes, code_items, rows, metric, code_scale=scale)
 for q in queries:
     searcher.search(q, SearcherOptions(k=10))
 steady = rss_mb()
@@ -289,11 +309,13 @@ print(json.dumps({"baseline_mb": round(base, 1), "rss_delta_mb": round(steady - 
 """
 
 
-def measure_rss(path: Path, metric: str) -> dict[str, float]:
+def measure_rss(path: Path, metric: str, scale: Path | None = None) -> dict[str, float]:
     """Resident memory a fresh process gains by opening a searcher over the memory-mapped
-    codes at ``path`` and answering 20 queries (MB beyond its baseline, steady and peak)."""
+    codes at ``path`` (int8 codes: with the scale at ``scale``) and answering 20 queries
+    (MB beyond its baseline, steady and peak)."""
+    extra = [str(scale)] if scale is not None else []
     proc = subprocess.run(
-        [sys.executable, "-c", _RSS_CHILD, str(path), metric], capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", _RSS_CHILD, str(path), metric, *extra], capture_output=True, text=True, timeout=600
     )
     if proc.returncode != 0:
         raise RuntimeError(f"the memory process failed: {proc.stderr.strip()[-500:]}")
@@ -330,11 +352,31 @@ def measure_bundle(base: Bundle, n: int, work: Path, progress: Callable[[str], N
             samples.append((time.perf_counter_ns() - t0) / 1e6)
         out["sketch_median_ms"] = round(float(np.median(samples)), 3)
         out["sketch_p95_ms"] = round(float(np.percentile(samples, 95)), 3)
+        out["sketch_stages_median_ms"] = _sketch_stages(engine, strokes)
     finally:
         engine.close()
         if limiter is not None:
             limiter.restore_original_limits()
     return out
+
+
+def _sketch_stages(engine: Any, strokes: list, queries: int = 100) -> dict[str, float]:
+    """Median ms of each stage of a sketch query: rasterise, encode (encoder + reducer), and
+    search (scan, re-rank, products). Reaches into ProductSearch's parts, as a profile would."""
+    from vitrina.runtime.rasterize import rasterize_strokes
+
+    times: dict[str, list[float]] = {"rasterize": [], "encode": [], "search": []}
+    for i in range(queries):
+        t0 = time.perf_counter_ns()
+        pixels = rasterize_strokes(strokes[i % len(strokes)], engine.raster)
+        t1 = time.perf_counter_ns()
+        embedding = engine._sketch.embed(pixels[None])
+        t2 = time.perf_counter_ns()
+        engine._search(embedding, 10)
+        t3 = time.perf_counter_ns()
+        for name, ns in (("rasterize", t1 - t0), ("encode", t2 - t1), ("search", t3 - t2)):
+            times[name].append(ns / 1e6)
+    return {name: round(float(np.median(v)), 3) for name, v in times.items()}
 
 
 def run_search_bench(options: SearchBenchOptions, progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
@@ -356,7 +398,8 @@ def run_search_bench(options: SearchBenchOptions, progress: Callable[[str], None
             else:
                 metric = KINDS[kind][0]
                 codes, cats = synthetic_codes(kind, size, work)
-                cases.update(_run_cases(kind, metric, codes, cats, options, ref, bandwidth, progress))
+                scale = synthetic_scale(kind, size, work)
+                cases.update(_run_cases(kind, metric, codes, cats, options, ref, bandwidth, progress, scale=scale))
     report: dict[str, Any] = {
         "report_version": REPORT_VERSION,
         "kind": "search",
@@ -370,10 +413,14 @@ def run_search_bench(options: SearchBenchOptions, progress: Callable[[str], None
     }
     if max(options.sizes) >= 1_000_000:
         size = 1_000_000
-        for kind, metric in (("hamming64", "hamming"), ("l2_8", "l2")):
+        rss_kinds = (("hamming64", "hamming"), ("l2_8", "l2")) + (
+            (("l2_8i8", "l2"),) if "l2_8i8" in options.kinds else ()
+        )
+        for kind, metric in rss_kinds:
             progress(f"resident memory: {kind}, {size} rows")
             synthetic_codes(kind, size, work)
-            rss = measure_rss(work / f"codes-{kind}-{size}-0.npy", metric)
+            path = work / f"codes-{kind}-{size}-0.npy"
+            rss = measure_rss(path, metric, scale_path(path) if KINDS[kind][1] == np.int8 else None)
             report[f"rss_{kind}_{size}_mb"] = rss["rss_delta_mb"]
             report[f"rss_{kind}_{size}_peak_mb"] = rss["peak_delta_mb"]
     if options.bundle is not None:

@@ -30,6 +30,10 @@ KINDS = {
     "hamming64": ("hamming", np.uint8, 8),
     "hamming256": ("hamming", np.uint8, 32),
     "l2_8": ("l2", np.float16, 8),
+    # the same 8-d codes kept as float32 (faiss's own dtype): the scan without the float16 widening
+    "l2_8f32": ("l2", np.float32, 8),
+    # the same 8-d codes as int8 with a per-dimension scale (half the bytes of float16)
+    "l2_8i8": ("l2", np.int8, 8),
     "l2_64": ("l2", np.float16, 64),
 }
 #: Categories of the synthetic code catalogs: ten of equal size, so one is a 10% filter.
@@ -50,15 +54,31 @@ def synthetic_codes(kind: str, n: int, work: Path, seed: int = 0) -> tuple[np.nd
         else:
             centres = rng.normal(size=(64, width)).astype(np.float32)
             codes = np.empty((n, width), dtype=dtype)
+            scale = (np.abs(centres).max(axis=0) + 1.5) / 127  # centre + 5 sigma of noise
             for s in range(0, n, 1 << 18):
                 m = min(1 << 18, n - s)
-                codes[s : s + m] = centres[rng.integers(0, 64, m)] + 0.3 * rng.normal(size=(m, width))
+                x = centres[rng.integers(0, 64, m)] + 0.3 * rng.normal(size=(m, width))
+                codes[s : s + m] = np.clip(np.rint(x / scale), -127, 127) if dtype == np.int8 else x
+            if dtype == np.int8:
+                np.save(scale_path(path), scale.astype(np.float32))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npy")
         np.save(tmp, codes)
         tmp.replace(path)
     categories = np.arange(n) % N_CATEGORIES
     return np.load(path, mmap_mode="r"), categories
+
+
+def scale_path(codes_path: Path) -> Path:
+    """Where the (w,) float32 per-dimension scale of an int8 code file is kept."""
+    return Path(codes_path).with_suffix(".scale.npy")
+
+
+def synthetic_scale(kind: str, n: int, work: Path, seed: int = 0) -> np.ndarray | None:
+    """The (w,) float32 per-dimension scale of an int8 kind's codes (made by :func:`synthetic_codes`), else None."""
+    if KINDS[kind][1] != np.int8:
+        return None
+    return np.load(scale_path(Path(work) / f"codes-{kind}-{n}-{seed}.npy"))
 
 
 def synthetic_queries(codes: np.ndarray, n: int, seed: int = 1) -> np.ndarray:
@@ -98,7 +118,7 @@ def scaled_bundle(base: Bundle, n: int, work: Path, seed: int = 0) -> Path:
         copy(rel)
     if m.get("eval_strokes"):
         copy("eval/strokes.json")
-    if m.get("vocabulary"):  # the text search's words: the grown products reuse the base's titles
+    if m.get("vocabulary"):  # the text search's words (the grown titles repeat the base's)
         copy(m["vocabulary"])
     copy("report.json")
     sheet = m["thumbnails"]["sheets"][0]

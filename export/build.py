@@ -12,7 +12,9 @@ so an interrupted build resumes instead of starting over):
    used, and measure float/int8 agreement on them;
 7. reduce the catalog codes to the chosen code type (``codes/fit.py``:
    PCA, UMAP with a landmark reducer, or binary codes; optional int8 re-rank);
-8. write the bundle (``vitrina.runtime.bundle``), atomically.
+8. with a detector in the profile: compose scenes, train and export the detector, and
+   fine-tune the photo encoder on detector-like crops (``build_detector.py``);
+9. write the bundle (``vitrina.runtime.bundle``), atomically.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from vitrina.runtime.bundle import BundleContents, EvalSet, write_bundle
 from vitrina.runtime.encoders import EncoderOptions, PhotoEncoder, SketchEncoder
 from vitrina.runtime.rasterize import RasterOptions
 
+from .build_detector import detector_stage
 from .codes.fit import CodeOptions, FittedCodes, TrainingEmbeddings, fit_codes
 from .data.catalog import Catalog, load_catalog
 from .data.sketch_synthesis import render_sketches, synthesize_strokes
@@ -243,6 +246,21 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         sketch_model=models["sketch_int8"],
         options=options,
     )
+    # 8. Detector and crop-tuned photo encoder (catalog codes above stay the trained encoder's).
+    detector = None
+    if profile.detector is not None:
+        detector = detector_stage(
+            catalog,
+            categories,
+            item_labels,
+            photo_model=photo_model,
+            photos=photos,
+            profile=profile.detector,
+            work=work,
+            key=key,
+            progress=options.progress,
+        )
+        models.update(detector.models)
     stroke_items, strokes = _eval_strokes(catalog, eval_set, profile)
     thumbs = _resize_all(catalog.images[catalog.first_images()], profile.thumbnail_size)
     report = {
@@ -260,6 +278,7 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
             "skipped_rows": [str(e) for e in catalog.skipped],
         },
         "model_bytes": {name: len(blob) for name, blob in models.items()},
+        "detector": detector.report if detector else None,
         "codes": {
             "type": fitted.code_type,
             "reducer": fitted.reducer.about,
@@ -280,10 +299,12 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         report=report,
         eval_strokes=strokes,
         eval_stroke_items=stroke_items,
-        extra={"categories": categories},
+        extra={"categories": categories}
+        | ({"detector": {"score_threshold": profile.detector.score_threshold}} if profile.detector else {}),
         code_type=fitted.code_type,
         reducer=fitted.reducer,
         rerank=fitted.rerank,
+        eval_scenes=detector.eval_scenes if detector else None,
     )
     write_bundle(out, contents)
     return BuildResult(

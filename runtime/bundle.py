@@ -26,6 +26,12 @@ opened on the device. Format version 1::
     eval/gallery_float.npy   (M, D) float32 gallery codes from the float encoder
     eval/strokes.json        stroke lists of some held-out queries (benchmarks
                              time the real stroke → results path with them)
+    eval/scenes.npy          optional (N, S, S, 3) uint8 held-out scene photos
+                             composed from test-split products (detector and
+                             photo-search eval), with eval/scene_boxes.npy
+                             (M, 4) float32 xyxy boxes, eval/scene_box_scene.npy,
+                             eval/scene_box_items.npy, eval/scene_box_labels.npy
+                             (M,) int32 scene, product and category of each box
     report.json              build report: training and quantisation figures
 
 No pickles anywhere: arrays load with ``allow_pickle=False``. Everything the
@@ -88,7 +94,7 @@ VITRINA_VERSION = vitrina_version()
 MANIFEST = "manifest.json"
 REDUCER_KINDS = ("none", "linear", "landmark", "sign")
 PRECISIONS = ("int8", "float")
-ROLES = ("sketch", "photo")
+ROLES = ("sketch", "photo", "detector")
 # Thumbnails per sheet side: 64 per sheet. Small sheets keep random access cheap
 # (one 8×8 sheet decodes in well under a millisecond; a 32×32 one took ~10 ms,
 # which a kiosk showing 20 random products paid 20 times).
@@ -145,6 +151,40 @@ class EvalSet:
     gallery_float: np.ndarray
 
 
+@dataclass(frozen=True, eq=False)
+class SceneSet:
+    """Composed scene photos and their ground truth (``export/data/scenes.py`` makes them).
+
+    Attributes:
+        images: (N, S, S, 3) uint8 RGB scenes.
+        boxes: (M, 4) float32 product boxes (x0, y0, x1, y1), scene pixels, x1/y1 exclusive.
+        box_scene: (M,) int32 scene of each box (ascending).
+        box_items: (M,) int32 product index of each box.
+        box_labels: (M,) int32 category index of each box.
+    """
+
+    images: np.ndarray
+    boxes: np.ndarray
+    box_scene: np.ndarray
+    box_items: np.ndarray
+    box_labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def rows(self, scene: int) -> np.ndarray:
+        """(m,) int64 rows of :attr:`boxes` that belong to ``scene``."""
+        start, stop = np.searchsorted(self.box_scene, [scene, scene + 1])
+        return np.arange(start, stop)
+
+    def products_per_scene(self) -> np.ndarray:
+        """(N,) int64 number of products in each scene."""
+        return np.bincount(self.box_scene, minlength=len(self.images))
+
+
+_SCENE_ARRAYS = ("boxes", "box_scene", "box_items", "box_labels")
+
+
 @dataclass(frozen=True)
 class ReducerArrays:
     """How the device turns an encoder embedding into a catalog code.
@@ -196,6 +236,7 @@ class BundleContents:
         code_type: ``float`` or a compact type (pca8, umap8, bits64, ...) matching ``codes``.
         reducer: the device's query reducer for a compact code type.
         rerank: int8 full embeddings for a two-stage search, or None.
+        eval_scenes: held-out scene photos with ground-truth boxes (detector and photo eval), or None.
     """
 
     catalog_name: str
@@ -214,6 +255,7 @@ class BundleContents:
     code_type: str = "float"
     reducer: ReducerArrays = ReducerArrays()
     rerank: Rerank | None = None
+    eval_scenes: SceneSet | None = None
 
 
 def expected_code_layout(code_type: CodeType, dims: int) -> tuple[tuple[type, ...], int]:
@@ -335,6 +377,12 @@ def _write_files(stage: Path, c: BundleContents) -> dict[str, Any]:
             for item, strokes in zip(c.eval_stroke_items, c.eval_strokes)
         ]
         (stage / "eval/strokes.json").write_text(json.dumps({"queries": queries}), encoding="utf-8")
+    if c.eval_scenes is not None:
+        (stage / "eval").mkdir(exist_ok=True)
+        np.save(stage / "eval/scenes.npy", np.ascontiguousarray(c.eval_scenes.images, dtype=np.uint8))
+        np.save(stage / "eval/scene_boxes.npy", np.ascontiguousarray(c.eval_scenes.boxes, dtype=np.float32))
+        for key in _SCENE_ARRAYS[1:]:
+            np.save(stage / f"eval/scene_{key}.npy", np.ascontiguousarray(getattr(c.eval_scenes, key), dtype=np.int32))
     (stage / "report.json").write_text(json.dumps(c.report, indent=2, ensure_ascii=False), encoding="utf-8")
     created = utc_stamp()
     return {
@@ -352,6 +400,7 @@ def _write_files(stage: Path, c: BundleContents) -> dict[str, Any]:
         "thumbnails": {"tile": int(c.thumbnails.shape[1]), "grid": _SHEET_GRID, "sheets": sheets},
         "eval": c.eval_set is not None,
         "eval_strokes": len(c.eval_strokes),
+        "eval_scenes": 0 if c.eval_scenes is None else len(c.eval_scenes),
         **dict(c.extra),
     }
 
@@ -485,6 +534,7 @@ class _ManifestSchema(msgspec.Struct):
     files: dict[str, _FileEntry]
     eval: bool = False
     eval_strokes: _Count = 0
+    eval_scenes: _Count = 0
     release: dict[str, Any] | None = None
 
 
@@ -698,6 +748,22 @@ class Bundle:
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise BundleFormatError(f"{self.path}/eval/strokes.json: malformed query ({exc})") from None
 
+    @property
+    def has_detector(self) -> bool:
+        """True when the bundle carries a product detector (models role ``detector``)."""
+        return bool(self.manifest["models"].get("detector"))
+
+    def eval_scenes(self) -> SceneSet:
+        """The held-out scene photos and their boxes. Raises BundleFormatError if the bundle has none
+        or they are inconsistent."""
+        if not self.manifest.get("eval_scenes"):
+            raise BundleFormatError(f"bundle {self.path} has no held-out scenes (built without a detector)")
+        arrays = {"images": self.array("eval/scenes.npy"), "boxes": self.array("eval/scene_boxes.npy")}
+        arrays |= {key: self.array(f"eval/scene_{key}.npy") for key in _SCENE_ARRAYS[1:]}
+        scenes = SceneSet(**arrays)
+        _check_scenes(self, scenes)
+        return scenes
+
     def report(self) -> dict[str, Any]:
         """The build report (training and quantisation figures)."""
         report = _load_json(self.file("report.json"))
@@ -907,6 +973,26 @@ def _check_eval_set(bundle: Bundle, e: EvalSet) -> None:
         problems.append(f"gallery_float must be ({len(e.gallery_items)}, D) float32, got {g.dtype} {g.shape}")
     if problems:
         raise BundleFormatError(f"bundle {bundle.path}: eval set: {'; '.join(problems)}")
+
+
+def _check_scenes(bundle: Bundle, s: SceneSet) -> None:
+    n_items, n_cat = len(bundle.items), len(bundle.categories)
+    problems = []
+    if s.images.dtype != np.uint8 or s.images.ndim != 4 or s.images.shape[3] != 3:
+        problems.append(f"scenes must be (N, S, S, 3) uint8, got {s.images.dtype} {s.images.shape}")
+    m = len(s.boxes)
+    if s.boxes.dtype != np.float32 or s.boxes.shape != (m, 4):
+        problems.append(f"scene_boxes must be (M, 4) float32, got {s.boxes.dtype} {s.boxes.shape}")
+    else:
+        check_finite(s.boxes, where=f"{bundle.path}/eval/scene_boxes.npy")
+    for key, high in (("box_scene", len(s.images)), ("box_items", n_items), ("box_labels", n_cat)):
+        a = getattr(s, key)
+        if a.dtype.kind not in "iu" or a.shape != (m,) or (a.size and not 0 <= a.min() <= a.max() < high):
+            problems.append(f"scene_{key} must be ({m},) integers in [0, {high}), got {a.dtype} {a.shape}")
+    if not problems and m and np.any(np.diff(s.box_scene) < 0):
+        problems.append("scene_box_scene must be ascending")
+    if problems:
+        raise BundleFormatError(f"bundle {bundle.path}: held-out scenes: {'; '.join(problems)}")
 
 
 def _load_array(path: Path, mmap: bool = False) -> np.ndarray:

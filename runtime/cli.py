@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import photo_cli
 from .bundle import Bundle, BundleError
 from .commands import CommandPlugin, Commands, Unavailable, assemble, bounded_int, discover, positive_int
 from .search import DEFAULT_K, MAX_K
@@ -28,12 +29,14 @@ EXIT_BAD_INPUT = 2
 
 
 def register(commands: Commands) -> None:
-    """Add the device core's ``search``, ``eval`` and ``info``."""
-    p = commands.add("search", help="search a bundle with a sketch")
+    """Add the device core's ``search``, ``eval``, ``info`` and ``detect`` (``photo_cli.py``)."""
+    p = commands.add("search", help="search a bundle with a sketch or a photo")
     p.add_argument("--bundle", required=True, type=Path)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--sketch", type=Path, help="sketch image (PNG, JPEG...), dark ink on light paper")
     src.add_argument("--strokes", type=Path, help='strokes JSON: {"strokes": [[[x, y], ...], ...], "canvas": [w, h]}')
+    src.add_argument("--photo", type=Path, help="photo (JPEG, PNG...): the detected product (largest, or --box) is searched")
+    p.add_argument("--box", type=int, default=None, help="with --photo: index of the detected box to search")
     p.add_argument(
         "-k",
         type=bounded_int(MAX_K, why="MAX_K, the most products one search returns"),
@@ -45,8 +48,14 @@ def register(commands: Commands) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_search)
 
-    p = commands.add("eval", help="retrieval quality on the bundle's held-out sketch queries")
+    p = commands.add("eval", help="retrieval quality on the bundle's held-out sketch queries (or scenes: --task)")
     p.add_argument("--bundle", required=True, type=Path)
+    p.add_argument(
+        "--task",
+        choices=("sketch", "detect", "photo"),
+        default="sketch",
+        help="sketch queries (default), the detector, or photo search on held-out scenes",
+    )
     p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_eval)
@@ -55,9 +64,10 @@ def register(commands: Commands) -> None:
     p.add_argument("--bundle", required=True, type=Path)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_info)
+    photo_cli.register(commands)
 
 
-PLUGIN = CommandPlugin(name="core", commands=("search", "eval", "info"), register=register, order=0)
+PLUGIN = CommandPlugin(name="core", commands=("search", "eval", "info", "detect"), register=register, order=0)
 
 
 def build_parser(plugins: Sequence[CommandPlugin] | None = None) -> tuple[argparse.ArgumentParser, list[Unavailable]]:
@@ -95,6 +105,10 @@ def _search(args: argparse.Namespace) -> int:
     from .product_search import ProductSearch, ProductSearchOptions
     from .rasterize import load_sketch_image, load_strokes_json, rasterize_strokes
 
+    if args.photo:
+        return photo_cli.photo_search_command(args)
+    if args.box is not None:
+        raise ValueError("--box picks a detected product of a photo: it needs --photo")
     bundle = Bundle.open(args.bundle)
     # The query becomes (S, S) pixels before the encoders load, so a large input and
     # the interpreters are never in memory together.
@@ -126,6 +140,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     if getattr(args, "sweep", False):
         return int(args.sweep_handler(args))
+    if args.task != "sketch":
+        return photo_cli.eval_command(args)
 
     report = evaluate_bundle(Bundle.open(args.bundle), num_threads=args.threads)
     if args.json:

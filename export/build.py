@@ -300,7 +300,7 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         eval_strokes=strokes,
         eval_stroke_items=stroke_items,
         extra={"categories": categories}
-        | ({"detector": {"score_threshold": profile.detector.score_threshold}} if profile.detector else {}),
+        | ({"detector": {"score_threshold": detector.score_threshold}} if detector else {}),
         code_type=fitted.code_type,
         reducer=fitted.reducer,
         rerank=fitted.rerank,

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,11 @@ from .training.detector import DetectorTrainOptions, train_detector
 from .training.photo_crops import CropTuneOptions, detector_like_crop, tune_photo_on_crops
 
 TRAIN_SCENE_SEED = 3
+TUNE_SCENE_SEED = 5  # validation scenes of train-split products for the score threshold
 EVAL_SCENE_SEED = 77_003  # never used for training scenes
+#: Score thresholds tried, and how much recall the shipped one may give up against the lowest.
+THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+RECALL_SLACK = 0.005
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,8 +54,9 @@ class DetectorProfile:
         train: detector training options.
         crops: the photo encoder's crop fine-tuning (``steps=0``: none).
         calibration_samples: scenes for int8 calibration (>= 200).
-        score_threshold: the detector's shipped score threshold (tuned for recall on held-out
-            scenes; written into the manifest, the device's default).
+        score_threshold: the detector's shipped score threshold (the device's default, written
+            into the manifest); None tunes it (:func:`tune_threshold`).
+        tune_scenes: validation scenes (train-split products, their own seed) the tuning uses.
     """
 
     scenes: SceneOptions = SceneOptions()
@@ -62,17 +68,19 @@ class DetectorProfile:
     train: DetectorTrainOptions = DetectorTrainOptions()
     crops: CropTuneOptions = CropTuneOptions()
     calibration_samples: int = 300
-    score_threshold: float = 0.2
+    score_threshold: float | None = None
+    tune_scenes: int = 300
 
 
 @dataclass(frozen=True)
 class DetectorStage:
     """What the stage adds to the bundle: ``models`` (detector_float/int8 and the fine-tuned
-    photo_float/int8), the held-out ``eval_scenes`` and a JSON ``report``."""
+    photo_float/int8), the held-out ``eval_scenes``, a JSON ``report`` and the shipped ``score_threshold``."""
 
     models: dict[str, bytes]
     eval_scenes: SceneSet
     report: dict[str, Any] = field(default_factory=dict)
+    score_threshold: float = 0.2
 
 
 def _pool(catalog: Catalog, labels: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -167,8 +175,22 @@ def detector_stage(
     if tuned is not None:
         models["photo_float"] = to_tflite(student, "float")
         models["photo_int8"] = to_tflite(student, "int8", photo_calib)
+    threshold, tuning = profile.score_threshold, None
+    if threshold is None:
+        tune = compose_scenes(
+            train_photos,
+            train_items,
+            train_labels,
+            categories,
+            count=profile.tune_scenes,
+            seed=TUNE_SCENE_SEED,
+            options=opts,
+        )
+        threshold, tuning = tune_threshold(models["detector_int8"], tune)
     report = {
         "input_size": spec.input_size,
+        "score_threshold": threshold,
+        "threshold_tuning": tuning,
         "architecture": asdict(spec),
         "scenes": {
             "options": asdict(opts),
@@ -183,9 +205,37 @@ def detector_stage(
         "training_options": asdict(profile.train),
         "photo_crop_tuning": None if tuned is None else tuned | {"options": asdict(profile.crops)},
         "seconds": round(time.monotonic() - t0, 1),
-        "score_threshold": profile.score_threshold,
     }
-    return DetectorStage(models=models, eval_scenes=eval_scenes, report=report)
+    return DetectorStage(models=models, eval_scenes=eval_scenes, report=report, score_threshold=threshold)
+
+
+def tune_threshold(model: bytes, scenes: SceneSet) -> tuple[float, dict[str, dict[str, float]]]:
+    """The highest of :data:`THRESHOLDS` whose recall at IoU >= 0.5 on ``scenes`` is within
+    :data:`RECALL_SLACK` of the lowest threshold's (recall first: a redundant box costs a shopper
+    nothing, a missed product the wrong search), run through LiteRT as on the device.
+
+    Returns:
+        the threshold and ``{threshold: {"recall50": r, "boxes_per_scene": b}}``.
+    """
+    from vitrina.runtime.detector import Detector, DetectorOptions
+    from vitrina.runtime.evaluate_detect import covered, detect_scenes
+
+    with tempfile.TemporaryDirectory(prefix="vitrina-detector-") as tmp:
+        path = Path(tmp) / "detector.tflite"
+        path.write_bytes(model)
+        with Detector.create_from_options(DetectorOptions(model_path=str(path), num_threads=2)) as detector:
+            dets = detect_scenes(detector, scenes)
+            options = detector.options
+    table = {}
+    for t in THRESHOLDS:
+        shipped = dets.shipped(replace(options, score_threshold=t))
+        table[str(t)] = {
+            "recall50": round(float(covered(scenes, shipped).mean()), 4),
+            "boxes_per_scene": round(float(np.mean([len(b) for b in shipped.boxes])), 2),
+        }
+    best = table[str(THRESHOLDS[0])]["recall50"]
+    chosen = max(t for t in THRESHOLDS if table[str(t)]["recall50"] >= best - RECALL_SLACK)
+    return chosen, table
 
 
 def _cached_student(

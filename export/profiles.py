@@ -101,7 +101,9 @@ PROFILES: dict[str, Profile] = {
             alpha=0.35,
             depth=0.34,
             fpn_channels=24,
-            train=DetectorTrainOptions(steps=400, batch_size=16, learning_rate=4e-3, warmup_steps=20, checkpoint_every=100),
+            train=DetectorTrainOptions(
+                steps=400, batch_size=16, learning_rate=4e-3, warmup_steps=20, checkpoint_every=100
+            ),
             crops=CropTuneOptions(steps=10, batch_size=16),
             calibration_samples=200,
             # a model trained for seconds is unsure of itself: its peaks are low

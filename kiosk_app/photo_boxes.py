@@ -32,7 +32,12 @@ def fit_photo(photo_size: tuple[int, int], pos: tuple[float, float], size: tuple
 def box_rect(box: Sequence[float], photo_height: int, fit: Fit) -> tuple[float, float, float, float]:
     """A photo box (x0, y0, x1, y1), y down → the widget rectangle (x, y, width, height), y up."""
     x0, y0, x1, y1 = (float(v) for v in box)
-    return (fit.x + x0 * fit.scale, fit.y + (photo_height - y1) * fit.scale, (x1 - x0) * fit.scale, (y1 - y0) * fit.scale)
+    return (
+        fit.x + x0 * fit.scale,
+        fit.y + (photo_height - y1) * fit.scale,
+        (x1 - x0) * fit.scale,
+        (y1 - y0) * fit.scale,
+    )
 
 
 def box_at(rects: Sequence[tuple[float, float, float, float]], x: float, y: float) -> int | None:

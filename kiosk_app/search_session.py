@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from kivy.clock import Clock
 from kivy.metrics import dp, sp
-
 from PIL import Image
 
 from vitrina.runtime.detector import DetectionResult

@@ -35,7 +35,9 @@ def register(commands: Commands) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--sketch", type=Path, help="sketch image (PNG, JPEG...), dark ink on light paper")
     src.add_argument("--strokes", type=Path, help='strokes JSON: {"strokes": [[[x, y], ...], ...], "canvas": [w, h]}')
-    src.add_argument("--photo", type=Path, help="photo (JPEG, PNG...): the detected product (largest, or --box) is searched")
+    src.add_argument(
+        "--photo", type=Path, help="photo (JPEG, PNG...): the detected product (largest, or --box) is searched"
+    )
     p.add_argument("--box", type=int, default=None, help="with --photo: index of the detected box to search")
     p.add_argument(
         "-k",

@@ -207,7 +207,7 @@ def unletterbox(boxes: np.ndarray, scale: float, offset: tuple[int, int], image_
     return np.clip(b, 0, np.array([w, h, w, h], np.float32))
 
 
-def crop_box(image: Image.Image, box: Sequence[float]) -> Image.Image:
+def crop_box(image: Image.Image, box: Sequence[float] | np.ndarray) -> Image.Image:
     """The part of ``image`` inside ``box`` (x0, y0, x1, y1 pixels), rounded outwards and
     clipped to the image, at least 1×1. Its aspect ratio is kept: the photo encoder pads
     it to a square (``photo.prepare_photo``), never stretches it."""
@@ -277,7 +277,7 @@ class Detector:
         self.options = options
         self.category_names = tuple(category_names)
         try:
-            self._interpreter: Any = make_interpreter(options.model_path, options.num_threads)
+            self._interpreter: Any = make_interpreter(str(options.model_path), options.num_threads)
             self._interpreter.allocate_tensors()
             runner = self._interpreter.get_signature_runner()
             details = runner.get_output_details()
@@ -325,7 +325,9 @@ class Detector:
         if options.score_threshold is None:
             shipped = (bundle.manifest.get("detector") or {}).get("score_threshold", SCORE_THRESHOLD)
             if not isinstance(shipped, (int, float)) or not 0.0 < shipped < 1.0:
-                raise BundleFormatError(f"bundle {bundle.path}: detector.score_threshold must be in (0, 1), got {shipped!r}")
+                raise BundleFormatError(
+                    f"bundle {bundle.path}: detector.score_threshold must be in (0, 1), got {shipped!r}"
+                )
             resolved = replace(resolved, score_threshold=float(shipped))
         try:
             return cls(resolved, bundle.categories)

@@ -99,7 +99,10 @@ def coco_ap(scenes: SceneSet, dets: SceneDetections, *, by_category: bool) -> di
     except ImportError:
         return None
     cats = sorted(set(scenes.box_labels.tolist())) if by_category else [0]
-    images = [{"id": i + 1, "width": int(scenes.images.shape[2]), "height": int(scenes.images.shape[1])} for i in range(len(scenes))]
+    images = [
+        {"id": i + 1, "width": int(scenes.images.shape[2]), "height": int(scenes.images.shape[1])}
+        for i in range(len(scenes))
+    ]
     annotations = []
     for j, (box, scene, label) in enumerate(zip(scenes.boxes, scenes.box_scene, scenes.box_labels)):
         x0, y0, x1, y1 = (float(v) for v in box)
@@ -239,7 +242,11 @@ def evaluate_photo(
     row_of = {int(item): r for r, item in enumerate(gallery_items)}
     labels = bundle.item_categories
     single = scenes.products_per_scene() == 1
-    report: dict[str, Any] = {"scenes": len(scenes), "single_product_scenes": int(single.sum()), "gallery": len(gallery_items)}
+    report: dict[str, Any] = {
+        "scenes": len(scenes),
+        "single_product_scenes": int(single.sum()),
+        "gallery": len(gallery_items),
+    }
     for precision in precisions:
         options = DetectorOptions(num_threads=num_threads, precision=precision)
         with Detector.create_from_bundle(bundle, options) as detector:
@@ -256,7 +263,16 @@ def evaluate_photo(
             for crop in CROPS:
                 pixels = np.stack([_crop_pixels(scenes.images[i], b, size) for i, b in enumerate(crops[crop])])
                 queries = encoder.embed(pixels).embeddings
-                inputs = _inputs(bundle, precision, queries, eval_set.gallery_float, labels[items], labels[gallery_items], targets, gallery_items)
+                inputs = _inputs(
+                    bundle,
+                    precision,
+                    queries,
+                    eval_set.gallery_float,
+                    labels[items],
+                    labels[gallery_items],
+                    targets,
+                    gallery_items,
+                )
                 for group, mask in (("multi_product", ~single), ("single_product", single)):
                     if not mask.any():
                         continue

@@ -24,7 +24,6 @@ from .photo import IMAGE_FORMATS, ImageBudgetError, load_image_bounded
 from .photo_search import PHOTO_MIN_SIDE
 
 
-
 def register(commands: Commands) -> None:
     """Add ``vitrina detect``."""
     p = commands.add("detect", help="find the products in a photo (boxes, scores, categories)")

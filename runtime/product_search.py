@@ -215,7 +215,9 @@ class ProductSearch:
         """
         self._check_open()
         if self._detector is None:
-            raise ValueError(f"bundle {self.bundle.path} has no detector (models: {sorted(self.bundle.manifest['models'])})")
+            raise ValueError(
+                f"bundle {self.bundle.path} has no detector (models: {sorted(self.bundle.manifest['models'])})"
+            )
         return self._detector.detect(image)
 
     def by_photo(
@@ -317,8 +319,9 @@ class ProductSearch:
         self._sketch.close()
         if "_photo" in self.__dict__:
             self._photo.close()
-        if self.__dict__.get("_detector") is not None:
-            self._detector.close()
+        detector = self.__dict__.get("_detector")
+        if detector is not None:
+            detector.close()
         self._index.close()
 
     def __enter__(self) -> ProductSearch:

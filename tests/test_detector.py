@@ -45,7 +45,9 @@ def product(h: int, w: int, rgb=(200, 30, 45)) -> np.ndarray:
 def test_scene_boxes_match_the_product_pixels(seed):
     rng = np.random.default_rng(seed)
     options = SceneOptions(size=96, clutter=0, backgrounds=("flat",), non_square=0.0, max_occlusion=0.0)
-    image, boxes, placed = compose_scene(rng, [product(28, 20), product(20, 28, (30, 60, 200))], ["top", "bottom"], options)
+    image, boxes, placed = compose_scene(
+        rng, [product(28, 20), product(20, 28, (30, 60, 200))], ["top", "bottom"], options
+    )
     background = image[0, 0]
     changed = np.any(image != background, axis=2)
     assert len(boxes) == len(placed) >= 1
@@ -62,9 +64,15 @@ def test_scene_set_follows_the_pool_split_and_seed():
     pool = np.stack([product(28, 28, (i * 20, 40, 90)) for i in range(12)])
     items = np.arange(100, 112, dtype=np.int32)
     labels = np.arange(12, dtype=np.int32) % 3
-    a = compose_scenes(pool, items, labels, ["Trouser", "Bag", "Sneaker"], count=30, seed=5, options=SceneOptions(size=64))
-    b = compose_scenes(pool, items, labels, ["Trouser", "Bag", "Sneaker"], count=30, seed=5, options=SceneOptions(size=64))
-    c = compose_scenes(pool, items, labels, ["Trouser", "Bag", "Sneaker"], count=30, seed=6, options=SceneOptions(size=64))
+    a = compose_scenes(
+        pool, items, labels, ["Trouser", "Bag", "Sneaker"], count=30, seed=5, options=SceneOptions(size=64)
+    )
+    b = compose_scenes(
+        pool, items, labels, ["Trouser", "Bag", "Sneaker"], count=30, seed=5, options=SceneOptions(size=64)
+    )
+    c = compose_scenes(
+        pool, items, labels, ["Trouser", "Bag", "Sneaker"], count=30, seed=6, options=SceneOptions(size=64)
+    )
     assert np.array_equal(a.images, b.images) and not np.array_equal(a.images, c.images)
     assert set(a.box_items.tolist()) <= set(items.tolist())
     assert np.array_equal(a.box_labels, labels[a.box_items - 100])
@@ -169,7 +177,9 @@ def test_detection_on_held_out_composed_scenes(bundle):
                 assert result.boxes.dtype == np.float32 and result.boxes.shape == (len(result), 4)
                 assert np.all(np.diff(result.scores) <= 0) and len(result) <= detector.options.max_boxes
                 rows = scenes.rows(i)
-                best.extend(iou_matrix(scenes.boxes[rows], result.boxes).max(axis=1) if len(result) else [0.0] * len(rows))
+                best.extend(
+                    iou_matrix(scenes.boxes[rows], result.boxes).max(axis=1) if len(result) else [0.0] * len(rows)
+                )
             found[precision] = np.array(best)
     # a tiny model trained for seconds: it must find most products, not all of them
     assert (found["float"] >= 0.3).mean() >= 0.6
@@ -180,7 +190,9 @@ def test_detect_maps_boxes_to_the_input_image(bundle):
     scenes = bundle.eval_scenes()
     with Detector.create_from_bundle(bundle, DetectorOptions(precision="float")) as detector:
         small = detector.detect(scenes.images[0])
-        big = detector.detect(Image.fromarray(scenes.images[0]).resize((scenes.images.shape[2] * 3, scenes.images.shape[1] * 2)))
+        big = detector.detect(
+            Image.fromarray(scenes.images[0]).resize((scenes.images.shape[2] * 3, scenes.images.shape[1] * 2))
+        )
     assert big.image_size == (scenes.images.shape[2] * 3, scenes.images.shape[1] * 2)
     assert len(small) and len(big)
     # the stretched copy's best box, mapped back, lies where the original's does
@@ -193,12 +205,17 @@ def test_by_photo_searches_the_chosen_box(bundle):
     scene = Image.fromarray(bundle.eval_scenes().images[0])
     w, h = scene.size
     boxes = np.array([[0, 0, w / 2, h / 2], [w / 4, h / 4, w, h]], np.float32)  # box 1 is the largest
-    detections = DetectionResult(boxes, np.array([0.9, 0.8], np.float32), np.zeros(2, np.int32), bundle.categories, (w, h))
+    detections = DetectionResult(
+        boxes, np.array([0.9, 0.8], np.float32), np.zeros(2, np.int32), bundle.categories, (w, h)
+    )
     with ProductSearch(bundle) as engine:
         chosen = engine.by_photo(scene, 5, 0, detections=detections)
         default = engine.by_photo(scene, 5, detections=detections)
-        crop = engine.by_photo(crop_box(scene, boxes[0]), 5, detections=DetectionResult(
-            np.empty((0, 4), np.float32), np.empty(0, np.float32), np.empty(0, np.int32)))
+        crop = engine.by_photo(
+            crop_box(scene, boxes[0]),
+            5,
+            detections=DetectionResult(np.empty((0, 4), np.float32), np.empty(0, np.float32), np.empty(0, np.int32)),
+        )
         with pytest.raises(ValueError, match="box 2 is out of range"):
             engine.by_photo(scene, 5, 2, detections=detections)
         detected = engine.by_photo(scene, 5)
@@ -241,7 +258,10 @@ def test_a_bundle_without_a_detector_searches_whole_photos(bundle_without_detect
             engine.by_photo(scene, 5, 0)
     assert result.fallback == WHOLE_IMAGE and result.fallback_reason == NO_DETECTOR and len(result.matches) == 5
     scene.save(tmp_path / "scene.png")
-    assert main(["search", "--bundle", str(bundle_without_detector), "--photo", str(tmp_path / "scene.png"), "--json"]) == 0
+    assert (
+        main(["search", "--bundle", str(bundle_without_detector), "--photo", str(tmp_path / "scene.png"), "--json"])
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["fallback"] == "whole image" and out["searched_box"] is None and out["boxes"] == []
     assert main(["detect", "--bundle", str(bundle_without_detector), "--photo", str(tmp_path / "scene.png")]) == 2
@@ -259,7 +279,23 @@ def test_cli_detect_and_search_a_photo(tiny_bundle, bundle, tmp_path, capsys):
         x0, y0, x1, y1 = b["box"]
         assert 0 <= x0 < x1 <= 900 and 0 <= y0 < y1 <= 600 and 0 < b["score"] < 1 and b["category"] in bundle.categories
     n = len(detected["boxes"])
-    assert main(["search", "--bundle", str(tiny_bundle), "--photo", str(tmp_path / "scene.jpg"), "--box", str(n - 1), "-k", "4", "--json"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--bundle",
+                str(tiny_bundle),
+                "--photo",
+                str(tmp_path / "scene.jpg"),
+                "--box",
+                str(n - 1),
+                "-k",
+                "4",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["searched_box"] == n - 1 and out["fallback"] is None and len(out["results"]) == 4
     assert [b["box"] for b in out["boxes"]] == [b["box"] for b in detected["boxes"]]
@@ -281,7 +317,11 @@ def bomb(path: Path) -> Path:
         (lambda p: p.write_bytes(b""), [], "is empty"),
         (lambda p: None, [], "does not exist"),
         (bomb, [], "over the 32 MP"),
-        (lambda p: Image.new("RGB", (64, 64), "white").save(p, format="PNG"), ["--box", "99"], "box 99 is out of range"),
+        (
+            lambda p: Image.new("RGB", (64, 64), "white").save(p, format="PNG"),
+            ["--box", "99"],
+            "box 99 is out of range",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", ["detect", "search"])

@@ -200,7 +200,10 @@ def _layout(rng: np.random.Generator, roles: Sequence[str], w: int, h: int) -> l
     rows = math.ceil(n / cols)
     cells = rng.permutation(rows * cols)[:n]
     return [
-        (((c % cols) + 0.5 + rng.uniform(-0.2, 0.2)) / cols * w, ((c // cols) + 0.5 + rng.uniform(-0.2, 0.2)) / rows * h)
+        (
+            ((c % cols) + 0.5 + rng.uniform(-0.2, 0.2)) / cols * w,
+            ((c // cols) + 0.5 + rng.uniform(-0.2, 0.2)) / rows * h,
+        )
         for c in cells
     ]
 

@@ -32,9 +32,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from vitrina.runtime.bundle import SceneSet
 from vitrina.export.detector_model import STRIDE, DetectorSpec, build_detector
 from vitrina.export.training.encoders import _fingerprint, _save_weights_durably
+from vitrina.runtime.bundle import SceneSet
 from vitrina.runtime.files import fsync_dir, write_atomic
 
 _BOX_WEIGHT = 2.0
@@ -128,7 +128,7 @@ def grid_targets(
 
 
 def _batch_targets(scenes: SceneSet, rows: np.ndarray, flips: np.ndarray, grid: int, size: int):
-    out = [[], [], [], []]
+    out: list[list[np.ndarray]] = [[], [], [], []]
     for row, flip in zip(rows, flips):
         idx = scenes.rows(int(row))
         boxes = scenes.boxes[idx].copy()
@@ -145,7 +145,10 @@ class _DetectorTrainer:
         self.spec = spec
         self.model = build_detector(spec)
         schedule = keras.optimizers.schedules.CosineDecay(
-            0.0, max(1, opts.steps - opts.warmup_steps), warmup_target=opts.learning_rate, warmup_steps=opts.warmup_steps
+            0.0,
+            max(1, opts.steps - opts.warmup_steps),
+            warmup_target=opts.learning_rate,
+            warmup_steps=opts.warmup_steps,
         )
         self.optimizer = keras.optimizers.Adam(schedule)
         self.optimizer.build(self.model.trainable_variables)

@@ -141,7 +141,9 @@ def tune_photo_on_crops(
         rows = rows[np.sort(first)][:b]
         crops = np.stack(
             [
-                detector_like_crop(scenes.images[scenes.box_scene[r]], scenes.boxes[r], rng, size=size, loose=options.loose)
+                detector_like_crop(
+                    scenes.images[scenes.box_scene[r]], scenes.boxes[r], rng, size=size, loose=options.loose
+                )
                 for r in rows
             ]
         )

@@ -32,7 +32,7 @@ from .data.catalog import Catalog
 from .data.scenes import SceneOptions, compose_scenes
 from .detector_model import DetectorSpec
 from .quantize import to_tflite
-from .training.detector import DetectorTrainOptions, train_detector
+from .training.detector import DetectorTrainOptions, train_detector_isolated
 from .training.photo_crops import CropTuneOptions, detector_like_crop, tune_photo_on_crops
 
 TRAIN_SCENE_SEED = 3
@@ -147,7 +147,7 @@ def detector_stage(
         depth=profile.depth,
         fpn_channels=profile.fpn_channels,
     )
-    model, trained = train_detector(
+    model, trained = train_detector_isolated(
         train_scenes,
         spec=spec,
         options=profile.train,

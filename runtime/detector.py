@@ -41,6 +41,8 @@ PAD_RGB = (114, 114, 114)
 SCORE_THRESHOLD = 0.2
 IOU_THRESHOLD = 0.5
 MAX_BOXES = 20
+#: ``DetectionResult.largest`` considers boxes scoring at least this share of the best score.
+LARGEST_RELATIVE_SCORE = 0.5
 # candidates kept before NMS
 _PRE_NMS = 200
 
@@ -113,11 +115,15 @@ class DetectionResult:
         c = int(self.categories[i])
         return self.category_names[c] if c < len(self.category_names) else str(c)
 
-    def largest(self) -> int | None:
-        """Index of the box with the largest area (the first on ties), None without boxes."""
+    def largest(self, relative_score: float = LARGEST_RELATIVE_SCORE) -> int | None:
+        """Index of the largest box (the first on ties) among those scoring at least
+        ``relative_score`` × the best score, None without boxes. Thresholds tuned for
+        recall keep faint redundant boxes, often loose ones; "the largest product" is
+        the largest of the confident boxes (``relative_score=0``: of all)."""
         if len(self.boxes) == 0:
             return None
-        return int(np.argmax(box_areas(self.boxes)))
+        areas = np.where(self.scores >= relative_score * float(self.scores.max()), box_areas(self.boxes), -1.0)
+        return int(np.argmax(areas))
 
     def to_json(self) -> dict[str, Any]:
         """``{"boxes": [{"box": [x0, y0, x1, y1], "score": s, "category": name}, ...], "image_size": [w, h]}``."""

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from .bundle import Bundle, SceneSet
-from .detector import Detector, DetectorOptions, crop_box, decode, iou_matrix, nms
+from .detector import DetectionResult, Detector, DetectorOptions, crop_box, decode, iou_matrix, nms
 from .encoders import PhotoEncoder, PhotoEncoderOptions
 from .evaluate import EvalInputs, _first_rows_of
 from .photo import prepare_photo
@@ -222,9 +222,9 @@ def query_boxes(scenes: SceneSet, shipped: SceneDetections) -> tuple[np.ndarray,
         boxes = shipped.boxes[i]
         if len(boxes) == 0:
             crops["detector_box"].append(None)
-        elif len(scenes.rows(i)) == 1:  # by_photo's own pick: the largest box
-            areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-            crops["detector_box"].append(boxes[int(np.argmax(areas))])
+        elif len(scenes.rows(i)) == 1:  # by_photo's own pick: the largest confident box
+            found = DetectionResult(boxes, shipped.scores[i], shipped.categories[i])
+            crops["detector_box"].append(boxes[found.largest()])
         else:  # the shopper taps the product's outline: the detection overlapping it most
             iou = iou_matrix(scenes.boxes[row][None], boxes)[0]
             crops["detector_box"].append(boxes[int(np.argmax(iou))] if iou.max() > 0 else None)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from .models import EncoderSpec, _bn, _inverted_residual, _width
+from .models import EncoderSpec, batch_norm, channel_width, inverted_residual
 
 #: Input pixels per output cell.
 STRIDE = 8
@@ -64,12 +64,12 @@ class DetectorSpec:
         return self.input_size // STRIDE
 
 
-def _conv_bn(x, spec: EncoderSpec, channels: int, kernel: int, name: str, depthwise: bool = False):
+def _convbatch_norm(x, spec: EncoderSpec, channels: int, kernel: int, name: str, depthwise: bool = False):
     if depthwise:
         x = layers.DepthwiseConv2D(kernel, padding="same", use_bias=False, name=f"{name}_dw")(x)
     else:
         x = layers.Conv2D(channels, kernel, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = _bn(spec, name=f"{name}_bn")(x)
+    x = batch_norm(spec, name=f"{name}_bn")(x)
     return layers.ReLU(6.0, name=f"{name}_relu")(x)
 
 
@@ -79,22 +79,30 @@ def build_detector(spec: DetectorSpec, name: str = "detector") -> keras.Model:
     bn_spec = EncoderSpec(alpha=spec.alpha, bn_momentum=spec.bn_momentum)
     inputs = keras.Input((spec.input_size, spec.input_size, 3), name=f"{name}_pixels")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name=f"{name}_rescale")(inputs)
-    x = layers.Conv2D(_width(32, spec.alpha), 3, strides=2, padding="same", use_bias=False, name=f"{name}_stem")(x)
-    x = _bn(bn_spec, name=f"{name}_stem_bn")(x)
+    x = layers.Conv2D(channel_width(32, spec.alpha), 3, strides=2, padding="same", use_bias=False, name=f"{name}_stem")(
+        x
+    )
+    x = batch_norm(bn_spec, name=f"{name}_stem_bn")(x)
     x = layers.ReLU(6.0, name=f"{name}_stem_relu")(x)
     taps = {}
     for stage, (t, c, n, s) in enumerate(_STAGES):
         for r in range(max(1, round(n * spec.depth))):
-            x = _inverted_residual(bn_spec, x, t, _width(c, spec.alpha), s if r == 0 else 1, f"{name}_b{stage}_{r}")
+            x = inverted_residual(
+                bn_spec, x, t, channel_width(c, spec.alpha), s if r == 0 else 1, f"{name}_b{stage}_{r}"
+            )
         taps[stage] = x  # stage 2: stride 8, stage 4: stride 16, stage 5: stride 32
     f = spec.fpn_channels
-    p5 = _conv_bn(taps[5], bn_spec, f, 1, f"{name}_lat5")
-    p4 = layers.Add(name=f"{name}_td4")([_conv_bn(taps[4], bn_spec, f, 1, f"{name}_lat4"), layers.UpSampling2D(2)(p5)])
-    p4 = _conv_bn(p4, bn_spec, f, 3, f"{name}_smooth4", depthwise=True)
-    p3 = layers.Add(name=f"{name}_td3")([_conv_bn(taps[2], bn_spec, f, 1, f"{name}_lat3"), layers.UpSampling2D(2)(p4)])
-    h = _conv_bn(p3, bn_spec, f, 3, f"{name}_head_dw", depthwise=True)
-    h = _conv_bn(h, bn_spec, f, 1, f"{name}_head_pw")
-    h = _conv_bn(h, bn_spec, f, 3, f"{name}_head_dw2", depthwise=True)
+    p5 = _convbatch_norm(taps[5], bn_spec, f, 1, f"{name}_lat5")
+    p4 = layers.Add(name=f"{name}_td4")(
+        [_convbatch_norm(taps[4], bn_spec, f, 1, f"{name}_lat4"), layers.UpSampling2D(2)(p5)]
+    )
+    p4 = _convbatch_norm(p4, bn_spec, f, 3, f"{name}_smooth4", depthwise=True)
+    p3 = layers.Add(name=f"{name}_td3")(
+        [_convbatch_norm(taps[2], bn_spec, f, 1, f"{name}_lat3"), layers.UpSampling2D(2)(p4)]
+    )
+    h = _convbatch_norm(p3, bn_spec, f, 3, f"{name}_head_dw", depthwise=True)
+    h = _convbatch_norm(h, bn_spec, f, 1, f"{name}_head_pw")
+    h = _convbatch_norm(h, bn_spec, f, 3, f"{name}_head_dw2", depthwise=True)
     prior = float(-keras.ops.log((1 - _PRIOR) / _PRIOR))
     objectness = layers.Conv2D(
         1, 1, bias_initializer=keras.initializers.Constant(prior), name="objectness", dtype="float32"

@@ -37,7 +37,7 @@ from PIL import Image
 from .bundle import Bundle, SceneSet
 from .detector import DetectionResult, Detector, DetectorOptions, crop_box, decode, iou_matrix, nms
 from .encoders import PhotoEncoder, PhotoEncoderOptions
-from .evaluate import EvalInputs, _first_rows_of
+from .evaluate import EvalInputs
 from .photo import prepare_photo
 
 #: Score threshold of the candidates AP is computed from (COCO practice: keep low-score boxes).
@@ -302,7 +302,9 @@ def _inputs(
     re-rank) or against the float gallery embeddings (float)."""
     if precision == "float":
         return EvalInputs(queries, gallery_float, query_labels, gallery_labels, targets)
-    rows = _first_rows_of(bundle, gallery_items)
+    rows = bundle.first_code_rows[gallery_items]
+    if (rows < 0).any():
+        raise ValueError("an eval gallery product has no catalog code")
     codes = bundle.reducer()(queries)
     gallery = np.asarray(bundle.codes[rows])
     metric = bundle.code_spec.metric

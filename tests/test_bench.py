@@ -24,7 +24,14 @@ def base_report(tiny_bundle):
 
 def test_report_has_every_part(base_report, tmp_path):
     latency = base_report["latency"]["1"]
-    assert set(latency) == {"sketch", "photo", "similar"}
+    assert set(latency) == {"sketch", "photo", "similar", "photo_scene"}  # the tiny bundle has a detector
+    assert [k for k in latency["photo_scene"] if k in ("decode", "detect", "crop", "photo_encoder", "search")] == [
+        "decode",
+        "detect",
+        "crop",
+        "photo_encoder",
+        "search",
+    ]
     assert set(latency["sketch"]) >= {"rasterise", "sketch_encoder", "search", "total", "overhead"}
     for stats in (latency["sketch"]["total"], latency["photo"]["photo_encoder"]):
         assert stats["n"] == 30 and 0 < stats["p50"] <= stats["p95"] <= stats["p99"] <= stats["max"]

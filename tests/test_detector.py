@@ -306,7 +306,8 @@ def test_cli_detect_and_search_a_photo(tiny_bundle, bundle, tmp_path, capsys):
 def bomb(path: Path) -> Path:
     header = struct.pack(">IIBBBBB", 20_000, 20_000, 8, 0, 0, 0, 0)
     chunk = struct.pack(">I", len(header)) + b"IHDR" + header + struct.pack(">I", zlib.crc32(b"IHDR" + header))
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk)
+    end = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk + end)
     return path
 
 

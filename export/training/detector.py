@@ -21,10 +21,12 @@ exactly ``steps`` steps from ``seed`` with deterministic ops, checkpoints
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 import keras
@@ -33,7 +35,6 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from vitrina.export.detector_model import STRIDE, DetectorSpec, build_detector
-from vitrina.export.training.encoders import _fingerprint, _save_weights_durably
 from vitrina.runtime.bundle import SceneSet
 from vitrina.runtime.files import fsync_dir, write_atomic
 
@@ -83,6 +84,22 @@ class DetectorTrainResult:
     final_loss: float
     seconds_total: float
     resumed_from: int
+
+
+def _fingerprint(*parts: object) -> str:
+    """16 hex digits naming a training run's settings and data (checkpoints of another run are not resumed)."""
+    text = json.dumps([asdict(p) if is_dataclass(p) and not isinstance(p, type) else p for p in parts], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _save_weights(model: keras.Model, path: Path) -> None:
+    """``model.save_weights`` to a temporary sibling, fsync, rename over ``path`` (Keras writes
+    HDF5 from a path itself, so ``files.write_atomic`` cannot take the bytes)."""
+    tmp = path.with_name(f".{path.name[: -len('.weights.h5')]}.tmp-{os.getpid()}.weights.h5")
+    model.save_weights(tmp)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def grid_targets(
@@ -196,7 +213,7 @@ class _DetectorTrainer:
     def save(self, directory: Path, step: int, fingerprint: str, sampler: dict, summary: dict) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         files = {"detector": f"detector-{step:07d}.weights.h5", "state": f"dstate-{step:07d}.npz"}
-        _save_weights_durably(self.model, directory / files["detector"])
+        _save_weights(self.model, directory / files["detector"])
         arrays = io.BytesIO()
         np.savez(arrays, **{f"opt_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)})
         write_atomic(directory / files["state"], arrays.getvalue())

@@ -43,7 +43,7 @@ def test_report_has_every_part(base_report, tmp_path):
     assert acc["pr_curve"]["int8"][0] >= acc["pr_curve"]["int8"][-1]
     assert len(base_report["environment"]["manifest_sha256"]) == 64
     assert base_report["cross_checks"]["faiss"]["score_agreement"] == 1.0
-    assert set(base_report["targets"]) == {"sketch_p95_ms", "overhead_ratio", "cold_start_s"}
+    assert set(base_report["targets"]) == {"sketch_p95_ms", "overhead_ratio", "cold_start_s", "photo_scene_p95_ms"}
     json_path, html_path = write_report(base_report, tmp_path / "r")
     assert json.loads(json_path.read_text())["report_version"] == 1
     page = html_path.read_text()

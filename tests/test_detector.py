@@ -311,26 +311,26 @@ def bomb(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    ("make", "args", "words"),
-    [
-        (lambda p: p.write_bytes(b"not an image at all"), [], "not a"),
-        (lambda p: p.write_bytes(b""), [], "is empty"),
-        (lambda p: None, [], "does not exist"),
-        (bomb, [], "over the 32 MP"),
-        (
-            lambda p: Image.new("RGB", (64, 64), "white").save(p, format="PNG"),
-            ["--box", "99"],
-            "box 99 is out of range",
-        ),
-    ],
+BAD_FILES = [
+    (lambda p: p.write_bytes(b"not an image at all"), [], "not a"),
+    (lambda p: p.write_bytes(b""), [], "is empty"),
+    (lambda p: None, [], "does not exist"),
+    (bomb, [], "over the 32 MP"),
+]
+BAD_BOX = (
+    lambda p: Image.new("RGB", (64, 64), "white").save(p, format="PNG"),
+    ["--box", "99"],
+    "box 99 is out of range",
 )
-@pytest.mark.parametrize("command", ["detect", "search"])
-def test_cli_photo_errors_exit_2(tiny_bundle, tmp_path, capsys, make, args, words, command):
+
+
+@pytest.mark.parametrize(
+    ("command", "make", "args", "words"),
+    [(c, *case) for c in ("detect", "search") for case in BAD_FILES] + [("search", *BAD_BOX)],
+)
+def test_cli_photo_errors_exit_2(tiny_bundle, tmp_path, capsys, command, make, args, words):
     path = tmp_path / "photo.png"
     make(path)
-    if args and command == "detect":
-        pytest.skip("--box is a search option")  # counted apart: detect has no --box
     assert main([command, "--bundle", str(tiny_bundle), "--photo", str(path), *args]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err

@@ -654,9 +654,9 @@ class Bundle:
         for name, array in arrays.items():
             check_finite(array, where=f"{self.path}/{entry['arrays'][name]}")
         try:
-            return reducer_from_arrays(entry["kind"], arrays, entry.get("params", {}))
+            return reducer_from_arrays(entry.get("kind", "none"), arrays, entry.get("params", {}))
         except (ValueError, TypeError, KeyError) as exc:
-            raise BundleFormatError(f"bundle {self.path}: the {entry['kind']} reducer is malformed: {exc}") from None
+            raise BundleFormatError(f"bundle {self.path}: the {entry.get('kind', 'none')} reducer is malformed: {exc}") from None
 
     @property
     def has_rerank(self) -> bool:

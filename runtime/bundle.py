@@ -656,7 +656,9 @@ class Bundle:
         try:
             return reducer_from_arrays(entry.get("kind", "none"), arrays, entry.get("params", {}))
         except (ValueError, TypeError, KeyError) as exc:
-            raise BundleFormatError(f"bundle {self.path}: the {entry.get('kind', 'none')} reducer is malformed: {exc}") from None
+            raise BundleFormatError(
+                f"bundle {self.path}: the {entry.get('kind', 'none')} reducer is malformed: {exc}"
+            ) from None
 
     @property
     def has_rerank(self) -> bool:

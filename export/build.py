@@ -12,7 +12,9 @@ so an interrupted build resumes instead of starting over):
    used, and measure float/int8 agreement on them;
 7. reduce the catalog codes to the chosen code type (``codes/fit.py``:
    PCA, UMAP with a landmark reducer, or binary codes; optional int8 re-rank);
-8. write the bundle (``vitrina.runtime.bundle``), atomically, with the text
+8. with a detector in the profile: compose scenes, train and export the detector, and
+   fine-tune the photo encoder on detector-like crops (``build_detector.py``);
+9. write the bundle (``vitrina.runtime.bundle``), atomically, with the text
    search's vocabulary (titles, categories, colours; less brands and numbers).
 """
 
@@ -34,6 +36,7 @@ from vitrina.runtime.encoders import EncoderOptions, PhotoEncoder, SketchEncoder
 from vitrina.runtime.rasterize import RasterOptions
 from vitrina.runtime.text import Vocabulary
 
+from .build_detector import detector_stage
 from .codes.fit import CodeOptions, FittedCodes, TrainingEmbeddings, fit_codes
 from .data.catalog import Catalog, load_catalog
 from .data.colors import colour_families
@@ -251,6 +254,21 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         sketch_model=models["sketch_int8"],
         options=options,
     )
+    # 8. Detector and crop-tuned photo encoder (catalog codes above stay the trained encoder's).
+    detector = None
+    if profile.detector is not None:
+        detector = detector_stage(
+            catalog,
+            categories,
+            item_labels,
+            photo_model=photo_model,
+            photos=photos,
+            profile=profile.detector,
+            work=work,
+            key=key,
+            progress=options.progress,
+        )
+        models.update(detector.models)
     stroke_items, strokes = _eval_strokes(catalog, eval_set, profile)
     style_arrays, style_meta = _style_eval(catalog, eval_set, raster, profile, options)
     thumbs = _resize_all(catalog.images[catalog.first_images()], profile.thumbnail_size)
@@ -269,6 +287,7 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
             "skipped_rows": [str(e) for e in catalog.skipped],
         },
         "model_bytes": {name: len(blob) for name, blob in models.items()},
+        "detector": detector.report if detector else None,
         "codes": {
             "type": fitted.code_type,
             "reducer": fitted.reducer.about,
@@ -289,11 +308,13 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         report=report,
         eval_strokes=strokes,
         eval_stroke_items=stroke_items,
-        extra={"categories": categories, "colors": colour_families(catalog), **style_meta},
+        extra={"categories": categories, "colors": colour_families(catalog), **style_meta}
+        | ({"detector": {"score_threshold": detector.score_threshold}} if detector else {}),
         arrays=style_arrays,
         code_type=fitted.code_type,
         reducer=fitted.reducer,
         rerank=fitted.rerank,
+        eval_scenes=detector.eval_scenes if detector else None,
         # the text search's words: titles, categories and colours, less brands and numbers
         vocabulary=Vocabulary.from_texts((f"{i.title} {i.category} {i.color}" for i in catalog.items), catalog.brands),
     )

@@ -126,3 +126,9 @@ def build_encoder(spec: EncoderSpec, name: str) -> keras.Model:
     x = layers.GlobalAveragePooling2D(name=f"{name}_pool")(x)
     outputs = layers.Dense(spec.embedding_dims, name=f"{name}_embedding")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+# The building blocks under public names: the detector's backbone (detector_model.py) is made of them.
+inverted_residual = _inverted_residual
+channel_width = _width
+batch_norm = _bn

@@ -30,9 +30,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from kivy.clock import Clock
 from kivy.metrics import dp, sp
+from PIL import Image
 
+from vitrina.runtime.detector import DetectionResult
 from vitrina.runtime.filters import SearchFilter
-from vitrina.runtime.photo import IMAGE_FORMATS, ImageBudgetError, load_image_bounded
+from vitrina.runtime.photo import IMAGE_FORMATS, ImageBudgetError, load_image_bounded, on_white
+from vitrina.runtime.photo_search import PHOTO_MIN_SIDE, PhotoSearchResult
 from vitrina.runtime.product_search import ProductSearch, TextSearchResult
 from vitrina.runtime.search import SearchResult
 from vitrina.runtime.text import QueryWords
@@ -53,6 +56,9 @@ RESULT_SCREENS = {"sketch": "draw", "text": "text", "photo": "photo", "similar":
 
 #: Kind of the warm-up search: its results are dropped, its failure is a bundle failure.
 WARM_UP = "warm-up"
+
+#: Longest side of the photo shown with its outlines on the photo screen, pixels.
+PHOTO_VIEW_SIDE = 512
 
 TITLE_RGBA = (0.1, 0.1, 0.12, 1)
 SUBTITLE_RGBA = (0.35, 0.35, 0.4, 1)
@@ -77,6 +83,9 @@ class SearchSession:
         self.filters = SearchFilter()
         self._last_live = 0.0  # time.monotonic() of the last sketch search
         self._floor: dict[str, int] = {}  # kind → generations at or below it are void (a reset, a cleared canvas)
+        # photo search: generation → (display pixels, display boxes, photo, detections); the photo on screen
+        self._photo_views: dict[int, tuple[np.ndarray, list[list[float]], Image.Image, DetectionResult | None]] = {}
+        self._photo: tuple[Image.Image, DetectionResult | None] | None = None
         self.worker = SearchWorker(lambda reply: Clock.schedule_once(lambda _dt: self.on_reply(reply)))
 
     # --- lifecycle -----------------------------------------------------------------
@@ -247,23 +256,57 @@ class SearchSession:
         if not selection:
             return
         path = Path(selection[0])
-        k, filters = self.app.kiosk_config.results, self.filters
 
-        def job(engine: ProductSearch) -> SearchResult:
-            try:  # within the pixel budget, decoded reduced to about the encoder's input side
-                image = load_image_bounded(path, min_side=engine.bundle.photo_size, formats=IMAGE_FORMATS)
+        def load(engine: ProductSearch) -> Image.Image:
+            try:  # within the pixel budget, decoded reduced (the detector's crops want some detail)
+                return load_image_bounded(path, min_side=PHOTO_MIN_SIDE, formats=IMAGE_FORMATS)
             except ImageBudgetError as exc:  # the shopper's file, not the bundle
                 raise PhotoUnreadableError(f"cannot read photo {path.name}: {exc}") from None
-            return engine.by_photo(image, k, filters=filters)
 
-        self.submit("photo", job)
+        self._photo_search(load)
 
     def by_camera(self) -> None:
         """Photo search with the camera's current frame (nothing without a frame)."""
         image = self.app.screen("photo").capture()
         if image is not None:
-            k, filters = self.app.kiosk_config.results, self.filters
-            self.submit("photo", lambda engine: engine.by_photo(image, k, filters=filters))
+            self._photo_search(lambda _engine: image)
+
+    def by_photo_box(self, index: int) -> None:
+        """Search detected product ``index`` of the photo on screen (a tapped outline)."""
+        if self._photo is None:
+            return
+        image, detections = self._photo
+        k, filters = self.app.kiosk_config.results, self.filters
+        self._submit_photo(
+            lambda engine: (image, engine.by_photo(image, k, index, detections=detections, filters=filters))
+        )
+
+    def _photo_search(self, load: Callable[[ProductSearch], Image.Image]) -> None:
+        """Detect the products in the photo ``load`` gives and search the largest."""
+        k, filters = self.app.kiosk_config.results, self.filters
+
+        def job(engine: ProductSearch) -> tuple[Image.Image, PhotoSearchResult]:
+            image = load(engine)
+            return image, engine.by_photo(image, k, filters=filters)
+
+        self._submit_photo(job)
+
+    def _submit_photo(self, job: Callable[[ProductSearch], tuple[Image.Image, PhotoSearchResult]]) -> None:
+        """Run a photo search; keep its photo (display-sized) and boxes for the reply to show."""
+        shown: dict[int, tuple[np.ndarray, list[list[float]], Image.Image, DetectionResult | None]] = self._photo_views
+
+        generation = self.generation("photo") + 1  # the one submit() gives this search
+
+        def search(engine: ProductSearch) -> PhotoSearchResult:
+            image, result = job(engine)
+            view = on_white(image)
+            view.thumbnail((PHOTO_VIEW_SIDE, PHOTO_VIEW_SIDE))
+            scale = view.size[0] / max(image.size[0], 1)
+            boxes = [] if result.detections is None else [list(b * scale) for b in result.detections.boxes]
+            shown[generation] = (np.asarray(view), boxes, image, result.detections)
+            return result
+
+        self.submit("photo", search)
 
     def show_detail(self, item: int) -> None:
         """Show product ``item`` on the detail screen and search its similar products (up to 12)."""
@@ -335,6 +378,11 @@ class SearchSession:
         matches = [m.__dict__ for m in result.matches]
         if reply.kind == "sketch":
             self.app.results = matches
+        if reply.kind == "photo" and reply.generation in self._photo_views:
+            pixels, boxes, image, detections = self._photo_views.pop(reply.generation)
+            self._photo_views.clear()
+            self._photo = (image, detections)
+            self.app.screen("photo").show_photo(pixels, boxes, result.searched_box)
         self.app.status = result.note or ""  # a filter that left nothing says why
         if isinstance(result, TextSearchResult):
             self.app.screen("text").show_query(result.query, self.app.texts["did_you_mean"])

@@ -8,6 +8,7 @@ The package exports the device tasks, each with its ``…Options`` and result
 
 * :class:`SketchEncoder` / :class:`SketchEncoderOptions` → :class:`EmbeddingResult`;
 * :class:`PhotoEncoder` / :class:`PhotoEncoderOptions` → :class:`EmbeddingResult`;
+* :class:`Detector` / :class:`DetectorOptions` → :class:`DetectionResult` (product boxes in a photo);
 * :class:`Searcher` / :class:`SearcherOptions` → ``(scores, ids)`` arrays, and
   :class:`SearchResult` per query;
 * :class:`ProductSearch` / :class:`ProductSearchOptions`: every query type of a
@@ -27,6 +28,7 @@ from .bundle import (
     BundleNotFoundError,
     BundleVersionError,
 )
+from .detector import DetectionResult, Detector, DetectorOptions
 from .encoders import EmbeddingResult, PhotoEncoder, PhotoEncoderOptions, SketchEncoder, SketchEncoderOptions
 from .product_search import ProductSearch, ProductSearchOptions
 from .rasterize import EmptySketchError
@@ -39,6 +41,9 @@ __all__ = [
     "BundleIntegrityError",
     "BundleNotFoundError",
     "BundleVersionError",
+    "DetectionResult",
+    "Detector",
+    "DetectorOptions",
     "EmbeddingResult",
     "EmptySketchError",
     "PhotoEncoder",

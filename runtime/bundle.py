@@ -30,6 +30,12 @@ opened on the device. Format version 1::
                              words with product counts, brand words); named by
                              the manifest's ``vocabulary`` entry. Without it
                              (older bundles) the vocabulary is built from items.json
+    eval/scenes.npy          optional (N, S, S, 3) uint8 held-out scene photos
+                             composed from test-split products (detector and
+                             photo-search eval), with eval/scene_boxes.npy
+                             (M, 4) float32 xyxy boxes, eval/scene_box_scene.npy,
+                             eval/scene_box_items.npy, eval/scene_box_labels.npy
+                             (M,) int32 scene, product and category of each box
     report.json              build report: training and quantisation figures
 
 No pickles anywhere: arrays load with ``allow_pickle=False``. Everything the
@@ -93,7 +99,7 @@ VITRINA_VERSION = vitrina_version()
 MANIFEST = "manifest.json"
 REDUCER_KINDS = ("none", "linear", "landmark", "sign")
 PRECISIONS = ("int8", "float")
-ROLES = ("sketch", "photo")
+ROLES = ("sketch", "photo", "detector")
 # Thumbnails per sheet side: 64 per sheet. Small sheets keep random access cheap
 # (one 8×8 sheet decodes in well under a millisecond; a 32×32 one took ~10 ms,
 # which a kiosk showing 20 random products paid 20 times).
@@ -148,6 +154,40 @@ class EvalSet:
     query_items: np.ndarray
     gallery_items: np.ndarray
     gallery_float: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class SceneSet:
+    """Composed scene photos and their ground truth (``export/data/scenes.py`` makes them).
+
+    Attributes:
+        images: (N, S, S, 3) uint8 RGB scenes.
+        boxes: (M, 4) float32 product boxes (x0, y0, x1, y1), scene pixels, x1/y1 exclusive.
+        box_scene: (M,) int32 scene of each box (ascending).
+        box_items: (M,) int32 product index of each box.
+        box_labels: (M,) int32 category index of each box.
+    """
+
+    images: np.ndarray
+    boxes: np.ndarray
+    box_scene: np.ndarray
+    box_items: np.ndarray
+    box_labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def rows(self, scene: int) -> np.ndarray:
+        """(m,) int64 rows of :attr:`boxes` that belong to ``scene``."""
+        start, stop = np.searchsorted(self.box_scene, [scene, scene + 1])
+        return np.arange(start, stop)
+
+    def products_per_scene(self) -> np.ndarray:
+        """(N,) int64 number of products in each scene."""
+        return np.bincount(self.box_scene, minlength=len(self.images))
+
+
+_SCENE_ARRAYS = ("boxes", "box_scene", "box_items", "box_labels")
 
 
 @dataclass(frozen=True)
@@ -207,6 +247,7 @@ class BundleContents:
         vocabulary: the text search's vocabulary (from the catalog's titles), or None.
         arrays: more ``.npy`` files, bundle-relative path → numeric array (e.g. the
             per-style eval sketches under ``eval/styles/``), listed and hashed like the rest.
+        eval_scenes: held-out scene photos with ground-truth boxes (detector and photo eval), or None.
     """
 
     catalog_name: str
@@ -227,6 +268,7 @@ class BundleContents:
     rerank: Rerank | None = None
     vocabulary: Vocabulary | None = None
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+    eval_scenes: SceneSet | None = None
 
 
 VOCABULARY_FILE = "text/vocabulary.json"
@@ -359,6 +401,12 @@ def _write_files(stage: Path, c: BundleContents) -> dict[str, Any]:
         path = stage.joinpath(*parts)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, np.ascontiguousarray(array))
+    if c.eval_scenes is not None:
+        (stage / "eval").mkdir(exist_ok=True)
+        np.save(stage / "eval/scenes.npy", np.ascontiguousarray(c.eval_scenes.images, dtype=np.uint8))
+        np.save(stage / "eval/scene_boxes.npy", np.ascontiguousarray(c.eval_scenes.boxes, dtype=np.float32))
+        for key in _SCENE_ARRAYS[1:]:
+            np.save(stage / f"eval/scene_{key}.npy", np.ascontiguousarray(getattr(c.eval_scenes, key), dtype=np.int32))
     (stage / "report.json").write_text(json.dumps(c.report, indent=2, ensure_ascii=False), encoding="utf-8")
     text_entries = {}
     if c.vocabulary is not None:
@@ -388,6 +436,7 @@ def _write_files(stage: Path, c: BundleContents) -> dict[str, Any]:
         "eval": c.eval_set is not None,
         "eval_strokes": len(c.eval_strokes),
         **text_entries,
+        "eval_scenes": 0 if c.eval_scenes is None else len(c.eval_scenes),
         **dict(c.extra),
     }
 
@@ -523,6 +572,7 @@ class _ManifestSchema(msgspec.Struct):
     files: dict[str, _FileEntry]
     eval: bool = False
     eval_strokes: _Count = 0
+    eval_scenes: _Count = 0
     release: dict[str, Any] | None = None
     vocabulary: str | None = None
 
@@ -692,9 +742,11 @@ class Bundle:
         for name, array in arrays.items():
             check_finite(array, where=f"{self.path}/{entry['arrays'][name]}")
         try:
-            return reducer_from_arrays(entry["kind"], arrays, entry.get("params", {}))
+            return reducer_from_arrays(entry.get("kind", "none"), arrays, entry.get("params", {}))
         except (ValueError, TypeError, KeyError) as exc:
-            raise BundleFormatError(f"bundle {self.path}: the {entry['kind']} reducer is malformed: {exc}") from None
+            raise BundleFormatError(
+                f"bundle {self.path}: the {entry.get('kind', 'none')} reducer is malformed: {exc}"
+            ) from None
 
     @property
     def has_rerank(self) -> bool:
@@ -811,6 +863,22 @@ class Bundle:
             ]
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise BundleFormatError(f"{self.path}/eval/strokes.json: malformed query ({exc})") from None
+
+    @property
+    def has_detector(self) -> bool:
+        """True when the bundle carries a product detector (models role ``detector``)."""
+        return bool(self.manifest["models"].get("detector"))
+
+    def eval_scenes(self) -> SceneSet:
+        """The held-out scene photos and their boxes. Raises BundleFormatError if the bundle has none
+        or they are inconsistent."""
+        if not self.manifest.get("eval_scenes"):
+            raise BundleFormatError(f"bundle {self.path} has no held-out scenes (built without a detector)")
+        arrays = {"images": self.array("eval/scenes.npy"), "boxes": self.array("eval/scene_boxes.npy")}
+        arrays |= {key: self.array(f"eval/scene_{key}.npy") for key in _SCENE_ARRAYS[1:]}
+        scenes = SceneSet(**arrays)
+        _check_scenes(self, scenes)
+        return scenes
 
     def report(self) -> dict[str, Any]:
         """The build report (training and quantisation figures)."""
@@ -1039,6 +1107,26 @@ def _check_eval_set(bundle: Bundle, e: EvalSet) -> None:
         problems.append(f"gallery_float must be ({len(e.gallery_items)}, D) float32, got {g.dtype} {g.shape}")
     if problems:
         raise BundleFormatError(f"bundle {bundle.path}: eval set: {'; '.join(problems)}")
+
+
+def _check_scenes(bundle: Bundle, s: SceneSet) -> None:
+    n_items, n_cat = len(bundle.items), len(bundle.categories)
+    problems = []
+    if s.images.dtype != np.uint8 or s.images.ndim != 4 or s.images.shape[3] != 3:
+        problems.append(f"scenes must be (N, S, S, 3) uint8, got {s.images.dtype} {s.images.shape}")
+    m = len(s.boxes)
+    if s.boxes.dtype != np.float32 or s.boxes.shape != (m, 4):
+        problems.append(f"scene_boxes must be (M, 4) float32, got {s.boxes.dtype} {s.boxes.shape}")
+    else:
+        check_finite(s.boxes, where=f"{bundle.path}/eval/scene_boxes.npy")
+    for key, high in (("box_scene", len(s.images)), ("box_items", n_items), ("box_labels", n_cat)):
+        a = getattr(s, key)
+        if a.dtype.kind not in "iu" or a.shape != (m,) or (a.size and not 0 <= a.min() <= a.max() < high):
+            problems.append(f"scene_{key} must be ({m},) integers in [0, {high}), got {a.dtype} {a.shape}")
+    if not problems and m and np.any(np.diff(s.box_scene) < 0):
+        problems.append("scene_box_scene must be ascending")
+    if problems:
+        raise BundleFormatError(f"bundle {bundle.path}: held-out scenes: {'; '.join(problems)}")
 
 
 def _load_array(path: Path, mmap: bool = False) -> np.ndarray:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import photo_cli
 from .bundle import Bundle, BundleError
 
 if TYPE_CHECKING:
@@ -34,8 +35,8 @@ EXIT_BAD_INPUT = 2
 
 
 def register(commands: Commands) -> None:
-    """Add the device core's ``search``, ``eval`` and ``info``."""
-    p = commands.add("search", help="search a bundle with a sketch or words")
+    """Add the device core's ``search``, ``eval``, ``info`` and ``detect`` (``photo_cli.py``)."""
+    p = commands.add("search", help="search a bundle with a sketch, a photo or words")
     p.add_argument("--bundle", required=True, type=Path)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--sketch", type=Path, help="sketch image (PNG, JPEG...), dark ink on light paper")
@@ -43,6 +44,10 @@ def register(commands: Commands) -> None:
     src.add_argument(
         "--text", help='words, e.g. "zapatilla roja"; misspellings are repaired, brands and numbers dropped'
     )
+    src.add_argument(
+        "--photo", type=Path, help="photo (JPEG, PNG...): the detected product (largest, or --box) is searched"
+    )
+    p.add_argument("--box", type=int, default=None, help="with --photo: index of the detected box to search")
     p.add_argument(
         "-k",
         type=bounded_int(MAX_K, why="MAX_K, the most products one search returns"),
@@ -55,13 +60,14 @@ def register(commands: Commands) -> None:
     add_filter_arguments(p)
     p.set_defaults(handler=_search)
 
-    p = commands.add("eval", help="retrieval quality on the bundle's held-out queries (sketch, colour or text)")
+    p = commands.add("eval", help="quality on the bundle's held-out queries (sketch, colour, text) or scenes")
     p.add_argument("--bundle", required=True, type=Path)
     p.add_argument(
         "--task",
-        choices=("sketch", "color", "text"),
+        choices=("sketch", "color", "text", "detect", "photo"),
         default="sketch",
-        help="sketch: black-ink queries (default); color: colour sketches; text: category and colour words",
+        help="sketch: black-ink queries (default); color: colour sketches; text: category and colour words; "
+        "detect: the detector on held-out scenes; photo: photo search on held-out scenes",
     )
     p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -72,9 +78,10 @@ def register(commands: Commands) -> None:
     p.add_argument("--verify", action="store_true", help="re-hash every file against the manifest now")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_info)
+    photo_cli.register(commands)
 
 
-PLUGIN = CommandPlugin(name="core", commands=("search", "eval", "info"), register=register, order=0)
+PLUGIN = CommandPlugin(name="core", commands=("search", "eval", "info", "detect"), register=register, order=0)
 
 
 def build_parser(plugins: Sequence[CommandPlugin] | None = None) -> tuple[argparse.ArgumentParser, list[Unavailable]]:
@@ -115,6 +122,10 @@ def _search(args: argparse.Namespace) -> int:
     from .product_search import ProductSearch, ProductSearchOptions
     from .rasterize import has_color, load_sketch_image, load_strokes_json, rasterize_strokes
 
+    if args.photo:
+        return photo_cli.photo_search_command(args, filters=filter_from_arguments(args))
+    if args.box is not None:
+        raise ValueError("--box picks a detected product of a photo: it needs --photo")
     bundle = Bundle.open(args.bundle, verify=False)  # the device's open: see Bundle.open
     if args.text is not None:
         from .text_cli import search_text
@@ -165,6 +176,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     if getattr(args, "sweep", False):
         return int(args.sweep_handler(args))
+    if args.task in ("detect", "photo"):
+        return photo_cli.eval_command(args)
     if args.task == "text":
         from .text_cli import eval_text
 

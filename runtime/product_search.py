@@ -4,7 +4,8 @@ The kiosk app and scripts use :class:`ProductSearch` instead of wiring the
 encoders and the searcher themselves:
 
 * ``by_strokes`` / ``by_sketch_image``: a drawing → ranked products;
-* ``by_photo``: a product photo → ranked products (photo encoder);
+* ``by_photo``: a photo → the products in it (detector, ``photo_search.py``) → the
+  chosen (or largest) one's crop → ranked products (photo encoder); ``detect``: the boxes only;
 * ``similar``: products that look like a given product (its catalog code);
 * ``by_text``: keyword search over titles, categories and colours, accent- and
   case-insensitive; the words are normalised and repaired first
@@ -36,6 +37,7 @@ from PIL import Image
 
 from .bundle import Bundle, BundleFormatError
 from .color_search import COLOR_SHORTLIST, ColorFamilies, ColorFamilyError, color_scores, drawn_color
+from .detector import DetectionResult, Detector, DetectorOptions
 from .encoders import (
     EmbeddingResult,
     EncoderOptions,
@@ -46,6 +48,7 @@ from .encoders import (
 )
 from .filters import FilterMatch, SearchFilter
 from .live_catalog import LiveCatalog, StockRow
+from .photo_search import WHOLE_IMAGE, PhotoSearchResult, photo_query
 from .rasterize import PenStroke, RasterOptions, Stroke, has_color, rasterize_strokes, sketch_from_image
 from .scan import RowFilter
 from .search import (
@@ -344,10 +347,62 @@ class ProductSearch:
         self._check_open()
         return self.by_sketch_pixels(sketch_from_image(image, self.raster), k, filters=filters)
 
-    def by_photo(self, image: Image.Image, k: int = DEFAULT_K, *, filters: SearchFilter | None = None) -> SearchResult:
-        """A product photo (PIL, any mode and size; transparency counts as white) → products."""
+    @cached_property
+    def _detector(self) -> Detector | None:
+        if not self.bundle.has_detector:
+            return None
+        return Detector.create_from_bundle(
+            self.bundle, DetectorOptions(num_threads=self.options.num_threads, precision=self.options.precision)
+        )
+
+    def detect(self, image: Image.Image) -> DetectionResult:
+        """The products in a photo (PIL, any mode and size): boxes in its pixels, best first.
+
+        Raises:
+            ValueError: the bundle has no detector.
+        """
         self._check_open()
-        return self._search(self._photo.embed_photos([image]), k, filters)
+        if self._detector is None:
+            raise ValueError(
+                f"bundle {self.bundle.path} has no detector (models: {sorted(self.bundle.manifest['models'])})"
+            )
+        return self._detector.detect(image)
+
+    def by_photo(
+        self,
+        image: Image.Image,
+        k: int = DEFAULT_K,
+        box: int | None = None,
+        *,
+        detections: DetectionResult | None = None,
+        filters: SearchFilter | None = None,
+    ) -> PhotoSearchResult:
+        """A photo (PIL, any mode and size; transparency counts as white) → products.
+
+        The detector finds the products; box ``box`` (an index into the
+        detections), or else the largest, is cropped (aspect kept) and searched.
+        Without a detection, or without a detector in the bundle, the whole photo is
+        searched and the result's ``fallback`` says so. ``detections`` of this same
+        photo (from an earlier call) skip detecting again. Only products ``filters`` keeps
+        are returned.
+
+        Raises:
+            ValueError: ``box`` out of range, or given to a bundle without a detector.
+        """
+        self._check_open()
+        k = SearcherOptions(k=k).k
+        query = photo_query(image, self._detector, box, detections)
+        result = self._search(self._photo.embed_photos([query.image]), k, filters)
+        return PhotoSearchResult(
+            result.matches,
+            result.capped_by,
+            result.cap,
+            result.note,
+            detections=query.detections,
+            searched_box=query.searched_box,
+            fallback=WHOLE_IMAGE if query.searched_box is None else None,
+            fallback_reason=query.fallback_reason,
+        )
 
     def similar(self, item: int, k: int = DEFAULT_K, *, filters: SearchFilter | None = None) -> SearchResult:
         """Products that look most like product ``item`` (its index; itself excluded).
@@ -464,6 +519,9 @@ class ProductSearch:
         self._sketch.close()
         if "_photo" in self.__dict__:
             self._photo.close()
+        detector = self.__dict__.get("_detector")
+        if detector is not None:
+            detector.close()
         self._index.close()
 
     def __enter__(self) -> ProductSearch:

@@ -24,7 +24,14 @@ def base_report(tiny_bundle):
 
 def test_report_has_every_part(base_report, tmp_path):
     latency = base_report["latency"]["1"]
-    assert set(latency) == {"sketch", "photo", "similar"}
+    assert set(latency) == {"sketch", "photo", "similar", "photo_scene"}  # the tiny bundle has a detector
+    assert [k for k in latency["photo_scene"] if k in ("decode", "detect", "crop", "photo_encoder", "search")] == [
+        "decode",
+        "detect",
+        "crop",
+        "photo_encoder",
+        "search",
+    ]
     assert set(latency["sketch"]) >= {"rasterise", "sketch_encoder", "search", "total", "overhead"}
     for stats in (latency["sketch"]["total"], latency["photo"]["photo_encoder"]):
         assert stats["n"] == 30 and 0 < stats["p50"] <= stats["p95"] <= stats["p99"] <= stats["max"]
@@ -36,7 +43,7 @@ def test_report_has_every_part(base_report, tmp_path):
     assert acc["pr_curve"]["int8"][0] >= acc["pr_curve"]["int8"][-1]
     assert len(base_report["environment"]["manifest_sha256"]) == 64
     assert base_report["cross_checks"]["faiss"]["score_agreement"] == 1.0
-    assert set(base_report["targets"]) == {"sketch_p95_ms", "overhead_ratio", "cold_start_s"}
+    assert set(base_report["targets"]) == {"sketch_p95_ms", "overhead_ratio", "cold_start_s", "photo_scene_p95_ms"}
     json_path, html_path = write_report(base_report, tmp_path / "r")
     assert json.loads(json_path.read_text())["report_version"] == 1
     page = html_path.read_text()

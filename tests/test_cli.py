@@ -63,6 +63,7 @@ def test_info_json(tiny_bundle, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["code_type"] == "float" and info["bytes_per_item"] == info["dims"] * 4
     assert info["items"] == info["images"] and info["models"] == {
+        "detector": ["float", "int8"],
         "photo": ["float", "int8"],
         "sketch": ["float", "int8"],
     }

@@ -6,7 +6,7 @@
 | draw        | DrawScreen        | draw.py, draw.kv               | canvas + tools; results refresh while drawing   |
 | detail      | DetailScreen      | detail.py, detail.kv           | one product and its similar products            |
 | text        | TextScreen        | text.py, text.kv               | keyword search with suggestions                 |
-| photo       | PhotoScreen       | photo.py, photo.kv             | photo search: camera, or a file (USB, gallery)  |
+| photo       | PhotoScreen       | photo.py, photo.kv             | photo (camera or file), products outlined; tap  |
 | admin       | AdminScreen       | admin.py, admin.kv             | PIN, bundle info, sync, benchmark, exit kiosk   |
 | unavailable | UnavailableScreen | unavailable.py, unavailable.kv | "catalog unavailable — see staff"               |
 | (shared)    | ProductTile       | widgets.py, widgets.kv         | result tile; ``ResultsGrid``, ``ToolButton``    |

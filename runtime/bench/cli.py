@@ -83,7 +83,7 @@ def _bench_run(args: argparse.Namespace) -> int:
         for qtype, stages in qtypes.items():
             t = stages["total"]
             print(
-                f"{qtype:>8} ({threads} thr): p50 {t['p50']:.2f} ms  p95 {t['p95']:.2f} ms  (Σ stage p50 {stages['stage_sum_p50']:.2f} ms, overhead {stages['overhead']:+.1%})"
+                f"{qtype:>11} ({threads} thr): p50 {t['p50']:.2f} ms  p95 {t['p95']:.2f} ms  (Σ stage p50 {stages['stage_sum_p50']:.2f} ms, overhead {stages['overhead']:+.1%})"
             )
     if report["cold_start"].get("runs"):
         print(f"cold start: median {report['cold_start']['median_s']:.3f} s")

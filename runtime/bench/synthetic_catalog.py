@@ -173,6 +173,7 @@ def scaled_bundle(base: Bundle, n: int, work: Path, seed: int = 0) -> Path:
     manifest["codes"] = codes_entry
     manifest["thumbnails"] = {**m["thumbnails"], "sheets": [sheet] * (-(-n // (grid * grid)))}
     manifest["eval"] = False
+    manifest["eval_scenes"] = 0  # the held-out scenes stay with the base bundle
     manifest["files"] = {
         rel: {"sha256": sha256_file(stage / rel), "size": (stage / rel).stat().st_size} for rel in files
     }

@@ -360,6 +360,7 @@ def test_photo_search_from_a_file_without_camera(kiosk, tmp_path):
     from PIL import Image
 
     from vitrina.runtime.photo import load_image_bounded
+    from vitrina.runtime.photo_search import PHOTO_MIN_SIDE
 
     kiosk.start_session()
     kiosk.show("photo")
@@ -373,7 +374,7 @@ def test_photo_search_from_a_file_without_camera(kiosk, tmp_path):
     assert wait_for(lambda: kiosk.searches.shown.get("photo", 0) > before, timeout=15)
     shown = sorted(int(t.item) for t in photo.results_grid.children)
     # what the engine itself finds for this file, read as the kiosk reads files: within the pixel budget, reduced
-    shot = load_image_bounded(tmp_path / "shot.png", min_side=kiosk.engine.bundle.photo_size)
+    shot = load_image_bounded(tmp_path / "shot.png", min_side=PHOTO_MIN_SIDE)
     expected = sorted(m.item for m in kiosk.engine.by_photo(shot, kiosk.kiosk_config.results).matches)
     assert shown and shown == expected  # the grid shows the photo search's results, all of them
     (tmp_path / "bad.png").write_bytes(b"nope")
@@ -431,3 +432,49 @@ def release_of(store):
     from vitrina.runtime.bundle import release_version
 
     return release_version(store.current_manifest())
+
+
+def test_photo_screen_outlines_detected_products_and_searches_a_tapped_one(kiosk, tmp_path):
+    from kivy.tests.common import UnitTestTouch
+    from PIL import Image
+
+    from vitrina.kiosk_app.photo_boxes import box_rect, fit_photo
+
+    engine = kiosk.engine
+    scenes = engine.bundle.eval_scenes()
+    # a held-out scene in which the detector finds at least two products
+    index = next(i for i, im in enumerate(scenes.images) if len(engine.detect(Image.fromarray(im))) >= 2)
+    Image.fromarray(scenes.images[index]).resize((384, 384)).save(tmp_path / "scene.png")
+    detections = engine.detect(Image.open(tmp_path / "scene.png"))
+    kiosk.start_session()
+    kiosk.show("photo")
+    frames(3)
+    before = kiosk.searches.generation("photo")
+    kiosk.searches.by_photo_file([str(tmp_path / "scene.png")])
+    assert wait_for(lambda: kiosk.searches.shown.get("photo", 0) > before, timeout=20)
+    frames(3)
+    view = kiosk.screen("photo").photo_boxes
+    assert view.texture is not None and view.height > 0
+    assert len(view.boxes) == len(detections) >= 2  # every detected product outlined
+    assert view.searched == detections.largest()  # the largest searched at once
+    lines = [i for i in view.canvas.children if type(i).__name__ == "Line"]
+    assert len(lines) == len(detections)
+    # tap the centre of another outline (the smallest box there): that product is searched
+    other = next(i for i in range(len(detections)) if i != detections.largest())
+    x, y, w, h = view.rects()[other]
+    before = kiosk.searches.generation("photo")
+    touch = UnitTestTouch(x + w / 2, y + h / 2)
+    touch.touch_down()
+    touch.touch_up()
+    assert wait_for(lambda: kiosk.searches.shown.get("photo", 0) > before, timeout=20)
+    frames(3)
+    tapped = view.searched
+    assert tapped != detections.largest()
+    fit = fit_photo(tuple(view.photo_size), tuple(view.pos), tuple(view.size))
+    assert box_rect(view.boxes[tapped], int(view.photo_size[1]), fit) == view.rects()[tapped]
+    shown = sorted(int(t.item) for t in kiosk.screen("photo").results_grid.children)
+    image = Image.open(tmp_path / "scene.png")
+    expected = sorted(
+        m.item for m in engine.by_photo(image, kiosk.kiosk_config.results, tapped, detections=detections).matches
+    )
+    assert shown == expected

@@ -18,11 +18,15 @@ from PIL import Image, ImageDraw
 from vitrina.runtime.bundle import Bundle
 from vitrina.runtime.catalog_cli import EXIT_BAD_INPUT
 from vitrina.runtime.cli import main
+from vitrina.runtime.detector import DetectionResult
 from vitrina.runtime.filters import SearchFilter
 from vitrina.runtime.live_catalog import LiveCatalog, StockRow
 from vitrina.runtime.product_search import ProductSearch
 from vitrina.runtime.rasterize import load_strokes_json
 from vitrina.runtime.update_log import UpdateLog, frame, parse_records
+
+#: "the detector found nothing": the photo is searched whole
+NO_BOXES = DetectionResult(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32))
 
 
 @pytest.fixture()
@@ -99,15 +103,18 @@ def test_add_remove_update_and_compact(bundle_copy, tmp_path, capsys, strokes_fi
     base = len(Bundle.open(bundle_copy).items)
     with ProductSearch(Bundle.open(bundle_copy, verify=False)) as engine:
         assert len(engine.catalog.items) == base + 2
-        # findable today: its own photo finds it first, and its thumbnail is the device's
-        found = engine.by_photo(Image.open(tmp_path / "new" / "p1.png"), k=3)
+        # findable today: its own product shot, searched whole as the device encoded it (not a
+        # detector crop), finds it first, and its thumbnail is the device's
+        shot = Image.open(tmp_path / "new" / "p1.png")
+        found = engine.by_photo(shot, k=3, detections=NO_BOXES)
+        assert found.fallback is not None
         assert found.matches[0].id == "NEW-1" and found.matches[0].price == 19990
         assert engine.catalog.thumbnail(base + 1).shape == engine.bundle.thumbnail(0).shape
         assert engine.by_text("nuevo").matches[0].id in {"NEW-0", "NEW-1"}
         assert {m.id for m in engine.similar(base, k=5).matches}.isdisjoint({"NEW-0"})
         # a removal in another process is picked up at the next query: tombstones are never returned
         assert main(["catalog", "remove", "--bundle", str(bundle_copy), "--id", "NEW-1", "--id", existing]) == 0
-        again = engine.by_photo(Image.open(tmp_path / "new" / "p1.png"), k=20)
+        again = engine.by_photo(shot, k=20, detections=NO_BOXES)
         assert {"NEW-1", existing}.isdisjoint(m.id for m in again.matches)
         engine.set_in_stock("NEW-0", False)
         assert engine.by_text("nuevo", filters=SearchFilter(in_stock=True)).matches == ()

@@ -373,15 +373,9 @@ class HttpSource:
                 try:
                     resp = self._open(url)
                 except urllib.error.HTTPError as exc:
-                    exc.close()
-                    if exc.code in (403, 404):
-                        raise NotFoundError(f"{url}: HTTP {exc.code} {exc.reason}", exc.code) from None
-                    if exc.code < 500 or attempt == self.options.retries:
-                        raise SourceError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+                    self._give_up_on_http(url, exc, attempt)
                 except _TRANSIENT as exc:
-                    budget.check()  # a watchdog's shutdown reads as a dropped connection
-                    if attempt == self.options.retries:
-                        raise SourceError(f"{url}: {_describe(exc)} (after {attempt + 1} attempts)") from None
+                    self._give_up_on_transient(url, exc, attempt, budget)
                 else:
                     with resp:
                         try:
@@ -398,6 +392,25 @@ class HttpSource:
                 budget.attach(None)
                 time.sleep(self.options.retry_wait_s * (attempt + 1))
 
+    def _give_up_on_http(self, url: str, exc: urllib.error.HTTPError, attempt: int) -> None:
+        """Raise for an HTTP error unless it is worth another attempt (a 5xx before the last one).
+
+        Raises:
+            NotFoundError: 403 or 404. SourceError: another 4xx, or a 5xx on the last attempt.
+        """
+        exc.close()
+        if exc.code in (403, 404):
+            raise NotFoundError(f"{url}: HTTP {exc.code} {exc.reason}", exc.code) from None
+        if exc.code < 500 or attempt == self.options.retries:
+            raise SourceError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+
+    def _give_up_on_transient(self, url: str, exc: BaseException, attempt: int, budget: _Budget) -> None:
+        """Raise for a dropped or refused connection on the last attempt, or when the watchdog
+        ended it (its shutdown reads as a dropped connection); return to try again otherwise."""
+        budget.check()
+        if attempt == self.options.retries:
+            raise SourceError(f"{url}: {_describe(exc)} (after {attempt + 1} attempts)") from None
+
     def read(self, rel: str, max_bytes: int) -> bytes:
         url = self._url(rel)
         with self._budget(url) as budget:
@@ -411,14 +424,9 @@ class HttpSource:
                         raise VerificationError(f"{url} is larger than {max_bytes} bytes: refusing it")
                     return data
                 except urllib.error.HTTPError as exc:
-                    if exc.code in (403, 404):
-                        raise NotFoundError(f"{url}: HTTP {exc.code} {exc.reason}", exc.code) from None
-                    if exc.code < 500 or attempt == self.options.retries:
-                        raise SourceError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+                    self._give_up_on_http(url, exc, attempt)
                 except _TRANSIENT as exc:
-                    budget.check()  # a watchdog's shutdown reads as a dropped connection
-                    if attempt == self.options.retries:
-                        raise SourceError(f"{url}: {_describe(exc)} (after {attempt + 1} attempts)") from None
+                    self._give_up_on_transient(url, exc, attempt, budget)
                 budget.attach(None)
                 time.sleep(self.options.retry_wait_s * (attempt + 1))
         raise SourceError(f"{url}: unreachable")  # pragma: no cover - loop always returns or raises

@@ -21,12 +21,9 @@ exactly ``steps`` steps from ``seed`` with deterministic ops, checkpoints
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import os
 import time
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
@@ -35,8 +32,9 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from vitrina.export.detector_model import STRIDE, DetectorSpec, build_detector
+from vitrina.export.training.checkpoints import fingerprint as run_fingerprint
+from vitrina.export.training.checkpoints import restore_checkpoint, save_checkpoint
 from vitrina.runtime.bundle import SceneSet
-from vitrina.runtime.files import fsync_dir, write_atomic
 
 _BOX_WEIGHT = 2.0
 _CLASS_WEIGHT = 0.5
@@ -84,22 +82,6 @@ class DetectorTrainResult:
     final_loss: float
     seconds_total: float
     resumed_from: int
-
-
-def _fingerprint(*parts: object) -> str:
-    """16 hex digits naming a training run's settings and data (checkpoints of another run are not resumed)."""
-    text = json.dumps([asdict(p) if is_dataclass(p) and not isinstance(p, type) else p for p in parts], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _save_weights(model: keras.Model, path: Path) -> None:
-    """``model.save_weights`` to a temporary sibling, fsync, rename over ``path`` (Keras writes
-    HDF5 from a path itself, so ``files.write_atomic`` cannot take the bytes)."""
-    tmp = path.with_name(f".{path.name[: -len('.weights.h5')]}.tmp-{os.getpid()}.weights.h5")
-    model.save_weights(tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def grid_targets(
@@ -211,33 +193,28 @@ class _DetectorTrainer:
         return loss
 
     def save(self, directory: Path, step: int, fingerprint: str, sampler: dict, summary: dict) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        files = {"detector": f"detector-{step:07d}.weights.h5", "state": f"dstate-{step:07d}.npz"}
-        _save_weights(self.model, directory / files["detector"])
-        arrays = io.BytesIO()
-        np.savez(arrays, **{f"opt_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)})
-        write_atomic(directory / files["state"], arrays.getvalue())
-        state = {"step": step, "fingerprint": fingerprint, "files": files, "sampler": sampler, **summary}
-        write_atomic(directory / "state.json", json.dumps(state).encode())  # last: it marks completeness
-        fsync_dir(directory)
-        keep = set(files.values()) | {"state.json"}
-        for old in directory.iterdir():
-            if old.name not in keep and old.name.endswith((".weights.h5", ".npz")):
-                old.unlink()
+        """Write a checkpoint of ``step`` (``checkpoints.py``) and drop the previous one's files."""
+        arrays = {f"opt_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)}
+        save_checkpoint(
+            directory,
+            step,
+            run=fingerprint,
+            models={"detector": self.model},
+            arrays=arrays,
+            prefix="dstate",
+            sampler=sampler,
+            summary=summary,
+        )
 
     def restore(self, directory: Path, fingerprint: str) -> tuple[int, dict, dict]:
-        state_path = directory / "state.json"
-        if not state_path.is_file():
+        """The step, sampler state and summary of the checkpoint in ``directory`` made with the
+        same settings, loaded into the model and optimizer; (0, {}, {}) when there is none."""
+        saved = restore_checkpoint(directory, run=fingerprint, models={"detector": self.model})
+        if saved is None:
             return 0, {}, {}
-        state = json.loads(state_path.read_text())
-        if state.get("fingerprint") != fingerprint or "files" not in state:
-            return 0, {}, {}
-        self.model.load_weights(directory / state["files"]["detector"])
-        with np.load(directory / state["files"]["state"], allow_pickle=False) as saved:
-            for i, v in enumerate(self.optimizer.variables):
-                v.assign(saved[f"opt_{i}"])
-        summary = {k: state[k] for k in ("seconds_total", "final_loss") if k in state}
-        return int(state["step"]), state.get("sampler", {}), summary
+        for i, v in enumerate(self.optimizer.variables):
+            v.assign(saved.arrays[f"opt_{i}"])
+        return saved.step, saved.sampler, saved.summary
 
 
 def train_detector(
@@ -262,7 +239,7 @@ def train_detector(
         tf.config.experimental.enable_op_determinism()
     trainer = _DetectorTrainer(spec, options)
     result_options = {k: v for k, v in asdict(options).items() if k != "checkpoint_every"}
-    fingerprint = _fingerprint(spec, result_options, n, float(scenes.boxes.sum()), int(scenes.box_labels.sum()))
+    fingerprint = run_fingerprint(spec, result_options, n, float(scenes.boxes.sum()), int(scenes.box_labels.sum()))
     checkpoint_dir = Path(checkpoint_dir)
     start, sampler, earlier = trainer.restore(checkpoint_dir, fingerprint)
     rng = np.random.default_rng([options.seed, 2])

@@ -22,12 +22,8 @@ drawn.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-import os
 import time
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
@@ -36,7 +32,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from vitrina.export.models import EncoderSpec, build_encoder
-from vitrina.runtime.files import fsync_dir, write_atomic
+from vitrina.export.training.checkpoints import fingerprint as run_fingerprint
+from vitrina.export.training.checkpoints import restore_checkpoint, save_checkpoint
 
 _CLASSIFIER_SCALE = 10.0
 
@@ -159,37 +156,18 @@ class _Trainer:
         self.optimizer.apply_gradients(zip(tape.gradient(loss, self.variables), self.variables))
         return loss
 
-    # --- checkpoints ---------------------------------------------------------
-    # A checkpoint is a set of files named after its step plus ``state.json``,
-    # which names them and is replaced last: a crash at any point leaves either
-    # the previous checkpoint or the new one, never a mix of the two.
+    # --- checkpoints (``checkpoints.py``) ---------------------------------------
     def save(self, directory: Path, step: int, fingerprint: str, sampler: dict, summary: dict | None = None) -> None:
         """Write a checkpoint of ``step`` into ``directory`` and drop the previous one's files.
 
         ``sampler`` is the batch sampler's state (JSON-serialisable, see :func:`train_encoders`).
         """
-        directory.mkdir(parents=True, exist_ok=True)
-        files = {
-            "sketch": f"sketch-{step:07d}.weights.h5",
-            "photo": f"photo-{step:07d}.weights.h5",
-            "state": f"state-{step:07d}.npz",
-        }
-        for role, model in (("sketch", self.sketch), ("photo", self.photo)):
-            _save_weights_durably(model, directory / files[role])
-        arrays = io.BytesIO()
-        np.savez(
-            arrays,
-            classifier=self.classifier.numpy(),
-            **{f"opt_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)},
+        arrays = {"classifier": self.classifier.numpy()}
+        arrays |= {f"opt_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)}
+        models = {"sketch": self.sketch, "photo": self.photo}
+        save_checkpoint(
+            directory, step, run=fingerprint, models=models, arrays=arrays, sampler=sampler, summary=summary
         )
-        write_atomic(directory / files["state"], arrays.getvalue())
-        state = {"step": step, "fingerprint": fingerprint, "files": files, "sampler": sampler, **(summary or {})}
-        write_atomic(directory / "state.json", json.dumps(state).encode())  # last: it marks completeness
-        fsync_dir(directory)
-        keep = set(files.values()) | {"state.json"}
-        for old in directory.iterdir():
-            if old.name not in keep and old.name.endswith((".weights.h5", ".npz")):
-                old.unlink()
 
     def restore(self, directory: Path, fingerprint: str) -> tuple[int, dict, dict]:
         """Load the checkpoint in ``directory`` if it was made with the same settings.
@@ -198,42 +176,13 @@ class _Trainer:
         and the training summary saved with it (seconds and loss so far), or
         (0, {}, {}) when there is nothing to resume.
         """
-        state_path = directory / "state.json"
-        if not state_path.is_file():
+        saved = restore_checkpoint(directory, run=fingerprint, models={"sketch": self.sketch, "photo": self.photo})
+        if saved is None:
             return 0, {}, {}
-        state = json.loads(state_path.read_text())
-        if state.get("fingerprint") != fingerprint or "files" not in state:
-            return 0, {}, {}
-        files = state["files"]
-        self.sketch.load_weights(directory / files["sketch"])
-        self.photo.load_weights(directory / files["photo"])
-        with np.load(directory / files["state"], allow_pickle=False) as saved:
-            self.classifier.assign(saved["classifier"])
-            for i, v in enumerate(self.optimizer.variables):
-                v.assign(saved[f"opt_{i}"])
-        summary = {k: state[k] for k in ("seconds_total", "final_loss") if k in state}
-        return int(state["step"]), state.get("sampler", {}), summary
-
-
-def _save_weights_durably(model: keras.Model, path: Path) -> None:
-    """``model.save_weights`` to a temporary sibling, fsync, rename over ``path``.
-
-    Not :func:`vitrina.runtime.files.write_atomic`: Keras writes the HDF5 file
-    itself from a path (h5py), so there are no bytes to hand over; the same
-    steps (temporary file, fsync, ``os.replace``) are done here instead.
-    """
-    tmp = path.with_name(f".{path.name[: -len('.weights.h5')]}.tmp-{os.getpid()}.weights.h5")  # Keras wants the suffix
-    model.save_weights(tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fingerprint(*parts: object) -> str:
-    text = json.dumps(
-        [asdict(p) if is_dataclass(p) and not isinstance(p, type) else p for p in parts], sort_keys=True, default=str
-    )
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+        self.classifier.assign(saved.arrays["classifier"])
+        for i, v in enumerate(self.optimizer.variables):
+            v.assign(saved.arrays[f"opt_{i}"])
+        return saved.step, saved.sampler, saved.summary
 
 
 def _augment(sketches: np.ndarray, photos: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -291,7 +240,7 @@ def train_encoders(
     # The checkpoint cadence does not change the result: it stays out of the
     # fingerprint, so a rerun with another cadence still resumes.
     result_options = {k: v for k, v in asdict(options).items() if k != "checkpoint_every"}
-    fingerprint = _fingerprint(sketch_spec, photo_spec, result_options, n, int(labels.sum()))
+    fingerprint = run_fingerprint(sketch_spec, photo_spec, result_options, n, int(labels.sum()))
     checkpoint_dir = Path(checkpoint_dir)
     start, sampler, earlier = trainer.restore(checkpoint_dir, fingerprint)
     b = options.batch_size

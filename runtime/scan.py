@@ -257,6 +257,15 @@ class CodeScan:
             buf = local.buf = np.empty(max(size, self.block_rows * self.width), np.int32)
         return buf
 
+    def _dots(self, n: int, rows: int) -> np.ndarray:
+        """A per-thread (n, rows) float32 buffer for one block's distances (reused: the scan
+        copies what it keeps out of it before the next block)."""
+        local = self._local
+        buf = getattr(local, "dots", None)
+        if buf is None or buf.size < n * rows:
+            buf = local.dots = np.empty(max(n * rows, self.block_rows), np.float32)
+        return buf[: n * rows].reshape(n, rows)
+
     def _row_norms(self) -> np.ndarray:
         """(N,) float32 squared norms of every row, computed block by block."""
         norms = np.empty(self.n_rows, dtype=np.float32)
@@ -289,7 +298,7 @@ class CodeScan:
             # (int8 codes: their per-dimension scale)
             scale = _F16_SCALE if self.dtype == np.float16 else (self.scale if self.scale is not None else 1.0)
             qs = queries * (np.asarray(scale, np.float32) * np.float32(-2.0 if self.metric == "l2" else 1.0))
-            q_sq = np.einsum("ij,ij->i", queries, queries)
+            q_sq = np.einsum("ij,ij->i", queries, queries) if self.metric == "l2" else None
         best_d = [np.empty(0, np.float32) for _ in range(n)]
         best_i = [np.empty(0, np.int64) for _ in range(n)]
         # the running k-th distance, typed like the block (a float64 bound would widen every block)
@@ -331,7 +340,7 @@ class CodeScan:
         ids_out = np.full((n, k), -1, np.int64)
         for j in range(n):
             m = len(best_d[j])
-            dist_out[j, :m] = np.maximum(best_d[j], 0.0) if self.metric == "l2" else best_d[j]
+            dist_out[j, :m] = np.maximum(best_d[j] + q_sq[j], 0.0) if q_sq is not None else best_d[j]
             ids_out[j, :m] = best_i[j]
         return dist_out, ids_out
 
@@ -347,13 +356,20 @@ class CodeScan:
                 _hamming_block(words, q, out[j])
             return out
         x = _widen(block, self._buffer(len(block) * block.shape[1]))
-        dots = (x @ qs[0])[None] if len(qs) == 1 else qs @ x.T  # (n, B): one BLAS gemv / gemm
+        # (n, B): one BLAS gemv / gemm into a per-thread buffer (a fresh 128 KB+ array per block
+        # would be a fresh mmap, its pages faulted in at every block)
+        dots = self._dots(len(qs), len(block))
+        if len(qs) == 1:
+            np.dot(x, qs[0], out=dots[0])
+        else:
+            np.dot(qs, x.T, out=dots)
         if self.metric == "ip":
             return np.negative(dots, out=dots)
-        if norms is None or q_sq is None:
-            raise RuntimeError("an l2 scan block needs the row norms and the query norms")
-        dots += norms[None, :]  # the query holds -2 already: ‖x‖² − 2x·q
-        dots += q_sq[:, None]
+        if norms is None:
+            raise RuntimeError("an l2 scan block needs the row norms")
+        # the query holds -2 already: ‖x‖² − 2x·q; the query's own ‖q‖² is the same for every
+        # row, so it is added to the k kept distances at the end, not to every block
+        dots += norms[None, :]
         return dots
 
 

@@ -314,6 +314,7 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         code_type=fitted.code_type,
         reducer=fitted.reducer,
         rerank=fitted.rerank,
+        code_scale=fitted.code_scale,
         eval_scenes=detector.eval_scenes if detector else None,
         # the text search's words: titles, categories and colours, less brands and numbers
         vocabulary=Vocabulary.from_texts((f"{i.title} {i.category} {i.color}" for i in catalog.items), catalog.brands),

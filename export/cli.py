@@ -49,6 +49,12 @@ def register(commands: Commands) -> None:
         "--rerank", choices=("yes", "no"), default=None, help="ship int8 full embeddings for a two-stage search"
     )
     c.add_argument("--shortlist", type=int, default=None, help="rows the two-stage search re-ranks (default 200)")
+    c.add_argument(
+        "--code-dtype",
+        choices=("auto", "float16", "int8"),
+        default=None,
+        help="PCA / UMAP code storage (default auto: int8 with a per-dimension scale from 250,000 catalog images)",
+    )
     p.set_defaults(handler=_build)
 
     p = commands.get("eval")
@@ -124,6 +130,8 @@ def _build(args: argparse.Namespace) -> int:
         code_opts = replace(code_opts, hash_head=args.hash_head)
     if args.rerank is not None:
         code_opts = replace(code_opts, rerank=args.rerank == "yes")
+    if args.code_dtype is not None:
+        code_opts = replace(code_opts, code_dtype=args.code_dtype)
     if args.shortlist is not None:
         if args.shortlist < 1:
             raise ValueError(f"--shortlist must be >= 1, got {args.shortlist}")

@@ -13,7 +13,9 @@ opened on the device. Format version 1::
     codes/codes.npy          catalog codes, one row per catalog image
                              (memory-mapped); by code type (``codes.py``):
                              float (N, D) float32 L2-normalised, pcaN/umapN
-                             (N, N) float16, bitsN (N, N/8) packed uint8
+                             (N, N) float16, or int8 with the manifest's
+                             per-dimension ``codes.scale`` (large catalogs),
+                             bitsN (N, N/8) packed uint8
     codes/code_items.npy     (N,) int32 product index of each code row
     codes/rerank_int8.npy    optional (N, D) int8 full embeddings for the
                              two-stage search's re-rank (scale in the manifest)
@@ -78,6 +80,7 @@ import numpy as np
 from PIL import Image
 
 from .codes import CodeType, QueryReducer, reducer_from_arrays
+from .codes.quantize import quantize_int8
 from .files import UnsafePathError, resolve_inside, sha256_file
 from .rasterize import RasterOptions
 from .text import Vocabulary
@@ -248,6 +251,8 @@ class BundleContents:
         arrays: more ``.npy`` files, bundle-relative path → numeric array (e.g. the
             per-style eval sketches under ``eval/styles/``), listed and hashed like the rest.
         eval_scenes: held-out scene photos with ground-truth boxes (detector and photo eval), or None.
+        code_scale: (d,) float32 per-dimension scale of int8 PCA / UMAP codes (a row's
+            values are ``code * code_scale``, ``vitrina.runtime.codes.quantize``), else None.
     """
 
     catalog_name: str
@@ -269,6 +274,7 @@ class BundleContents:
     vocabulary: Vocabulary | None = None
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
     eval_scenes: SceneSet | None = None
+    code_scale: np.ndarray | None = None
 
 
 VOCABULARY_FILE = "text/vocabulary.json"
@@ -282,7 +288,19 @@ def expected_code_layout(code_type: CodeType, dims: int) -> tuple[tuple[type, ..
         return (np.float32,), dims
     if code_type.family == "bits":
         return (np.uint8,), code_type.size // 8
-    return (np.float16, np.float32), code_type.size
+    return (np.float16, np.float32, np.int8), code_type.size
+
+
+def _check_code_scale(scale: np.ndarray | None, codes: np.ndarray) -> str | None:
+    """Why ``scale`` does not fit ``codes`` (int8 codes need a (d,) finite positive scale,
+    other codes take none), or None when it fits."""
+    if (codes.dtype == np.int8) != (scale is not None):
+        return f"int8 codes need a per-dimension scale and other codes take none (codes are {codes.dtype})"
+    if scale is not None:
+        s = np.asarray(scale, dtype=np.float64)
+        if s.shape != (codes.shape[1],) or not np.isfinite(s).all() or (s <= 0).any():
+            return f"the int8 code scale must be ({codes.shape[1]},) finite and positive, got shape {s.shape}"
+    return None
 
 
 def _check_contents(c: BundleContents) -> None:
@@ -294,6 +312,9 @@ def _check_contents(c: BundleContents) -> None:
         raise ValueError(
             f"{code_type.name} codes must be a (N, {width}) {want} array, got {c.codes.dtype} {c.codes.shape}"
         )
+    problem = _check_code_scale(c.code_scale, c.codes)
+    if problem:
+        raise ValueError(problem)
     if (code_type.family == "float") != (c.reducer.kind == "none"):
         raise ValueError(f"code type {code_type.name} cannot use the {c.reducer.kind!r} reducer")
     if c.reducer.kind not in REDUCER_KINDS:
@@ -467,6 +488,7 @@ def _write_code_files(stage: Path, c: BundleContents) -> dict[str, Any]:
         "dtype": c.codes.dtype.name,
         "metric": code_type.metric,
         "bytes_per_item": int(c.codes.shape[1] * c.codes.dtype.itemsize),
+        **({"scale": [float(v) for v in np.asarray(c.code_scale, np.float32)]} if c.code_scale is not None else {}),
         "reducer": {
             "kind": c.reducer.kind,
             "arrays": arrays,
@@ -534,6 +556,7 @@ class _RerankEntry(msgspec.Struct):
 class _CodesEntry(msgspec.Struct):
     type: str
     dims: _Positive
+    scale: list[float] | None = None  # int8 codes' per-dimension scale
     reducer: _ReducerEntry | None = None
     rerank: _RerankEntry | None = None
 
@@ -768,6 +791,27 @@ class Bundle:
     def rerank_blend(self) -> float:
         """Weight of the compact score in the re-rank (:attr:`Rerank.blend`); 0 without one."""
         return float((self.manifest["codes"].get("rerank") or {}).get("blend", 0.0))
+
+    @cached_property
+    def code_scale(self) -> np.ndarray | None:
+        """(d,) float32 per-dimension scale of int8 catalog codes (row values ``code * scale``), else None."""
+        scale = self.manifest["codes"].get("scale")
+        return None if scale is None else np.asarray(scale, dtype=np.float32)
+
+    def codes_from_values(self, values: np.ndarray) -> np.ndarray:
+        """(n, d) reducer output → rows in the catalog codes' dtype: a cast, or int8
+        quantisation with :attr:`code_scale` (saturating beyond the catalog's range)."""
+        if self.code_scale is not None:
+            return quantize_int8(values, self.code_scale)
+        return np.asarray(values).astype(self.codes.dtype)
+
+    def code_values(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows),) catalog code rows in the reducer's space: float32 values (int8 rows
+        times :attr:`code_scale`; float16 widened), packed uint8 bits as they are."""
+        codes = np.asarray(self.codes[np.asarray(rows, dtype=np.int64)])
+        if self.code_scale is not None:
+            return codes.astype(np.float32) * self.code_scale
+        return codes if codes.dtype == np.uint8 else codes.astype(np.float32)
 
     @cached_property
     def categories(self) -> tuple[str, ...]:
@@ -1038,6 +1082,9 @@ def _check_codes(bundle: Bundle) -> None:
         raise BundleFormatError(
             f"{path}/codes/codes.npy: expected (N, {width}) {np.dtype(dtypes[0]).name} {code_type.name} codes, got {codes.dtype} {codes.shape}"
         )
+    problem = _check_code_scale(bundle.code_scale, codes)
+    if problem:
+        raise BundleFormatError(f"{path}/codes/codes.npy: {problem}")
     check_finite(codes, where=f"{path}/codes/codes.npy")
     if len(codes) != bundle.manifest["catalog"]["images"]:
         raise BundleFormatError(

@@ -227,7 +227,7 @@ def encode_new_products(
         embeddings = encoder.embed(np.stack(inputs)).embeddings
     finally:
         encoder.close()
-    codes = np.asarray(bundle.reducer()(embeddings)).astype(bundle.codes.dtype)
+    codes = bundle.codes_from_values(bundle.reducer()(embeddings))
     rerank = None
     if bundle.has_rerank:
         _, scale, _ = bundle.rerank()

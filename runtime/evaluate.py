@@ -124,7 +124,7 @@ def encode_eval_set(
         return EvalInputs(queries, eval_set.gallery_float, query_labels, gallery_labels, targets)
     rows = _first_rows_of(bundle, gallery_items)
     codes = bundle.reducer()(queries)
-    gallery = np.asarray(bundle.codes[rows])
+    gallery = bundle.code_values(rows)
     if not bundle.has_rerank:
         return EvalInputs(codes, gallery, query_labels, gallery_labels, targets, bundle.code_spec.metric)
     full, scale, shortlist = bundle.rerank()

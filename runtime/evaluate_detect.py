@@ -306,7 +306,7 @@ def _inputs(
     if (rows < 0).any():
         raise ValueError("an eval gallery product has no catalog code")
     codes = bundle.reducer()(queries)
-    gallery = np.asarray(bundle.codes[rows])
+    gallery = bundle.code_values(rows)
     metric = bundle.code_spec.metric
     if not bundle.has_rerank:
         return EvalInputs(codes, gallery, query_labels, gallery_labels, targets, metric)

@@ -540,7 +540,11 @@ def catalog_index(catalog: LiveCatalog) -> CatalogIndex:
     n_base = len(bundle.items)
     code_items = np.concatenate([bundle.code_items.astype(np.int64), n_base + np.arange(catalog.n_added)])
     searcher = Searcher(
-        [bundle.codes, catalog.added_codes], code_items, n_base + catalog.n_added, bundle.code_spec.metric
+        [bundle.codes, catalog.added_codes],
+        code_items,
+        n_base + catalog.n_added,
+        bundle.code_spec.metric,
+        code_scale=bundle.code_scale,
     )
     rerank = None
     if bundle.has_rerank and catalog.added_rerank is not None:

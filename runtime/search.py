@@ -261,7 +261,14 @@ class Searcher:
             raise ValueError(
                 f"options.bundle_path {options.bundle_path} is not the bundle given ({bundle.path}); leave it None"
             )
-        return cls(bundle.codes, bundle.code_items, len(bundle.items), bundle.code_spec.metric, options)
+        return cls(
+            bundle.codes,
+            bundle.code_items,
+            len(bundle.items),
+            bundle.code_spec.metric,
+            options,
+            code_scale=bundle.code_scale,
+        )
 
     @classmethod
     def create_from_options(cls, options: SearcherOptions) -> Searcher:
@@ -294,8 +301,10 @@ class Searcher:
         return np.concatenate(self.parts)
 
     def row_codes(self, rows: np.ndarray) -> np.ndarray:
-        """(len(rows), d) codes of the given row indices, across parts."""
-        return gather_rows(self.parts, np.asarray(rows, dtype=np.int64))
+        """(len(rows), d) codes of the given row indices, across parts, as queries take them:
+        int8 rows times their scale (float32); other codes as stored."""
+        codes = gather_rows(self.parts, np.asarray(rows, dtype=np.int64))
+        return codes if self.code_scale is None else codes.astype(np.float32) * self.code_scale
 
     @property
     def closed(self) -> bool:

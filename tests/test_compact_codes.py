@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,12 @@ import pytest
 
 from vitrina.export.codes.base import NotFittedError
 from vitrina.export.codes.binary import ITQHasher
-from vitrina.export.codes.fit import CodeOptions, TrainingEmbeddings, fit_codes
+from vitrina.export.codes.fit import INT8_FROM_ROWS, CodeOptions, TrainingEmbeddings, fit_codes
 from vitrina.export.codes.pca import PCAReducer
 from vitrina.export.codes.umap import UMAPOptions, UMAPReducer
 from vitrina.runtime.bundle import Bundle, BundleContents, write_bundle
 from vitrina.runtime.codes import CodeType, LandmarkReducer, LinearReducer, SignHasher, fuzzy_weights, hamming_distances
+from vitrina.runtime.codes.quantize import centre_of_range, int8_scale, quantize_int8
 from vitrina.runtime.evaluate import evaluate_bundle
 from vitrina.runtime.product_search import ProductSearch
 from vitrina.runtime.rasterize import load_strokes_json
@@ -323,6 +325,7 @@ def _compact_bundle(tiny: Path, out: Path, code_type: str, options: CodeOptions)
         code_type=fitted.code_type,
         reducer=fitted.reducer,
         rerank=fitted.rerank,
+        code_scale=fitted.code_scale,
         extra={"categories": list(b.categories)},
     )
     return write_bundle(out, contents)
@@ -338,8 +341,13 @@ def _compact_bundle(tiny: Path, out: Path, code_type: str, options: CodeOptions)
         ),
         ("bits64", CodeOptions(hash_head="cbs", hash_steps=30, progress=False)),
         ("bits64", CodeOptions(hash_head="dsh", hash_steps=30, progress=False)),
+        ("pca8", CodeOptions(code_dtype="int8", progress=False)),
+        (
+            "umap8",
+            CodeOptions(landmarks=300, rerank=True, shortlist=50, code_dtype="int8", progress=False),
+        ),
     ],
-    ids=["pca8", "umap8-rerank", "bits64-cbs", "bits64-dsh"],
+    ids=["pca8", "umap8-rerank", "bits64-cbs", "bits64-dsh", "pca8-int8", "umap8-int8-rerank"],
 )
 def test_bundle_of_each_code_type_searches_end_to_end(tiny_bundle, tmp_path, strokes_file, code_type, options):
     path = _compact_bundle(tiny_bundle, tmp_path / code_type, code_type, options)
@@ -382,6 +390,123 @@ def test_umap_rerank_recovers_own_products(tiny_bundle, tmp_path):
     acc_one = evaluate_bundle(Bundle.open(one), precisions=("int8",)).metrics["int8"].acc_at_10
     acc_two = evaluate_bundle(Bundle.open(two), precisions=("int8",)).metrics["int8"].acc_at_10
     assert acc_two > acc_one
+
+
+# --- int8 codes with a per-dimension scale (large catalogs) -------------------------------
+
+
+def test_int8_quantisation_rounds_saturates_and_refuses_bad_input():
+    values = np.array([[0.5, -2.0, 0.0], [1.0, 2.0, 0.0], [-0.25, 1.0, 0.0]], np.float32)
+    scale = int8_scale(values)
+    np.testing.assert_allclose(scale, [1 / 127, 2 / 127, 1.0], rtol=1e-6)  # an all-zero dim gets 1
+    codes = quantize_int8(values, scale)
+    assert codes.dtype == np.int8 and codes.min() >= -127
+    assert np.abs(codes * scale - values).max() <= scale.max() / 2 + 1e-6
+    # beyond the catalog's range (a product added later) saturates instead of wrapping
+    np.testing.assert_array_equal(quantize_int8(np.array([[9.0, -9.0, 0.0]]), scale), [[127, -127, 0]])
+    with pytest.raises(ValueError, match="finite and positive"):
+        quantize_int8(values, np.array([1.0, 0.0, 1.0]))
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        quantize_int8(np.array([[np.nan, 0, 0]]), scale)
+    with pytest.raises(ValueError, match=r"\(N, d\) and \(d,\)"):
+        quantize_int8(values, scale[:2])
+    np.testing.assert_allclose(centre_of_range(np.array([[1.0, -3.0], [5.0, 1.0]])), [3.0, -1.0])
+
+
+def test_code_dtype_auto_keeps_float16_below_the_threshold_and_refuses_unknown_names(embeddings):
+    photos, labels = embeddings
+    data = TrainingEmbeddings(
+        photos=photos, photo_labels=labels, sketches=photos[:0], sketch_rows=np.arange(0), sketch_labels=labels[:0]
+    )
+    assert len(photos) < INT8_FROM_ROWS
+    assert fit_codes("pca8", data, CodeOptions(progress=False)).codes.dtype == np.float16
+    fitted = fit_codes("pca8", data, CodeOptions(code_dtype="int8", progress=False))
+    assert fitted.codes.dtype == np.int8 and fitted.code_scale.shape == (8,)
+    assert fitted.report["int8_max_error"] <= float(fitted.code_scale.max()) / 2 + 1e-6
+    with pytest.raises(ValueError, match="code_dtype must be one of"):
+        CodeOptions(code_dtype="float8")
+
+
+def test_int8_umap_codes_search_like_float16(tiny_bundle, tmp_path):
+    """The same UMAP-8 fit stored as int8 (centred, per-dimension scale) ranks like float16."""
+    opts = CodeOptions(landmarks=300, progress=False)
+    f16 = Bundle.open(_compact_bundle(tiny_bundle, tmp_path / "f16", "umap8", opts))
+    i8 = Bundle.open(_compact_bundle(tiny_bundle, tmp_path / "i8", "umap8", replace(opts, code_dtype="int8")))
+    assert f16.codes.dtype == np.float16 and i8.codes.dtype == np.int8
+    assert i8.manifest["codes"]["bytes_per_item"] == 8 and len(i8.manifest["codes"]["scale"]) == 8
+    # int8 rows times the scale are the centred float16 codes, to within half a step (+ float16 rounding)
+    centred = np.asarray(f16.codes, np.float32) - centre_of_range(np.asarray(f16.codes, np.float32))
+    step = float(i8.code_scale.max())
+    assert np.abs(i8.code_values(np.arange(len(i8.codes))) - centred).max() <= step / 2 + 0.02
+    probe = np.asarray(Bundle.open(tiny_bundle).codes[:20], dtype=np.float32)
+    ids16 = CatalogIndex.create_from_bundle(f16).search(probe, SearchOptions(k=10))[1]
+    ids8 = CatalogIndex.create_from_bundle(i8).search(probe, SearchOptions(k=10))[1]
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids16, ids8, strict=True)])
+    assert overlap >= 0.8
+    map16 = evaluate_bundle(f16, precisions=("int8",)).metrics["int8"].map
+    map8 = evaluate_bundle(i8, precisions=("int8",)).metrics["int8"].map
+    assert abs(map16 - map8) <= 0.02
+
+
+def test_int8_codes_without_their_scale_are_refused_at_open(tiny_bundle, tmp_path):
+    from vitrina.runtime.bundle import BundleFormatError
+
+    path = _compact_bundle(tiny_bundle, tmp_path / "i8", "pca8", CodeOptions(code_dtype="int8", progress=False))
+    manifest = json.loads((path / "manifest.json").read_text())
+    for scale, message in ((None, "need a per-dimension scale"), ([1.0] * 7, r"must be \(8,\) finite and positive")):
+        broken = Path(shutil.copytree(path, tmp_path / f"broken-{message[:4]}"))
+        codes = dict(manifest["codes"])
+        if scale is None:
+            codes.pop("scale")
+        else:
+            codes["scale"] = scale
+        (broken / "manifest.json").write_text(json.dumps({**manifest, "codes": codes}))
+        with pytest.raises(BundleFormatError, match=message):
+            Bundle.open(broken, verify=False)
+
+
+def test_rows_added_to_an_int8_bundle_use_its_scale(tiny_bundle, tmp_path):
+    bundle = Bundle.open(
+        _compact_bundle(tiny_bundle, tmp_path / "i8", "pca8", CodeOptions(code_dtype="int8", progress=False))
+    )
+    values = bundle.reducer()(np.asarray(Bundle.open(tiny_bundle).codes[:3], dtype=np.float32))
+    added = bundle.codes_from_values(values)
+    np.testing.assert_array_equal(added, quantize_int8(values, bundle.code_scale))
+    n = len(bundle.items)
+    searcher = Searcher(
+        [bundle.codes, added],
+        np.concatenate([bundle.code_items.astype(np.int64), n + np.arange(3)]),
+        n + 3,
+        "l2",
+        code_scale=bundle.code_scale,
+    )
+    ids = searcher.search(searcher.row_codes(np.arange(n, n + 3)), SearchOptions(k=1))[1][:, 0]
+    # each added row's nearest is itself, or a catalog row with the very same int8 code
+    codes = np.concatenate([np.asarray(bundle.codes), added])
+    np.testing.assert_array_equal(codes[ids], added)
+
+
+def test_a_grown_catalog_ships_int8_codes_that_search(tiny_bundle, tmp_path, strokes_file):
+    from vitrina.runtime.bench.synthetic_catalog import scaled_bundle
+
+    base = Bundle.open(
+        _compact_bundle(tiny_bundle, tmp_path / "umap", "umap8", CodeOptions(landmarks=300, progress=False))
+    )
+    grown = Bundle.open(scaled_bundle(base, 3000, tmp_path / "work", code_dtype="int8"), verify=True)
+    same = Bundle.open(scaled_bundle(base, 3000, tmp_path / "work", code_dtype="base"), verify=True)
+    assert grown.codes.dtype == np.int8 and grown.code_scale.shape == (8,) and len(grown.codes) == 3000
+    assert same.codes.dtype == np.float16 and same.code_scale is None
+    # the same rows (same seed) as float16: the int8 copy, centred through the reducer's
+    # shifted positions, finds the same neighbours for the same sketches' embeddings
+    probe = np.asarray(Bundle.open(tiny_bundle).codes[:20], dtype=np.float32)
+    ids8 = CatalogIndex.create_from_bundle(grown).search(probe, SearchOptions(k=10))[1]
+    ids16 = CatalogIndex.create_from_bundle(same).search(probe, SearchOptions(k=10))[1]
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids8, ids16, strict=True)]) >= 0.7
+    engine = ProductSearch(grown)
+    try:
+        assert len(engine.by_strokes(load_strokes_json(strokes_file), k=10).matches) == 10
+    finally:
+        engine.close()
 
 
 def test_unknown_code_type_is_refused_at_open(tiny_bundle, tmp_path):

@@ -19,6 +19,7 @@ import numpy as np
 from vitrina.export.training.hash_heads import HashTrainOptions, train_hash_head
 from vitrina.runtime.bundle import ReducerArrays, Rerank
 from vitrina.runtime.codes import CodeType
+from vitrina.runtime.codes.quantize import INT8_FROM_ROWS, centre_of_range, int8_scale, quantize_int8
 
 from .binary import ITQHasher
 from .pca import PCAReducer
@@ -26,6 +27,8 @@ from .umap import UMAPOptions, UMAPReducer
 
 DEFAULT_LANDMARKS = 5000
 DEFAULT_SHORTLIST = 200
+#: ``code_dtype`` values; ``auto`` ships int8 from ``INT8_FROM_ROWS`` catalog images on.
+CODE_DTYPES = ("auto", "float16", "int8")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +54,8 @@ class CodeOptions:
     rerank: ship int8 full embeddings for a two-stage search.
     shortlist: first-stage rows the two-stage search keeps.
     blend: weight of the compact score in the re-rank (``Rerank.blend``; 0: cosine alone).
+    code_dtype: PCA / UMAP code storage: ``float16``, ``int8`` (a per-dimension scale,
+        ``vitrina.runtime.codes.quantize``) or ``auto`` (int8 from :data:`INT8_FROM_ROWS` rows).
     progress: show progress bars.
     """
 
@@ -61,19 +66,26 @@ class CodeOptions:
     rerank: bool = False
     shortlist: int = DEFAULT_SHORTLIST
     blend: float = 0.0
+    code_dtype: str = "auto"
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.code_dtype not in CODE_DTYPES:
+            raise ValueError(f"code_dtype must be one of {CODE_DTYPES}, got {self.code_dtype!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
 class FittedCodes:
-    """Attributes: code_type name; codes (N, d) float16 or packed uint8 for
-    compact types, float32 for float; reducer for the device; rerank or None;
+    """Attributes: code_type name; codes (N, d) float16 or int8 (with ``code_scale``),
+    packed uint8 for bits, float32 for float; reducer for the device; rerank or None;
+    code_scale: (d,) float32 per-dimension scale of int8 codes, else None;
     report: JSON-serialisable facts about the fit."""
 
     code_type: str
     codes: np.ndarray
     reducer: ReducerArrays
     rerank: Rerank | None
+    code_scale: np.ndarray | None = None
     report: dict = field(default_factory=dict)
 
 
@@ -97,8 +109,8 @@ def fit_codes(code_type: str, data: TrainingEmbeddings, options: CodeOptions = C
         pca = PCAReducer(ct.size).fit(photos)
         about = f"PCA to {ct.size} dims, fitted on {len(photos)} catalog photo embeddings"
         reducer = ReducerArrays("linear", pca.device_arrays(), {}, about)
-        return FittedCodes(
-            code_type=ct.name, codes=pca.transform(photos).astype(np.float16), reducer=reducer, rerank=rerank
+        return _stored(
+            ct.name, pca.transform(photos), reducer=reducer, rerank=rerank, report={}, code_dtype=options.code_dtype
         )
     if ct.family == "umap":
         reducer = UMAPReducer(**{**asdict(options.umap), "dims": ct.size}).fit(photos, data.photo_labels)
@@ -113,10 +125,13 @@ def fit_codes(code_type: str, data: TrainingEmbeddings, options: CodeOptions = C
             f"catalog photo embeddings; device: landmark interpolation over {len(arrays['landmarks'])} landmarks"
         )
         report = {"umap_pickled_bytes": reducer.model_bytes(), "fit_rows": int(len(reducer.fit_rows_))}
+        if _int8(options.code_dtype, len(codes)):
+            # centre the code space so the symmetric int8 range covers it (L2 distances do not change)
+            centre = centre_of_range(codes)
+            codes = codes - centre
+            arrays = {**arrays, "positions": (arrays["positions"] - centre).astype(np.float32)}
         device = ReducerArrays("landmark", arrays, {"n_neighbors": reducer.n_neighbors}, about)
-        return FittedCodes(
-            code_type=ct.name, codes=codes.astype(np.float16), reducer=device, rerank=rerank, report=report
-        )
+        return _stored(ct.name, codes, reducer=device, rerank=rerank, report=report, code_dtype=options.code_dtype)
     # bits
     if options.hash_head == "itq":
         itq = ITQHasher(ct.size).fit(photos)
@@ -136,4 +151,32 @@ def fit_codes(code_type: str, data: TrainingEmbeddings, options: CodeOptions = C
         report = {"hash_final_loss": head.final_loss}
     return FittedCodes(
         code_type=ct.name, codes=codes, reducer=ReducerArrays("sign", arrays, {}, about), rerank=rerank, report=report
+    )
+
+
+def _int8(code_dtype: str, rows: int) -> bool:
+    """Whether ``code_dtype`` stores ``rows`` PCA / UMAP codes as int8."""
+    return code_dtype == "int8" or (code_dtype == "auto" and rows >= INT8_FROM_ROWS)
+
+
+def _stored(
+    code_type: str,
+    values: np.ndarray,
+    *,
+    reducer: ReducerArrays,
+    rerank: Rerank | None,
+    report: dict,
+    code_dtype: str,
+) -> FittedCodes:
+    """(N, d) float PCA / UMAP codes as shipped: float16, or int8 with a per-dimension scale."""
+    if not _int8(code_dtype, len(values)):
+        return FittedCodes(
+            code_type=code_type, codes=values.astype(np.float16), reducer=reducer, rerank=rerank, report=report
+        )
+    scale = int8_scale(values)
+    codes = quantize_int8(values, scale)
+    error = float(np.abs(codes * scale - values).max()) if len(values) else 0.0
+    report = {**report, "code_dtype": "int8", "int8_max_error": round(error, 5)}
+    return FittedCodes(
+        code_type=code_type, codes=codes, reducer=reducer, rerank=rerank, code_scale=scale, report=report
     )

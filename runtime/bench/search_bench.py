@@ -14,11 +14,13 @@ bandwidth (a large ``np.copyto``, read + write, measured in the same run).
 Top-k is checked against faiss allowing for ties (distances equal rank by rank).
 
 It also measures, in fresh processes, the resident memory a searcher over 1M
-memory-mapped codes adds to the process (64-bit codes; 8-d float16), and, on a
+memory-mapped codes adds to the process (64-bit codes; 8-d float16 and int8), and, on a
 1M-product bundle grown from ``--bundle`` (its models and reducer), the open
 time and the sketch query end to end (strokes → rasterise → encoder → search →
-products) at 1 thread; and the same cases over the ``--bundle``'s own codes
-(the demo catalog).
+products) at 1 thread: ``sketch_1m_p95_ms`` with the codes stored as the export
+ships them at that size (int8 PCA / UMAP codes, ``runtime/codes/quantize.py``),
+and ``sketch_1m_<dtype>_p95_ms`` with the base bundle's own float codes for
+comparison; and the same cases over the ``--bundle``'s own codes (the demo catalog).
 
 faiss is a bench/dev dependency: it reaches this module through the entry-point
 group ``vitrina.bench.search_references`` (``vitrina.export.yardsticks``); the
@@ -322,19 +324,26 @@ def measure_rss(path: Path, metric: str, scale: Path | None = None) -> dict[str,
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def measure_bundle(base: Bundle, n: int, work: Path, progress: Callable[[str], None]) -> dict[str, Any]:
+def measure_bundle(
+    base: Bundle, n: int, work: Path, progress: Callable[[str], None], *, code_dtype: str = "auto"
+) -> dict[str, Any]:
     """Open time (median of 7 opens, page cache warm) and sketch end-to-end latency at 1 thread
-    of a bundle of ``n`` products grown from ``base``."""
+    of a bundle of ``n`` products grown from ``base`` (its codes stored as ``code_dtype``, see
+    :func:`scaled_bundle`)."""
     from vitrina.runtime.product_search import ProductSearch, ProductSearchOptions
 
-    progress(f"{n}-product bundle (built once, cached in {work})")
-    path = scaled_bundle(base, n, work)
+    progress(f"{n}-product bundle, {code_dtype} codes (built once, cached in {work})")
+    path = scaled_bundle(base, n, work, code_dtype=code_dtype)
     opens = []
     for _ in range(7):
         t = time.perf_counter()
         bundle = Bundle.open(path, verify=False)
         opens.append((time.perf_counter() - t) * 1e3)
-    out: dict[str, Any] = {"path": str(path), "open_ms": round(float(np.median(opens)), 2)}
+    out: dict[str, Any] = {
+        "path": str(path),
+        "codes": f"{bundle.code_spec.name} {bundle.codes.dtype}",
+        "open_ms": round(float(np.median(opens)), 2),
+    }
     strokes = [s for _, s in bundle.eval_strokes()]
     if not strokes:
         return out
@@ -435,6 +444,12 @@ def run_search_bench(options: SearchBenchOptions, progress: Callable[[str], None
         report["open_1m_ms"] = large["open_ms"]
         if "sketch_p95_ms" in large:
             report["sketch_1m_p95_ms"] = large["sketch_p95_ms"]
+        if large["codes"].endswith("int8") and base.codes.dtype != np.int8:
+            # the same 1M bundle with the base's float codes, for comparison with what ships
+            same = measure_bundle(base, 1_000_000, work, progress, code_dtype="base")
+            report["bundle_1m_base_codes"] = same
+            if "sketch_p95_ms" in same:
+                report[f"sketch_1m_{base.codes.dtype}_p95_ms"] = same["sketch_p95_ms"]
     report["targets"] = check_targets(report)
     return report
 
@@ -482,10 +497,11 @@ def table(report: dict[str, Any]) -> str:
             + {True: "same", False: "DIFFERS", None: "-"}[row.get("topk_agrees")]
         )
     lines.append(f"memory bandwidth (np.copyto, read + write): {report['memory_bandwidth_gbs']} GB/s")
-    for key in sorted(k for k in report if k.startswith("rss_") or k in ("open_1m_ms", "sketch_1m_p95_ms")):
+    for key in sorted(k for k in report if k.startswith(("rss_", "sketch_1m_")) or k == "open_1m_ms"):
         lines.append(f"{key}: {report[key]}")
-    if "bundle_1m" in report:
-        lines.append(f"bundle_1m: {json.dumps({k: v for k, v in report['bundle_1m'].items() if k != 'path'})}")
+    for name in ("bundle_1m", "bundle_1m_base_codes"):
+        if name in report:
+            lines.append(f"{name}: {json.dumps({k: v for k, v in report[name].items() if k != 'path'})}")
     for name, t in report["targets"].items():
         target = f" (<= {t['target']})" if "target" in t else ""
         lines.append(f"target {name}: {t['value']}{target} {'PASS' if t['ok'] else 'FAIL'}")

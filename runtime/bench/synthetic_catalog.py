@@ -7,9 +7,12 @@
   noise, its re-rank rows likewise, products named after the real ones (same categories,
   colours and prices, so filters select realistic shares), every thumbnail sheet entry
   naming one sheet file. It is what a 1M-item catalog looks like to the device: how
-  fast it opens and how fast a sketch finds products in it.
+  fast it opens and how fast a sketch finds products in it. Its PCA / UMAP codes are
+  stored as the export would ship them at that size (``code_dtype="auto"``: int8 with a
+  per-dimension scale from ``INT8_FROM_ROWS`` rows, the code space centred by shifting
+  the UMAP reducer's positions), or as the base's float codes with ``code_dtype="base"``.
 
-Both are cached in a work folder (keyed by the base manifest's hash and the size).
+Both are cached in a work folder (keyed by the base manifest's hash, the size and the dtype).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from vitrina.runtime.bundle import MANIFEST, Bundle
+from vitrina.runtime.codes.quantize import INT8_FROM_ROWS, centre_of_range, int8_scale, quantize_int8
 from vitrina.runtime.files import sha256_file
 
 KINDS = {
@@ -92,13 +96,24 @@ def synthetic_queries(codes: np.ndarray, n: int, seed: int = 1) -> np.ndarray:
     return x + 0.1 * float(np.std(x)) * rng.normal(size=x.shape).astype(np.float32)
 
 
-def scaled_bundle(base: Bundle, n: int, work: Path, seed: int = 0) -> Path:
-    """A bundle of ``n`` products grown from ``base`` (see the module docstring), cached in ``work``."""
+def scaled_bundle(base: Bundle, n: int, work: Path, *, seed: int = 0, code_dtype: str = "auto") -> Path:
+    """A bundle of ``n`` products grown from ``base`` (see the module docstring), cached in ``work``.
+
+    ``code_dtype``: ``auto`` (int8 PCA / UMAP codes from ``INT8_FROM_ROWS`` rows, as the export
+    ships them), ``int8`` (int8 PCA / UMAP codes at any size) or ``base`` (the base bundle's code dtype)."""
+    if code_dtype not in ("auto", "int8", "base"):
+        raise ValueError(f"code_dtype must be auto, int8 or base, got {code_dtype!r}")
+    to_int8 = (
+        (code_dtype == "int8" or (code_dtype == "auto" and n >= INT8_FROM_ROWS))
+        and base.code_spec.family in ("pca", "umap")
+        and base.code_scale is None
+    )
     digest = hashlib.sha256((base.path / MANIFEST).read_bytes()).hexdigest()[:12]
-    out = Path(work) / f"bundle-{digest}-{n}"
+    name = f"bundle-{digest}-{n}" + ("-int8" if to_int8 else "")
+    out = Path(work) / name
     if (out / MANIFEST).exists():
         return out
-    stage = Path(work) / f".bundle-{digest}-{n}.staging"
+    stage = Path(work) / f".{name}.staging"
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     rng = np.random.default_rng(seed)
@@ -114,8 +129,18 @@ def scaled_bundle(base: Bundle, n: int, work: Path, seed: int = 0) -> Path:
     for role in m["models"].values():
         for rel in role.values():
             copy(rel)
-    for rel in (m["codes"].get("reducer") or {}).get("arrays", {}).values():
-        copy(rel)
+    sample = np.asarray(base.codes[: min(len(base.codes), 1 << 16)], dtype=np.float32)
+    centre = np.zeros(base.codes.shape[1], np.float32)
+    reducer = m["codes"].get("reducer") or {}
+    if to_int8 and reducer.get("kind") == "landmark":  # centre the code space, as the export does
+        centre = centre_of_range(np.asarray(base.codes, dtype=np.float32))
+    for name_, rel in reducer.get("arrays", {}).items():
+        if name_ == "positions" and centre.any():
+            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+            np.save(stage / rel, (base.array(rel) - centre).astype(np.float32))
+            files.append(rel)
+        else:
+            copy(rel)
     if m.get("eval_strokes"):
         copy("eval/strokes.json")
     if m.get("vocabulary"):  # the text search's words (the grown titles repeat the base's)
@@ -124,16 +149,23 @@ def scaled_bundle(base: Bundle, n: int, work: Path, seed: int = 0) -> Path:
     sheet = m["thumbnails"]["sheets"][0]
     copy(sheet)
     (stage / "codes").mkdir(exist_ok=True)
+    std = float(np.std(sample[:4096]))
+    # int8: the scale covers the base's centred range with room for the added noise
+    scale = int8_scale(np.abs(sample - centre).max(axis=0, keepdims=True) + 0.1 * std) if to_int8 else None
     codes = np.lib.format.open_memmap(
-        stage / "codes/codes.npy", mode="w+", dtype=base.codes.dtype, shape=(n, base.codes.shape[1])
+        stage / "codes/codes.npy",
+        mode="w+",
+        dtype=np.int8 if to_int8 else base.codes.dtype,
+        shape=(n, base.codes.shape[1]),
     )
-    std = float(np.std(np.asarray(base.codes[: min(len(base.codes), 4096)], dtype=np.float32)))
     for s in range(0, n, 1 << 18):
         rows = np.asarray(base.codes[np.sort(src[s : s + (1 << 18)])])
         if base.codes.dtype == np.uint8:
             rows = rows ^ np.packbits(rng.random((len(rows), rows.shape[1] * 8)) < 0.02, axis=1)
         else:
             rows = rows.astype(np.float32) + 0.02 * std * rng.normal(size=rows.shape).astype(np.float32)
+            if scale is not None:
+                rows = quantize_int8(rows - centre, scale)
         codes[s : s + len(rows)] = rows
     codes.flush()
     del codes
@@ -141,6 +173,8 @@ def scaled_bundle(base: Bundle, n: int, work: Path, seed: int = 0) -> Path:
     np.save(stage / "codes/code_items.npy", np.arange(n, dtype=np.int32))
     files.append("codes/code_items.npy")
     codes_entry = dict(m["codes"])
+    if scale is not None:
+        codes_entry |= {"dtype": "int8", "bytes_per_item": int(base.codes.shape[1]), "scale": scale.tolist()}
     if base.has_rerank:
         full, _, _ = base.rerank()
         rerank = np.lib.format.open_memmap(

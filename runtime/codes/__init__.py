@@ -6,11 +6,13 @@ A bundle's catalog codes are one of (the manifest's ``codes.type``):
 type      codes/codes.npy             metric     query reduction on device
 ========  ==========================  =========  ============================
 float     (N, D) float32, unit norm   cosine     none (encoder embedding)
-pcaN      (N, N) float16              l2         :class:`LinearReducer`
-umapN     (N, N) float16              l2         :class:`LandmarkReducer` or a
+pcaN      (N, N) float16 or int8 [*]  l2         :class:`LinearReducer`
+umapN     (N, N) float16 or int8 [*]  l2         :class:`LandmarkReducer` or a
                                                  distilled head in the encoder
 bitsN     (N, N/8) uint8, packed      hamming    :class:`SignHasher`
 ========  ==========================  =========  ============================
+
+[*] int8 with a per-dimension scale (``quantize.py``), for large catalogs.
 
 Scores are "higher is better" for every metric (negated distances for l2 and
 hamming), so one ranking routine serves them all. numpy only: the catalog

@@ -303,6 +303,12 @@ class CodeScan:
         best_i = [np.empty(0, np.int64) for _ in range(n)]
         # the running k-th distance, typed like the block (a float64 bound would widen every block)
         kth: list = [None] * n
+        # rows better than the k-th wait here and are merged into the k best in batches: a
+        # merge sorts k + pending rows, so merging each block's few rows cost k log k a block
+        pend_d: list[list[np.ndarray]] = [[] for _ in range(n)]
+        pend_i: list[list[np.ndarray]] = [[] for _ in range(n)]
+        pend_n = [0] * n
+        merge_at = max(4 * k, 1024)
         for codes, lo, hi, ids_base, mask in span:
             for s, e in _blocks(lo, hi, self.block_rows):
                 if isinstance(ids_base, int):  # rows ids_base + [s, e)
@@ -317,7 +323,7 @@ class CodeScan:
                     block_d[:, excluded] = np.iinfo(block_d.dtype).max if hamming else np.inf
                 for j in range(n):
                     row = block_d[j]
-                    if len(best_d[j]) < k:
+                    if kth[j] is None:
                         cand = (
                             np.flatnonzero(row != np.iinfo(row.dtype).max)
                             if hamming
@@ -330,12 +336,17 @@ class CodeScan:
                         cand = np.flatnonzero(row < kth[j])
                     if len(cand) == 0:
                         continue
-                    dd = np.concatenate([best_d[j], row[cand].astype(np.float32)])
-                    pos = np.concatenate([best_i[j], first + cand if ids is None else ids[cand]])
-                    order = np.lexsort((pos, dd))[:k]
-                    best_d[j], best_i[j] = dd[order], pos[order]
-                    if len(best_d[j]) == k:
-                        kth[j] = int(best_d[j][-1]) if hamming else np.float32(best_d[j][-1])
+                    pend_d[j].append(row[cand].astype(np.float32))
+                    pend_i[j].append(first + cand if ids is None else ids[cand])
+                    pend_n[j] += len(cand)
+                    if kth[j] is None or pend_n[j] >= merge_at:
+                        best_d[j], best_i[j] = _keep_best([best_d[j], *pend_d[j]], [best_i[j], *pend_i[j]], k)
+                        pend_d[j], pend_i[j], pend_n[j] = [], [], 0
+                        if len(best_d[j]) == k:
+                            kth[j] = int(best_d[j][-1]) if hamming else np.float32(best_d[j][-1])
+        for j in range(n):
+            if pend_n[j]:
+                best_d[j], best_i[j] = _keep_best([best_d[j], *pend_d[j]], [best_i[j], *pend_i[j]], k)
         dist_out = np.full((n, k), np.inf, np.float32)
         ids_out = np.full((n, k), -1, np.int64)
         for j in range(n):
@@ -375,6 +386,18 @@ class CodeScan:
 
 #: Rows of a span's first block: enough to know a k-th distance, small enough to partition cheaply.
 _FIRST_BLOCK = 4096
+
+
+def _keep_best(dists: list[np.ndarray], ids: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k smallest of the concatenated float32 distances with their int64 ids, ascending,
+    ties by lower id: a partition keeps every row at most the k-th (ties included), a sort of
+    those few decides."""
+    dd, pos = np.concatenate(dists), np.concatenate(ids)
+    if len(dd) > k:
+        keep = np.flatnonzero(dd <= np.partition(dd, k - 1)[k - 1])
+        dd, pos = dd[keep], pos[keep]
+    order = np.lexsort((pos, dd))[:k]
+    return dd[order], pos[order]
 
 
 def _blocks(lo: int, hi: int, size: int) -> list[tuple[int, int]]:

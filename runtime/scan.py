@@ -9,7 +9,7 @@ Metrics (:class:`CodeScan`):
 
 * ``hamming``: packed uint8 codes (any width; viewed as uint64 words when the
   width is a multiple of 8 bytes). XOR + ``np.bitwise_count`` block by block
-  into small integers (a row's word counts added inside one integer); never an
+  into small integers, one pass per word into reused buffers; never an
   ``argpartition`` of the catalog (which cost 9 of 10 ms per million 64-bit
   codes): see the selection below.
 * ``l2``: float16 / float32 codes; ``‖x‖² − 2 x·q + ‖q‖²`` with the row norms
@@ -257,6 +257,14 @@ class CodeScan:
             buf = local.buf = np.empty(max(size, self.block_rows * self.width), np.int32)
         return buf
 
+    def _hamming_scratch(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """Per-thread (block_rows,) buffers for one word's XOR (``dtype``) and its bit counts (uint8)."""
+        local = self._local
+        got = getattr(local, "hamming", None)
+        if got is None or got[0].dtype != dtype:
+            got = local.hamming = (np.empty(self.block_rows, dtype), np.empty(self.block_rows, np.uint8))
+        return got
+
     def _dots(self, n: int, rows: int) -> np.ndarray:
         """A per-thread (n, rows) float32 buffer for one block's distances (reused: the scan
         copies what it keeps out of it before the next block)."""
@@ -363,8 +371,9 @@ class CodeScan:
         if self.metric == "hamming":
             words = _as_words(block) if self._words else np.asarray(block)
             out = np.empty((len(qs), len(block)), dtype=np.uint16 if self.max_distance >= 255 else np.uint8)  # type: ignore[operator]
+            scratch = self._hamming_scratch(words.dtype)
             for j, q in enumerate(qs):
-                _hamming_block(words, q, out[j])
+                _hamming_block(words, q, out[j], scratch)
             return out
         x = _widen(block, self._buffer(len(block) * block.shape[1]))
         # (n, B): one BLAS gemv / gemm into a per-thread buffer (a fresh 128 KB+ array per block
@@ -452,27 +461,23 @@ def _as_words(packed: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(packed).view(np.uint64)
 
 
-def _hamming_block(words: np.ndarray, query: np.ndarray, out: np.ndarray) -> None:
-    """Hamming distances of (B, W) words to one (W,) query into ``out`` (B,) uint8/uint16."""
-    n_words = words.shape[1]
-    if n_words == 1 and out.dtype == np.uint8:
-        np.bitwise_count(np.bitwise_xor(words[:, 0], query[0]), out=out)
-        return
-    counts = np.bitwise_count(np.bitwise_xor(words, query[None, :]))  # (B, W) uint8, contiguous
-    if n_words in _LANES and words.dtype == np.uint64:
-        # add a row's W byte counts inside one integer (SWAR): pairs of lanes, then pairs of pairs
-        # (a per-row reduction over W, or W strided column passes, is several times slower)
-        v = counts.view(_LANES[n_words]).reshape(-1)
-        if n_words == 2:
-            out[:] = (v & 0xFF) + (v >> 8)
-        else:
-            v = (v & 0x00FF00FF) + ((v >> 8) & 0x00FF00FF)  # two 16-bit sums of two bytes each
-            out[:] = (v & 0xFFFF) + (v >> 16)
-        return
-    np.sum(counts, axis=1, dtype=out.dtype, out=out)
+def _hamming_block(
+    words: np.ndarray, query: np.ndarray, out: np.ndarray, scratch: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """Hamming distances of (B, W) words to one (W,) query into ``out`` (B,) uint8/uint16.
 
-
-_LANES = {2: np.dtype(np.uint16), 4: np.dtype(np.uint32)}
+    One pass per word: XOR the word's column into a scratch buffer, count its bits into
+    another, add them into ``out``. ``scratch``: ((>= B,) of the words' dtype, (>= B,) uint8),
+    reused between blocks, so every pass stays in cache (a (B, W) XOR then a SWAR sum of the
+    byte counts allocated W times more and measured slower at 128 and 256 bits).
+    """
+    n = len(words)
+    xor, counts = scratch[0][:n], scratch[1][:n]
+    np.bitwise_count(np.bitwise_xor(words[:, 0], query[0], out=xor), out=out)
+    for w in range(1, words.shape[1]):
+        np.bitwise_xor(words[:, w], query[w], out=xor)
+        np.bitwise_count(xor, out=counts)
+        np.add(out, counts, out=out)
 
 
 def _widen(block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -74,6 +74,8 @@ CASES = [
     ("l2", np.float16, 64),
     ("ip", np.float32, 16),
     ("ip", np.float16, 8),
+    ("hamming", np.uint8, 16),
+    ("hamming", np.uint8, 33),  # 264 bits: byte words, uint16 distances
 ]
 
 

@@ -251,6 +251,17 @@ def test_landmark_reducer_reproduces_umap_transform_initialisation(umap8, embedd
     np.testing.assert_allclose(device(held_out), reference, atol=1e-3 * spread)
 
 
+def test_fuzzy_weights_of_one_query_match_the_batch_bisection():
+    """The kiosk's one-query path (Python floats) gives the batch path's weights."""
+    rng = np.random.default_rng(3)
+    dists = np.sort(rng.random((200, 15)) * rng.uniform(0.01, 10, size=(200, 1)), axis=1)
+    dists[::7, :3] = 0.0  # duplicates of a landmark: zero distances
+    batch = fuzzy_weights(dists)
+    one = np.stack([fuzzy_weights(row[None])[0] for row in dists])
+    np.testing.assert_allclose(one, batch, rtol=0, atol=1e-12)
+    assert np.allclose(one.sum(axis=1), 1.0)
+
+
 def test_fuzzy_weights_match_umap_smooth_knn_dist():
     from umap.umap_ import smooth_knn_dist
 

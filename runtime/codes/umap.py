@@ -7,6 +7,8 @@ position from its nearest landmarks, as umap-learn initialises ``transform``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -61,6 +63,8 @@ def fuzzy_weights(dists: np.ndarray, n_iter: int = 64, tolerance: float = 1e-5) 
     followed by ``compute_membership_strengths(bipartite=True)``.
     """
     n, k = dists.shape
+    if n == 1:  # one query (the kiosk's case): the same bisection on Python floats, ~10x faster
+        return _fuzzy_weights_one(dists[0], n_iter, tolerance)[None]
     target = np.log2(k)
     lo, hi, mid = np.zeros(n), np.full(n, np.inf), np.ones(n)
     active = np.ones(n, dtype=bool)
@@ -78,3 +82,24 @@ def fuzzy_weights(dists: np.ndarray, n_iter: int = 64, tolerance: float = 1e-5) 
     sigma = np.maximum(mid, 1e-3 * dists.mean())
     w = np.where(dists > 0, np.exp(-dists / sigma[:, None]), 1.0)
     return w / w.sum(axis=1, keepdims=True)
+
+
+def _fuzzy_weights_one(dists: np.ndarray, n_iter: int, tolerance: float) -> np.ndarray:
+    """:func:`fuzzy_weights` of one (k,) float64 ascending row, the bisection step by step
+    on Python floats (numpy's per-call overhead dominates arrays of one row)."""
+    d = [float(v) for v in dists]
+    target = math.log2(len(d))
+    lo, hi, mid = 0.0, math.inf, 1.0
+    for _ in range(n_iter):
+        psum = math.fsum(math.exp(-v / mid) for v in d[1:])
+        if abs(psum - target) < tolerance:
+            break
+        if psum > target:
+            hi = mid
+            mid = (lo + hi) / 2.0
+        else:
+            lo = mid
+            mid = mid * 2.0 if math.isinf(hi) else (lo + hi) / 2.0
+    sigma = max(mid, 1e-3 * (sum(d) / len(d)))
+    w = np.array([math.exp(-v / sigma) if v > 0 else 1.0 for v in d])
+    return w / w.sum()

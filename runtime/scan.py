@@ -267,13 +267,13 @@ class CodeScan:
             got = local.hamming = (np.empty(self.block_rows, dtype), np.empty(self.block_rows, np.uint8))
         return got
 
-    def _dots(self, n: int, rows: int) -> np.ndarray:
-        """A per-thread (n, rows) float32 buffer for one block's distances (reused: the scan
-        copies what it keeps out of it before the next block)."""
+    def _dots(self, n: int, rows: int, dtype: type = np.float32) -> np.ndarray:
+        """A per-thread (n, rows) buffer of ``dtype`` for one block's distances (reused: the
+        scan copies what it keeps out of it before the next block)."""
         local = self._local
         buf = getattr(local, "dots", None)
-        if buf is None or buf.size < n * rows:
-            buf = local.dots = np.empty(max(n * rows, self.block_rows), np.float32)
+        if buf is None or buf.size < n * rows or buf.dtype != dtype:
+            buf = local.dots = np.empty(max(n * rows, self.block_rows), dtype)
         return buf[: n * rows].reshape(n, rows)
 
     def _row_norms(self) -> np.ndarray:
@@ -372,7 +372,8 @@ class CodeScan:
         counts for hamming, float32 otherwise."""
         if self.metric == "hamming":
             words = _as_words(block) if self._words else np.asarray(block)
-            out = np.empty((len(qs), len(block)), dtype=np.uint16 if self.max_distance >= 255 else np.uint8)  # type: ignore[operator]
+            dtype = np.uint16 if self.max_distance >= 255 else np.uint8  # type: ignore[operator]
+            out = self._dots(len(qs), len(block), dtype)
             scratch = self._hamming_scratch(words.dtype)
             for j, q in enumerate(qs):
                 _hamming_block(words, q, out[j], scratch)

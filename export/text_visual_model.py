@@ -110,7 +110,9 @@ def build_text_visual(spec: TextVisualSpec, *, visual_init: keras.Model | None =
     if visual_init is not None:
         backbone.set_weights(visual_init.get_weights())
     pixels = keras.Input((spec.image_size, spec.image_size, 3), name="pixels")
-    v = layers.Dense(spec.branch_dims, activation="tanh", name="tv_visual_dense")(backbone(pixels))
+    # unit length first: the encoder's raw embedding is large and would saturate the tanh
+    features = layers.UnitNormalization(name="tv_visual_unit")(backbone(pixels))
+    v = layers.Dense(spec.branch_dims, activation="tanh", name="tv_visual_dense")(features)
     visual = keras.Model(pixels, v, name="tv_visual")
 
     t_in = keras.Input((spec.branch_dims,), name="text_vector")

@@ -54,6 +54,8 @@ class TextVisualTrainOptions:
         them in equal parts.
     query_share: share of text anchors that are short query-like word subsets.
     exclude_same_label: also never take a negative of the anchor's category and colour.
+    batch_negatives: besides its mined negative, each anchor also meets the batch's other
+        products as negatives (those the exclusion rule allows; their mean triplet loss is added).
     seed: the batch sampler's and mining's seed.
     """
 
@@ -68,6 +70,7 @@ class TextVisualTrainOptions:
     bands: tuple[tuple[float, float], ...] = ((0.0, 0.5), (0.25, 0.75), (0.5, 1.0))
     query_share: float = 0.5
     exclude_same_label: bool = True
+    batch_negatives: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -216,7 +219,7 @@ class _Trainer:
         out = self.net.head([t, v, w], training=training)
         return {"code": tf.math.l2_normalize(out["code"], axis=1), "logit": out["plausibility"][:, 0]}
 
-    def _losses(self, a_full, a_query, a_img, n_full, n_img) -> tf.Tensor:
+    def _losses(self, a_full, a_query, a_img, n_full, n_img, valid) -> tf.Tensor:
         o = self.options
         t_full = self.net.text(a_full, training=True)
         t_query = self.net.text(a_query, training=True)
@@ -232,16 +235,22 @@ class _Trainer:
         def triplet(anchor: tf.Tensor) -> tf.Tensor:
             d_pos = tf.reduce_sum(tf.square(anchor - pos["code"]), axis=1)
             d_neg = tf.reduce_sum(tf.square(anchor - neg["code"]), axis=1)
-            return tf.reduce_mean(tf.nn.relu(o.margin + d_pos - d_neg))
+            loss = tf.reduce_mean(tf.nn.relu(o.margin + d_pos - d_neg))
+            if o.batch_negatives:
+                # every other product of the batch the exclusion rule allows (valid: (B, B) 0/1)
+                d_all = 2.0 - 2.0 * tf.matmul(anchor, pos["code"], transpose_b=True)
+                terms = tf.nn.relu(o.margin + d_pos[:, None] - d_all) * valid
+                loss += tf.reduce_sum(terms) / tf.maximum(tf.reduce_sum(valid), 1.0)
+            return loss
 
         logits = tf.concat([pos["logit"], wrong], axis=0)
         targets = tf.concat([tf.ones_like(pos["logit"]), tf.zeros_like(wrong)], axis=0)
         bce = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits))
         return triplet(img) + triplet(txt) + o.bce_weight * bce
 
-    def _step(self, a_full, a_query, a_img, n_full, n_img) -> tf.Tensor:
+    def _step(self, a_full, a_query, a_img, n_full, n_img, valid) -> tf.Tensor:
         with tf.GradientTape() as tape:
-            loss = self._losses(a_full, a_query, a_img, n_full, n_img)
+            loss = self._losses(a_full, a_query, a_img, n_full, n_img, valid)
         self.optimizer.apply_gradients(zip(tape.gradient(loss, self.variables), self.variables))
         return loss
 
@@ -316,6 +325,7 @@ def train_text_visual(
                 tf.constant(_flip(data.images[a], rng), tf.float32),
                 tf.constant(data.titles[neg_rows]),
                 tf.constant(_flip(data.images[neg_rows], rng), tf.float32),
+                tf.constant(allowed_negatives(a, a, data.title_keys, labels), tf.float32),
             )
         )
         if not np.isfinite(loss):

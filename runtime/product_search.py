@@ -539,6 +539,15 @@ class ProductSearch:
         options = TextVisualOptions(num_threads=self.options.num_threads, precision=self.options.precision)
         return TextVisualSearch.create_from_bundle(self.bundle, options)
 
+    def similar_products(self, item: int, k: int = DEFAULT_K, *, filters: SearchFilter | None = None) -> SearchResult:
+        """Products like ``item`` as a shopper sees them (the kiosk's detail screen): text-visual
+        neighbours (:meth:`similar_by_text_visual`) when the bundle has the model and the product
+        a text-visual code (products of the bundle), else the photo codes' (:meth:`similar`)."""
+        tv_ok = self.options.text_method != "keyword" and TextVisualSearch.available(self.bundle)
+        if tv_ok and item < self.catalog.n_base:
+            return self.similar_by_text_visual(item, k, filters=filters)
+        return self.similar(item, k, filters=filters)
+
     def similar_by_text_visual(
         self, item: int, k: int = DEFAULT_K, *, filters: SearchFilter | None = None
     ) -> SearchResult:

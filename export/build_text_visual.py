@@ -130,7 +130,10 @@ def text_visual_stage(
         save_weights_durably(net.model, cached)
         trained = asdict(result)
     calib = calibration_samples(data, profile.calibration_samples, seed=profile.train.seed)
-    models = {f"{ROLE}_float": to_tflite_inputs(net.model, "float"), f"{ROLE}_int8": to_tflite_inputs(net.model, "int8", calib)}
+    models = {
+        f"{ROLE}_float": to_tflite_inputs(net.model, "float"),
+        f"{ROLE}_int8": to_tflite_inputs(net.model, "int8", calib),
+    }
     arrays: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory(prefix="vitrina-text-visual-") as tmp:
         for precision in ("int8", "float"):

@@ -113,8 +113,10 @@ def evaluate_identify(bundle: Bundle, *, num_threads: int = 2) -> IdentifyReport
                     -1,
                 )
                 box_cats = {"gt": gt_cats, "detector": found.categories}
-                crops = {c: np.stack([square_crop(image, encoder.image_size, b) for b in boxes]) if len(boxes) else None
-                         for c, boxes in candidates.items()}
+                crops = {
+                    c: np.stack([square_crop(image, encoder.image_size, b) for b in boxes]) if len(boxes) else None
+                    for c, boxes in candidates.items()
+                }
                 group = str(len(gt_rows))
                 for j, row in enumerate(gt_rows):
                     item = int(scenes.box_items[row])
@@ -126,7 +128,11 @@ def evaluate_identify(bundle: Bundle, *, num_threads: int = 2) -> IdentifyReport
                         if c == "gt":
                             right = np.arange(len(boxes)) == j
                         else:
-                            right = (iou_matrix(boxes, gt_boxes[j][None])[:, 0] >= MATCH_IOU) if len(boxes) else np.zeros(0, bool)
+                            right = (
+                                (iou_matrix(boxes, gt_boxes[j][None])[:, 0] >= MATCH_IOU)
+                                if len(boxes)
+                                else np.zeros(0, bool)
+                            )
                         if len(boxes) == 0:
                             for m in METHODS:
                                 rows[c][m].append((group, 0.0))
@@ -165,7 +171,10 @@ def format_identify(report: IdentifyReport) -> str:
         f"identification on {report.scenes} held-out scenes with 2+ products "
         f"({report.queries.get('all', 0)} queries: each product of a scene once the sold one)"
     ]
-    lines.append(f"{'boxes':10}{'method':14}{'model':7}" + "".join(f"{g + ' prod.' if g != 'all' else 'all':>10}" for g in groups))
+    lines.append(
+        f"{'boxes':10}{'method':14}{'model':7}"
+        + "".join(f"{g + ' prod.' if g != 'all' else 'all':>10}" for g in groups)
+    )
     lines.append(f"{'':31}" + "".join(f"{'n=' + str(report.queries[g]):>10}" for g in groups))
     for c in CANDIDATES:
         for m in METHODS:

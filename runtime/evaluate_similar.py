@@ -102,13 +102,17 @@ def evaluate_similar(bundle: Bundle) -> SimilarReport:
         eval_set = bundle.eval_set()
         position = {int(item): row for row, item in enumerate(eval_set.gallery_items)}
         if all(int(i) in position for i in test):
-            methods["visual float"] = neighbour_metrics(eval_set.gallery_float[[position[int(i)] for i in test]], labels)
+            methods["visual float"] = neighbour_metrics(
+                eval_set.gallery_float[[position[int(i)] for i in test]], labels
+            )
     if bundle.code_spec.family == "float":
         rows = bundle.first_code_rows[test]
         if (rows >= 0).all():
             methods["visual int8"] = neighbour_metrics(np.asarray(bundle.codes[rows], np.float32), labels)
     else:
-        notes.append(f"visual int8 left out: the shipped codes are {bundle.code_spec.name}, not the encoder's embedding")
+        notes.append(
+            f"visual int8 left out: the shipped codes are {bundle.code_spec.name}, not the encoder's embedding"
+        )
     for precision in ("int8", "float"):
         methods[f"text-visual {precision}"] = neighbour_metrics(catalog_codes(bundle, precision)[test], labels)
     notes.append("own store only: the second store is another catalog (build its bundle to measure it)")
@@ -124,7 +128,9 @@ def format_similar(report: SimilarReport) -> str:
     head = "".join(f"{'R@' + str(k):>8}" for k in KS_RECALL) + "".join(f"{'P@' + str(k):>8}" for k in KS_PRECISION)
     lines.append(f"{'method':20}{head}{'queries':>9}")
     for name, m in report.methods.items():
-        row = "".join(f"{m.recall[k]:8.4f}" for k in KS_RECALL) + "".join(f"{m.precision[k]:8.4f}" for k in KS_PRECISION)
+        row = "".join(f"{m.recall[k]:8.4f}" for k in KS_RECALL) + "".join(
+            f"{m.precision[k]:8.4f}" for k in KS_PRECISION
+        )
         lines.append(f"{name:20}{row}{m.queries:9d}")
     lines += [f"note: {n}" for n in report.notes]
     return "\n".join(lines)

@@ -67,7 +67,9 @@ def word_ids(words: Sequence[str], index: Mapping[str, int], *, vocab_size: int,
     return out
 
 
-def square_crop(image: Image.Image | np.ndarray, size: int, box: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
+def square_crop(
+    image: Image.Image | np.ndarray, size: int, box: Sequence[float] | np.ndarray | None = None
+) -> np.ndarray:
     """(size, size, 3) uint8: ``image`` (or its ``box``, xyxy pixels) padded to a square with
     white around its centre, keeping the aspect ratio, then resized (the visual branch's input)."""
     pil = Image.fromarray(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
@@ -170,7 +172,9 @@ class TextVisualEncoder:
         b = options.batch_size
         try:
             for name in INPUTS:
-                self._interpreter.resize_tensor_input(ins[name]["index"], [b, *[int(v) for v in ins[name]["shape"][1:]]])
+                self._interpreter.resize_tensor_input(
+                    ins[name]["index"], [b, *[int(v) for v in ins[name]["shape"][1:]]]
+                )
             self._interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as exc:
             raise RuntimeError(f"LiteRT could not load {options.model_path}: {exc}") from exc
@@ -256,7 +260,9 @@ class TextVisualEncoder:
             images = np.asarray(images)
             want = (self.image_size, self.image_size, 3)
             if images.dtype != np.uint8 or images.shape[1:] != want:
-                raise ValueError(f"images must be (n, {', '.join(map(str, want))}) uint8, got {images.dtype} {images.shape}")
+                raise ValueError(
+                    f"images must be (n, {', '.join(map(str, want))}) uint8, got {images.dtype} {images.shape}"
+                )
             if words is not None and len(images) != n:
                 raise ValueError(f"{n} texts but {len(images)} images: pairs need one of each")
         weight = branch_weights(has_text=words is not None, has_image=images is not None)
@@ -278,7 +284,9 @@ class TextVisualEncoder:
 
     def encode_texts(self, texts: Sequence[Sequence[str]]) -> TextVisualResult:
         """Codes of texts given as word lists (folded vocabulary words, e.g. ``QueryWords.words``)."""
-        return self.encode(words=np.stack([self.ids(t) for t in texts]) if texts else np.zeros((0, self.max_words), np.int32))
+        return self.encode(
+            words=np.stack([self.ids(t) for t in texts]) if texts else np.zeros((0, self.max_words), np.int32)
+        )
 
     def encode_images(self, images: np.ndarray) -> TextVisualResult:
         """Codes of (n, S, S, 3) uint8 square crops."""

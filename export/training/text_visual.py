@@ -169,7 +169,7 @@ def pick_negatives(
     """
     live = allowed & (losses > 0)
     values = losses[live]
-    lo, hi = (np.quantile(values, band) if len(values) else (0.0, 0.0))
+    lo, hi = np.quantile(values, band) if len(values) else (0.0, 0.0)
     in_band = live & (losses >= lo) & (losses <= hi)
     out = np.full(len(losses), -1, np.int64)
     for i in range(len(losses)):
@@ -181,9 +181,7 @@ def pick_negatives(
     return out
 
 
-def query_like(
-    titles: np.ndarray, extra: np.ndarray, rng: np.random.Generator, share: float
-) -> np.ndarray:
+def query_like(titles: np.ndarray, extra: np.ndarray, rng: np.random.Generator, share: float) -> np.ndarray:
     """(b, W) int32 text anchors: each row its title, or with probability ``share`` 1-3 words
     drawn from its title and extra words (in title order, then the extras), padding after."""
     out = titles.copy()
@@ -331,7 +329,9 @@ def train_text_visual(
             )
         )
         if not np.isfinite(loss):
-            raise RuntimeError(f"text-visual training diverged at step {step + 1} (loss {loss}); lower the learning rate")
+            raise RuntimeError(
+                f"text-visual training diverged at step {step + 1} (loss {loss}); lower the learning rate"
+            )
         losses.append(loss)
         bar.update(1)
         if step % 10 == 0:

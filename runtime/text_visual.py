@@ -37,7 +37,7 @@ from .bundle import PRECISIONS, Bundle, BundleFormatError
 from .encoders import dequantize, quantize_table
 from .litert import make_interpreter
 from .photo import prepare_photo
-from .text import MAX_QUERY_WORDS, Vocabulary
+from .text import Vocabulary
 
 #: The bundle's model role and manifest entry.
 ROLE = "textvisual"

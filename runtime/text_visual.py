@@ -364,4 +364,3 @@ def catalog_codes(bundle: Bundle, precision: str = "int8") -> np.ndarray:
         )
     check_finite(codes, where=f"{bundle.path}/{codes_file(precision)}")
     return codes
-

@@ -95,6 +95,7 @@ class Profile:
 DEMO_TEXT_VISUAL = TextVisualProfile(
     train=TextVisualTrainOptions(steps=1100, batch_size=128, mine_every=100, pool=2048),
     calibration_samples=300,
+    init_from_photo=False,
 )
 
 PROFILES: dict[str, Profile] = {

@@ -117,6 +117,8 @@ def text_visual_stage(
     train = catalog.split_items("train")
     data = TextVisualData(titles[train], extra[train], images[train], keys[train], labels[train])
     spec = TextVisualSpec(vocab_size=len(vocabulary), visual=photo_spec)
+    # the initial weights from the training seed, whatever the process built before
+    keras.utils.set_random_seed(profile.train.seed)
     net = build_text_visual(spec, visual_init=photo_model if profile.init_from_photo else None)
     digest = fingerprint(
         asdict(spec), asdict(profile), key, len(vocabulary), [float(np.sum(w)) for w in photo_model.get_weights()]

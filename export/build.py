@@ -14,7 +14,9 @@ so an interrupted build resumes instead of starting over):
    PCA, UMAP with a landmark reducer, or binary codes; optional int8 re-rank);
 8. with a detector in the profile: compose scenes, train and export the detector, and
    fine-tune the photo encoder on detector-like crops (``build_detector.py``);
-9. write the bundle (``vitrina.runtime.bundle``), atomically, with the text
+9. with a text-visual model in the profile: train and export it, and encode every
+   product's title and main image into text-visual codes (``build_text_visual.py``);
+10. write the bundle (``vitrina.runtime.bundle``), atomically, with the text
    search's vocabulary (titles, categories, colours; less brands and numbers).
 """
 
@@ -37,6 +39,7 @@ from vitrina.runtime.rasterize import RasterOptions
 from vitrina.runtime.text import Vocabulary
 
 from .build_detector import detector_stage
+from .build_text_visual import text_visual_stage
 from .codes.fit import CodeOptions, FittedCodes, TrainingEmbeddings, fit_codes
 from .data.catalog import Catalog, load_catalog
 from .data.colors import colour_families
@@ -269,6 +272,23 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
             progress=options.progress,
         )
         models.update(detector.models)
+    # the text search's words: titles, categories and colours, less brands and numbers
+    vocabulary = Vocabulary.from_texts((f"{i.title} {i.category} {i.color}" for i in catalog.items), catalog.brands)
+    # 9. Text-visual model and the catalog's text-visual codes (build_text_visual.py).
+    text_visual = None
+    if profile.text_visual is not None:
+        text_visual = text_visual_stage(
+            catalog,
+            vocabulary,
+            photo_model=photo_model,
+            photo_spec=profile.photo_spec(),
+            photos=photos,
+            profile=profile.text_visual,
+            work=work,
+            key=key,
+            progress=options.progress,
+        )
+        models.update(text_visual.models)
     stroke_items, strokes = _eval_strokes(catalog, eval_set, profile)
     style_arrays, style_meta = _style_eval(catalog, eval_set, raster, profile, options)
     thumbs = _resize_all(catalog.images[catalog.first_images()], profile.thumbnail_size)
@@ -288,6 +308,7 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         },
         "model_bytes": {name: len(blob) for name, blob in models.items()},
         "detector": detector.report if detector else None,
+        "text_visual": text_visual.report if text_visual else None,
         "codes": {
             "type": fitted.code_type,
             "reducer": fitted.reducer.about,
@@ -309,15 +330,15 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         eval_strokes=strokes,
         eval_stroke_items=stroke_items,
         extra={"categories": categories, "colors": colour_families(catalog), **style_meta}
-        | ({"detector": {"score_threshold": detector.score_threshold}} if detector else {}),
-        arrays=style_arrays,
+        | ({"detector": {"score_threshold": detector.score_threshold}} if detector else {})
+        | (text_visual.manifest if text_visual else {}),
+        arrays=style_arrays | (text_visual.arrays if text_visual else {}),
         code_type=fitted.code_type,
         reducer=fitted.reducer,
         rerank=fitted.rerank,
         code_scale=fitted.code_scale,
         eval_scenes=detector.eval_scenes if detector else None,
-        # the text search's words: titles, categories and colours, less brands and numbers
-        vocabulary=Vocabulary.from_texts((f"{i.title} {i.category} {i.color}" for i in catalog.items), catalog.brands),
+        vocabulary=vocabulary,
     )
     write_bundle(out, contents)
     return BuildResult(

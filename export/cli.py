@@ -32,7 +32,11 @@ def register(commands: Commands) -> None:
     p = commands.add("build", help="train, quantise and encode a catalog into a bundle")
     p.add_argument("--catalog", required=True, type=Path, help="catalog folder (catalog.csv + images)")
     p.add_argument("--out", required=True, type=Path, help="bundle directory to write")
-    p.add_argument("--profile", default="demo", help="tiny (tests) or demo (default)")
+    p.add_argument(
+        "--profile",
+        default="demo",
+        help="tiny (tests), small (the text-visual model measured in minutes) or demo (default)",
+    )
     p.add_argument("--work", type=Path, default=None, help="cache/checkpoint folder (default: <out>.work)")
     p.add_argument("--skip-bad-rows", action="store_true", help="report and drop invalid catalog rows")
     p.add_argument("--steps", type=int, default=None, help="override the profile's training steps")
@@ -158,6 +162,16 @@ def _build(args: argparse.Namespace) -> int:
     if result.sketch_agreement:
         print(
             f"int8 vs float: sketch cosine {result.sketch_agreement.mean_cosine}, top-10 unchanged {result.sketch_agreement.top10_unchanged}, photo cosine {result.photo_cosine}"
+        )
+    from vitrina.runtime.bundle import Bundle
+
+    text_visual = Bundle.open(result.bundle, verify=False).report().get("text_visual")
+    if text_visual:
+        tv = text_visual["training"]
+        how = "cached" if tv.get("cached") else f"{tv['seconds']:.0f} s, final loss {tv['final_loss']}"
+        print(
+            f"text-visual: {tv['steps']} steps ({how}) on {text_visual['train_products']} products, "
+            f"int8 vs float code cosine {text_visual['int8_float_code_cosine']}"
         )
     return 0
 

@@ -129,7 +129,7 @@ class SearchSession:
         line = [np.array([[0.0, 0.0], [40.0, 0.0], [40.0, 80.0]])]
         k = self.app.kiosk_config.results
         generation = self._generations[WARM_UP] = self._generations.get(WARM_UP, 0) + 1
-        self.worker.submit(WARM_UP, generation, lambda: (engine.by_strokes(line, k), engine.similar(0, 12)))
+        self.worker.submit(WARM_UP, generation, lambda: (engine.by_strokes(line, k), engine.similar_products(0, 12)))
 
     # --- filters -------------------------------------------------------------------
     def populate_filters(self) -> None:
@@ -309,7 +309,8 @@ class SearchSession:
         self.submit("photo", search)
 
     def show_detail(self, item: int) -> None:
-        """Show product ``item`` on the detail screen and search its similar products (up to 12)."""
+        """Show product ``item`` on the detail screen and search its similar products (up to 12):
+        title and image together (the text-visual model) when the bundle has it, else by look."""
         app = self.app
         engine = app.engine
         if engine is None:
@@ -325,7 +326,8 @@ class SearchSession:
         detail.subtitle = f"{product.color} · ${product.price:,.0f}"
         self.fill_grid("detail", [])
         filters = self.filters
-        self.submit("similar", lambda e: e.similar(item, k=min(12, app.kiosk_config.results), filters=filters))
+        k = min(12, app.kiosk_config.results)
+        self.submit("similar", lambda e: e.similar_products(item, k=k, filters=filters))
         app.show("detail")
 
     # --- replies -------------------------------------------------------------------

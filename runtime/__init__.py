@@ -9,6 +9,8 @@ The package exports the device tasks, each with its ``…Options`` and result
 * :class:`SketchEncoder` / :class:`SketchEncoderOptions` → :class:`EmbeddingResult`;
 * :class:`PhotoEncoder` / :class:`PhotoEncoderOptions` → :class:`EmbeddingResult`;
 * :class:`Detector` / :class:`DetectorOptions` → :class:`DetectionResult` (product boxes in a photo);
+* :class:`TextVisualEncoder` / :class:`TextVisualOptions` → :class:`TextVisualResult` (titles,
+  crops or both → the text-visual space);
 * :class:`Searcher` / :class:`SearcherOptions` → ``(scores, ids)`` arrays, and
   :class:`SearchResult` per query;
 * :class:`ProductSearch` / :class:`ProductSearchOptions`: every query type of a
@@ -33,6 +35,7 @@ from .encoders import EmbeddingResult, PhotoEncoder, PhotoEncoderOptions, Sketch
 from .product_search import ProductSearch, ProductSearchOptions
 from .rasterize import EmptySketchError
 from .search import Searcher, SearcherOptions, SearchResult
+from .text_visual import TextVisualEncoder, TextVisualOptions, TextVisualResult
 
 __all__ = [
     "Bundle",
@@ -55,4 +58,7 @@ __all__ = [
     "SearcherOptions",
     "SketchEncoder",
     "SketchEncoderOptions",
+    "TextVisualEncoder",
+    "TextVisualOptions",
+    "TextVisualResult",
 ]

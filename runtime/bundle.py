@@ -102,7 +102,7 @@ VITRINA_VERSION = vitrina_version()
 MANIFEST = "manifest.json"
 REDUCER_KINDS = ("none", "linear", "landmark", "sign")
 PRECISIONS = ("int8", "float")
-ROLES = ("sketch", "photo", "detector")
+ROLES = ("sketch", "photo", "detector", "textvisual")
 # Thumbnails per sheet side: 64 per sheet. Small sheets keep random access cheap
 # (one 8×8 sheet decodes in well under a millisecond; a 32×32 one took ~10 ms,
 # which a kiosk showing 20 random products paid 20 times).

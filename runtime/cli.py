@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import photo_cli
+from . import photo_cli, similar_cli
 from .bundle import Bundle, BundleError
 
 if TYPE_CHECKING:
@@ -35,7 +35,8 @@ EXIT_BAD_INPUT = 2
 
 
 def register(commands: Commands) -> None:
-    """Add the device core's ``search``, ``eval``, ``info`` and ``detect`` (``photo_cli.py``)."""
+    """Add the device core's ``search``, ``eval``, ``info``, ``detect`` (``photo_cli.py``) and ``similar``
+    (``similar_cli.py``)."""
     p = commands.add("search", help="search a bundle with a sketch, a photo or words")
     p.add_argument("--bundle", required=True, type=Path)
     src = p.add_mutually_exclusive_group(required=True)
@@ -48,6 +49,12 @@ def register(commands: Commands) -> None:
         "--photo", type=Path, help="photo (JPEG, PNG...): the detected product (largest, or --box) is searched"
     )
     p.add_argument("--box", type=int, default=None, help="with --photo: index of the detected box to search")
+    p.add_argument(
+        "--text-method",
+        choices=("auto", "text-visual", "keyword"),
+        default="auto",
+        help="with --text: the text-visual model (auto: when the bundle has one) or keyword match",
+    )
     p.add_argument(
         "-k",
         type=bounded_int(MAX_K, why="MAX_K, the most products one search returns"),
@@ -64,10 +71,11 @@ def register(commands: Commands) -> None:
     p.add_argument("--bundle", required=True, type=Path)
     p.add_argument(
         "--task",
-        choices=("sketch", "color", "text", "detect", "photo"),
+        choices=("sketch", "color", "text", "detect", "photo", "similar", "identify"),
         default="sketch",
         help="sketch: black-ink queries (default); color: colour sketches; text: category and colour words; "
-        "detect: the detector on held-out scenes; photo: photo search on held-out scenes",
+        "detect: the detector on held-out scenes; photo: photo search on held-out scenes; "
+        "similar: more-like-this, visual vs text-visual; identify: the sold product among a photo's products",
     )
     p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -79,9 +87,12 @@ def register(commands: Commands) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_info)
     photo_cli.register(commands)
+    similar_cli.register(commands)
 
 
-PLUGIN = CommandPlugin(name="core", commands=("search", "eval", "info", "detect"), register=register, order=0)
+PLUGIN = CommandPlugin(
+    name="core", commands=("search", "eval", "info", "detect", "similar"), register=register, order=0
+)
 
 
 def build_parser(plugins: Sequence[CommandPlugin] | None = None) -> tuple[argparse.ArgumentParser, list[Unavailable]]:
@@ -184,6 +195,10 @@ def _eval(args: argparse.Namespace) -> int:
         return eval_text(args)
     if args.task == "color":
         return _eval_color(args)
+    if args.task == "similar":
+        return similar_cli.eval_similar(args)
+    if args.task == "identify":
+        return similar_cli.eval_identify(args)
 
     from .evaluate_styles import evaluate_styles, has_style_eval
 

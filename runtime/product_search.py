@@ -64,6 +64,8 @@ from .search import (
 )
 from .text import QueryWords, Vocabulary, WordRepair, WordRepairOptions
 from .text import tokens as words
+from .text_visual import TextVisualOptions
+from .text_visual_search import TEXT_METHODS, TextVisualSearch, top_k
 
 #: Compiled filters kept per engine (the kiosk's chip sets in use).
 _FILTER_CACHE = 16
@@ -81,6 +83,7 @@ class TextSearchResult(SearchResult):
     """
 
     query: QueryWords = QueryWords(())
+    method: str = "keyword"
 
     @staticmethod
     def no_word_note(query: QueryWords) -> str:
@@ -103,13 +106,18 @@ class ProductSearchOptions:
         num_threads: CPU threads of each interpreter.
         bundle_path: the bundle :meth:`ProductSearch.create_from_options` opens;
             None otherwise.
+        text_method: how :meth:`ProductSearch.by_text` ranks: ``"auto"`` (the text-visual
+            model when the bundle has one, else keywords), ``"text-visual"`` or ``"keyword"``.
     """
 
     precision: str = "int8"
     num_threads: int = 1
     bundle_path: str | None = None
+    text_method: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.text_method not in TEXT_METHODS:
+            raise ValueError(f"text_method must be one of {', '.join(TEXT_METHODS)}, got {self.text_method!r}")
         # the encoders' own checks, with their messages, before a bundle is opened
         EncoderOptions(num_threads=self.num_threads, precision=self.precision)
 
@@ -499,11 +507,17 @@ class ProductSearch:
         self._refresh_text()
         query = self.word_repair.normalize(text)
         tokens = list(query.words)
+        tv = self._text_visual
+        method = "text-visual" if tv is not None and (not tokens or tv.known(tokens)) else "keyword"
         if not tokens:
-            return TextSearchResult((), note=TextSearchResult.no_word_note(query), query=query)
+            return TextSearchResult((), note=TextSearchResult.no_word_note(query), query=query, method=method)
         match, _ = self._scope(filters)
         if match is not None and match.count == 0:
-            return TextSearchResult((), CAPPED_BY_FILTER, 0, match.why_empty, query=query)
+            return TextSearchResult((), CAPPED_BY_FILTER, 0, match.why_empty, query=query, method=method)
+        if tv is not None and method == "text-visual":
+            ranking = top_k(tv.text_scores(tokens), k, mask=None if match is None else match.mask[: len(tv.codes)])
+            result = self._results(ranking.scores[None], ranking.items[None])[0]
+            return TextSearchResult(result.matches, query=query, method="text-visual")
         scores = self.keyword_scores(tokens)
         if match is not None:
             scores[~match.mask] = 0.0
@@ -512,10 +526,61 @@ class ProductSearch:
         result = self._results(scores[order][None], order[None].astype(np.int64))[0]
         return TextSearchResult(result.matches, query=query)
 
+    @cached_property
+    def _text_visual(self) -> TextVisualSearch | None:
+        """The text-visual model and codes (``options.text_method``), None for keyword search.
+
+        Raises:
+            BundleFormatError: ``text_method="text-visual"`` on a bundle without the model.
+        """
+        method = self.options.text_method
+        if method == "keyword" or (method == "auto" and not TextVisualSearch.available(self.bundle)):
+            return None
+        options = TextVisualOptions(num_threads=self.options.num_threads, precision=self.options.precision)
+        return TextVisualSearch.create_from_bundle(self.bundle, options)
+
+    def similar_products(self, item: int, k: int = DEFAULT_K, *, filters: SearchFilter | None = None) -> SearchResult:
+        """Products like ``item`` as a shopper sees them (the kiosk's detail screen): text-visual
+        neighbours (:meth:`similar_by_text_visual`) when the bundle has the model and the product
+        a text-visual code (products of the bundle), else the photo codes' (:meth:`similar`)."""
+        tv_ok = self.options.text_method != "keyword" and TextVisualSearch.available(self.bundle)
+        if tv_ok and item < self.catalog.n_base:
+            return self.similar_by_text_visual(item, k, filters=filters)
+        return self.similar(item, k, filters=filters)
+
+    def similar_by_text_visual(
+        self, item: int, k: int = DEFAULT_K, *, filters: SearchFilter | None = None
+    ) -> SearchResult:
+        """Products nearest product ``item`` (itself excluded) in the text-visual space: title and
+        main image together. Score: cosine in [-1, 1].
+
+        Raises:
+            ValueError: a bad k or product, or a closed engine.
+            BundleFormatError: the bundle has no text-visual model.
+        """
+        self._check_open()
+        k = SearcherOptions(k=k).k
+        if not 0 <= item < len(self.catalog.items):
+            raise ValueError(f"product {item} is not in the catalog of {len(self.catalog.items)} products")
+        tv = self._text_visual if self.options.text_method != "keyword" else None
+        if tv is None:
+            options = TextVisualOptions(num_threads=self.options.num_threads, precision=self.options.precision)
+            tv = self.__dict__["_text_visual"] = TextVisualSearch.create_from_bundle(self.bundle, options)
+        match, _ = self._scope(filters)
+        if match is not None and match.count == 0:
+            return SearchResult((), CAPPED_BY_FILTER, 0, match.why_empty)
+        mask = None if match is None else match.mask[: len(tv.codes)]
+        ranking = top_k(tv.item_scores(item), k, mask=mask, exclude=item)
+        result = self._results(ranking.scores[None], ranking.items[None])[0]
+        return self._with_cap(result, k, match)
+
     def close(self) -> None:
         """Release the interpreters and the catalog codes; later queries raise ``ValueError``.
         Closing twice is harmless."""
         self._closed = True
+        text_visual = self.__dict__.get("_text_visual")
+        if text_visual is not None:
+            text_visual.close()
         self._sketch.close()
         if "_photo" in self.__dict__:
             self._photo.close()

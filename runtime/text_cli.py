@@ -13,18 +13,25 @@ from .filters import SearchFilter
 def search_text(bundle: Bundle, args: argparse.Namespace, *, filters: SearchFilter | None = None) -> int:
     """Run one text search and print it; a query with no known word prints an empty result (exit 0).
 
-    JSON: ``{"results": [...], "query_words": [...], "corrected": {typed: word}, "dropped": [...], "note": str|null}``.
+    JSON: ``{"results": [...], "query_words": [...], "corrected": {typed: word}, "dropped": [...],
+    "note": str|null, "method": "text-visual"|"keyword"}``.
     """
     from .product_search import ProductSearch, ProductSearchOptions
 
-    engine = ProductSearch(bundle, ProductSearchOptions(args.precision, args.threads))
+    method = getattr(args, "text_method", "auto")
+    engine = ProductSearch(bundle, ProductSearchOptions(args.precision, args.threads, text_method=method))
     try:
         result = engine.by_text(args.text, args.k, filters=filters)
     finally:
         engine.close()
     note = result.cap_note()
     if args.json:
-        out = {"results": [m.to_json() for m in result.matches], **result.query.to_json(), "note": note}
+        out = {
+            "results": [m.to_json() for m in result.matches],
+            **result.query.to_json(),
+            "note": note,
+            "method": result.method,
+        }
         print(json.dumps(out, ensure_ascii=False))
         return 0
     if result.query.corrected:

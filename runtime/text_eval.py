@@ -219,8 +219,42 @@ def evaluate_text(bundle: Bundle, *, seed: int = TEXT_EVAL_SEED, repair: bool = 
             methods[method] = {kind: _average(rows) for kind, rows in per_kind.items() if rows}
     finally:
         engine.close()
+    methods |= _text_visual_methods(bundle, queries, test, relevant, examples)
     comparison = compare_word_repair(bundle.vocabulary, seed=seed) if repair else ()
     return TextEvalReport(len(test), methods, comparison, examples)
+
+
+def _text_visual_methods(
+    bundle: Bundle,
+    queries: list[TextQuery],
+    test: np.ndarray,
+    relevant: dict[tuple[str, str], np.ndarray],
+    examples: dict[str, str],
+) -> dict[str, dict[str, KindMetrics]]:
+    """``text-visual int8`` and ``text-visual float`` rows (empty without the model): the query's
+    words (this runtime's repair) through the text branch, ranked by cosine with the held-out
+    products' text-visual codes (every product ranked; a query with no word the model knows finds none)."""
+    from .text_visual import TextVisualOptions
+    from .text_visual_search import TextVisualSearch
+
+    if not TextVisualSearch.available(bundle):
+        return {}
+    repairer = WordRepair.create_from_vocabulary(bundle.vocabulary)
+    methods: dict[str, dict[str, KindMetrics]] = {}
+    for precision in ("int8", "float"):
+        with TextVisualSearch.create_from_bundle(bundle, TextVisualOptions(precision=precision)) as tv:
+            per_kind: dict[str, list[tuple[float, float, bool]]] = {k: [] for k in QUERY_KINDS}
+            for q in queries:
+                words = repairer.normalize(q.text).words
+                empty = not tv.known(words)
+                # cosines shifted into (0, 2]: ranking_metrics counts only scores > 0 as returned
+                scores = np.zeros(len(test)) if empty else tv.text_scores(words)[test] + 1.0 + 1e-6
+                p10, ap = ranking_metrics(scores, relevant[q.category, q.colour])
+                per_kind[q.kind].append((p10, ap, empty))
+                examples.setdefault(q.kind, q.text)
+            per_kind["all"] = [r for rows in per_kind.values() for r in rows]
+            methods[f"text-visual {precision}"] = {kind: _average(rows) for kind, rows in per_kind.items() if rows}
+    return methods
 
 
 def _average(rows: list[tuple[float, float, bool]]) -> KindMetrics:

@@ -66,6 +66,7 @@ def test_info_json(tiny_bundle, capsys):
         "detector": ["float", "int8"],
         "photo": ["float", "int8"],
         "sketch": ["float", "int8"],
+        "textvisual": ["float", "int8"],
     }
 
 

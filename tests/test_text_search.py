@@ -81,8 +81,11 @@ def test_by_text_repairs_words_and_finds_the_same_products(tiny_bundle):
 
 
 def test_cli_search_text_json(tiny_bundle, capsys):
-    assert main(["search", "--bundle", str(tiny_bundle), "--text", "Zapatiya ROJA", "-k", "4", "--json"]) == 0
+    # keyword ranking (the tiny bundle's text-visual model trains seconds; tests/test_text_visual_cli.py covers it)
+    argv = ["search", "--bundle", str(tiny_bundle), "--text", "Zapatiya ROJA", "-k", "4", "--json"]
+    assert main([*argv, "--text-method", "keyword"]) == 0
     out = json.loads(capsys.readouterr().out)
+    assert out["method"] == "keyword"
     assert out["query_words"] == ["zapatilla", "roja"] and out["corrected"] == {"zapatiya": "zapatilla"}
     assert out["dropped"] == [] and out["note"] is None
     assert 0 < len(out["results"]) <= 4 and all(r["category"] == "Sneaker" for r in out["results"][:1])
@@ -99,7 +102,8 @@ def test_cli_search_text_with_no_known_word_is_empty_not_an_error(tiny_bundle, c
 
 
 def test_cli_search_text_plain_says_did_you_mean(tiny_bundle, capsys):
-    assert main(["search", "--bundle", str(tiny_bundle), "--text", "pantalon asul", "-k", "3"]) == 0
+    argv = ["search", "--bundle", str(tiny_bundle), "--text", "pantalon asul", "-k", "3", "--text-method", "keyword"]
+    assert main(argv) == 0
     captured = capsys.readouterr()
     assert "did you mean: pantalon azul" in captured.err
     lines = captured.out.strip().splitlines()

@@ -168,6 +168,21 @@ def _check_embedding(what: str, result: EmbeddingResult) -> str:
     return f"{what}: (1, {e.shape[1]}) finite embedding"
 
 
+def _check_text_visual(bundle: Bundle, precision: str, what: str) -> str:
+    """The text-visual model codes a probe word and a probe photo into finite codes, and the
+    bundle's text-visual codes load (one finite row per product)."""
+    from vitrina.runtime.text_visual import TextVisualEncoder, TextVisualOptions, catalog_codes, square_crop
+
+    with TextVisualEncoder.create_from_bundle(bundle, TextVisualOptions(precision=precision)) as encoder:
+        words = encoder.ids(bundle.vocabulary.words[:1])[None]
+        crop = square_crop(_probe_photo(), encoder.image_size)[None]
+        result = encoder.encode(words=words, images=crop)
+    if not np.isfinite(result.codes).all() or not np.isfinite(result.plausibility).all():
+        raise GateError(f"{what}: the probe gave non-finite text-visual codes")
+    codes = catalog_codes(bundle, precision)
+    return f"{what}: (1, {result.codes.shape[1]}) finite code; {len(codes)} catalog codes"
+
+
 def _check_models(bundle: Bundle) -> list[str]:
     """Load every model of a known role through LiteRT and embed a probe."""
     checks = []
@@ -180,6 +195,8 @@ def _check_models(bundle: Bundle) -> list[str]:
             if role == "sketch":
                 with SketchEncoder.create_from_bundle(bundle, SketchEncoderOptions(precision=precision)) as sketch:
                     checks.append(_check_embedding(what, sketch.embed_strokes(_PROBE_STROKES)))
+            elif role == "textvisual":
+                checks.append(_check_text_visual(bundle, precision, what))
             else:
                 with PhotoEncoder.create_from_bundle(bundle, PhotoEncoderOptions(precision=precision)) as photo:
                     checks.append(_check_embedding(what, photo.embed_photos([_probe_photo()])))

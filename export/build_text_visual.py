@@ -1,0 +1,216 @@
+"""Build stage: the text-visual model and the catalog's text-visual codes.
+
+Runs inside ``vitrina build`` after the encoders are trained (``build.py``):
+
+1. every product's title → words (the device's :class:`~vitrina.runtime.text.WordRepair`
+   against the bundle's vocabulary: folded, brands and numbers dropped) → word ids;
+2. train the model on train-split products (``training/text_visual.py``), its visual
+   branch started from the trained photo encoder; the trained weights are cached in
+   the work folder under a fingerprint of the settings and data;
+3. export it to TFLite float32 and full int8 (int8 calibrated on training products in
+   all three modes: text only, image only, both);
+4. encode every product (title + main image) with both models through LiteRT, as the
+   device would: the bundle's ``text_visual/codes_int8.npy`` and ``codes_float.npy``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vitrina.runtime.text import MAX_QUERY_WORDS, Vocabulary, WordRepair
+from vitrina.runtime.text_visual import (
+    MANIFEST_ENTRY,
+    ROLE,
+    TextVisualEncoder,
+    TextVisualOptions,
+    branch_weights,
+    codes_file,
+    word_ids,
+)
+
+from .data.catalog import Catalog
+from .models import EncoderSpec
+from .quantize import MIN_CALIBRATION_SAMPLES, CalibrationError
+from .text_visual_model import TextVisualSpec, build_text_visual
+from .training.checkpoints import fingerprint, save_weights_durably
+from .training.text_visual import TextVisualData, TextVisualTrainOptions, query_like, train_text_visual
+
+#: Extra words (category and colour) a product's query-like training texts may use.
+EXTRA_WORDS = 4
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextVisualProfile:
+    """How a profile builds its text-visual model.
+
+    Attributes:
+        train: training options.
+        calibration_samples: int8 calibration samples (>= 200), a third in each mode.
+        init_from_photo: start the visual branch from the trained photo encoder.
+    """
+
+    train: TextVisualTrainOptions = TextVisualTrainOptions()
+    calibration_samples: int = 300
+    init_from_photo: bool = True
+
+
+@dataclass(frozen=True)
+class TextVisualStage:
+    """What the stage adds to the bundle: ``models`` (textvisual_float / _int8), ``arrays``
+    (the catalog codes), the manifest's ``text_visual`` entry and a JSON ``report``."""
+
+    models: dict[str, bytes]
+    arrays: dict[str, np.ndarray]
+    manifest: dict[str, Any]
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def product_texts(catalog: Catalog, vocabulary: Vocabulary) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(titles (P, 9) int32 ids, extra (P, 4) int32 ids, title keys (P,), labels (P,)) of every product."""
+    repair = WordRepair.create_from_vocabulary(vocabulary)
+    index, size = vocabulary.index, len(vocabulary)
+    words = [repair.normalize(item.title).words for item in catalog.items]
+    titles = np.stack([word_ids(w, index, vocab_size=size, max_words=MAX_QUERY_WORDS) for w in words])
+    extra = np.stack(
+        [
+            word_ids(repair.normalize(f"{i.category} {i.color}").words, index, vocab_size=size, max_words=EXTRA_WORDS)
+            for i in catalog.items
+        ]
+    )
+    _, keys = np.unique([" ".join(w) for w in words], return_inverse=True)
+    _, labels = np.unique([f"{i.category}\t{i.color}" for i in catalog.items], return_inverse=True)
+    return titles, extra, keys.astype(np.int64), labels.astype(np.int64)
+
+
+def text_visual_stage(
+    catalog: Catalog,
+    vocabulary: Vocabulary,
+    *,
+    photo_model: keras.Model,
+    photo_spec: EncoderSpec,
+    photos: np.ndarray,
+    profile: TextVisualProfile,
+    work: Path,
+    key: str,
+    progress: bool = True,
+) -> TextVisualStage:
+    """Train, export and encode (see the module docstring).
+
+    Args:
+        vocabulary: the bundle's text vocabulary (word ids are positions in it plus one).
+        photo_model, photo_spec: the trained photo encoder and its architecture (the visual branch's).
+        photos: (N, S, S, 3) uint8 catalog images at the photo encoder's input side.
+        work: the build's cache folder; key: the catalog's cache key.
+    """
+    t0 = time.monotonic()
+    titles, extra, keys, labels = product_texts(catalog, vocabulary)
+    images = photos[catalog.first_images()]
+    train = catalog.split_items("train")
+    data = TextVisualData(titles[train], extra[train], images[train], keys[train], labels[train])
+    spec = TextVisualSpec(vocab_size=len(vocabulary), visual=photo_spec)
+    # the initial weights from the training seed, whatever the process built before
+    keras.utils.set_random_seed(profile.train.seed)
+    net = build_text_visual(spec, visual_init=photo_model if profile.init_from_photo else None)
+    digest = fingerprint(
+        asdict(spec), asdict(profile), key, len(vocabulary), [float(np.sum(w)) for w in photo_model.get_weights()]
+    )
+    cached = work / f"text-visual-{digest}.weights.h5"
+    if cached.is_file():
+        net.model.load_weights(cached)
+        trained: dict[str, Any] = {"cached": True, "steps": profile.train.steps}
+    else:
+        result = train_text_visual(net, data, options=profile.train, progress=progress)
+        save_weights_durably(net.model, cached)
+        trained = asdict(result)
+    calib = calibration_samples(data, profile.calibration_samples, seed=profile.train.seed)
+    models = {
+        f"{ROLE}_float": to_tflite_inputs(net.model, "float"),
+        f"{ROLE}_int8": to_tflite_inputs(net.model, "int8", calib),
+    }
+    arrays: dict[str, np.ndarray] = {}
+    with tempfile.TemporaryDirectory(prefix="vitrina-text-visual-") as tmp:
+        for precision in ("int8", "float"):
+            path = Path(tmp) / f"{precision}.tflite"
+            path.write_bytes(models[f"{ROLE}_{precision}"])
+            options = TextVisualOptions(model_path=str(path), num_threads=2, batch_size=64)
+            with TextVisualEncoder.create_from_options(options, vocab_size=len(vocabulary)) as encoder:
+                arrays[codes_file(precision)] = encoder.encode(words=titles, images=images).codes
+    cosine = float(np.mean(np.sum(arrays[codes_file("int8")] * arrays[codes_file("float")], axis=1)))
+    manifest = {
+        MANIFEST_ENTRY: {
+            "vocab_size": len(vocabulary),
+            "max_words": spec.max_words,
+            "code_dims": spec.code_dims,
+            "image_size": spec.image_size,
+            "codes": {p: codes_file(p) for p in ("int8", "float")},
+        }
+    }
+    report = {
+        "architecture": asdict(spec),
+        "training": trained,
+        "training_options": asdict(profile.train),
+        "train_products": len(data),
+        "distinct_titles": int(len(np.unique(keys))),
+        "int8_float_code_cosine": round(cosine, 4),
+        "seconds": round(time.monotonic() - t0, 1),
+    }
+    return TextVisualStage(models=models, arrays=arrays, manifest=manifest, report=report)
+
+
+def calibration_samples(data: TextVisualData, count: int, *, seed: int) -> dict[str, np.ndarray]:
+    """``count`` (>= 200) int8 calibration inputs from training products, cycling through
+    both / text only / image only, texts half titles half query-like subsets."""
+    count = max(count, MIN_CALIBRATION_SAMPLES)
+    if len(data) == 0:
+        raise CalibrationError("text-visual int8 calibration needs training products; the catalog has none")
+    rng = np.random.default_rng([seed, 21])
+    rows = rng.integers(len(data), size=count)
+    words = query_like(data.titles[rows], data.extra_words[rows], rng, 0.5)
+    modes = [branch_weights(has_text=t, has_image=i) for t, i in ((True, True), (True, False), (False, True))]
+    weights = np.stack([modes[i % 3] for i in range(count)])
+    return {"words": words.astype(np.int32), "pixels": data.images[rows], "weights": weights}
+
+
+def _representative(samples: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+    n = len(samples["words"])
+    for i in range(n):
+        yield {
+            "words": samples["words"][i : i + 1].astype(np.int32),
+            "pixels": samples["pixels"][i : i + 1].astype(np.float32),
+            "weights": samples["weights"][i : i + 1].astype(np.float32),
+        }
+
+
+def to_tflite_inputs(model: keras.Model, precision: str, calibration: dict[str, np.ndarray] | None = None) -> bytes:
+    """The text-visual model (named inputs ``words``, ``pixels``, ``weights``) as a TFLite flatbuffer.
+
+    ``quantize.to_tflite`` takes one image input; this model takes three, so its
+    representative dataset yields a dict per sample. int8: int8 weights, activations,
+    float inputs and outputs; the word ids stay int32 (an embedding lookup's indices).
+    """
+    if precision not in ("float", "int8"):
+        raise ValueError(f"precision must be 'float' or 'int8', got {precision!r}")
+    with tempfile.TemporaryDirectory(prefix="vitrina-savedmodel-") as saved:
+        # Keras 3 workaround (as quantize.to_tflite): a SavedModel export freezes the variables.
+        model.export(saved, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        if precision == "int8":
+            if calibration is None or len(calibration["words"]) < MIN_CALIBRATION_SAMPLES:
+                raise CalibrationError(
+                    f"int8 text-visual export needs at least {MIN_CALIBRATION_SAMPLES} calibration samples"
+                )
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: _representative(calibration)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        return converter.convert()

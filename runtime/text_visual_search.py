@@ -1,0 +1,109 @@
+"""Search the catalog's text-visual codes: text queries and "more like this".
+
+A text query's words (already normalised and repaired,
+:class:`~vitrina.runtime.text.QueryWords`) go through the model's text branch
+alone; the code is compared by cosine with every product's text-visual code
+(title + main image, ``text_visual/codes_<precision>.npy``). "More like this"
+compares a product's own text-visual code with the others'.
+
+Scores are cosines in [-1, 1], higher is better. Products added on the device
+have no text-visual code (the device has no title-and-image encoding step for
+them yet): they are left out of these rankings, and text search falls back to
+keyword search only when none of the query's words is one the model knows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bundle import Bundle
+from .search import MAX_K
+from .text_visual import TextVisualEncoder, TextVisualOptions, catalog_codes, has_text_visual
+
+#: Text search methods: ``auto`` (text-visual when the bundle has it, else keyword), or one of the two.
+TEXT_METHODS = ("auto", "text-visual", "keyword")
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Products ranked by a text-visual score.
+
+    Attributes:
+        items: (k,) int64 product indices, best first.
+        scores: (k,) float32 cosines, parallel to ``items``.
+    """
+
+    items: np.ndarray
+    scores: np.ndarray
+
+
+class TextVisualSearch:
+    """The bundle's text-visual model and codes. Create with :meth:`create_from_bundle`; close when done.
+
+    Raises:
+        BundleFormatError: the bundle has no text-visual model or codes, or they are malformed.
+    """
+
+    def __init__(self, bundle: Bundle, options: TextVisualOptions | None = None):
+        options = options if options is not None else TextVisualOptions()
+        self.bundle = bundle
+        self.encoder = TextVisualEncoder.create_from_bundle(bundle, options)
+        #: (P, D) float32 unit rows, one per bundle product.
+        self.codes = catalog_codes(bundle, options.precision)
+
+    @classmethod
+    def create_from_bundle(cls, bundle: Bundle, options: TextVisualOptions | None = None) -> TextVisualSearch:
+        return cls(bundle, options)
+
+    @staticmethod
+    def available(bundle: Bundle) -> bool:
+        """True when ``bundle`` carries the text-visual model and codes."""
+        return has_text_visual(bundle)
+
+    def known(self, words: Sequence[str]) -> list[str]:
+        """The words of ``words`` the model has an id for."""
+        ids = self.encoder.ids(words)
+        index = self.bundle.vocabulary.words
+        return [index[i - 1] for i in ids if i]
+
+    def text_scores(self, words: Sequence[str]) -> np.ndarray:
+        """(P,) float32 cosine of the text-only code of ``words`` with each product's code.
+
+        Raises:
+            ValueError: no word of ``words`` is known to the model.
+        """
+        if not self.known(words):
+            raise ValueError(f"none of the words {list(words)} is known to the text-visual model")
+        query = self.encoder.encode_texts([list(words)]).codes[0]
+        return self.codes @ query
+
+    def item_scores(self, item: int) -> np.ndarray:
+        """(P,) float32 cosine of product ``item``'s code with each product's (itself included)."""
+        if not 0 <= item < len(self.codes):
+            raise ValueError(f"product {item} has no text-visual code (the bundle has {len(self.codes)} products)")
+        return self.codes @ self.codes[item]
+
+    def close(self) -> None:
+        self.encoder.close()
+
+    def __enter__(self) -> TextVisualSearch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def top_k(scores: np.ndarray, k: int, *, mask: np.ndarray | None = None, exclude: int | None = None) -> Ranking:
+    """The ``k`` best of ``scores`` (P,) among ``mask`` (P,) bool (None: all), less ``exclude``; ties keep index order."""
+    if not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be 1 to {MAX_K}, got {k}")
+    s = np.asarray(scores, np.float32).copy()
+    keep = np.ones(len(s), bool) if mask is None else np.asarray(mask, bool)[: len(s)].copy()
+    if exclude is not None and 0 <= exclude < len(s):
+        keep[exclude] = False
+    rows = np.flatnonzero(keep)
+    order = rows[np.argsort(-s[rows], kind="stable")[:k]]
+    return Ranking(order.astype(np.int64), s[order])

@@ -99,16 +99,22 @@ def wrong_model_input(bundle: Path) -> None:
     shutil.copy(bundle / "models/photo_int8.tflite", bundle / "models/sketch_int8.tflite")
 
 
+def wrong_detector(bundle: Path) -> None:
+    """The detector is swapped for the photo encoder: it loads, but gives no detection grids."""
+    shutil.copy(bundle / "models/photo_int8.tflite", bundle / "models/detector_int8.tflite")
+
+
 @pytest.mark.parametrize(
     ("breaks", "reason"),
     [
         (corrupt_model, "sketch_int8.tflite"),
+        (wrong_detector, "detector"),
         (huge_codes_header, "codes.npy"),
         (nan_codes, "NaN"),
         (unlisted_codes, "codes/codes.npy"),
         (wrong_model_input, "sketch"),
     ],
-    ids=["model-will-not-load", "npy-header-466-TiB", "nan-codes", "codes-not-hashed", "wrong-model"],
+    ids=["model-will-not-load", "wrong-detector", "npy-header-466-TiB", "nan-codes", "codes-not-hashed", "wrong-model"],
 )
 def test_signed_broken_release_is_refused_and_never_retaken(world, repo, device, breaks, reason):  # noqa: F811
     publish_broken(world, repo, 3, breaks)
@@ -180,6 +186,8 @@ def test_gate_report_lists_every_model_and_query_kind(world):  # noqa: F811
     text = "\n".join(report.checks)
     for model in ("sketch int8", "sketch float", "photo int8", "photo float"):
         assert model in text
+    for precision in ("int8", "float"):  # the detector itself runs, not the photo encoder under its name
+        assert f"(detector {precision}): " in text and "boxes on the probe photo" in text
     for kind in ("strokes", "photo", "similar", "words"):
         assert f"{kind} query (int8)" in text
     isolated = check_bundle_isolated(world["v2"])

@@ -168,6 +168,26 @@ def _check_embedding(what: str, result: EmbeddingResult) -> str:
     return f"{what}: (1, {e.shape[1]}) finite embedding"
 
 
+def _check_detector(bundle: Bundle, precision: str, what: str) -> str:
+    """The detector runs on a probe photo and gives finite boxes inside it with scores in [0, 1]."""
+    from vitrina.runtime.detector import Detector, DetectorOptions
+
+    photo = _probe_photo()
+    with Detector.create_from_bundle(bundle, DetectorOptions(precision=precision)) as detector:
+        result = detector.detect(photo)
+    boxes, scores = np.asarray(result.boxes, np.float64), np.asarray(result.scores, np.float64)
+    w, h = photo.size
+    inside = len(boxes) == 0 or (
+        np.isfinite(boxes).all()
+        and (boxes[:, [0, 1]] >= -1).all()
+        and (boxes[:, 2] <= w + 1).all()
+        and (boxes[:, 3] <= h + 1).all()
+    )
+    if not inside or not np.isfinite(scores).all() or ((scores < 0) | (scores > 1)).any():
+        raise GateError(f"{what}: the probe photo gave boxes or scores that are not finite or not inside the photo")
+    return f"{what}: {len(boxes)} boxes on the probe photo, finite"
+
+
 def _check_text_visual(bundle: Bundle, precision: str, what: str) -> str:
     """The text-visual model codes a probe word and a probe photo into finite codes, and the
     bundle's text-visual codes load (one finite row per product)."""
@@ -197,6 +217,8 @@ def _check_models(bundle: Bundle) -> list[str]:
                     checks.append(_check_embedding(what, sketch.embed_strokes(_PROBE_STROKES)))
             elif role == "textvisual":
                 checks.append(_check_text_visual(bundle, precision, what))
+            elif role == "detector":
+                checks.append(_check_detector(bundle, precision, what))
             else:
                 with PhotoEncoder.create_from_bundle(bundle, PhotoEncoderOptions(precision=precision)) as photo:
                     checks.append(_check_embedding(what, photo.embed_photos([_probe_photo()])))

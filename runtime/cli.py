@@ -53,7 +53,7 @@ def register(commands: Commands) -> None:
         "--text-method",
         choices=("auto", "text-visual", "keyword"),
         default="auto",
-        help="with --text: the text-visual model (auto: when the bundle has one) or keyword match",
+        help="with --text: keyword match (auto: the better on the demo bundle) or the text-visual model",
     )
     p.add_argument(
         "-k",

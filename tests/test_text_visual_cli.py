@@ -36,7 +36,9 @@ def run_json(capsys, *argv: str) -> dict:
 
 
 def test_text_search_goes_through_the_text_branch(tiny_bundle, capsys):
-    out = run_json(capsys, "search", "--bundle", str(tiny_bundle), "--text", "Zapatiya roja 42", "--json", "-k", "7")
+    argv = ("search", "--bundle", str(tiny_bundle), "--text", "Zapatiya roja 42", "--json", "-k", "7")
+    assert run_json(capsys, *argv)["method"] == "keyword"  # auto: keyword match, the better on the demo bundle
+    out = run_json(capsys, *argv, "--text-method", "text-visual")
     assert out["method"] == "text-visual"
     assert set(out) >= {"results", "query_words", "corrected", "dropped"}
     assert out["corrected"] == {"zapatiya": "zapatilla"} and out["dropped"] == ["42"]
@@ -46,7 +48,7 @@ def test_text_search_goes_through_the_text_branch(tiny_bundle, capsys):
     assert scores == sorted(scores, reverse=True) and all(-1.0 <= s <= 1.0 for s in scores)
     # the ranking is the cosine of the text-only code with the bundle's int8 codes
     bundle = Bundle.open(tiny_bundle)
-    with ProductSearch(bundle) as engine:
+    with ProductSearch(bundle, ProductSearchOptions(text_method="text-visual")) as engine:
         want = engine._text_visual.text_scores(["zapatilla", "roja"])
     ids = [item.id for item in bundle.items]
     best = [ids[i] for i in np.argsort(-want, kind="stable")[:7]]
@@ -64,7 +66,9 @@ def test_text_search_with_no_known_word_is_empty_and_says_so(tiny_bundle, capsys
 
 def test_text_search_filters_and_keyword_baseline(tiny_bundle, capsys):
     out = run_json(
-        capsys, "search", "--bundle", str(tiny_bundle), "--text", "polera", "--category", "Trouser", "--json"
+        capsys,
+        *("search", "--bundle", str(tiny_bundle), "--text", "polera", "--category", "Trouser", "--json"),
+        *("--text-method", "text-visual"),
     )
     assert out["method"] == "text-visual" and out["results"]
     assert {r["category"] for r in out["results"]} == {"Trouser"}

@@ -39,7 +39,7 @@ from vitrina.runtime.text_visual import (
 
 from .data.catalog import Catalog
 from .models import EncoderSpec
-from .quantize import MIN_CALIBRATION_SAMPLES, CalibrationError
+from .quantize import MIN_CALIBRATION_SAMPLES, CalibrationError, set_full_int8
 from .text_visual_model import TextVisualSpec, build_text_visual
 from .training.checkpoints import fingerprint, save_weights_durably
 from .training.text_visual import TextVisualData, TextVisualTrainOptions, query_like, train_text_visual
@@ -208,9 +208,5 @@ def to_tflite_inputs(model: keras.Model, precision: str, calibration: dict[str, 
                 raise CalibrationError(
                     f"int8 text-visual export needs at least {MIN_CALIBRATION_SAMPLES} calibration samples"
                 )
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: _representative(calibration)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
+            set_full_int8(converter, lambda: _representative(calibration))
         return converter.convert()

@@ -9,8 +9,9 @@ quantises and dequantises with whatever parameters the model carries.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import keras
 import numpy as np
@@ -75,12 +76,20 @@ def _convert(
     """Set the converter up for ``precision`` (int8: calibrated on ``calibration``) and convert."""
     if precision == "int8":
         samples = _check_calibration(calibration, shape)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: _representative(samples)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        set_full_int8(converter, lambda: _representative(samples))
     return converter.convert()
+
+
+def set_full_int8(converter: tf.lite.TFLiteConverter, representative: Callable[[], Iterator[Any]]) -> None:
+    """Full-integer conversion settings: int8 weights, activations, float inputs and outputs
+    (integer inputs such as word ids stay as they are), calibrated on ``representative``
+    (a generator function of input lists or name → array dicts, as
+    ``TFLiteConverter.representative_dataset`` takes)."""
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
 
 
 def _check_calibration(calibration: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .bundle import PRECISIONS, Bundle, BundleFormatError
-from .encoders import dequantize, quantize_table
+from .bundle import Bundle, BundleFormatError
+from .encoders import EncoderOptions, dequantize, quantize_table
 from .litert import make_interpreter
 from .photo import prepare_photo
 from .text import Vocabulary
@@ -113,12 +113,8 @@ class TextVisualOptions:
     precision: str = "int8"
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        for name in ("num_threads", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        # the encoders' own checks, with their messages (the same fields, the same rules)
+        EncoderOptions(num_threads=self.num_threads, batch_size=self.batch_size, precision=self.precision)
 
 
 @dataclass(frozen=True, eq=False)

@@ -38,8 +38,8 @@ from vitrina.runtime.encoders import EncoderOptions, PhotoEncoder, SketchEncoder
 from vitrina.runtime.rasterize import RasterOptions
 from vitrina.runtime.text import Vocabulary
 
-from .build_detector import detector_stage
-from .build_text_visual import text_visual_stage
+from .build_detector import PendingDetector, finish_detector_stage, start_detector_stage
+from .build_text_visual import PendingTextVisual, finish_text_visual_stage, start_text_visual_stage
 from .codes.fit import CodeOptions, FittedCodes, TrainingEmbeddings, fit_codes
 from .data.catalog import Catalog, load_catalog
 from .data.colors import colour_families
@@ -176,15 +176,12 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
     out = Path(out)
     work = options.work_dir or out.with_name(out.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
-    size = profile.input_size
-    raster = RasterOptions(size=size)
     catalog = load_catalog(
         catalog_dir,
-        image_size=max(size, profile.thumbnail_size),
+        image_size=max(profile.input_size, profile.thumbnail_size),
         skip_bad_rows=options.skip_bad_rows,
         progress=options.progress,
     )
-    photos = _resize_all(catalog.images, size)
     categories = list(dict.fromkeys(item.category for item in catalog.items))
     item_labels = np.array([categories.index(item.category) for item in catalog.items], dtype=np.int32)
     is_train = np.array([item.split == "train" for item in catalog.items])
@@ -192,6 +189,80 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
     if len(train_rows) == 0:
         raise ValueError(f"catalog {catalog_dir} has no train-split products to train on")
     key = _catalog_key(catalog)
+    # the text search's words: titles, categories and colours, less brands and numbers
+    vocabulary = Vocabulary.from_texts((f"{i.title} {i.category} {i.color}" for i in catalog.items), catalog.brands)
+    # 8a, 9a. The detector and the text-visual model train in their own processes beside steps 2-7.
+    pending = Pending()
+    try:
+        if profile.detector is not None:
+            pending.detector = start_detector_stage(
+                catalog,
+                categories,
+                item_labels,
+                profile=profile.detector,
+                work=work,
+                key=key,
+                progress=options.progress,
+            )
+        if profile.text_visual is not None:
+            pending.text_visual = start_text_visual_stage(
+                catalog,
+                vocabulary,
+                photo_spec=profile.photo_spec(),
+                photos=_resize_all(catalog.images, profile.input_size),
+                profile=profile.text_visual,
+                work=work,
+                key=key,
+            )
+        return _build_rest(
+            catalog,
+            out=out,
+            work=work,
+            key=key,
+            profile=profile,
+            options=options,
+            vocabulary=vocabulary,
+            pending=pending,
+            t0=t0,
+        )
+    finally:
+        pending.cancel()
+
+
+@dataclass
+class Pending:
+    """The stages training in the background during a build (None: the profile has none)."""
+
+    detector: PendingDetector | None = None
+    text_visual: PendingTextVisual | None = None
+
+    def cancel(self) -> None:
+        """Stop whatever still runs (after a failure; a finished stage's process is gone already)."""
+        for stage in (self.detector, self.text_visual):
+            if stage is not None:
+                stage.cancel()
+
+
+def _build_rest(
+    catalog: Catalog,
+    *,
+    out: Path,
+    work: Path,
+    key: str,
+    profile: Profile,
+    options: BuildOptions,
+    vocabulary: Vocabulary,
+    pending: Pending,
+    t0: float,
+) -> BuildResult:
+    """Steps 2-10 of :func:`build` (the detector's training already started as ``pending``)."""
+    size = profile.input_size
+    raster = RasterOptions(size=size)
+    photos = _resize_all(catalog.images, size)
+    categories = list(dict.fromkeys(item.category for item in catalog.items))
+    item_labels = np.array([categories.index(item.category) for item in catalog.items], dtype=np.int32)
+    is_train = np.array([item.split == "train" for item in catalog.items])
+    train_rows = np.flatnonzero(is_train[catalog.image_items])
 
     # 2-3. Sketches and training.
     train_sketches = _cached_sketches(
@@ -257,37 +328,24 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         sketch_model=models["sketch_int8"],
         options=options,
     )
-    # 8. Detector and crop-tuned photo encoder (catalog codes above stay the trained encoder's).
+    # 8b. Detector export and crop-tuned photo encoder (catalog codes above stay the trained encoder's).
     detector = None
-    if profile.detector is not None:
-        detector = detector_stage(
+    if pending.detector is not None:
+        detector = finish_detector_stage(
+            pending.detector,
             catalog,
-            categories,
             item_labels,
             photo_model=photo_model,
             photos=photos,
-            profile=profile.detector,
             work=work,
             key=key,
             progress=options.progress,
         )
         models.update(detector.models)
-    # the text search's words: titles, categories and colours, less brands and numbers
-    vocabulary = Vocabulary.from_texts((f"{i.title} {i.category} {i.color}" for i in catalog.items), catalog.brands)
-    # 9. Text-visual model and the catalog's text-visual codes (build_text_visual.py).
+    # 9b. Text-visual model and the catalog's text-visual codes (build_text_visual.py).
     text_visual = None
-    if profile.text_visual is not None:
-        text_visual = text_visual_stage(
-            catalog,
-            vocabulary,
-            photo_model=photo_model,
-            photo_spec=profile.photo_spec(),
-            photos=photos,
-            profile=profile.text_visual,
-            work=work,
-            key=key,
-            progress=options.progress,
-        )
+    if pending.text_visual is not None:
+        text_visual = finish_text_visual_stage(pending.text_visual, photo_model=photo_model, progress=options.progress)
         models.update(text_visual.models)
     stroke_items, strokes = _eval_strokes(catalog, eval_set, profile)
     style_arrays, style_meta = _style_eval(catalog, eval_set, raster, profile, options)

@@ -1,9 +1,11 @@
 """Build stage: the product detector and the photo encoder's crop fine-tuning.
 
-Runs inside ``vitrina build`` after the encoders are trained (``build.py``):
+Runs inside ``vitrina build`` (``build.py``) in two halves: :func:`start_detector_stage`
+before the encoders train, :func:`finish_detector_stage` after:
 
 1. compose training scenes from train-split products (``data/scenes.py``);
-2. train the detector on them (``training/detector.py``, checkpointed in the work folder);
+2. train the detector on them in its own process, beside the encoders' training
+   (``training/detector.py``, checkpointed in the work folder);
 3. export it to TFLite float32 and full int8, calibrated on training scenes;
 4. fine-tune a copy of the photo encoder on detector-like crops of the same
    scenes (``training/photo_crops.py``); the copy ships as the bundle's photo
@@ -32,7 +34,7 @@ from .data.catalog import Catalog
 from .data.scenes import SceneOptions, compose_scenes
 from .detector_model import DetectorSpec
 from .quantize import to_tflite
-from .training.detector import DetectorTrainOptions, train_detector_isolated
+from .training.detector import DetectorTraining, DetectorTrainOptions, start_detector_training
 from .training.photo_crops import CropTuneOptions, detector_like_crop, tune_photo_on_crops
 
 TRAIN_SCENE_SEED = 3
@@ -50,7 +52,7 @@ class DetectorProfile:
     Attributes:
         scenes: scene composition (its ``size`` is the detector's input side).
         train_scenes: scenes composed for training; eval_scenes: held-out scenes kept in the bundle.
-        alpha, depth, fpn_channels: detector architecture (see DetectorSpec).
+        alpha, depth, fpn_channels, stride: detector architecture (see DetectorSpec).
         train: detector training options.
         crops: the photo encoder's crop fine-tuning (``steps=0``: none).
         calibration_samples: scenes for int8 calibration (>= 200).
@@ -65,6 +67,7 @@ class DetectorProfile:
     alpha: float = 0.35
     depth: float = 0.5
     fpn_channels: int = 48
+    stride: int = 8
     train: DetectorTrainOptions = DetectorTrainOptions()
     crops: CropTuneOptions = CropTuneOptions()
     calibration_samples: int = 300
@@ -90,25 +93,41 @@ def _pool(catalog: Catalog, labels: np.ndarray, split: str) -> tuple[np.ndarray,
     return catalog.images[rows], items.astype(np.int32), labels[items].astype(np.int32)
 
 
-def detector_stage(
+@dataclass
+class PendingDetector:
+    """The detector stage between :func:`start_detector_stage` and :func:`finish_detector_stage`:
+    the composed scenes, and the detector training running in its own process."""
+
+    profile: DetectorProfile
+    categories: list[str]
+    train_scenes: SceneSet
+    eval_scenes: SceneSet
+    spec: DetectorSpec
+    training: DetectorTraining
+    compose_seconds: float
+    started: float
+
+    def cancel(self) -> None:
+        """Stop the training process (its checkpoints stay for the next build)."""
+        self.training.cancel()
+
+
+def start_detector_stage(
     catalog: Catalog,
     categories: list[str],
     item_labels: np.ndarray,
     *,
-    photo_model: keras.Model,
-    photos: np.ndarray,
     profile: DetectorProfile,
     work: Path,
     key: str,
     progress: bool = True,
-) -> DetectorStage:
-    """Train and export the detector and the crop-tuned photo encoder (see the module docstring).
+) -> PendingDetector:
+    """Compose the scenes and start the detector training in the background (steps 1-2 of
+    the module docstring; ``build.py`` starts it before the encoders train).
 
     Args:
         catalog: the loaded catalog; categories: category names (index order of ``item_labels``).
         item_labels: (P,) category index of each product.
-        photo_model: the trained photo encoder (the teacher; left unchanged).
-        photos: (N, s, s, 3) uint8 catalog photos at the photo encoder's input side, one per catalog image.
         work: the build's cache folder; key: the catalog's cache key.
     """
     t0 = time.monotonic()
@@ -146,14 +165,54 @@ def detector_stage(
         alpha=profile.alpha,
         depth=profile.depth,
         fpn_channels=profile.fpn_channels,
+        stride=profile.stride,
     )
-    model, trained = train_detector_isolated(
+    training = start_detector_training(
         train_scenes,
         spec=spec,
         options=profile.train,
         checkpoint_dir=work / f"ckpt-detector-{key}",
-        progress=progress,
+        progress=False,  # the encoders' bar is on screen meanwhile
     )
+    return PendingDetector(
+        profile=profile,
+        categories=categories,
+        train_scenes=train_scenes,
+        eval_scenes=eval_scenes,
+        spec=spec,
+        training=training,
+        compose_seconds=compose_seconds,
+        started=t0,
+    )
+
+
+def finish_detector_stage(
+    pending: PendingDetector,
+    catalog: Catalog,
+    item_labels: np.ndarray,
+    *,
+    photo_model: keras.Model,
+    photos: np.ndarray,
+    work: Path,
+    key: str,
+    progress: bool = True,
+) -> DetectorStage:
+    """Wait for the detector training, then export it and crop-tune the photo encoder
+    (steps 3-4 of the module docstring).
+
+    Args:
+        pending: from :func:`start_detector_stage` on the same ``catalog`` and ``item_labels``.
+        photo_model: the trained photo encoder (the teacher; left unchanged).
+        photos: (N, s, s, 3) uint8 catalog photos at the photo encoder's input side, one per catalog image.
+        work: the build's cache folder; key: the catalog's cache key.
+    """
+    waited = time.monotonic()
+    model, trained = pending.training.result(progress=progress)
+    waited = time.monotonic() - waited
+    profile, categories, spec = pending.profile, pending.categories, pending.spec
+    train_scenes, eval_scenes = pending.train_scenes, pending.eval_scenes
+    opts = profile.scenes
+    train_photos, train_items, train_labels = _pool(catalog, item_labels, "train")
     calib = train_scenes.images[: max(profile.calibration_samples, 200)]
     models = {"detector_float": to_tflite(model, "float"), "detector_int8": to_tflite(model, "int8", calib)}
 
@@ -198,13 +257,14 @@ def detector_stage(
             "train_boxes": len(train_scenes.boxes),
             "eval": len(eval_scenes),
             "eval_boxes": len(eval_scenes.boxes),
-            "seconds": round(compose_seconds, 1),
+            "seconds": round(pending.compose_seconds, 1),
             "note": "synthetic composition of real catalog product images",
         },
         "training": asdict(trained),
+        "waited_for_training_seconds": round(waited, 1),
         "training_options": asdict(profile.train),
         "photo_crop_tuning": None if tuned is None else tuned | {"options": asdict(profile.crops)},
-        "seconds": round(time.monotonic() - t0, 1),
+        "seconds": round(time.monotonic() - pending.started, 1),
     }
     return DetectorStage(models=models, eval_scenes=eval_scenes, report=report, score_threshold=threshold)
 

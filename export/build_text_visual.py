@@ -1,12 +1,15 @@
 """Build stage: the text-visual model and the catalog's text-visual codes.
 
-Runs inside ``vitrina build`` after the encoders are trained (``build.py``):
+Runs inside ``vitrina build`` (``build.py``) in two halves: :func:`start_text_visual_stage`
+before the encoders train (the training starts there, in its own process, unless the
+visual branch starts from the trained photo encoder), :func:`finish_text_visual_stage` after:
 
 1. every product's title → words (the device's :class:`~vitrina.runtime.text.WordRepair`
    against the bundle's vocabulary: folded, brands and numbers dropped) → word ids;
 2. train the model on train-split products (``training/text_visual.py``), its visual
-   branch started from the trained photo encoder; the trained weights are cached in
-   the work folder under a fingerprint of the settings and data;
+   branch started from the trained photo encoder (``init_from_photo``) or from the
+   seed; the trained weights are cached in the work folder under a fingerprint of the
+   settings and data;
 3. export it to TFLite float32 and full int8 (int8 calibrated on training products in
    all three modes: text only, image only, both);
 4. encode every product (title + main image) with both models through LiteRT, as the
@@ -15,6 +18,7 @@ Runs inside ``vitrina build`` after the encoders are trained (``build.py``):
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from collections.abc import Iterator
@@ -41,6 +45,7 @@ from .data.catalog import Catalog
 from .models import EncoderSpec
 from .quantize import MIN_CALIBRATION_SAMPLES, CalibrationError, set_full_int8
 from .text_visual_model import TextVisualSpec, build_text_visual
+from .training.background import BackgroundJob, start_job
 from .training.checkpoints import fingerprint, save_weights_durably
 from .training.text_visual import TextVisualData, TextVisualTrainOptions, query_like, train_text_visual
 
@@ -91,23 +96,52 @@ def product_texts(catalog: Catalog, vocabulary: Vocabulary) -> tuple[np.ndarray,
     return titles, extra, keys.astype(np.int64), labels.astype(np.int64)
 
 
-def text_visual_stage(
+@dataclass
+class PendingTextVisual:
+    """The stage between :func:`start_text_visual_stage` and :func:`finish_text_visual_stage`:
+    the training data, and the training running in the background when it could start early."""
+
+    profile: TextVisualProfile
+    spec: TextVisualSpec
+    data: TextVisualData
+    titles: np.ndarray
+    images: np.ndarray
+    distinct_titles: int
+    key: str
+    work: Path
+    job: BackgroundJob | None
+    started: float
+
+    def cancel(self) -> None:
+        """Stop the background training, if any (nothing is cached from a cut run)."""
+        if self.job is not None:
+            self.job.cancel()
+
+
+def _weights_path(work: Path, spec: TextVisualSpec, profile: TextVisualProfile, key: str, photo: list[float]) -> Path:
+    """The cached trained weights' file, named by the settings, the catalog and (when the
+    visual branch starts from it) the photo encoder's weights."""
+    digest = fingerprint(asdict(spec), asdict(profile), key, spec.vocab_size, photo)
+    return work / f"text-visual-{digest}.weights.h5"
+
+
+def start_text_visual_stage(
     catalog: Catalog,
     vocabulary: Vocabulary,
     *,
-    photo_model: keras.Model,
     photo_spec: EncoderSpec,
     photos: np.ndarray,
     profile: TextVisualProfile,
     work: Path,
     key: str,
-    progress: bool = True,
-) -> TextVisualStage:
-    """Train, export and encode (see the module docstring).
+) -> PendingTextVisual:
+    """Prepare the training data and, unless the visual branch starts from the trained photo
+    encoder (``profile.init_from_photo``), start the training in its own process now
+    (``training/background.py``); otherwise it trains in :func:`finish_text_visual_stage`.
 
     Args:
         vocabulary: the bundle's text vocabulary (word ids are positions in it plus one).
-        photo_model, photo_spec: the trained photo encoder and its architecture (the visual branch's).
+        photo_spec: the photo encoder's architecture (the visual branch's).
         photos: (N, S, S, 3) uint8 catalog images at the photo encoder's input side.
         work: the build's cache folder; key: the catalog's cache key.
     """
@@ -117,16 +151,85 @@ def text_visual_stage(
     train = catalog.split_items("train")
     data = TextVisualData(titles[train], extra[train], images[train], keys[train], labels[train])
     spec = TextVisualSpec(vocab_size=len(vocabulary), visual=photo_spec)
+    job = None
+    if not profile.init_from_photo:
+        cached = _weights_path(work, spec, profile, key, [])
+        if not cached.is_file():
+            job = _start_training(data, spec=spec, profile=profile, weights=cached)
+    return PendingTextVisual(
+        profile=profile,
+        spec=spec,
+        data=data,
+        titles=titles,
+        images=images,
+        distinct_titles=int(len(np.unique(keys))),
+        key=key,
+        work=work,
+        job=job,
+        started=t0,
+    )
+
+
+def _start_training(
+    data: TextVisualData, *, spec: TextVisualSpec, profile: TextVisualProfile, weights: Path
+) -> BackgroundJob:
+    arrays = weights.with_name(weights.name[: -len(".weights.h5")] + ".data.npz")
+    np.savez(
+        arrays,
+        titles=data.titles,
+        extra_words=data.extra_words,
+        images=data.images,
+        title_keys=data.title_keys,
+        labels=data.labels,
+    )
+    return start_job(
+        _train_child,
+        (str(arrays), spec, profile.train, str(weights)),
+        name="text-visual training",
+        total=profile.train.steps,
+        progress_file=weights.with_name(weights.name + ".progress"),
+        cleanup=[arrays],
+    )
+
+
+def _train_child(arrays: str, spec: TextVisualSpec, options: TextVisualTrainOptions, weights: str) -> None:
+    """Child-process body of the background training: train from the seed's initial weights,
+    cache the weights and the result (``weights`` + ``.json``)."""
+    with np.load(arrays, allow_pickle=False) as z:
+        data = TextVisualData(**{k: z[k] for k in ("titles", "extra_words", "images", "title_keys", "labels")})
+    tf.config.experimental.enable_op_determinism()  # as in the build process (the encoders' training sets it)
+    keras.utils.set_random_seed(options.seed)
+    net = build_text_visual(spec)
+    progress_file = Path(weights + ".progress")
+    result = train_text_visual(net, data, options=options, progress=False, progress_file=progress_file)
+    Path(weights + ".json").write_text(json.dumps(asdict(result)))
+    save_weights_durably(net.model, Path(weights))
+
+
+def finish_text_visual_stage(
+    pending: PendingTextVisual, *, photo_model: keras.Model, progress: bool = True
+) -> TextVisualStage:
+    """Wait for (or run) the training, then export and encode (see the module docstring).
+
+    Args:
+        pending: from :func:`start_text_visual_stage`.
+        photo_model: the trained photo encoder (the visual branch's start when ``init_from_photo``).
+    """
+    profile, spec, data = pending.profile, pending.spec, pending.data
+    titles, images = pending.titles, pending.images
     # the initial weights from the training seed, whatever the process built before
     keras.utils.set_random_seed(profile.train.seed)
     net = build_text_visual(spec, visual_init=photo_model if profile.init_from_photo else None)
-    digest = fingerprint(
-        asdict(spec), asdict(profile), key, len(vocabulary), [float(np.sum(w)) for w in photo_model.get_weights()]
-    )
-    cached = work / f"text-visual-{digest}.weights.h5"
-    if cached.is_file():
+    photo = [float(np.sum(w)) for w in photo_model.get_weights()] if profile.init_from_photo else []
+    cached = _weights_path(pending.work, spec, profile, pending.key, photo)
+    trained: dict[str, Any]
+    if pending.job is not None:
+        pending.job.wait(progress)
         net.model.load_weights(cached)
-        trained: dict[str, Any] = {"cached": True, "steps": profile.train.steps}
+        trained = json.loads(Path(str(cached) + ".json").read_text()) | {"background": True}
+    elif cached.is_file():
+        net.model.load_weights(cached)
+        trained = {"cached": True, "steps": profile.train.steps}
     else:
         result = train_text_visual(net, data, options=profile.train, progress=progress)
         save_weights_durably(net.model, cached)
@@ -142,12 +245,12 @@ def text_visual_stage(
             path = Path(tmp) / f"{precision}.tflite"
             path.write_bytes(models[f"{ROLE}_{precision}"])
             options = TextVisualOptions(model_path=str(path), num_threads=2, batch_size=64)
-            with TextVisualEncoder.create_from_options(options, vocab_size=len(vocabulary)) as encoder:
+            with TextVisualEncoder.create_from_options(options, vocab_size=spec.vocab_size) as encoder:
                 arrays[codes_file(precision)] = encoder.encode(words=titles, images=images).codes
     cosine = float(np.mean(np.sum(arrays[codes_file("int8")] * arrays[codes_file("float")], axis=1)))
     manifest = {
         MANIFEST_ENTRY: {
-            "vocab_size": len(vocabulary),
+            "vocab_size": spec.vocab_size,
             "max_words": spec.max_words,
             "code_dims": spec.code_dims,
             "image_size": spec.image_size,
@@ -159,9 +262,9 @@ def text_visual_stage(
         "training": trained,
         "training_options": asdict(profile.train),
         "train_products": len(data),
-        "distinct_titles": int(len(np.unique(keys))),
+        "distinct_titles": pending.distinct_titles,
         "int8_float_code_cosine": round(cosine, 4),
-        "seconds": round(time.monotonic() - t0, 1),
+        "seconds": round(time.monotonic() - pending.started, 1),
     }
     return TextVisualStage(models=models, arrays=arrays, manifest=manifest, report=report)
 

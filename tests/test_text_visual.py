@@ -190,6 +190,47 @@ def test_a_trained_model_exports_and_agrees_with_keras(tmp_path):
     assert np.mean(np.sum(codes["int8"] * codes["float"], axis=1)) > 0.9  # int8 near float
 
 
+def test_training_in_the_background_gives_the_weights_of_training_in_process(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from vitrina.export.build_text_visual import TextVisualProfile, _start_training
+    from vitrina.export.models import EncoderSpec
+    from vitrina.export.text_visual_model import TextVisualSpec, build_text_visual
+    from vitrina.export.training.text_visual import TextVisualData, TextVisualTrainOptions, train_text_visual
+
+    rng = np.random.default_rng(1)
+    n, size = 48, 32
+    titles = np.zeros((n, 9), np.int32)
+    titles[:, :3] = rng.integers(1, 21, (n, 3))
+    data = TextVisualData(
+        titles=titles,
+        extra_words=rng.integers(0, 21, (n, 4)).astype(np.int32),
+        images=rng.integers(0, 256, (n, size, size, 3)).astype(np.uint8),
+        title_keys=np.arange(n) // 2,
+        labels=np.arange(n) % 8,
+    )
+    spec = TextVisualSpec(
+        vocab_size=20, visual=EncoderSpec(input_size=size, alpha=0.35, depth=0.34, embedding_dims=16, strides=3)
+    )
+    profile = TextVisualProfile(
+        train=TextVisualTrainOptions(steps=12, batch_size=8, mine_every=4, pool=32), init_from_photo=False
+    )
+    weights = tmp_path / "tv.weights.h5"
+    job = _start_training(data, spec=spec, profile=profile, weights=weights)
+    job.wait(progress=False)
+    assert weights.is_file() and not job.cleanup[0].exists()  # the input arrays are removed
+
+    tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(profile.train.seed)
+    here = build_text_visual(spec)
+    train_text_visual(here, data, options=profile.train, progress=False)
+    there = build_text_visual(spec)
+    there.model.load_weights(weights)
+    for a, b in zip(here.model.get_weights(), there.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
 # --- the tiny bundle -----------------------------------------------------------------------------
 
 

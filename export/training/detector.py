@@ -32,12 +32,20 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from vitrina.export.detector_model import STRIDE, DetectorSpec, build_detector
+from vitrina.export.training.background import BackgroundJob, start_job, write_progress
 from vitrina.export.training.checkpoints import fingerprint as run_fingerprint
 from vitrina.export.training.checkpoints import restore_checkpoint, save_checkpoint
 from vitrina.runtime.bundle import SceneSet
 
 _BOX_WEIGHT = 2.0
 _CLASS_WEIGHT = 0.5
+#: A run whose last-50-step loss is above this share of its first steps' loss learnt nothing.
+_STUCK_RATIO = 0.8
+_FIRST_STEPS = 20
+#: Runs shorter than this are not judged (tests train a handful of steps).
+_MIN_STEPS_TO_JUDGE = 300
+#: Steps between the child's writes of its progress file (``start_detector_training``).
+_PROGRESS_EVERY = 10
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,6 +53,7 @@ class DetectorTrainOptions:
     """Attributes:
     steps: optimisation steps; batch_size: scenes per step.
     learning_rate: peak Adam learning rate after ``warmup_steps`` of linear warm-up, cosine-decayed to 0.
+    clip_norm: gradients are scaled down to this global norm when above it (None: no clipping).
     checkpoint_every: steps between checkpoints.
     seed: random seed of sampling, augmentation and initialisation.
     deterministic: TensorFlow's deterministic ops (process-wide).
@@ -54,6 +63,7 @@ class DetectorTrainOptions:
     batch_size: int = 32
     learning_rate: float = 3e-3
     warmup_steps: int = 100
+    clip_norm: float | None = None
     checkpoint_every: int = 250
     seed: int = 0
     deterministic: bool = True
@@ -65,6 +75,8 @@ class DetectorTrainOptions:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.clip_norm is not None and self.clip_norm <= 0:
+            raise ValueError(f"clip_norm must be > 0 or None, got {self.clip_norm}")
         if self.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
 
@@ -126,14 +138,14 @@ def grid_targets(
     return heat, box_t, cls_t, weight
 
 
-def _batch_targets(scenes: SceneSet, rows: np.ndarray, flips: np.ndarray, grid: int, size: int):
+def _batch_targets(scenes: SceneSet, rows: np.ndarray, flips: np.ndarray, *, grid: int, size: int, stride: int):
     out: list[list[np.ndarray]] = [[], [], [], []]
     for row, flip in zip(rows, flips):
         idx = scenes.rows(int(row))
         boxes = scenes.boxes[idx].copy()
         if flip:
             boxes[:, [0, 2]] = size - boxes[:, [2, 0]]
-        for acc, t in zip(out, grid_targets(boxes, scenes.box_labels[idx], grid)):
+        for acc, t in zip(out, grid_targets(boxes, scenes.box_labels[idx], grid, stride)):
             acc.append(t)
     return [np.stack(a) for a in out]
 
@@ -149,10 +161,11 @@ class _DetectorTrainer:
             warmup_target=opts.learning_rate,
             warmup_steps=opts.warmup_steps,
         )
-        self.optimizer = keras.optimizers.Adam(schedule)
+        self.optimizer = keras.optimizers.Adam(schedule, global_clipnorm=opts.clip_norm)
         self.optimizer.build(self.model.trainable_variables)
         self.step_fn = tf.function(self._step, reduce_retracing=True)
-        centres = (tf.range(spec.grid, dtype=tf.float32) + 0.5) * STRIDE
+        self.stride = float(spec.stride)
+        centres = (tf.range(spec.grid, dtype=tf.float32) + 0.5) * self.stride
         self.cx = centres[None, None, :]
         self.cy = centres[None, :, None]
 
@@ -163,7 +176,7 @@ class _DetectorTrainer:
         focal = -(peak * (1 - p) ** 2 * tf.math.log(p) + (1 - peak) * (1 - heat) ** 4 * p**2 * tf.math.log(1 - p))
         n_obj = tf.maximum(tf.reduce_sum(peak), 1.0)
         obj_loss = tf.reduce_sum(focal) / n_obj
-        d = tf.exp(tf.clip_by_value(out["boxes"], -4.0, 6.0)) * STRIDE
+        d = tf.exp(tf.clip_by_value(out["boxes"], -4.0, 6.0)) * self.stride
         px0, py0 = self.cx - d[..., 0], self.cy - d[..., 1]
         px1, py1 = self.cx + d[..., 2], self.cy + d[..., 3]
         gx0, gy0, gx1, gy1 = box_t[..., 0], box_t[..., 1], box_t[..., 2], box_t[..., 3]
@@ -177,7 +190,7 @@ class _DetectorTrainer:
         pos = tf.cast(weight > 0, tf.float32)
         w_sum = tf.maximum(tf.reduce_sum(pos), 1.0)
         target_d = tf.stack([self.cx - gx0, self.cy - gy0, gx1 - self.cx, gy1 - self.cy], axis=-1)
-        log_target = tf.math.log(tf.maximum(target_d, 1.0) / STRIDE)
+        log_target = tf.math.log(tf.maximum(target_d, 1.0) / self.stride)
         l1 = tf.reduce_sum(tf.abs(out["boxes"] - log_target), axis=-1)
         box_loss = tf.reduce_sum(pos * (1.0 - giou + 0.5 * l1)) / w_sum
         weight = pos
@@ -224,9 +237,11 @@ def train_detector(
     options: DetectorTrainOptions,
     checkpoint_dir: Path,
     progress: bool = True,
+    progress_file: Path | None = None,
 ) -> tuple[keras.Model, DetectorTrainResult]:
     """Train the detector for exactly ``options.steps`` steps on ``scenes`` (N, S, S, 3),
     resuming from ``checkpoint_dir`` when it holds a checkpoint of the same data and settings.
+    ``progress_file``: where the step reached is written every few steps (for a parent process).
 
     Returns:
         the Keras model (outputs as :func:`~vitrina.export.detector_model.build_detector`)
@@ -256,7 +271,7 @@ def train_detector(
         images = scenes.images[rows].copy()
         images[flips] = images[flips, :, ::-1]
         images = np.take_along_axis(images, perms[rng.integers(len(perms), size=b)][:, None, None, :], axis=3)
-        heat, box_t, cls_t, weight = _batch_targets(scenes, rows, flips, spec.grid, size)
+        heat, box_t, cls_t, weight = _batch_targets(scenes, rows, flips, grid=spec.grid, size=size, stride=spec.stride)
         loss = float(
             trainer.step_fn(
                 tf.constant(images, tf.float32),
@@ -270,23 +285,33 @@ def train_detector(
             raise RuntimeError(f"detector training diverged at step {step} (loss {loss}); lower the learning rate")
         losses.append(loss)
         bar.update(1)
-        if step % 10 == 0:
+        if step % _PROGRESS_EVERY == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+            write_progress(progress_file, step)
         if step % options.checkpoint_every == 0 or step == options.steps:
             summary = {
                 "seconds_total": earlier.get("seconds_total", 0.0) + time.monotonic() - t0,
                 "final_loss": float(np.mean(losses[-50:])),
+                "first_loss": earlier.get("first_loss", float(np.mean(losses[:_FIRST_STEPS]))),
             }
             trainer.save(checkpoint_dir, step, fingerprint, {"rng": rng.bit_generator.state}, summary)
     bar.close()
     seconds = time.monotonic() - t0
     done = options.steps - start
+    first = earlier.get("first_loss", float(np.mean(losses[:_FIRST_STEPS])) if losses else float("nan"))
+    last = float(np.mean(losses[-50:])) if losses else earlier.get("final_loss", float("nan"))
+    if options.steps >= _MIN_STEPS_TO_JUDGE and last > _STUCK_RATIO * first:
+        raise RuntimeError(
+            f"detector training did not learn: loss {last:.3f} after {options.steps} steps against {first:.3f} "
+            f"at the start (a stuck run; the model is not shipped). Delete {checkpoint_dir} and build again, "
+            "or lower the learning rate"
+        )
     result = DetectorTrainResult(
         steps=options.steps,
         steps_this_run=done,
         seconds=round(seconds, 1),
         scenes_per_second=round(done * b / seconds, 1) if seconds > 0 and done else 0.0,
-        final_loss=round(float(np.mean(losses[-50:])) if losses else earlier.get("final_loss", float("nan")), 4),
+        final_loss=round(last, 4),
         seconds_total=round(earlier.get("seconds_total", 0.0) + seconds, 1),
         resumed_from=start,
     )
@@ -296,35 +321,67 @@ def train_detector(
 def _train_child(
     scenes_path: str, spec: DetectorSpec, options: DetectorTrainOptions, checkpoint_dir: str, out: str, progress: bool
 ) -> None:
-    """Child-process body of :func:`train_detector_isolated`: train, write weights and the result."""
+    """Child-process body of :func:`start_detector_training`: train, write weights and the result."""
     with np.load(scenes_path, allow_pickle=False) as z:
         scenes = SceneSet(**{k: z[k] for k in ("images", "boxes", "box_scene", "box_items", "box_labels")})
     model, result = train_detector(
-        scenes, spec=spec, options=options, checkpoint_dir=Path(checkpoint_dir), progress=progress
+        scenes,
+        spec=spec,
+        options=options,
+        checkpoint_dir=Path(checkpoint_dir),
+        progress=progress,
+        progress_file=Path(out + ".progress"),
     )
     model.save_weights(out + ".weights.h5")
     Path(out + ".json").write_text(json.dumps(asdict(result)))
 
 
-def train_detector_isolated(
+@dataclass
+class DetectorTraining:
+    """A detector training running in its own process (:func:`start_detector_training`).
+
+    :meth:`result` waits for it; :meth:`cancel` stops it (its last checkpoint stays, so
+    the next build resumes from there).
+    """
+
+    job: BackgroundJob
+    spec: DetectorSpec
+    out: str
+
+    def result(self, progress: bool = True) -> tuple[keras.Model, DetectorTrainResult]:
+        """Wait for the training to end (a progress bar while it runs) and load its model.
+
+        Raises:
+            RuntimeError: the training process failed.
+        """
+        self.job.wait(progress)
+        model = build_detector(self.spec)
+        model.load_weights(self.out + ".weights.h5")
+        return model, DetectorTrainResult(**json.loads(Path(self.out + ".json").read_text()))
+
+    def cancel(self) -> None:
+        """Stop the training process if it still runs (idempotent)."""
+        self.job.cancel()
+
+
+def start_detector_training(
     scenes: SceneSet,
     *,
     spec: DetectorSpec,
     options: DetectorTrainOptions,
     checkpoint_dir: Path,
     progress: bool = True,
-) -> tuple[keras.Model, DetectorTrainResult]:
-    """:func:`train_detector` in a fresh (spawned) process, the model loaded back here.
+) -> DetectorTraining:
+    """Start :func:`train_detector` in a fresh (spawned) process and return at once
+    (``training/background.py``: ``vitrina build`` starts it before the encoders train).
+    ``progress``: the child draws its own bar (only when nothing else draws one).
 
-    Inside ``vitrina build`` the detector trains after the encoders, quantisation,
-    LiteRT encoding and the UMAP fit have run in the same process; there its loss
-    stayed at its initial value (11.7 against 6.9 after 100 steps in a fresh
-    process, same data and settings), for a cause not yet found. A fresh process
-    trains it exactly as standalone runs do. Costs a TensorFlow import (~10 s)
-    and one write of the scenes to ``checkpoint_dir``.
+    A fresh process also trains the detector as standalone runs do: trained inside
+    the build process after the encoders, quantisation, LiteRT encoding and the UMAP
+    fit, its loss stayed at its initial value (11.7 against 6.9 after 100 steps in a
+    fresh process, same data and settings), for a cause not yet found. Costs a
+    TensorFlow import (~10 s) and one write of the scenes to ``checkpoint_dir``.
     """
-    import multiprocessing
-
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     scenes_path = checkpoint_dir / "scenes.npz"
@@ -337,17 +394,30 @@ def train_detector_isolated(
         box_labels=scenes.box_labels,
     )
     out = str(checkpoint_dir / "trained")
-    child = multiprocessing.get_context("spawn").Process(
-        target=_train_child, args=(str(scenes_path), spec, options, str(checkpoint_dir), out, progress)
+    job = start_job(
+        _train_child,
+        (str(scenes_path), spec, options, str(checkpoint_dir), out, progress),
+        name="detector",
+        total=options.steps,
+        progress_file=Path(out + ".progress"),
+        cleanup=[scenes_path],
     )
-    child.start()
-    child.join()
-    scenes_path.unlink(missing_ok=True)
-    if child.exitcode != 0:
-        raise RuntimeError(
-            f"detector training failed in its process (exit code {child.exitcode}); see the messages above"
-        )
-    model = build_detector(spec)
-    model.load_weights(out + ".weights.h5")
-    result = DetectorTrainResult(**json.loads(Path(out + ".json").read_text()))
-    return model, result
+    return DetectorTraining(job=job, spec=spec, out=out)
+
+
+def train_detector_isolated(
+    scenes: SceneSet,
+    *,
+    spec: DetectorSpec,
+    options: DetectorTrainOptions,
+    checkpoint_dir: Path,
+    progress: bool = True,
+) -> tuple[keras.Model, DetectorTrainResult]:
+    """:func:`train_detector` in a fresh process (:func:`start_detector_training`), waited for."""
+    training = start_detector_training(
+        scenes, spec=spec, options=options, checkpoint_dir=checkpoint_dir, progress=progress
+    )
+    try:
+        return training.result(progress=False)
+    finally:
+        training.cancel()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -38,6 +39,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from ..text_visual_model import TextVisualNet
+from .background import write_progress
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -282,9 +284,15 @@ def _flip(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def train_text_visual(
-    net: TextVisualNet, data: TextVisualData, *, options: TextVisualTrainOptions, progress: bool = True
+    net: TextVisualNet,
+    data: TextVisualData,
+    *,
+    options: TextVisualTrainOptions,
+    progress: bool = True,
+    progress_file: Path | None = None,
 ) -> TextVisualTrainResult:
     """Train ``net`` in place for exactly ``options.steps`` steps on ``data`` (see the module docstring).
+    ``progress_file``: where the step reached is written every few steps (for a parent process).
 
     Raises:
         ValueError: fewer products than two distinct titles, or than a batch.
@@ -336,6 +344,7 @@ def train_text_visual(
         bar.update(1)
         if step % 10 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+            write_progress(progress_file, step)
     bar.close()
     seconds = time.monotonic() - t0
     return TextVisualTrainResult(

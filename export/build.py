@@ -182,6 +182,7 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         skip_bad_rows=options.skip_bad_rows,
         progress=options.progress,
     )
+    photos = _resize_all(catalog.images, profile.input_size)
     categories = list(dict.fromkeys(item.category for item in catalog.items))
     item_labels = np.array([categories.index(item.category) for item in catalog.items], dtype=np.int32)
     is_train = np.array([item.split == "train" for item in catalog.items])
@@ -209,13 +210,16 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
                 catalog,
                 vocabulary,
                 photo_spec=profile.photo_spec(),
-                photos=_resize_all(catalog.images, profile.input_size),
+                photos=photos,
                 profile=profile.text_visual,
                 work=work,
                 key=key,
             )
         return _build_rest(
             catalog,
+            photos=photos,
+            categories=categories,
+            item_labels=item_labels,
             out=out,
             work=work,
             key=key,
@@ -246,6 +250,9 @@ class Pending:
 def _build_rest(
     catalog: Catalog,
     *,
+    photos: np.ndarray,
+    categories: list[str],
+    item_labels: np.ndarray,
     out: Path,
     work: Path,
     key: str,
@@ -255,12 +262,14 @@ def _build_rest(
     pending: Pending,
     t0: float,
 ) -> BuildResult:
-    """Steps 2-10 of :func:`build` (the detector's training already started as ``pending``)."""
+    """Steps 2-10 of :func:`build_bundle`, the background trainings already started (``pending``).
+
+    Args:
+        photos: (N, S, S, 3) uint8 catalog images at the encoders' input side.
+        categories: category names; item_labels: (P,) int32 category index of each product.
+    """
     size = profile.input_size
     raster = RasterOptions(size=size)
-    photos = _resize_all(catalog.images, size)
-    categories = list(dict.fromkeys(item.category for item in catalog.items))
-    item_labels = np.array([categories.index(item.category) for item in catalog.items], dtype=np.int32)
     is_train = np.array([item.split == "train" for item in catalog.items])
     train_rows = np.flatnonzero(is_train[catalog.image_items])
 

@@ -105,7 +105,6 @@ class PendingDetector:
     spec: DetectorSpec
     training: DetectorTraining
     compose_seconds: float
-    started: float
 
     def cancel(self) -> None:
         """Stop the training process (its checkpoints stay for the next build)."""
@@ -182,7 +181,6 @@ def start_detector_stage(
         spec=spec,
         training=training,
         compose_seconds=compose_seconds,
-        started=t0,
     )
 
 
@@ -206,9 +204,9 @@ def finish_detector_stage(
         photos: (N, s, s, 3) uint8 catalog photos at the photo encoder's input side, one per catalog image.
         work: the build's cache folder; key: the catalog's cache key.
     """
-    waited = time.monotonic()
+    t0 = time.monotonic()
     model, trained = pending.training.result(progress=progress)
-    waited = time.monotonic() - waited
+    waited = time.monotonic() - t0
     profile, categories, spec = pending.profile, pending.categories, pending.spec
     train_scenes, eval_scenes = pending.train_scenes, pending.eval_scenes
     opts = profile.scenes
@@ -264,7 +262,8 @@ def finish_detector_stage(
         "waited_for_training_seconds": round(waited, 1),
         "training_options": asdict(profile.train),
         "photo_crop_tuning": None if tuned is None else tuned | {"options": asdict(profile.crops)},
-        "seconds": round(time.monotonic() - pending.started, 1),
+        # the build process's own time on the stage: composing, waiting for the training, the rest
+        "seconds": round(pending.compose_seconds + time.monotonic() - t0, 1),
     }
     return DetectorStage(models=models, eval_scenes=eval_scenes, report=report, score_threshold=threshold)
 

@@ -110,7 +110,7 @@ class PendingTextVisual:
     key: str
     work: Path
     job: BackgroundJob | None
-    started: float
+    prepare_seconds: float
 
     def cancel(self) -> None:
         """Stop the background training, if any (nothing is cached from a cut run)."""
@@ -166,7 +166,7 @@ def start_text_visual_stage(
         key=key,
         work=work,
         job=job,
-        started=t0,
+        prepare_seconds=time.monotonic() - t0,
     )
 
 
@@ -215,6 +215,7 @@ def finish_text_visual_stage(
         pending: from :func:`start_text_visual_stage`.
         photo_model: the trained photo encoder (the visual branch's start when ``init_from_photo``).
     """
+    t0 = time.monotonic()
     profile, spec, data = pending.profile, pending.spec, pending.data
     titles, images = pending.titles, pending.images
     # the initial weights from the training seed, whatever the process built before
@@ -264,7 +265,8 @@ def finish_text_visual_stage(
         "train_products": len(data),
         "distinct_titles": pending.distinct_titles,
         "int8_float_code_cosine": round(cosine, 4),
-        "seconds": round(time.monotonic() - pending.started, 1),
+        # the build process's own time on the stage (waiting for a background training included)
+        "seconds": round(pending.prepare_seconds + time.monotonic() - t0, 1),
     }
     return TextVisualStage(models=models, arrays=arrays, manifest=manifest, report=report)
 

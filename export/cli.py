@@ -1,4 +1,4 @@
-"""Export subcommands of ``vitrina``: ``demo-catalog``, ``build`` and ``eval --sweep``.
+"""Export subcommands of ``vitrina``: ``demo-catalog``, ``build``, ``detector-sweep`` and ``eval --sweep``.
 
 Importing this module is cheap: TensorFlow is imported only when a command runs.
 """
@@ -13,7 +13,7 @@ from vitrina.runtime.commands import CommandPlugin, Commands, positive_int
 
 
 def register(commands: Commands) -> None:
-    """Add ``demo-catalog`` and ``build``, and the ``--sweep`` options of ``eval``."""
+    """Add ``demo-catalog``, ``build`` and ``detector-sweep``, and the ``--sweep`` options of ``eval``."""
     p = commands.add("demo-catalog", help="write a demo catalog folder from Fashion-MNIST")
     p.add_argument("--out", required=True, type=Path, help="catalog folder to write")
     p.add_argument("--source", type=Path, default=None, help="folder with the Fashion-MNIST IDX .gz files")
@@ -60,6 +60,18 @@ def register(commands: Commands) -> None:
         help="PCA / UMAP code storage (default auto: int8 with a per-dimension scale from 250,000 catalog images)",
     )
     p.set_defaults(handler=_build)
+
+    p = commands.add("detector-sweep", help="train and measure detector variants (input size, grid, clipping, steps)")
+    p.add_argument("--catalog", required=True, type=Path, help="the demo catalog folder")
+    p.add_argument("--out", type=Path, default=Path("build/detector-sweep"), help="folder for the report")
+    p.add_argument(
+        "--variants",
+        default=None,
+        help="comma-separated names (default all: 128, 128-s4, 160, 192, 192-clip, 192-clip-s4, 192-clip-2400)",
+    )
+    p.add_argument("--jobs", type=positive_int, default=2, help="trainings side by side")
+    p.add_argument("--iou", type=float, default=0.5, help="NMS IoU threshold of the measurement")
+    p.set_defaults(handler=_detector_sweep)
 
     p = commands.get("eval")
     if p is not None:
@@ -108,6 +120,17 @@ def _demo_catalog(args: argparse.Namespace) -> int:
         store=args.store,
     )
     print(f"wrote {path}")
+    return 0
+
+
+def _detector_sweep(args: argparse.Namespace) -> int:
+    from .detector_sweep import parse_variants, run_sweep
+
+    if not 0.0 < args.iou <= 1.0:
+        raise ValueError(f"--iou must be in (0, 1], got {args.iou}")
+    variants = parse_variants(args.variants)
+    run_sweep(args.catalog, args.out, variants=variants, jobs=args.jobs, iou=args.iou)
+    print(f"wrote {args.out / 'detector_sweep.md'} and detector_sweep.json")
     return 0
 
 
@@ -165,7 +188,16 @@ def _build(args: argparse.Namespace) -> int:
         )
     from vitrina.runtime.bundle import Bundle
 
-    text_visual = Bundle.open(result.bundle, verify=False).report().get("text_visual")
+    report = Bundle.open(result.bundle, verify=False).report()
+    detector = report.get("detector")
+    if detector:
+        d = detector["training"]
+        print(
+            f"detector: {d['steps']} steps ({d['steps_this_run']} this run, {d['seconds']:.0f} s in its own process, "
+            f"final loss {d['final_loss']}; the build waited {detector.get('waited_for_training_seconds', 0):.0f} s "
+            f"for it), {detector['input_size']} px, score threshold {detector['score_threshold']}"
+        )
+    text_visual = report.get("text_visual")
     if text_visual:
         tv = text_visual["training"]
         how = "cached" if tv.get("cached") else f"{tv['seconds']:.0f} s, final loss {tv['final_loss']}"

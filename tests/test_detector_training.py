@@ -78,11 +78,11 @@ def _scenes():
 def test_background_training_cancelled_then_resumed_ends_with_the_same_weights(tmp_path):
     scenes = _scenes()
     spec = DetectorSpec(input_size=32, n_classes=4, alpha=0.35, depth=0.34, fpn_channels=8)
-    options = DetectorTrainOptions(steps=150, batch_size=8, warmup_steps=2, checkpoint_every=10)
+    options = DetectorTrainOptions(steps=250, batch_size=8, warmup_steps=2, checkpoint_every=10)
     straight, result = train_detector_isolated(
         scenes, spec=spec, options=options, checkpoint_dir=tmp_path / "straight", progress=False
     )
-    assert result.resumed_from == 0 and result.steps_this_run == 150
+    assert result.resumed_from == 0 and result.steps_this_run == 250
 
     training = start_detector_training(
         scenes, spec=spec, options=options, checkpoint_dir=tmp_path / "cut", progress=False
@@ -95,7 +95,37 @@ def test_background_training_cancelled_then_resumed_ends_with_the_same_weights(t
     resumed, again = train_detector_isolated(
         scenes, spec=spec, options=options, checkpoint_dir=tmp_path / "cut", progress=False
     )
-    assert 10 <= again.resumed_from < 150, again  # killed after its first checkpoint, before the end
-    assert again.steps_this_run == 150 - again.resumed_from
+    assert 10 <= again.resumed_from < 250, again  # killed after its first checkpoint, before the end
+    assert again.steps_this_run == 250 - again.resumed_from
     for a, b in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_run_whose_loss_never_falls_is_refused(tmp_path):
+    from vitrina.export.training.detector import train_detector
+
+    spec = DetectorSpec(input_size=32, n_classes=4, alpha=0.35, depth=0.34, fpn_channels=8)
+    frozen = DetectorTrainOptions(steps=300, batch_size=8, learning_rate=1e-9, warmup_steps=2, checkpoint_every=300)
+    with pytest.raises(RuntimeError, match="did not learn"):
+        train_detector(_scenes(), spec=spec, options=frozen, checkpoint_dir=tmp_path, progress=False)
+
+
+def test_cli_rebuild_from_the_work_folder_trains_nothing_again_and_reports_each_model(
+    demo_catalog, tiny_bundle, tmp_path, capsys
+):
+    from vitrina.runtime.bundle import Bundle
+    from vitrina.runtime.cli import main
+
+    work = tiny_bundle.with_name(tiny_bundle.name + ".work")
+    out = tmp_path / "again"
+    args = ["build", "--catalog", str(demo_catalog), "--out", str(out), "--profile", "tiny", "--quiet"]
+    assert main([*args, "--work", str(work), "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "training: 60 steps (0 this run" in printed  # the encoders' checkpoint
+    assert "detector: 400 steps (0 this run" in printed  # the detector's, resumed in its own process
+    assert "text-visual: 40 steps (cached)" in printed
+    first, again = Bundle.open(tiny_bundle), Bundle.open(out)
+    for precision in ("float", "int8"):
+        assert (
+            first.model_path("detector", precision).read_bytes() == again.model_path("detector", precision).read_bytes()
+        )

@@ -292,15 +292,16 @@ def train_detector(
             summary = {
                 "seconds_total": earlier.get("seconds_total", 0.0) + time.monotonic() - t0,
                 "final_loss": float(np.mean(losses[-50:])),
-                "first_loss": earlier.get("first_loss", float(np.mean(losses[:_FIRST_STEPS]))),
+                "first_loss": earlier.get("first_loss") if start else float(np.mean(losses[:_FIRST_STEPS])),
             }
             trainer.save(checkpoint_dir, step, fingerprint, {"rng": rng.bit_generator.state}, summary)
     bar.close()
     seconds = time.monotonic() - t0
     done = options.steps - start
-    first = earlier.get("first_loss", float(np.mean(losses[:_FIRST_STEPS])) if losses else float("nan"))
+    # the loss of the run's first steps (None: resumed from a checkpoint that did not record it)
+    first = earlier.get("first_loss") if start else float(np.mean(losses[:_FIRST_STEPS]))
     last = float(np.mean(losses[-50:])) if losses else earlier.get("final_loss", float("nan"))
-    if options.steps >= _MIN_STEPS_TO_JUDGE and last > _STUCK_RATIO * first:
+    if options.steps >= _MIN_STEPS_TO_JUDGE and first is not None and last > _STUCK_RATIO * first:
         raise RuntimeError(
             f"detector training did not learn: loss {last:.3f} after {options.steps} steps against {first:.3f} "
             f"at the start (a stuck run; the model is not shipped). Delete {checkpoint_dir} and build again, "

@@ -86,7 +86,7 @@ class DetectorStage:
     score_threshold: float = 0.2
 
 
-def _pool(catalog: Catalog, labels: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def product_pool(catalog: Catalog, labels: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(photos, product indices, category indices) of the products of ``split``, first image each."""
     items = catalog.split_items(split)
     rows = catalog.first_images()[items]
@@ -131,8 +131,8 @@ def start_detector_stage(
     """
     t0 = time.monotonic()
     opts = profile.scenes
-    train_photos, train_items, train_labels = _pool(catalog, item_labels, "train")
-    test_photos, test_items, test_labels = _pool(catalog, item_labels, "test")
+    train_photos, train_items, train_labels = product_pool(catalog, item_labels, "train")
+    test_photos, test_items, test_labels = product_pool(catalog, item_labels, "test")
     if len(test_items) == 0:
         raise ValueError("the detector's held-out scenes need test-split products; the catalog has none")
     train_scenes = compose_scenes(
@@ -210,7 +210,7 @@ def finish_detector_stage(
     profile, categories, spec = pending.profile, pending.categories, pending.spec
     train_scenes, eval_scenes = pending.train_scenes, pending.eval_scenes
     opts = profile.scenes
-    train_photos, train_items, train_labels = _pool(catalog, item_labels, "train")
+    train_photos, train_items, train_labels = product_pool(catalog, item_labels, "train")
     calib = train_scenes.images[: max(profile.calibration_samples, 200)]
     models = {"detector_float": to_tflite(model, "float"), "detector_int8": to_tflite(model, "int8", calib)}
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from vitrina.runtime.bundle import SceneSet
 
-from .build_detector import EVAL_SCENE_SEED, TRAIN_SCENE_SEED, DetectorProfile, _pool
+from .build_detector import EVAL_SCENE_SEED, TRAIN_SCENE_SEED, DetectorProfile, product_pool
 from .data.catalog import Catalog, load_catalog
 from .data.scenes import compose_scenes
 from .detector_model import DetectorSpec
@@ -80,10 +80,18 @@ def _scenes(
 ) -> tuple[SceneSet, SceneSet]:
     opts = replace(profile.scenes, size=size)
     train = compose_scenes(
-        *_pool(catalog, labels, "train"), categories, count=profile.train_scenes, seed=TRAIN_SCENE_SEED, options=opts
+        *product_pool(catalog, labels, "train"),
+        categories,
+        count=profile.train_scenes,
+        seed=TRAIN_SCENE_SEED,
+        options=opts,
     )
     held_out = compose_scenes(
-        *_pool(catalog, labels, "test"), categories, count=profile.eval_scenes, seed=EVAL_SCENE_SEED, options=opts
+        *product_pool(catalog, labels, "test"),
+        categories,
+        count=profile.eval_scenes,
+        seed=EVAL_SCENE_SEED,
+        options=opts,
     )
     return train, held_out
 
@@ -144,7 +152,14 @@ def run_sweep(
                 stride=v.stride,
             )
             options = replace(profile.train, steps=v.steps, clip_norm=v.clip_norm)
-            running.append((v, start_detector_training(train, spec=spec, options=options, checkpoint_dir=out / v.name)))
+            running.append(
+                (
+                    v,
+                    start_detector_training(
+                        train, spec=spec, options=options, checkpoint_dir=out / v.name, progress=False
+                    ),
+                )
+            )
         for v, training in running:
             model, result = training.result(progress=True)
             train, held_out = scenes[v.size]

@@ -74,6 +74,17 @@ class DetectorProfile:
     score_threshold: float | None = None
     tune_scenes: int = 300
 
+    def spec(self, n_classes: int) -> DetectorSpec:
+        """The detector architecture this profile trains, for ``n_classes`` categories."""
+        return DetectorSpec(
+            input_size=self.scenes.size,
+            n_classes=n_classes,
+            alpha=self.alpha,
+            depth=self.depth,
+            fpn_channels=self.fpn_channels,
+            stride=self.stride,
+        )
+
 
 @dataclass(frozen=True)
 class DetectorStage:
@@ -158,14 +169,7 @@ def start_detector_stage(
         desc="held-out scenes",
     )
     compose_seconds = time.monotonic() - t0
-    spec = DetectorSpec(
-        input_size=opts.size,
-        n_classes=len(categories),
-        alpha=profile.alpha,
-        depth=profile.depth,
-        fpn_channels=profile.fpn_channels,
-        stride=profile.stride,
-    )
+    spec = profile.spec(len(categories))
     training = start_detector_training(
         train_scenes,
         spec=spec,

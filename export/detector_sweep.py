@@ -25,7 +25,6 @@ from vitrina.runtime.bundle import SceneSet
 from .build_detector import EVAL_SCENE_SEED, TRAIN_SCENE_SEED, DetectorProfile, product_pool
 from .data.catalog import Catalog, load_catalog
 from .data.scenes import compose_scenes
-from .detector_model import DetectorSpec
 from .profiles import get_profile
 from .quantize import to_tflite
 from .training.detector import DetectorTraining, start_detector_training
@@ -143,14 +142,7 @@ def run_sweep(
             if v.size not in scenes:
                 scenes[v.size] = _scenes(catalog, categories, labels, profile, v.size)
             train = scenes[v.size][0]
-            spec = DetectorSpec(
-                input_size=v.size,
-                n_classes=len(categories),
-                alpha=profile.alpha,
-                depth=profile.depth,
-                fpn_channels=profile.fpn_channels,
-                stride=v.stride,
-            )
+            spec = replace(profile.spec(len(categories)), input_size=v.size, stride=v.stride)
             options = replace(profile.train, steps=v.steps, clip_norm=v.clip_norm)
             running.append(
                 (

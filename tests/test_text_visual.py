@@ -134,14 +134,15 @@ def test_train_options_are_checked():
 # --- export round trip: a model trained a few steps, through the real LiteRT interpreter -----------
 
 
-def test_a_trained_model_exports_and_agrees_with_keras(tmp_path):
-    from vitrina.export.build_text_visual import calibration_samples, to_tflite_inputs
+def _tiny_data_and_spec(n: int, *, seed: int):
+    """``n`` random 32 px products with 3-word titles over 20 words (pairs share a title,
+    8 labels), and a small model for them."""
     from vitrina.export.models import EncoderSpec
-    from vitrina.export.text_visual_model import TextVisualSpec, build_text_visual
-    from vitrina.export.training.text_visual import TextVisualData, TextVisualTrainOptions, train_text_visual
+    from vitrina.export.text_visual_model import TextVisualSpec
+    from vitrina.export.training.text_visual import TextVisualData
 
-    rng = np.random.default_rng(0)
-    n, size = 64, 32
+    rng = np.random.default_rng(seed)
+    size = 32
     titles = np.zeros((n, 9), np.int32)
     titles[:, :3] = rng.integers(1, 21, (n, 3))
     data = TextVisualData(
@@ -154,6 +155,16 @@ def test_a_trained_model_exports_and_agrees_with_keras(tmp_path):
     spec = TextVisualSpec(
         vocab_size=20, visual=EncoderSpec(input_size=size, alpha=0.35, depth=0.34, embedding_dims=16, strides=3)
     )
+    return data, spec
+
+
+def test_a_trained_model_exports_and_agrees_with_keras(tmp_path):
+    from vitrina.export.build_text_visual import calibration_samples, to_tflite_inputs
+    from vitrina.export.text_visual_model import build_text_visual
+    from vitrina.export.training.text_visual import TextVisualTrainOptions, train_text_visual
+
+    data, spec = _tiny_data_and_spec(64, seed=0)
+    titles = data.titles
     net = build_text_visual(spec)
     result = train_text_visual(
         net, data, options=TextVisualTrainOptions(steps=3, batch_size=8, mine_every=2, pool=32), progress=False
@@ -195,24 +206,10 @@ def test_training_in_the_background_gives_the_weights_of_training_in_process(tmp
     import tensorflow as tf
 
     from vitrina.export.build_text_visual import TextVisualProfile, _start_training
-    from vitrina.export.models import EncoderSpec
-    from vitrina.export.text_visual_model import TextVisualSpec, build_text_visual
-    from vitrina.export.training.text_visual import TextVisualData, TextVisualTrainOptions, train_text_visual
+    from vitrina.export.text_visual_model import build_text_visual
+    from vitrina.export.training.text_visual import TextVisualTrainOptions, train_text_visual
 
-    rng = np.random.default_rng(1)
-    n, size = 48, 32
-    titles = np.zeros((n, 9), np.int32)
-    titles[:, :3] = rng.integers(1, 21, (n, 3))
-    data = TextVisualData(
-        titles=titles,
-        extra_words=rng.integers(0, 21, (n, 4)).astype(np.int32),
-        images=rng.integers(0, 256, (n, size, size, 3)).astype(np.uint8),
-        title_keys=np.arange(n) // 2,
-        labels=np.arange(n) % 8,
-    )
-    spec = TextVisualSpec(
-        vocab_size=20, visual=EncoderSpec(input_size=size, alpha=0.35, depth=0.34, embedding_dims=16, strides=3)
-    )
+    data, spec = _tiny_data_and_spec(48, seed=1)
     profile = TextVisualProfile(
         train=TextVisualTrainOptions(steps=12, batch_size=8, mine_every=4, pool=32), init_from_photo=False
     )

@@ -45,7 +45,7 @@ from .data.catalog import Catalog
 from .models import EncoderSpec
 from .quantize import MIN_CALIBRATION_SAMPLES, CalibrationError, set_full_int8
 from .text_visual_model import TextVisualSpec, build_text_visual
-from .training.background import BackgroundJob, start_job
+from .training.background import BackgroundJob, load_arrays, save_arrays, start_job
 from .training.checkpoints import fingerprint, save_weights_durably
 from .training.text_visual import TextVisualData, TextVisualTrainOptions, query_like, train_text_visual
 
@@ -174,14 +174,7 @@ def _start_training(
     data: TextVisualData, *, spec: TextVisualSpec, profile: TextVisualProfile, weights: Path
 ) -> BackgroundJob:
     arrays = weights.with_name(weights.name[: -len(".weights.h5")] + ".data.npz")
-    np.savez(
-        arrays,
-        titles=data.titles,
-        extra_words=data.extra_words,
-        images=data.images,
-        title_keys=data.title_keys,
-        labels=data.labels,
-    )
+    save_arrays(arrays, data)
     return start_job(
         _train_child,
         (str(arrays), spec, profile.train, str(weights)),
@@ -195,8 +188,7 @@ def _start_training(
 def _train_child(arrays: str, spec: TextVisualSpec, options: TextVisualTrainOptions, weights: str) -> None:
     """Child-process body of the background training: train from the seed's initial weights,
     cache the weights and the result (``weights`` + ``.json``)."""
-    with np.load(arrays, allow_pickle=False) as z:
-        data = TextVisualData(**{k: z[k] for k in ("titles", "extra_words", "images", "title_keys", "labels")})
+    data = load_arrays(arrays, TextVisualData)
     tf.config.experimental.enable_op_determinism()  # as in the build process (the encoders' training sets it)
     keras.utils.set_random_seed(options.seed)
     net = build_text_visual(spec)

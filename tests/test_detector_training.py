@@ -14,7 +14,6 @@ from vitrina.export.training.detector import (
     DetectorTrainOptions,
     grid_targets,
     start_detector_training,
-    train_detector_isolated,
 )
 
 
@@ -79,9 +78,9 @@ def test_background_training_cancelled_then_resumed_ends_with_the_same_weights(t
     scenes = _scenes()
     spec = DetectorSpec(input_size=32, n_classes=4, alpha=0.35, depth=0.34, fpn_channels=8)
     options = DetectorTrainOptions(steps=250, batch_size=8, warmup_steps=2, checkpoint_every=10)
-    straight, result = train_detector_isolated(
+    straight, result = start_detector_training(
         scenes, spec=spec, options=options, checkpoint_dir=tmp_path / "straight", progress=False
-    )
+    ).result(progress=False)
     assert result.resumed_from == 0 and result.steps_this_run == 250
 
     training = start_detector_training(
@@ -92,9 +91,9 @@ def test_background_training_cancelled_then_resumed_ends_with_the_same_weights(t
         time.sleep(0.05)
     training.cancel()
     assert not training.job.process.is_alive()
-    resumed, again = train_detector_isolated(
+    resumed, again = start_detector_training(
         scenes, spec=spec, options=options, checkpoint_dir=tmp_path / "cut", progress=False
-    )
+    ).result(progress=False)
     assert 10 <= again.resumed_from < 250, again  # killed after its first checkpoint, before the end
     assert again.steps_this_run == 250 - again.resumed_from
     for a, b in zip(straight.get_weights(), resumed.get_weights()):

@@ -15,14 +15,28 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 from tqdm import tqdm
+
+T = TypeVar("T")
 
 #: Seconds between the parent's looks at a running job's progress file.
 _POLL_SECONDS = 0.5
+
+
+def save_arrays(path: Path, value: Any) -> None:
+    """Write a dataclass whose fields are all arrays (a job's input) to ``path``, an ``.npz``."""
+    np.savez(path, **{f.name: getattr(value, f.name) for f in fields(value)})
+
+
+def load_arrays(path: str | Path, cls: type[T]) -> T:
+    """The dataclass ``cls`` from the arrays :func:`save_arrays` wrote (no pickles)."""
+    with np.load(path, allow_pickle=False) as z:
+        return cls(**{f.name: z[f.name] for f in fields(cls)})  # type: ignore[arg-type]
 
 
 def write_progress(path: Path | None, step: int) -> None:

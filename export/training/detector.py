@@ -32,7 +32,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from vitrina.export.detector_model import STRIDE, DetectorSpec, build_detector
-from vitrina.export.training.background import BackgroundJob, start_job, write_progress
+from vitrina.export.training.background import BackgroundJob, load_arrays, save_arrays, start_job, write_progress
 from vitrina.export.training.checkpoints import fingerprint as run_fingerprint
 from vitrina.export.training.checkpoints import restore_checkpoint, save_checkpoint
 from vitrina.runtime.bundle import SceneSet
@@ -323,8 +323,7 @@ def _train_child(
     scenes_path: str, spec: DetectorSpec, options: DetectorTrainOptions, checkpoint_dir: str, out: str, progress: bool
 ) -> None:
     """Child-process body of :func:`start_detector_training`: train, write weights and the result."""
-    with np.load(scenes_path, allow_pickle=False) as z:
-        scenes = SceneSet(**{k: z[k] for k in ("images", "boxes", "box_scene", "box_items", "box_labels")})
+    scenes = load_arrays(scenes_path, SceneSet)
     model, result = train_detector(
         scenes,
         spec=spec,
@@ -386,14 +385,7 @@ def start_detector_training(
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     scenes_path = checkpoint_dir / "scenes.npz"
-    np.savez(
-        scenes_path,
-        images=scenes.images,
-        boxes=scenes.boxes,
-        box_scene=scenes.box_scene,
-        box_items=scenes.box_items,
-        box_labels=scenes.box_labels,
-    )
+    save_arrays(scenes_path, scenes)
     out = str(checkpoint_dir / "trained")
     job = start_job(
         _train_child,
@@ -404,21 +396,3 @@ def start_detector_training(
         cleanup=[scenes_path],
     )
     return DetectorTraining(job=job, spec=spec, out=out)
-
-
-def train_detector_isolated(
-    scenes: SceneSet,
-    *,
-    spec: DetectorSpec,
-    options: DetectorTrainOptions,
-    checkpoint_dir: Path,
-    progress: bool = True,
-) -> tuple[keras.Model, DetectorTrainResult]:
-    """:func:`train_detector` in a fresh process (:func:`start_detector_training`), waited for."""
-    training = start_detector_training(
-        scenes, spec=spec, options=options, checkpoint_dir=checkpoint_dir, progress=progress
-    )
-    try:
-        return training.result(progress=False)
-    finally:
-        training.cancel()

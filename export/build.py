@@ -7,15 +7,19 @@ so an interrupted build resumes instead of starting over):
 2. render synthetic training sketches of the train split (``data/sketch_synthesis.py``, cached);
 3. train the sketch and photo encoders (``training/encoders.py``, checkpointed; fixed steps from a fixed seed);
 4. export both to TFLite float32 and full int8 (``quantize.py``);
-5. encode every catalog image with the int8 photo encoder through LiteRT;
-6. render held-out sketch queries of the test split with a seed training never
+5. with a detector in the profile: compose scenes, train (in the background, from
+   step 1 on) and export the detector, and fine-tune the photo encoder on
+   detector-like crops (``build_detector.py``); with a text-visual model: train it
+   (in the background too when it can) and export it (``build_text_visual.py``);
+6. main-product identification (``identify_products.py``): every catalog photo that
+   is not a packshot (the product alone on white) is replaced by the crop of the
+   product its title describes; only packshots train (steps 2-5);
+7. encode every catalog image (or its identified crop) with the int8 photo encoder
+   through LiteRT, and every product's title and image into text-visual codes;
+8. render held-out sketch queries of the test split with a seed training never
    used, and measure float/int8 agreement on them;
-7. reduce the catalog codes to the chosen code type (``codes/fit.py``:
+9. reduce the catalog codes to the chosen code type (``codes/fit.py``:
    PCA, UMAP with a landmark reducer, or binary codes; optional int8 re-rank);
-8. with a detector in the profile: compose scenes, train and export the detector, and
-   fine-tune the photo encoder on detector-like crops (``build_detector.py``);
-9. with a text-visual model in the profile: train and export it, and encode every
-   product's title and main image into text-visual codes (``build_text_visual.py``);
 10. write the bundle (``vitrina.runtime.bundle``), atomically, with the text
    search's vocabulary (titles, categories, colours; less brands and numbers).
 """
@@ -37,14 +41,23 @@ from vitrina.runtime.bundle import BundleContents, EvalSet, write_bundle
 from vitrina.runtime.encoders import EncoderOptions, PhotoEncoder, SketchEncoder
 from vitrina.runtime.rasterize import RasterOptions
 from vitrina.runtime.text import Vocabulary
+from vitrina.runtime.text_visual import ROLE
 
-from .build_detector import PendingDetector, finish_detector_stage, start_detector_stage
-from .build_text_visual import PendingTextVisual, finish_text_visual_stage, start_text_visual_stage
+from .build_detector import DetectorStage, PendingDetector, finish_detector_stage, start_detector_stage
+from .build_text_visual import (
+    ExportedTextVisual,
+    PendingTextVisual,
+    export_text_visual,
+    finish_text_visual_stage,
+    start_text_visual_stage,
+)
 from .codes.fit import CodeOptions, FittedCodes, TrainingEmbeddings, fit_codes
 from .data.catalog import Catalog, load_catalog
 from .data.colors import colour_families
 from .data.sketch_styles import HELD_OUT_STYLES, STYLES, check_styles, render_style
 from .data.sketch_synthesis import render_sketches, synthesize_strokes
+from .identify_products import Identification, identify_main_products, packshot_mask
+from .outfit_eval import outfit_eval_arrays
 from .profiles import Profile, get_profile
 from .quantize import QuantizationAgreement, agreement, to_tflite
 from .training.encoders import TrainResult, train_encoders
@@ -185,10 +198,13 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
     photos = _resize_all(catalog.images, profile.input_size)
     categories = list(dict.fromkeys(item.category for item in catalog.items))
     item_labels = np.array([categories.index(item.category) for item in catalog.items], dtype=np.int32)
-    is_train = np.array([item.split == "train" for item in catalog.items])
-    train_rows = np.flatnonzero(is_train[catalog.image_items])
-    if len(train_rows) == 0:
-        raise ValueError(f"catalog {catalog_dir} has no train-split products to train on")
+    on_white = packshot_mask(catalog.images)
+    usable = on_white[catalog.first_images()]
+    if len(_train_rows(catalog, on_white)) == 0:
+        raise ValueError(
+            f"catalog {catalog_dir} has no train-split product photographed alone on white to train on "
+            f"({int(np.sum(~on_white))} of its {len(on_white)} photos have a background)"
+        )
     key = _catalog_key(catalog)
     # the text search's words: titles, categories and colours, less brands and numbers
     vocabulary = Vocabulary.from_texts((f"{i.title} {i.category} {i.color}" for i in catalog.items), catalog.brands)
@@ -200,6 +216,7 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
                 catalog,
                 categories,
                 item_labels,
+                usable=usable,
                 profile=profile.detector,
                 work=work,
                 key=key,
@@ -211,12 +228,15 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
                 vocabulary,
                 photo_spec=profile.photo_spec(),
                 photos=photos,
+                usable=usable,
                 profile=profile.text_visual,
                 work=work,
                 key=key,
             )
         return _build_rest(
             catalog,
+            catalog_dir=Path(catalog_dir),
+            on_white=on_white,
             photos=photos,
             categories=categories,
             item_labels=item_labels,
@@ -247,9 +267,44 @@ class Pending:
                 stage.cancel()
 
 
+def _train_rows(catalog: Catalog, on_white: np.ndarray) -> np.ndarray:
+    """(n,) int64 catalog image rows training may use: train-split packshots."""
+    is_train = np.array([item.split == "train" for item in catalog.items])
+    return np.flatnonzero(is_train[catalog.image_items] & on_white)
+
+
+def _identify(
+    catalog: Catalog,
+    on_white: np.ndarray,
+    *,
+    detector: DetectorStage | None,
+    exported: ExportedTextVisual | None,
+    pending: Pending,
+    options: BuildOptions,
+) -> Identification | None:
+    """Step 6: the sold product's box in every catalog photo that is not a packshot (None without a detector)."""
+    if detector is None:
+        return None
+    rows = np.flatnonzero(~on_white)
+    titles = None
+    if exported is not None and pending.text_visual is not None:
+        titles = pending.text_visual.titles[catalog.image_items[rows]]
+    return identify_main_products(
+        catalog.images,
+        rows,
+        detector_model=detector.models["detector_int8"],
+        score_threshold=detector.score_threshold,
+        text_visual_model=exported.models[f"{ROLE}_int8"] if exported is not None else None,
+        title_ids=titles,
+        progress=options.progress,
+    )
+
+
 def _build_rest(
     catalog: Catalog,
     *,
+    catalog_dir: Path,
+    on_white: np.ndarray,
     photos: np.ndarray,
     categories: list[str],
     item_labels: np.ndarray,
@@ -265,13 +320,15 @@ def _build_rest(
     """Steps 2-10 of :func:`build_bundle`, the background trainings already started (``pending``).
 
     Args:
+        catalog_dir: the catalog folder (its demo ground truth, if any, feeds the eval arrays only).
+        on_white: (N,) bool which catalog images are packshots.
         photos: (N, S, S, 3) uint8 catalog images at the encoders' input side.
         categories: category names; item_labels: (P,) int32 category index of each product.
     """
     size = profile.input_size
     raster = RasterOptions(size=size)
-    is_train = np.array([item.split == "train" for item in catalog.items])
-    train_rows = np.flatnonzero(is_train[catalog.image_items])
+    train_rows = _train_rows(catalog, on_white)
+    whole_photos = photos
 
     # 2-3. Sketches and training.
     train_sketches = _cached_sketches(
@@ -306,38 +363,7 @@ def _build_rest(
         "photo_float": to_tflite(photo_model, "float"),
         "photo_int8": to_tflite(photo_model, "int8", photos[train_rows[calib]]),
     }
-    with tempfile.TemporaryDirectory(prefix="vitrina-models-") as tmp:
-        paths = {name: Path(tmp) / f"{name}.tflite" for name in models}
-        for name, blob in models.items():
-            paths[name].write_bytes(blob)
-        # 5. Catalog codes with the int8 photo encoder, as the device would compute them.
-        codes = _encode(paths["photo_int8"], photos, progress=options.progress, desc="encoding catalog")
-        # 6. Held-out queries and agreement.
-        eval_set, sketch_agreement, photo_cosine = _eval_set(
-            catalog,
-            photos,
-            codes,
-            raster=raster,
-            paths=paths,
-            profile=profile,
-            options=options,
-            work=work,
-            key=key,
-        )
-    # 7. Compact codes (the float codes stay the eval set's reference).
-    code_type = options.codes or profile.codes
-    code_opts = options.code_options or profile.code_options
-    fitted = _compact_codes(
-        code_type,
-        code_opts,
-        codes,
-        labels=item_labels[catalog.image_items],
-        train_sketches=train_sketches,
-        train_rows=train_rows,
-        sketch_model=models["sketch_int8"],
-        options=options,
-    )
-    # 8b. Detector export and crop-tuned photo encoder (catalog codes above stay the trained encoder's).
+    # 5. The detector and the text-visual model (trained in the background), exported.
     detector = None
     if pending.detector is not None:
         detector = finish_detector_stage(
@@ -350,11 +376,68 @@ def _build_rest(
             key=key,
             progress=options.progress,
         )
-        models.update(detector.models)
-    # 9b. Text-visual model and the catalog's text-visual codes (build_text_visual.py).
-    text_visual = None
+    exported = None
     if pending.text_visual is not None:
-        text_visual = finish_text_visual_stage(pending.text_visual, photo_model=photo_model, progress=options.progress)
+        exported = export_text_visual(pending.text_visual, photo_model=photo_model, progress=options.progress)
+    # 6. Main-product identification: photos that are not packshots are encoded by the sold product's crop.
+    identification = _identify(
+        catalog, on_white, detector=detector, exported=exported, pending=pending, options=options
+    )
+    if identification is not None and len(identification.rows):
+        photos = photos.copy()
+        photos[identification.rows] = identification.crops(catalog.images, size)
+    # 7b. Text-visual codes of every product (title + image or identified crop).
+    text_visual = None
+    if pending.text_visual is not None and exported is not None:
+        text_visual = finish_text_visual_stage(pending.text_visual, exported, images=photos[catalog.first_images()])
+    with tempfile.TemporaryDirectory(prefix="vitrina-models-") as tmp:
+        paths = {name: Path(tmp) / f"{name}.tflite" for name in models}
+        for name, blob in models.items():
+            paths[name].write_bytes(blob)
+        # 7. Catalog codes with the int8 photo encoder, as the device would compute them.
+        codes = _encode(paths["photo_int8"], photos, progress=options.progress, desc="encoding catalog")
+        # 8. Held-out queries and agreement.
+        eval_set, sketch_agreement, photo_cosine = _eval_set(
+            catalog,
+            photos,
+            codes,
+            raster=raster,
+            paths=paths,
+            profile=profile,
+            options=options,
+            work=work,
+            key=key,
+            usable=on_white[catalog.first_images()],
+        )
+        outfit_arrays, outfit_meta = outfit_eval_arrays(
+            catalog,
+            catalog_dir,
+            identification=identification,
+            whole_photos=whole_photos,
+            photos=photos,
+            encode=lambda precision, images: _encode(paths[f"photo_{precision}"], images, progress=False, desc=""),
+            raster=raster,
+            synthesis=profile.synthesis,
+            queries=profile.max_eval_queries,
+        )
+    # 9. Compact codes (the float codes stay the eval set's reference).
+    code_type = options.codes or profile.codes
+    code_opts = options.code_options or profile.code_options
+    fitted = _compact_codes(
+        code_type,
+        code_opts,
+        codes,
+        labels=item_labels[catalog.image_items],
+        train_sketches=train_sketches,
+        train_rows=train_rows,
+        sketch_model=models["sketch_int8"],
+        options=options,
+    )
+    # The detector's models (with the crop-tuned photo encoder: catalog codes above stay the
+    # trained encoder's) and the text-visual models join the bundle.
+    if detector is not None:
+        models.update(detector.models)
+    if text_visual is not None:
         models.update(text_visual.models)
     stroke_items, strokes = _eval_strokes(catalog, eval_set, profile)
     style_arrays, style_meta = _style_eval(catalog, eval_set, raster, profile, options)
@@ -376,6 +459,11 @@ def _build_rest(
         "model_bytes": {name: len(blob) for name, blob in models.items()},
         "detector": detector.report if detector else None,
         "text_visual": text_visual.report if text_visual else None,
+        "identification": (
+            identification.report(len(catalog.images))
+            if identification is not None
+            else {"photos": len(catalog.images), "packshots": int(on_white.sum()), "method": None}
+        ),
         "codes": {
             "type": fitted.code_type,
             "reducer": fitted.reducer.about,
@@ -396,10 +484,15 @@ def _build_rest(
         report=report,
         eval_strokes=strokes,
         eval_stroke_items=stroke_items,
-        extra={"categories": categories, "colors": colour_families(catalog), **style_meta}
+        extra={
+            "categories": categories,
+            "colors": colour_families(catalog, on_white=on_white),
+            **style_meta,
+            **outfit_meta,
+        }
         | ({"detector": {"score_threshold": detector.score_threshold}} if detector else {})
         | (text_visual.manifest if text_visual else {}),
-        arrays=style_arrays | (text_visual.arrays if text_visual else {}),
+        arrays=style_arrays | outfit_arrays | (text_visual.arrays if text_visual else {}),
         code_type=fitted.code_type,
         reducer=fitted.reducer,
         rerank=fitted.rerank,
@@ -469,14 +562,21 @@ def _eval_set(
     options: BuildOptions,
     work: Path,
     key: str,
+    usable: np.ndarray,
 ) -> tuple[EvalSet | None, QuantizationAgreement | None, float]:
-    """Held-out sketch queries of test products, plus float/int8 agreement on them."""
+    """Held-out sketch queries of test products, plus float/int8 agreement on them.
+
+    The gallery is every test product (encoded by its identified crop where its photo is not a
+    packshot); queries are sketches of the test products whose photo is a packshot (``usable``,
+    (P,) bool: a sketch is drawn from the product alone; ``outfit_eval.py`` measures the others).
+    """
     test_items = catalog.split_items("test")
     if len(test_items) == 0:
         return None, None, float("nan")
     first = catalog.first_images()
     gallery_rows = first[test_items]
-    query_items = test_items if profile.max_eval_queries is None else test_items[: profile.max_eval_queries]
+    query_pool = test_items[usable[test_items]]
+    query_items = query_pool if profile.max_eval_queries is None else query_pool[: profile.max_eval_queries]
     sketches = _cached_sketches(
         work,
         key,

@@ -97,9 +97,15 @@ class DetectorStage:
     score_threshold: float = 0.2
 
 
-def product_pool(catalog: Catalog, labels: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(photos, product indices, category indices) of the products of ``split``, first image each."""
+def product_pool(
+    catalog: Catalog, labels: np.ndarray, split: str, usable: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(photos, product indices, category indices) of the products of ``split``, first image each;
+    with ``usable`` ((P,) bool), only those products (the packshots: scenes are composed of
+    products cut out of their white background)."""
     items = catalog.split_items(split)
+    if usable is not None:
+        items = items[usable[items]]
     rows = catalog.first_images()[items]
     return catalog.images[rows], items.astype(np.int32), labels[items].astype(np.int32)
 
@@ -116,6 +122,7 @@ class PendingDetector:
     spec: DetectorSpec
     training: DetectorTraining
     compose_seconds: float
+    usable: np.ndarray
 
     def cancel(self) -> None:
         """Stop the training process (its checkpoints stay for the next build)."""
@@ -127,6 +134,7 @@ def start_detector_stage(
     categories: list[str],
     item_labels: np.ndarray,
     *,
+    usable: np.ndarray,
     profile: DetectorProfile,
     work: Path,
     key: str,
@@ -138,12 +146,13 @@ def start_detector_stage(
     Args:
         catalog: the loaded catalog; categories: category names (index order of ``item_labels``).
         item_labels: (P,) category index of each product.
+        usable: (P,) bool products whose main image is a packshot (the scenes' products).
         work: the build's cache folder; key: the catalog's cache key.
     """
     t0 = time.monotonic()
     opts = profile.scenes
-    train_photos, train_items, train_labels = product_pool(catalog, item_labels, "train")
-    test_photos, test_items, test_labels = product_pool(catalog, item_labels, "test")
+    train_photos, train_items, train_labels = product_pool(catalog, item_labels, "train", usable)
+    test_photos, test_items, test_labels = product_pool(catalog, item_labels, "test", usable)
     if len(test_items) == 0:
         raise ValueError("the detector's held-out scenes need test-split products; the catalog has none")
     train_scenes = compose_scenes(
@@ -185,6 +194,7 @@ def start_detector_stage(
         spec=spec,
         training=training,
         compose_seconds=compose_seconds,
+        usable=usable,
     )
 
 
@@ -214,7 +224,7 @@ def finish_detector_stage(
     profile, categories, spec = pending.profile, pending.categories, pending.spec
     train_scenes, eval_scenes = pending.train_scenes, pending.eval_scenes
     opts = profile.scenes
-    train_photos, train_items, train_labels = product_pool(catalog, item_labels, "train")
+    train_photos, train_items, train_labels = product_pool(catalog, item_labels, "train", pending.usable)
     calib = train_scenes.images[: max(profile.calibration_samples, 200)]
     models = {"detector_float": to_tflite(model, "float"), "detector_int8": to_tflite(model, "int8", calib)}
 

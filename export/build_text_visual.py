@@ -2,18 +2,20 @@
 
 Runs inside ``vitrina build`` (``build.py``) in two halves: :func:`start_text_visual_stage`
 before the encoders train (the training starts there, in its own process, unless the
-visual branch starts from the trained photo encoder), :func:`finish_text_visual_stage` after:
+visual branch starts from the trained photo encoder), :func:`export_text_visual` and
+:func:`finish_text_visual_stage` after (main-product identification uses the exported
+model in between, and the codes encode the crops it picked):
 
 1. every product's title → words (the device's :class:`~vitrina.runtime.text.WordRepair`
    against the bundle's vocabulary: folded, brands and numbers dropped) → word ids;
-2. train the model on train-split products (``training/text_visual.py``), its visual
+2. train the model on train-split packshots (``training/text_visual.py``), its visual
    branch started from the trained photo encoder (``init_from_photo``) or from the
    seed; the trained weights are cached in the work folder under a fingerprint of the
    settings and data;
 3. export it to TFLite float32 and full int8 (int8 calibrated on training products in
    all three modes: text only, image only, both);
-4. encode every product (title + main image) with both models through LiteRT, as the
-   device would: the bundle's ``text_visual/codes_int8.npy`` and ``codes_float.npy``.
+4. encode every product (title + main image, or the crop identification picked) with
+   both models through LiteRT, as the device would: the bundle's ``text_visual/codes_int8.npy`` and ``codes_float.npy``.
 """
 
 from __future__ import annotations
@@ -66,6 +68,16 @@ class TextVisualProfile:
     train: TextVisualTrainOptions = TextVisualTrainOptions()
     calibration_samples: int = 300
     init_from_photo: bool = True
+
+
+@dataclass(frozen=True)
+class ExportedTextVisual:
+    """The trained model exported: ``models`` (textvisual_float / _int8 TFLite bytes), how it was
+    trained (``trained``: the training result, or ``cached``), seconds the stage took so far."""
+
+    models: dict[str, bytes]
+    trained: dict[str, Any]
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -131,6 +143,7 @@ def start_text_visual_stage(
     *,
     photo_spec: EncoderSpec,
     photos: np.ndarray,
+    usable: np.ndarray,
     profile: TextVisualProfile,
     work: Path,
     key: str,
@@ -143,12 +156,14 @@ def start_text_visual_stage(
         vocabulary: the bundle's text vocabulary (word ids are positions in it plus one).
         photo_spec: the photo encoder's architecture (the visual branch's).
         photos: (N, S, S, 3) uint8 catalog images at the photo encoder's input side.
+        usable: (P,) bool products whose main image may train (packshots).
         work: the build's cache folder; key: the catalog's cache key.
     """
     t0 = time.monotonic()
     titles, extra, keys, labels = product_texts(catalog, vocabulary)
     images = photos[catalog.first_images()]
     train = catalog.split_items("train")
+    train = train[usable[train]]
     data = TextVisualData(titles[train], extra[train], images[train], keys[train], labels[train])
     spec = TextVisualSpec(vocab_size=len(vocabulary), visual=photo_spec)
     job = None
@@ -198,10 +213,10 @@ def _train_child(arrays: str, spec: TextVisualSpec, options: TextVisualTrainOpti
     save_weights_durably(net.model, Path(weights))
 
 
-def finish_text_visual_stage(
+def export_text_visual(
     pending: PendingTextVisual, *, photo_model: keras.Model, progress: bool = True
-) -> TextVisualStage:
-    """Wait for (or run) the training, then export and encode (see the module docstring).
+) -> ExportedTextVisual:
+    """Wait for (or run) the training, then export to TFLite (steps 2-3 of the module docstring).
 
     Args:
         pending: from :func:`start_text_visual_stage`.
@@ -209,7 +224,6 @@ def finish_text_visual_stage(
     """
     t0 = time.monotonic()
     profile, spec, data = pending.profile, pending.spec, pending.data
-    titles, images = pending.titles, pending.images
     # the initial weights from the training seed, whatever the process built before
     keras.utils.set_random_seed(profile.train.seed)
     net = build_text_visual(spec, visual_init=photo_model if profile.init_from_photo else None)
@@ -232,6 +246,23 @@ def finish_text_visual_stage(
         f"{ROLE}_float": to_tflite_inputs(net.model, "float"),
         f"{ROLE}_int8": to_tflite_inputs(net.model, "int8", calib),
     }
+    return ExportedTextVisual(models=models, trained=trained, seconds=time.monotonic() - t0)
+
+
+def finish_text_visual_stage(
+    pending: PendingTextVisual, exported: ExportedTextVisual, *, images: np.ndarray | None = None
+) -> TextVisualStage:
+    """Encode every product with both exported models (step 4 of the module docstring).
+
+    Args:
+        pending: from :func:`start_text_visual_stage`; exported: from :func:`export_text_visual`.
+        images: (P, S, S, 3) uint8 each product's image to encode (the crop identification
+            picked); None: each product's main image as the stage started with.
+    """
+    t0 = time.monotonic()
+    profile, spec, data, models = pending.profile, pending.spec, pending.data, exported.models
+    titles = pending.titles
+    images = pending.images if images is None else images
     arrays: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory(prefix="vitrina-text-visual-") as tmp:
         for precision in ("int8", "float"):
@@ -252,13 +283,13 @@ def finish_text_visual_stage(
     }
     report = {
         "architecture": asdict(spec),
-        "training": trained,
+        "training": exported.trained,
         "training_options": asdict(profile.train),
         "train_products": len(data),
         "distinct_titles": pending.distinct_titles,
         "int8_float_code_cosine": round(cosine, 4),
         # the build process's own time on the stage (waiting for a background training included)
-        "seconds": round(pending.prepare_seconds + time.monotonic() - t0, 1),
+        "seconds": round(pending.prepare_seconds + exported.seconds + time.monotonic() - t0, 1),
     }
     return TextVisualStage(models=models, arrays=arrays, manifest=manifest, report=report)
 

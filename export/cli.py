@@ -27,6 +27,13 @@ def register(commands: Commands) -> None:
         help="main: train+test products, the main store's titles; second: the generalisation store "
         "(test products only, its own title words)",
     )
+    p.add_argument(
+        "--outfit-share",
+        type=float,
+        default=0.3,
+        help="share of products whose catalog image is an outfit photo: the product among 1-4 others "
+        "of its split (0 to 1; default 0.3; ground truth in outfits.json, for the measurements only)",
+    )
     p.set_defaults(handler=_demo_catalog)
 
     p = commands.add("build", help="train, quantise and encode a catalog into a bundle")
@@ -106,6 +113,7 @@ def register(commands: Commands) -> None:
 def _demo_catalog(args: argparse.Namespace) -> int:
     from .data.demo_catalog import write_demo_catalog
     from .data.fashion_mnist import DEFAULT_DIR
+    from .data.outfit_photos import OutfitOptions
 
     for name in ("limit_train", "limit_test"):
         value = getattr(args, name)
@@ -118,6 +126,7 @@ def _demo_catalog(args: argparse.Namespace) -> int:
         limit_test=args.limit_test,
         seed=args.seed,
         store=args.store,
+        outfits=OutfitOptions(share=args.outfit_share),
     )
     print(f"wrote {path}")
     return 0
@@ -204,6 +213,14 @@ def _build(args: argparse.Namespace) -> int:
         print(
             f"text-visual: {tv['steps']} steps ({how}) on {text_visual['train_products']} products, "
             f"int8 vs float code cosine {text_visual['int8_float_code_cosine']}"
+        )
+    ident = report.get("identification")
+    if ident and ident.get("other_photos"):
+        print(
+            f"identification: {ident['other_photos']} of {ident['photos']} photos are not packshots; "
+            f"{ident['several_products']} showed several products, {ident['one_product']} one, "
+            f"{ident['no_product_found']} none found (whole photo encoded); crop picked by {ident['method']}, "
+            f"{ident['seconds']:.0f} s"
         )
     return 0
 

@@ -25,6 +25,7 @@ from vitrina.runtime.bundle import SceneSet
 from .build_detector import EVAL_SCENE_SEED, TRAIN_SCENE_SEED, DetectorProfile, product_pool
 from .data.catalog import Catalog, load_catalog
 from .data.scenes import compose_scenes
+from .identify_products import packshot_mask
 from .profiles import get_profile
 from .quantize import to_tflite
 from .training.detector import DetectorTraining, start_detector_training
@@ -78,15 +79,16 @@ def _scenes(
     catalog: Catalog, categories: list[str], labels: np.ndarray, profile: DetectorProfile, size: int
 ) -> tuple[SceneSet, SceneSet]:
     opts = replace(profile.scenes, size=size)
+    usable = packshot_mask(catalog.images)[catalog.first_images()]  # as the build: packshots only
     train = compose_scenes(
-        *product_pool(catalog, labels, "train"),
+        *product_pool(catalog, labels, "train", usable),
         categories,
         count=profile.train_scenes,
         seed=TRAIN_SCENE_SEED,
         options=opts,
     )
     held_out = compose_scenes(
-        *product_pool(catalog, labels, "test"),
+        *product_pool(catalog, labels, "test", usable),
         categories,
         count=profile.eval_scenes,
         seed=EVAL_SCENE_SEED,

@@ -71,11 +71,12 @@ def register(commands: Commands) -> None:
     p.add_argument("--bundle", required=True, type=Path)
     p.add_argument(
         "--task",
-        choices=("sketch", "color", "text", "detect", "photo", "similar", "identify"),
+        choices=("sketch", "color", "text", "detect", "photo", "similar", "identify", "outfit"),
         default="sketch",
         help="sketch: black-ink queries (default); color: colour sketches; text: category and colour words; "
         "detect: the detector on held-out scenes; photo: photo search on held-out scenes; "
-        "similar: more-like-this, visual vs text-visual; identify: the sold product among a photo's products",
+        "similar: more-like-this, visual vs text-visual; identify: the sold product among a photo's products; "
+        "outfit: sketch search on outfit-photo products indexed by the whole photo, the identified crop, the true crop",
     )
     p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -199,6 +200,8 @@ def _eval(args: argparse.Namespace) -> int:
         return similar_cli.eval_similar(args)
     if args.task == "identify":
         return similar_cli.eval_identify(args)
+    if args.task == "outfit":
+        return similar_cli.eval_outfit(args)
 
     from .evaluate_styles import evaluate_styles, has_style_eval
 

@@ -96,3 +96,12 @@ def eval_identify(args: argparse.Namespace) -> int:
     report = evaluate_identify(Bundle.open(args.bundle), num_threads=args.threads)
     print(json.dumps(report.to_json()) if args.json else format_identify(report))
     return 0
+
+
+def eval_outfit(args: argparse.Namespace) -> int:
+    """``vitrina eval --task outfit``."""
+    from .evaluate_outfits import evaluate_outfits, format_outfits
+
+    report = evaluate_outfits(Bundle.open(args.bundle), num_threads=args.threads)
+    print(json.dumps(report.to_json()) if args.json else format_outfits(report))
+    return 0

@@ -99,6 +99,7 @@ class Catalog:
         image_items: (N,) int32 product index of each image.
         skipped: rows dropped with ``skip_bad_rows``.
         brands: the distinct values of the optional ``brand`` column, first-seen order.
+        image_paths: (N,) each image's path in the catalog folder, as catalog.csv names it.
     """
 
     name: str
@@ -107,6 +108,7 @@ class Catalog:
     image_items: np.ndarray
     skipped: tuple[RowError, ...] = ()
     brands: tuple[str, ...] = ()
+    image_paths: tuple[str, ...] = ()
 
     def split_items(self, split: str) -> np.ndarray:
         """(n,) int64 indices of the products in ``split``."""
@@ -353,6 +355,7 @@ def _validate_rows(
     items: dict[str, Item] = {}
     images: list[np.ndarray] = []
     owners: list[str] = []
+    paths: list[str] = []
     brands: dict[str, None] = {}
     has_split = "split" in columns
     iterator = records
@@ -387,6 +390,7 @@ def _validate_rows(
             brands.setdefault(brand)
         images.append(pixels)
         owners.append(item.id)
+        paths.append(row.get("image", "").strip())
     if errors and not skip:
         raise CatalogError(
             f"{folder}/{CSV_NAME} has {len(errors)} bad row(s) (use --skip-bad-rows to drop them):", tuple(errors)
@@ -401,4 +405,5 @@ def _validate_rows(
         image_items=np.array([index[pid] for pid in owners], dtype=np.int32),
         skipped=tuple(errors),
         brands=tuple(brands),
+        image_paths=tuple(paths),
     )

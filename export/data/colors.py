@@ -18,17 +18,19 @@ PRODUCT_DENSITY = 0.85
 SAMPLES_PER_COLOR = 300
 
 
-def colour_families(catalog: Catalog, *, seed: int = 0) -> dict[str, list[int]]:
+def colour_families(catalog: Catalog, *, seed: int = 0, on_white: np.ndarray | None = None) -> dict[str, list[int]]:
     """``{colour name: [r, g, b]}`` (0-255): the median product pixel of up to
     :data:`SAMPLES_PER_COLOR` photos of each colour name, names in first-seen order.
-    Names whose photos have no product pixels are left out."""
+    Names whose photos have no product pixels are left out. ``on_white``: (N,) bool, only
+    these photos (the packshots: an outfit photo's background and other products are not
+    the product's colour)."""
     rng = np.random.default_rng(seed)
     names = list(dict.fromkeys(item.color for item in catalog.items if item.color))
     item_colour = np.array([item.color for item in catalog.items], dtype=object)
     image_colour = item_colour[catalog.image_items]
     out: dict[str, list[int]] = {}
     for name in names:
-        rows = np.flatnonzero(image_colour == name)
+        rows = np.flatnonzero((image_colour == name) & (True if on_white is None else on_white))
         rows = rng.choice(rows, size=min(SAMPLES_PER_COLOR, len(rows)), replace=False)
         pixels = [catalog.images[r][ink_density(catalog.images[r]) >= PRODUCT_DENSITY] for r in rows]
         stacked = np.concatenate(pixels) if pixels else np.empty((0, 3))

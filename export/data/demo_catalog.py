@@ -16,10 +16,11 @@ Two stores (``--store``):
   title vocabulary (other synonyms, English words, plurals, misspellings),
   its own colours, prices and ids (``S2-…``).
 
-Hook for scenes: ``write_demo_catalog(..., compose=...)`` takes a
-:class:`ImageComposer` that turns each tinted product photo into the catalog
-image (other backgrounds, outfit photos with other products around the sold
-one); without it, products stand on white. The scene composer plugs in there.
+Outfit photos: with ``outfits`` (:class:`~.outfit_photos.OutfitOptions`), a share
+of the products gets a catalog image with 1-4 other products of its split around
+it (:mod:`.outfit_photos`); the ground truth goes to ``outfits.json`` and the sold
+products' photos on white to ``packshots/``, for the measurements only. Without
+it, every product stands alone on white.
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm  # a core dependency of vitrina
 
 from .fashion_mnist import CLASS_NAMES, DEFAULT_DIR, load_split
+from .outfit_photos import PACKSHOT_DIR, TRUTH_NAME, OutfitComposer, OutfitOptions, truth_entry
 from .titles import draw_title, get_store
 
 #: Stores ``write_demo_catalog`` writes: name → (splits it takes products from, id prefix).
@@ -155,19 +156,6 @@ def alias_table() -> dict[str, object]:
     }
 
 
-class ImageComposer(Protocol):
-    """Turns a product's tinted photo into its catalog image (the scene composer's hook).
-
-    Called once per product, in catalog order, with the (h, w, 3) uint8 product
-    on white, its category (a Fashion-MNIST class name), its split, and the
-    catalog's scene generator (its own stream: draw from ``rng`` only, so the
-    catalog stays deterministic from its seed and colours, prices and titles do
-    not change with the composer). Returns an (H, W, 3) uint8 image.
-    """
-
-    def __call__(self, product: np.ndarray, *, category: str, split: str, rng: np.random.Generator) -> np.ndarray: ...
-
-
 def write_demo_catalog(
     out: Path,
     source: Path = DEFAULT_DIR,
@@ -176,9 +164,10 @@ def write_demo_catalog(
     limit_test: int | None = None,
     seed: int = 7,
     store: str = "main",
-    compose: ImageComposer | None = None,
+    outfits: OutfitOptions | None = None,
 ) -> Path:
-    """Write ``out/catalog.csv``, ``out/aliases.json`` and ``out/images/…png``.
+    """Write ``out/catalog.csv``, ``out/aliases.json`` and ``out/images/…png``
+    (with ``outfits``: also ``out/outfits.json`` and ``out/packshots/…png``).
 
     Args:
         limit_train, limit_test: keep only the first N products of each split
@@ -186,7 +175,8 @@ def write_demo_catalog(
             the ``second`` store takes test products only and ignores ``limit_train``.
         seed: colours, prices and titles follow from it.
         store: ``main`` or ``second`` (see the module docstring).
-        compose: makes each catalog image from the tinted product; None: product on white.
+        outfits: how outfit photos are composed (their own random stream: colours,
+            prices and titles do not change with it); None: every product on white.
 
     Returns:
         the path of catalog.csv.
@@ -200,6 +190,8 @@ def write_demo_catalog(
     # the images and every cache keyed on them) as they were.
     title_rng = np.random.default_rng([seed, 1 if store == "main" else 2])
     scene_rng = np.random.default_rng([seed, 3 if store == "main" else 4])
+    compose = OutfitComposer(outfits) if outfits is not None and outfits.share > 0 else None
+    truth: dict[str, object] = {}
     rows = []
     for split in splits:
         limit = limit_train if split == "train" else limit_test
@@ -224,7 +216,13 @@ def write_demo_catalog(
             rel = f"images/{prefix}{i:05d}.png"
             image = tint(data.images[i], colour.rgb)
             if compose is not None:
+                packshot = image
                 image = compose(image, category=category, split=split, rng=scene_rng)
+                if compose.last is not None:
+                    (out / PACKSHOT_DIR).mkdir(exist_ok=True)
+                    packshot_rel = f"{PACKSHOT_DIR}/{prefix}{i:05d}.png"
+                    Image.fromarray(packshot).save(out / packshot_rel, compress_level=1)
+                    truth[rel] = truth_entry(compose.last, packshot_rel)
             Image.fromarray(image).save(out / rel, compress_level=1)
             rows.append(
                 [
@@ -243,5 +241,7 @@ def write_demo_catalog(
         writer = csv.writer(f)
         writer.writerow(["id", "title", "category", "color", "price", "image", "split", "brand"])
         writer.writerows(rows)
+    if compose is not None:
+        (out / TRUTH_NAME).write_text(json.dumps(truth, ensure_ascii=False), encoding="utf-8")
     (out / "aliases.json").write_text(json.dumps(alias_table(), ensure_ascii=False, indent=2), encoding="utf-8")
     return csv_path

@@ -50,6 +50,7 @@ from .build_text_visual import (
     export_text_visual,
     finish_text_visual_stage,
     start_text_visual_stage,
+    text_visual_codes,
 )
 from .codes.fit import CodeOptions, FittedCodes, TrainingEmbeddings, fit_codes
 from .data.catalog import Catalog, load_catalog
@@ -229,6 +230,7 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
                 photo_spec=profile.photo_spec(),
                 photos=photos,
                 usable=usable,
+                scenes=pending.detector.train_scenes if pending.detector is not None else None,
                 profile=profile.text_visual,
                 work=work,
                 key=key,
@@ -416,6 +418,12 @@ def _build_rest(
             whole_photos=whole_photos,
             photos=photos,
             encode=lambda precision, images: _encode(paths[f"photo_{precision}"], images, progress=False, desc=""),
+            encode_text_visual=(
+                (lambda precision, words, images: text_visual_codes(exported, precision, words=words, images=images))
+                if exported is not None
+                else None
+            ),
+            title_ids=pending.text_visual.titles if pending.text_visual is not None else None,
             raster=raster,
             synthesis=profile.synthesis,
             queries=profile.max_eval_queries,

@@ -44,11 +44,13 @@ from vitrina.runtime.text_visual import (
 )
 
 from .data.catalog import Catalog
+from .data.scenes import SceneSet
 from .models import EncoderSpec
 from .quantize import MIN_CALIBRATION_SAMPLES, CalibrationError, set_full_int8
 from .text_visual_model import TextVisualSpec, build_text_visual
 from .training.background import BackgroundJob, load_arrays, save_arrays, start_job
 from .training.checkpoints import fingerprint, save_weights_durably
+from .training.photo_crops import detector_like_crop
 from .training.text_visual import TextVisualData, TextVisualTrainOptions, query_like, train_text_visual
 
 #: Extra words (category and colour) a product's query-like training texts may use.
@@ -144,6 +146,7 @@ def start_text_visual_stage(
     photo_spec: EncoderSpec,
     photos: np.ndarray,
     usable: np.ndarray,
+    scenes: SceneSet | None = None,
     profile: TextVisualProfile,
     work: Path,
     key: str,
@@ -157,6 +160,8 @@ def start_text_visual_stage(
         photo_spec: the photo encoder's architecture (the visual branch's).
         photos: (N, S, S, 3) uint8 catalog images at the photo encoder's input side.
         usable: (P,) bool products whose main image may train (packshots).
+        scenes: composed scenes of train products (the detector's); their boxes, cut like a
+            detector's, are the training's scene crops (``TextVisualTrainOptions.crop_share``).
         work: the build's cache folder; key: the catalog's cache key.
     """
     t0 = time.monotonic()
@@ -164,7 +169,10 @@ def start_text_visual_stage(
     images = photos[catalog.first_images()]
     train = catalog.split_items("train")
     train = train[usable[train]]
-    data = TextVisualData(titles[train], extra[train], images[train], keys[train], labels[train])
+    crops, crop_rows = scene_crops(scenes, train, size=images.shape[1], seed=profile.train.seed)
+    data = TextVisualData(
+        titles[train], extra[train], images[train], keys[train], labels[train], crops=crops, crop_rows=crop_rows
+    )
     spec = TextVisualSpec(vocab_size=len(vocabulary), visual=photo_spec)
     job = None
     if not profile.init_from_photo:
@@ -183,6 +191,24 @@ def start_text_visual_stage(
         job=job,
         prepare_seconds=time.monotonic() - t0,
     )
+
+
+def scene_crops(
+    scenes: SceneSet | None, products: np.ndarray, *, size: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """((m, size, size, 3) uint8 crops, (m,) int64 rows into ``products``) of every scene box that
+    shows one of ``products`` (catalog product indices), cut like a detector box
+    (:func:`~.training.photo_crops.detector_like_crop`); empty without scenes."""
+    if scenes is None or len(scenes.boxes) == 0:
+        return np.zeros((0, size, size, 3), np.uint8), np.zeros(0, np.int64)
+    position = {int(p): row for row, p in enumerate(products)}
+    picked = [b for b in range(len(scenes.boxes)) if int(scenes.box_items[b]) in position]
+    rng = np.random.default_rng([seed, 17])
+    crops = np.empty((len(picked), size, size, 3), np.uint8)
+    for k, b in enumerate(picked):
+        crops[k] = detector_like_crop(scenes.images[scenes.box_scene[b]], scenes.boxes[b], rng, size=size)
+    rows = np.array([position[int(scenes.box_items[b])] for b in picked], np.int64)
+    return crops, rows
 
 
 def _start_training(
@@ -249,6 +275,19 @@ def export_text_visual(
     return ExportedTextVisual(models=models, trained=trained, seconds=time.monotonic() - t0)
 
 
+def text_visual_codes(
+    exported: ExportedTextVisual, precision: str, *, words: np.ndarray, images: np.ndarray
+) -> np.ndarray:
+    """(n, 16) float32 fused codes of n (title, image) pairs through LiteRT with the exported
+    ``precision`` model: ``words`` (n, W) int32 ids, ``images`` (n, S, S, 3) uint8."""
+    with tempfile.TemporaryDirectory(prefix="vitrina-text-visual-") as tmp:
+        path = Path(tmp) / f"{precision}.tflite"
+        path.write_bytes(exported.models[f"{ROLE}_{precision}"])
+        options = TextVisualOptions(model_path=str(path), num_threads=2, batch_size=64)
+        with TextVisualEncoder.create_from_options(options) as encoder:
+            return encoder.encode(words=words, images=images).codes
+
+
 def finish_text_visual_stage(
     pending: PendingTextVisual, exported: ExportedTextVisual, *, images: np.ndarray | None = None
 ) -> TextVisualStage:
@@ -263,14 +302,7 @@ def finish_text_visual_stage(
     profile, spec, data, models = pending.profile, pending.spec, pending.data, exported.models
     titles = pending.titles
     images = pending.images if images is None else images
-    arrays: dict[str, np.ndarray] = {}
-    with tempfile.TemporaryDirectory(prefix="vitrina-text-visual-") as tmp:
-        for precision in ("int8", "float"):
-            path = Path(tmp) / f"{precision}.tflite"
-            path.write_bytes(models[f"{ROLE}_{precision}"])
-            options = TextVisualOptions(model_path=str(path), num_threads=2, batch_size=64)
-            with TextVisualEncoder.create_from_options(options, vocab_size=spec.vocab_size) as encoder:
-                arrays[codes_file(precision)] = encoder.encode(words=titles, images=images).codes
+    arrays = {codes_file(p): text_visual_codes(exported, p, words=titles, images=images) for p in ("int8", "float")}
     cosine = float(np.mean(np.sum(arrays[codes_file("int8")] * arrays[codes_file("float")], axis=1)))
     manifest = {
         MANIFEST_ENTRY: {

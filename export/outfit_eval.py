@@ -13,6 +13,9 @@ it by a sketch of the product alone:
 ``eval/outfits/whole_{int8,float}.npy`` (n, D) float32 the whole photo's photo-encoder
                                         embedding (the build's encoders, as the catalog codes)
 ``eval/outfits/truth_{int8,float}.npy`` (n, D) float32 the ground-truth crop's embedding
+``eval/outfits/tv_whole_{int8,float}``  (n, 16) float32 the text-visual code of the title and
+                                        the whole photo (``vitrina eval --task similar``'s
+                                        rows without one representative crop)
 ``eval/outfits/identified_box.npy``     (n, 4) float32 xyxy box picked, in the build's prepared
                                         image pixels (NaN: none found, whole photo)
 ``eval/outfits/truth_box.npy``          (n, 4) float32 the sold product's true box, same pixels
@@ -48,7 +51,7 @@ from .identify_products import Identification
 #: Seed of the outfit products' query sketches (never used for training sketches).
 OUTFIT_SKETCH_SEED = 90_212
 #: Most outfit photos in the eval set.
-MAX_OUTFIT_QUERIES = 1000
+MAX_OUTFIT_QUERIES = 5000
 PREFIX = "eval/outfits/"
 
 
@@ -69,6 +72,8 @@ def outfit_eval_arrays(
     whole_photos: np.ndarray,
     photos: np.ndarray,
     encode: Callable[[str, np.ndarray], np.ndarray],
+    encode_text_visual: Callable[[str, np.ndarray, np.ndarray], np.ndarray] | None,
+    title_ids: np.ndarray | None,
     raster: RasterOptions,
     synthesis: SynthesisOptions,
     queries: int | None = None,
@@ -81,6 +86,9 @@ def outfit_eval_arrays(
         photos: the same after identification (outfit rows replaced by their identified crop).
         encode: (precision, (n, s, s, 3) uint8 photos) → (n, D) float32 embeddings with the
             build's photo encoder of that precision (``int8`` / ``float``).
+        encode_text_visual: (precision, (n, W) int32 title ids, (n, s, s, 3) uint8 images) →
+            (n, 16) float32 text-visual codes; None without a text-visual model.
+        title_ids: (P, W) int32 word ids of every product's title (with ``encode_text_visual``).
         queries: most outfit photos to keep (None: :data:`MAX_OUTFIT_QUERIES`).
     """
     truth = load_outfit_truth(catalog_dir)
@@ -122,6 +130,9 @@ def outfit_eval_arrays(
     for precision in ("int8", "float"):
         arrays[PREFIX + f"whole_{precision}.npy"] = encode(precision, whole_photos[rows]).astype(np.float32)
         arrays[PREFIX + f"truth_{precision}.npy"] = encode(precision, truth_crops).astype(np.float32)
+        if encode_text_visual is not None and title_ids is not None:
+            words = title_ids[catalog.image_items[rows]]
+            arrays[PREFIX + f"tv_whole_{precision}.npy"] = encode_text_visual(precision, words, whole_photos[rows])
     meta: dict[str, object] = {
         "eval_outfits": {"queries": len(rows), "catalog_outfit_photos": len(truth), "method": identification.method}
     }

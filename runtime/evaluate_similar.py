@@ -14,6 +14,12 @@ Methods:
 * ``text-visual int8`` / ``text-visual float``: the text-visual codes (title +
   main image) made by the int8 / float model.
 
+A bundle built from a catalog with outfit photos (``eval/outfits/``, see
+``vitrina eval --task outfit``) encodes each outfit photo by one representative
+crop, the one main-product identification picked. Its table has each method
+twice: ``… (whole image)``, the outfit products' codes made from the whole photo,
+and ``…, one crop``, the codes the bundle ships.
+
 Only this bundle's own store is measured: the second store is a separate
 catalog, which the device cannot encode without building its bundle.
 """
@@ -98,26 +104,63 @@ def evaluate_similar(bundle: Bundle) -> SimilarReport:
     _, labels = np.unique([f"{bundle.items[i].category}\t{bundle.items[i].color}" for i in test], return_inverse=True)
     methods: dict[str, SimilarMetrics] = {}
     notes = []
+    whole = _whole_image_rows(bundle, test)
+    crop = ", one crop" if whole is not None else ""
     if bundle.manifest.get("eval"):
         eval_set = bundle.eval_set()
         position = {int(item): row for row, item in enumerate(eval_set.gallery_items)}
         if all(int(i) in position for i in test):
-            methods["visual float"] = neighbour_metrics(
-                eval_set.gallery_float[[position[int(i)] for i in test]], labels
-            )
+            codes = eval_set.gallery_float[[position[int(i)] for i in test]]
+            if whole is not None:
+                methods["visual float (whole image)"] = neighbour_metrics(
+                    _replaced(codes, whole, "whole_float"), labels
+                )
+            methods["visual float" + crop] = neighbour_metrics(codes, labels)
     if bundle.code_spec.family == "float":
         rows = bundle.first_code_rows[test]
         if (rows >= 0).all():
-            methods["visual int8"] = neighbour_metrics(np.asarray(bundle.codes[rows], np.float32), labels)
+            methods["visual int8" + crop] = neighbour_metrics(np.asarray(bundle.codes[rows], np.float32), labels)
     else:
         notes.append(
             f"visual int8 left out: the shipped codes are {bundle.code_spec.name}, not the encoder's embedding"
         )
     for precision in ("int8", "float"):
-        methods[f"text-visual {precision}"] = neighbour_metrics(catalog_codes(bundle, precision)[test], labels)
+        codes = catalog_codes(bundle, precision)[test]
+        if whole is not None:
+            methods[f"text-visual {precision} (whole image)"] = neighbour_metrics(
+                _replaced(codes, whole, f"tv_whole_{precision}"), labels
+            )
+        methods[f"text-visual {precision}" + crop] = neighbour_metrics(codes, labels)
     notes.append("own store only: the second store is another catalog (build its bundle to measure it)")
-    notes.append("one representative crop per image: not measured (the demo catalog has no outfit photos yet)")
+    if whole is None:
+        notes.append("one representative crop per image: not measured (the catalog had no outfit photos)")
     return SimilarReport(gallery=len(test), methods=methods, store=bundle.name, notes=tuple(notes))
+
+
+@dataclass(frozen=True)
+class _WholeImages:
+    """The bundle's outfit products among the queries: ``positions`` (n,) in the query order,
+    ``bundle`` to read the whole-image codes from (``eval/outfits/<name>.npy``, n rows)."""
+
+    positions: np.ndarray
+    bundle: Bundle
+
+
+def _whole_image_rows(bundle: Bundle, test: np.ndarray) -> _WholeImages | None:
+    """Where the outfit products sit among ``test`` (None: the bundle has no whole-image codes)."""
+    outfits = bundle.manifest.get("eval_outfits")
+    if not outfits or "eval/outfits/tv_whole_int8.npy" not in bundle.manifest.get("files", {}):
+        return None
+    position = {int(item): row for row, item in enumerate(test)}
+    items = bundle.array("eval/outfits/items.npy")
+    return _WholeImages(np.array([position[int(i)] for i in items], np.int64), bundle)
+
+
+def _replaced(codes: np.ndarray, whole: _WholeImages, name: str) -> np.ndarray:
+    """``codes`` (M, D) with the outfit products' rows replaced by their whole-image codes ``name``."""
+    out = np.array(codes, np.float32, copy=True)
+    out[whole.positions] = whole.bundle.array(f"eval/outfits/{name}.npy")
+    return out
 
 
 def format_similar(report: SimilarReport) -> str:
@@ -126,11 +169,12 @@ def format_similar(report: SimilarReport) -> str:
         f"similar products on {report.gallery} held-out products of {report.store!r} (relevant = same category and colour)"
     ]
     head = "".join(f"{'R@' + str(k):>8}" for k in KS_RECALL) + "".join(f"{'P@' + str(k):>8}" for k in KS_PRECISION)
-    lines.append(f"{'method':20}{head}{'queries':>9}")
+    width = max(20, *(len(name) + 2 for name in report.methods))
+    lines.append(f"{'method':{width}}{head}{'queries':>9}")
     for name, m in report.methods.items():
         row = "".join(f"{m.recall[k]:8.4f}" for k in KS_RECALL) + "".join(
             f"{m.precision[k]:8.4f}" for k in KS_PRECISION
         )
-        lines.append(f"{name:20}{row}{m.queries:9d}")
+        lines.append(f"{name:{width}}{row}{m.queries:9d}")
     lines += [f"note: {n}" for n in report.notes]
     return "\n".join(lines)

@@ -203,3 +203,24 @@ def test_eval_outfit_on_a_bundle_without_outfit_photos_says_so(
 ) -> None:
     assert main(["eval", "--bundle", str(tiny_bundle), "--task", "outfit"]) == 2
     assert "no outfit eval set" in capsys.readouterr().err
+
+
+def test_eval_similar_compares_whole_images_with_one_representative_crop(
+    outfit_bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", "--bundle", str(outfit_bundle), "--task", "similar", "--json"]) == 0
+    methods = json.loads(capsys.readouterr().out)["methods"]
+    for p in ("int8", "float"):
+        assert {f"text-visual {p} (whole image)", f"text-visual {p}, one crop"} <= set(methods)
+    assert {"visual float (whole image)", "visual float, one crop"} <= set(methods)
+    # the two differ only in the outfit products' codes: same queries, other neighbours
+    whole, crop = methods["text-visual int8 (whole image)"], methods["text-visual int8, one crop"]
+    assert whole["queries"] == crop["queries"]
+    assert whole != crop
+
+
+def test_eval_similar_without_outfit_photos_notes_it(tiny_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--bundle", str(tiny_bundle), "--task", "similar", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "text-visual int8" in report["methods"]
+    assert any("one representative crop" in n for n in report["notes"])

@@ -10,6 +10,12 @@ Loss, as in the study: ``triplet(image, text+image) + triplet(text, text+image)
   queries land near their products); same positive and negative;
 * plausibility: ``(title a, image a)`` is 1, the mismatched ``(title a, image n)`` is 0.
 
+**Photo views.** A product's image is its packshot (alone on white) or, for a share
+of the triplets (:attr:`TextVisualTrainOptions.crop_share`), one of its crops out of
+composed scenes (:attr:`TextVisualData.crops`: background and neighbours in the
+frame, cut like a detector box): identification and photo queries show the model
+such crops, never packshots.
+
 Distances are squared Euclidean between L2-normalised codes, with a margin.
 
 **Offline triplet mining with a curriculum.** Every ``mine_every`` steps a pool of
@@ -58,6 +64,8 @@ class TextVisualTrainOptions:
     exclude_same_label: also never take a negative of the anchor's category and colour.
     batch_negatives: besides its mined negative, each anchor also meets the batch's other
         products as negatives (those the exclusion rule allows; their mean triplet loss is added).
+    crop_share: share of images (anchors' and negatives') shown as one of the product's scene
+        crops instead of its packshot, where it has crops.
     seed: the batch sampler's and mining's seed.
     """
 
@@ -75,6 +83,7 @@ class TextVisualTrainOptions:
     query_share: float = 0.5
     exclude_same_label: bool = True
     batch_negatives: bool = True
+    crop_share: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -85,6 +94,8 @@ class TextVisualTrainOptions:
             raise ValueError(f"bands must be (lo, hi) quantiles with 0 <= lo < hi <= 1, got {self.bands}")
         if not 0.0 <= self.query_share <= 1.0:
             raise ValueError(f"query_share must be in [0, 1], got {self.query_share}")
+        if not 0.0 <= self.crop_share <= 1.0:
+            raise ValueError(f"crop_share must be in [0, 1], got {self.crop_share}")
         if not 0.0 < self.margin <= 4.0:
             raise ValueError(f"margin must be in (0, 4], got {self.margin}")
 
@@ -100,6 +111,8 @@ class TextVisualData:
         images: (n, S, S, 3) uint8 square product images.
         title_keys: (n,) int: products with the same normalised title share a key.
         labels: (n,) int: products with the same category and colour share a label.
+        crops: (m, S, S, 3) uint8 crops of products out of composed scenes (m may be 0).
+        crop_rows: (m,) int64 the product (row of this data) each crop shows.
     """
 
     titles: np.ndarray
@@ -107,12 +120,20 @@ class TextVisualData:
     images: np.ndarray
     title_keys: np.ndarray
     labels: np.ndarray
+    crops: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1, 3), np.uint8))
+    crop_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __post_init__(self) -> None:
         n = len(self.titles)
         for name in ("extra_words", "images", "title_keys", "labels"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{name} has {len(getattr(self, name))} rows, titles {n}")
+        if len(self.crops) != len(self.crop_rows):
+            raise ValueError(f"crops has {len(self.crops)} rows, crop_rows {len(self.crop_rows)}")
+        if len(self.crop_rows) and (self.crop_rows.min() < 0 or self.crop_rows.max() >= n):
+            raise ValueError(
+                f"crop_rows must be product rows in [0, {n}), got {self.crop_rows.min()} to {self.crop_rows.max()}"
+            )
 
     def __len__(self) -> int:
         return len(self.titles)
@@ -276,6 +297,29 @@ class _Trainer:
         return losses
 
 
+class PhotoViews:
+    """Each product's image or, for ``share`` of the draws, one of its scene crops (see the module docstring)."""
+
+    def __init__(self, data: TextVisualData, share: float):
+        self.data, self.share = data, share
+        self._order = np.argsort(data.crop_rows, kind="stable")
+        rows = data.crop_rows[self._order]
+        self._start = np.searchsorted(rows, np.arange(len(data)), side="left")
+        self._count = np.searchsorted(rows, np.arange(len(data)), side="right") - self._start
+
+    def images(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(len(rows), S, S, 3) uint8 images of the products at ``rows``."""
+        out = self.data.images[rows].copy()
+        if self.share <= 0 or not len(self.data.crop_rows):
+            return out
+        counts = self._count[rows]
+        swap = (counts > 0) & (rng.random(len(rows)) < self.share)
+        for k in np.flatnonzero(swap):
+            pick = self._start[rows[k]] + int(rng.integers(counts[k]))
+            out[k] = self.data.crops[self._order[pick]]
+        return out
+
+
 def _flip(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     flip = rng.random(len(images)) < 0.5
     images = images.copy()
@@ -305,6 +349,7 @@ def train_text_visual(
     rng = np.random.default_rng([o.seed, 13])
     tf.random.set_seed(o.seed)
     trainer = _Trainer(net, o)
+    views = PhotoViews(data, o.crop_share)
     rounds = -(-o.steps // o.mine_every)
     labels = data.labels if o.exclude_same_label else None
     triplets = np.empty((0, 2), np.int64)
@@ -330,9 +375,9 @@ def train_text_visual(
             trainer.step_fn(
                 tf.constant(data.titles[a]),
                 tf.constant(query_like(data.titles[a], data.extra_words[a], rng, o.query_share)),
-                tf.constant(_flip(data.images[a], rng), tf.float32),
+                tf.constant(_flip(views.images(a, rng), rng), tf.float32),
                 tf.constant(data.titles[neg_rows]),
-                tf.constant(_flip(data.images[neg_rows], rng), tf.float32),
+                tf.constant(_flip(views.images(neg_rows, rng), rng), tf.float32),
                 tf.constant(allowed_negatives(a, a, data.title_keys, labels), tf.float32),
             )
         )

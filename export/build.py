@@ -81,6 +81,8 @@ class BuildOptions:
     progress: show progress bars.
     codes: catalog code type (float, pcaN, umapN, bitsN); None: the profile's.
     code_options: how compact codes are fitted (None: the profile's).
+    train_styles: sketch styles of the training sketches (None: the profile's; see
+        ``data/sketch_styles.py``).
     """
 
     profile: str = "demo"
@@ -91,6 +93,7 @@ class BuildOptions:
     progress: bool = True
     codes: str | None = None
     code_options: CodeOptions | None = None
+    train_styles: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +128,13 @@ def _catalog_key(catalog: Catalog) -> str:
     return digest.hexdigest()[:12]
 
 
+def _styles_suffix(profile: Profile) -> str:
+    """Cache-name suffix of the training styles ("" for the original silhouette style)."""
+    if profile.train_styles == ("silhouette",):
+        return ""
+    return "-" + hashlib.sha256(",".join(profile.train_styles).encode()).hexdigest()[:8]
+
+
 def _cached_sketches(
     work: Path,
     key: str,
@@ -139,8 +149,7 @@ def _cached_sketches(
 ) -> np.ndarray:
     """(n, variants, S, S) uint8 sketches of ``images``, rendered once and cached in ``work``."""
     styles = None if profile.train_styles == ("silhouette",) else check_styles(profile.train_styles)
-    suffix = "" if styles is None else "-" + hashlib.sha256(",".join(styles).encode()).hexdigest()[:8]
-    path = work / f"sketches-{desc}-{key}-{raster.size}-{variants}-{seed}{suffix}.npy"
+    path = work / f"sketches-{desc}-{key}-{raster.size}-{variants}-{seed}{_styles_suffix(profile)}.npy"
     if path.is_file():
         return np.load(path, allow_pickle=False)
     sketches = render_sketches(
@@ -187,6 +196,8 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
     """
     t0 = time.monotonic()
     profile = get_profile(options.profile)
+    if options.train_styles is not None:
+        profile = replace(profile, train_styles=check_styles(options.train_styles))
     out = Path(out)
     work = options.work_dir or out.with_name(out.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
@@ -352,7 +363,7 @@ def _build_rest(
         sketch_spec=profile.sketch_spec(),
         photo_spec=profile.photo_spec(),
         options=train_opts,
-        checkpoint_dir=work / f"ckpt-{profile.name}-{key}",
+        checkpoint_dir=work / f"ckpt-{profile.name}-{key}{_styles_suffix(profile)}",
         progress=options.progress,
     )
 

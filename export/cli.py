@@ -47,6 +47,12 @@ def register(commands: Commands) -> None:
     p.add_argument("--work", type=Path, default=None, help="cache/checkpoint folder (default: <out>.work)")
     p.add_argument("--skip-bad-rows", action="store_true", help="report and drop invalid catalog rows")
     p.add_argument("--steps", type=int, default=None, help="override the profile's training steps")
+    p.add_argument(
+        "--train-styles",
+        default=None,
+        help="sketch styles to train on: zoo (every style but the held-out pair and hatched, a third "
+        "silhouette) or comma-separated names (default: the profile's, silhouette)",
+    )
     p.add_argument("--workers", type=int, default=2, help="processes for sketch rendering")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     c = p.add_argument_group("catalog codes (default: the profile's; see docs/compact-codes.md)")
@@ -172,8 +178,14 @@ def _build(args: argparse.Namespace) -> int:
         if args.shortlist < 1:
             raise ValueError(f"--shortlist must be >= 1, got {args.shortlist}")
         code_opts = replace(code_opts, shortlist=args.shortlist)
+    styles = None
+    if args.train_styles is not None:
+        from .data.sketch_styles import parse_styles
+
+        styles = parse_styles(args.train_styles)
     options = BuildOptions(
         profile=args.profile,
+        train_styles=styles,
         work_dir=args.work,
         skip_bad_rows=args.skip_bad_rows,
         workers=args.workers,

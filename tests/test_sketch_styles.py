@@ -87,3 +87,14 @@ def test_eval_json_reports_every_style_in_and_out_of_training(tiny_bundle, capsy
             assert 0 <= figures[precision]["map"] <= 1
     # the main figures are unchanged by the extension
     assert set(report) >= {"queries", "gallery", "float", "int8", "styles"}
+
+
+def test_train_styles_parse_the_zoo_and_named_lists() -> None:
+    from vitrina.export.data.sketch_styles import HELD_OUT_STYLES, ZOO_MIX, parse_styles
+
+    zoo = parse_styles("zoo")
+    assert zoo == ZOO_MIX and not set(zoo) & set(HELD_OUT_STYLES)
+    assert zoo.count("silhouette") / len(zoo) > 0.25
+    assert parse_styles("silhouette, doodle,doodle") == ("silhouette", "doodle", "doodle")
+    with pytest.raises(ValueError, match="no_such_style"):
+        parse_styles("silhouette,no_such_style")

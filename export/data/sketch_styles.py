@@ -286,6 +286,17 @@ STYLES: dict[str, Style] = {
 HELD_OUT_STYLES = ("pair", "hatched")
 #: Styles a zoo-trained profile trains on (every style but the held-out ones).
 TRAIN_STYLES = tuple(name for name in STYLES if name not in HELD_OUT_STYLES)
+#: ``vitrina build --train-styles zoo``: every trained style, the original silhouette six times
+#: (about a third of the sketches), the others once each.
+ZOO_MIX = ("silhouette",) * 6 + tuple(name for name in TRAIN_STYLES if name != "silhouette")
+
+
+def parse_styles(text: str) -> tuple[str, ...]:
+    """``zoo`` (:data:`ZOO_MIX`) or comma-separated style names (repeats weigh a style more);
+    ValueError naming the unknown ones and the choices."""
+    if text.strip() == "zoo":
+        return ZOO_MIX
+    return check_styles(tuple(n.strip() for n in text.split(",") if n.strip()))
 
 
 def check_styles(names: tuple[str, ...]) -> tuple[str, ...]:

@@ -6,8 +6,9 @@
 * new products (``vitrina catalog add --from new.csv``): columns
   ``id, title, category, color, price, photo`` and optionally ``in_stock``;
   ``photo`` is a path relative to the CSV's folder. Each photo is encoded on the
-  device with the bundle's photo encoder (and reducer, and int8 re-rank), so a
-  product that arrives today is findable today.
+  device with the bundle's photo encoder (and reducer, and int8 re-rank), and with
+  the bundle's text-visual model (title + photo) when it has one, so a product that
+  arrives today is findable today, by sketch, photo, words and "more like this".
 
 A feed with bad rows is refused whole unless the caller keeps the good rows
 (``--skip-bad-rows``); either way every bad row is listed with its line number.
@@ -28,6 +29,8 @@ from .bundle import Bundle
 from .encoders import PhotoEncoder, PhotoEncoderOptions
 from .live_catalog import EncodedProducts, LiveCatalog, NewProduct, StockRow
 from .photo import DECODER_ERRORS, ImageBudgetError, load_image_bounded, prepare_photo
+from .text import WordRepair
+from .text_visual import TextVisualEncoder, TextVisualOptions, has_text_visual, square_crop
 
 T = TypeVar("T")
 _TRUE = {"1", "true", "yes", "y", "in", "in_stock"}
@@ -202,19 +205,23 @@ def encode_new_products(
 
     Returns:
         the products whose photo decoded, their :class:`EncodedProducts` (codes in the
-        bundle's dtype, int8 re-rank rows when the bundle re-ranks, thumbnails), and
-        one :class:`FeedError` per photo that could not be decoded.
+        bundle's dtype, int8 re-rank rows when the bundle re-ranks, thumbnails, text-visual
+        codes when the bundle has the model), and one :class:`FeedError` per photo that
+        could not be decoded.
     """
     encoder = PhotoEncoder.create_from_bundle(bundle, PhotoEncoderOptions(num_threads=num_threads, precision=precision))
     tile = int(bundle.manifest["thumbnails"]["tile"])
     size = encoder.input_shape[0]
-    products, inputs, thumbs, errors = [], [], [], []
+    tv_size = int(bundle.manifest["text_visual"]["image_size"]) if has_text_visual(bundle) else 0
+    products, inputs, thumbs, tv_inputs, errors = [], [], [], [], []
     try:
         for (product, photo), line in zip(feed.rows, feed.lines):
             try:
-                image = load_image_bounded(photo, min_side=max(size, tile))
+                image = load_image_bounded(photo, min_side=max(size, tile, tv_size))
                 inputs.append(prepare_photo(image, size))
                 thumbs.append(prepare_photo(image, tile))
+                if tv_size:
+                    tv_inputs.append(square_crop(image, tv_size))
                 products.append(product)
             except (ImageBudgetError, *DECODER_ERRORS) as exc:
                 errors.append(FeedError(line, f"photo {photo.name} cannot be used: {exc}"))
@@ -232,4 +239,21 @@ def encode_new_products(
     if bundle.has_rerank:
         _, scale, _ = bundle.rerank()
         rerank = np.clip(np.round(embeddings / scale), -127, 127).astype(np.int8)
-    return products, EncodedProducts(codes, rerank, np.stack(thumbs)), errors
+    text_visual = None
+    if tv_size:
+        text_visual = _text_visual_codes(
+            bundle, [p.title for p in products], np.stack(tv_inputs), precision=precision, num_threads=num_threads
+        )
+    return products, EncodedProducts(codes, rerank, np.stack(thumbs), text_visual), errors
+
+
+def _text_visual_codes(
+    bundle: Bundle, titles: Sequence[str], images: np.ndarray, *, precision: str, num_threads: int
+) -> np.ndarray:
+    """(n, C) float32 text-visual codes of n (title, photo) pairs, as export codes the bundle's products:
+    titles through the device's word repair, photos (n, S, S, 3) uint8 padded square."""
+    repair = WordRepair.create_from_vocabulary(bundle.vocabulary)
+    options = TextVisualOptions(num_threads=num_threads, batch_size=32, precision=precision)
+    with TextVisualEncoder.create_from_bundle(bundle, options) as encoder:
+        words = np.stack([encoder.ids(repair.normalize(t).words) for t in titles])
+        return encoder.encode(words=words, images=images).codes.astype(np.float32)

@@ -68,11 +68,14 @@ class EncodedProducts:
         codes: (A, w) in the bundle's code dtype and width.
         rerank: (A, D) int8 re-rank rows when the bundle re-ranks, else None.
         thumbnails: (A, T, T, 3) uint8 at the bundle's thumbnail tile size.
+        text_visual: (A, C) float32 unit text-visual codes (title + photo) when the bundle
+            has the text-visual model, else None (the products get no text-visual code).
     """
 
     codes: np.ndarray
     rerank: np.ndarray | None
     thumbnails: np.ndarray
+    text_visual: np.ndarray | None = None
 
 
 class LiveItems(Sequence[Item]):
@@ -114,18 +117,28 @@ class _State:
     codes: list[bytes]
     rerank: list[bytes]
     thumbs: list[bytes]
+    #: float32 text-visual codes of the added products, ``tv_dims`` each; all zero: none.
+    tv: list[bytes]
+    tv_dims: int
 
     @classmethod
-    def empty(cls) -> _State:
-        return cls({}, {}, set(), [], [], [], [])
+    def empty(cls, tv_dims: int = 0) -> _State:
+        return cls({}, {}, set(), [], [], [], [], [], tv_dims)
 
     def apply(self, record: dict[str, Any]) -> None:
         kind = record.get("kind")
         if kind in ("snapshot", "add"):
-            self.added += list(record.get("items", []))
+            items = list(record.get("items", []))
+            self.added += items
             for key in ("codes", "rerank", "thumbs"):
                 if record.get(key):
                     getattr(self, key).append(bytes(record[key]))
+            if self.tv_dims:
+                # records written without codes (older logs, or a bundle without the model
+                # when they were written) give their products none: zero rows
+                size = 4 * self.tv_dims * len(items)
+                tv = bytes(record.get("tv") or b"")
+                self.tv.append(tv if len(tv) == size else bytes(size))
         if kind == "snapshot":
             self.prices.update(record.get("prices", {}))
             self.stock.update(record.get("stock", {}))
@@ -150,6 +163,7 @@ class _State:
             "codes": b"".join(self.codes),
             "rerank": b"".join(self.rerank),
             "thumbs": b"".join(self.thumbs),
+            "tv": b"".join(self.tv),
         }
 
 
@@ -182,7 +196,7 @@ class LiveCatalog:
     # --- reading ----------------------------------------------------------------
     def _load(self) -> None:
         contents = self.log.read()
-        state = _State.empty()
+        state = _State.empty(self._tv_dims)
         segment = self.log.read_segment(contents.header)
         if segment is not None:
             state.apply(segment)
@@ -213,6 +227,7 @@ class LiveCatalog:
         self.__dict__.pop("items", None)
         self.__dict__.pop("added_codes", None)
         self.__dict__.pop("added_rerank", None)
+        self.__dict__.pop("added_text_visual", None)
         self.__dict__.pop("_thumbs", None)
 
     def _log_stamp(self) -> tuple[int, int] | None:
@@ -322,6 +337,21 @@ class LiveCatalog:
         dims = int(self.bundle.manifest["codes"]["rerank"]["dims"])
         return np.frombuffer(b"".join(self._state.rerank), dtype=np.int8).reshape(-1, dims)
 
+    @property
+    def _tv_dims(self) -> int:
+        """Dimensions of the bundle's text-visual codes (0: the bundle has no text-visual model)."""
+        entry = self.bundle.manifest.get("text_visual")
+        return int(entry["code_dims"]) if isinstance(entry, dict) and "code_dims" in entry else 0
+
+    @cached_property
+    def added_text_visual(self) -> np.ndarray | None:
+        """(A, C) float32 text-visual codes of the added products (all-zero rows: a product added
+        without one), or None when the bundle has no text-visual model."""
+        dims = self._tv_dims
+        if not dims:
+            return None
+        return np.frombuffer(b"".join(self._state.tv), dtype=np.float32).reshape(-1, dims)
+
     @cached_property
     def _thumbs(self) -> np.ndarray:
         tile = int(self.bundle.manifest["thumbnails"]["tile"])
@@ -408,6 +438,15 @@ class LiveCatalog:
                 raise ValueError(f"this bundle re-ranks: added products need ({n}, {dims}) int8 re-rank rows")
         if encoded.thumbnails.shape != (n, tile, tile, 3) or encoded.thumbnails.dtype != np.uint8:
             raise ValueError(f"added thumbnails must be ({n}, {tile}, {tile}, 3) uint8, got {encoded.thumbnails.shape}")
+        tv = encoded.text_visual
+        if tv is not None:
+            dims = self._tv_dims
+            if not dims:
+                raise ValueError("this bundle has no text-visual model: added products cannot carry text-visual codes")
+            if tv.shape != (n, dims) or tv.dtype != np.float32 or not np.isfinite(tv).all():
+                raise ValueError(
+                    f"added text-visual codes must be ({n}, {dims}) finite float32, got {tv.dtype} {tv.shape}"
+                )
 
         def record() -> dict[str, Any] | None:
             index = self.columns
@@ -439,6 +478,7 @@ class LiveCatalog:
                 "codes": np.ascontiguousarray(encoded.codes).tobytes(),
                 "rerank": np.ascontiguousarray(encoded.rerank).tobytes() if encoded.rerank is not None else b"",
                 "thumbs": np.ascontiguousarray(encoded.thumbnails).tobytes(),
+                "tv": np.ascontiguousarray(tv).tobytes() if tv is not None else b"",
             }
 
         self._write(record)

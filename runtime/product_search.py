@@ -517,7 +517,8 @@ class ProductSearch:
         if match is not None and match.count == 0:
             return TextSearchResult((), CAPPED_BY_FILTER, 0, match.why_empty, query=query, method=method)
         if tv is not None and method == "text-visual":
-            ranking = top_k(tv.text_scores(tokens), k, mask=None if match is None else match.mask[: len(tv.codes)])
+            self._refresh_text_visual(tv)
+            ranking = top_k(tv.text_scores(tokens), k, mask=self._coded_mask(tv, match))
             result = self._results(ranking.scores[None], ranking.items[None])[0]
             return TextSearchResult(result.matches, query=query, method="text-visual")
         scores = self.keyword_scores(tokens)
@@ -543,11 +544,29 @@ class ProductSearch:
     def similar_products(self, item: int, k: int = DEFAULT_K, *, filters: SearchFilter | None = None) -> SearchResult:
         """Products like ``item`` as a shopper sees them (the kiosk's detail screen): text-visual
         neighbours (:meth:`similar_by_text_visual`) when the bundle has the model and the product
-        a text-visual code (products of the bundle), else the photo codes' (:meth:`similar`)."""
+        a text-visual code (the bundle's products, and those added on the device with one), else
+        the photo codes' (:meth:`similar`)."""
         tv_ok = self.options.text_method != "keyword" and TextVisualSearch.available(self.bundle)
-        if tv_ok and item < self.catalog.n_base:
+        added = self.catalog.added_text_visual
+        coded = item < self.catalog.n_base or (
+            added is not None
+            and 0 <= item - self.catalog.n_base < len(added)
+            and bool(np.any(added[item - self.catalog.n_base]))
+        )
+        if tv_ok and coded:
             return self.similar_by_text_visual(item, k, filters=filters)
         return self.similar(item, k, filters=filters)
+
+    def _refresh_text_visual(self, tv: TextVisualSearch) -> None:
+        """Append the products added on the device since ``tv`` last saw the catalog."""
+        if self.__dict__.get("_tv_items") != len(self.catalog.items):
+            tv.set_added(self.catalog.added_text_visual)
+            self.__dict__["_tv_items"] = len(self.catalog.items)
+
+    @staticmethod
+    def _coded_mask(tv: TextVisualSearch, match: FilterMatch | None) -> np.ndarray:
+        """(P + A,) bool: products with a text-visual code that pass the filters."""
+        return tv.coded if match is None else tv.coded & match.mask[: len(tv.codes)]
 
     def similar_by_text_visual(
         self, item: int, k: int = DEFAULT_K, *, filters: SearchFilter | None = None
@@ -570,8 +589,8 @@ class ProductSearch:
         match, _ = self._scope(filters)
         if match is not None and match.count == 0:
             return SearchResult((), CAPPED_BY_FILTER, 0, match.why_empty)
-        mask = None if match is None else match.mask[: len(tv.codes)]
-        ranking = top_k(tv.item_scores(item), k, mask=mask, exclude=item)
+        self._refresh_text_visual(tv)
+        ranking = top_k(tv.item_scores(item), k, mask=self._coded_mask(tv, match), exclude=item)
         result = self._results(ranking.scores[None], ranking.items[None])[0]
         return self._with_cap(result, k, match)
 

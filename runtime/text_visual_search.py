@@ -7,9 +7,11 @@ alone; the code is compared by cosine with every product's text-visual code
 compares a product's own text-visual code with the others'.
 
 Scores are cosines in [-1, 1], higher is better. Products added on the device
-have no text-visual code (the device has no title-and-image encoding step for
-them yet): they are left out of these rankings, and text search falls back to
-keyword search only when none of the query's words is one the model knows.
+get their text-visual code there (``catalog_feed.encode_new_products``, the
+bundle's model through LiteRT) and :meth:`TextVisualSearch.set_added` appends
+them; a product added without one (an older update log) is left out of these
+rankings (:attr:`TextVisualSearch.coded`). Text search falls back to keyword
+search only when none of the query's words is one the model knows.
 """
 
 from __future__ import annotations
@@ -51,8 +53,23 @@ class TextVisualSearch:
         options = options if options is not None else TextVisualOptions()
         self.bundle = bundle
         self.encoder = TextVisualEncoder.create_from_bundle(bundle, options)
-        #: (P, D) float32 unit rows, one per bundle product.
-        self.codes = catalog_codes(bundle, options.precision)
+        self._base = catalog_codes(bundle, options.precision)
+        #: (P + A, D) float32 unit rows: the bundle's products, then those added on the device.
+        self.codes = self._base
+        #: (P + A,) bool: which products have a text-visual code (added ones may not).
+        self.coded = np.ones(len(self._base), bool)
+
+    def set_added(self, added: np.ndarray | None) -> None:
+        """Rank the products added on the device too: ``added`` (A, D) float32 their codes in order
+        (all-zero rows: none), or None / empty for none."""
+        if added is None or len(added) == 0:
+            self.codes, self.coded = self._base, np.ones(len(self._base), bool)
+            return
+        added = np.asarray(added, np.float32)
+        if added.ndim != 2 or added.shape[1] != self._base.shape[1]:
+            raise ValueError(f"added text-visual codes must be (A, {self._base.shape[1]}), got {added.shape}")
+        self.codes = np.concatenate([self._base, added])
+        self.coded = np.concatenate([np.ones(len(self._base), bool), np.linalg.norm(added, axis=1) > 0])
 
     @classmethod
     def create_from_bundle(cls, bundle: Bundle, options: TextVisualOptions | None = None) -> TextVisualSearch:
@@ -70,7 +87,7 @@ class TextVisualSearch:
         return [index[i - 1] for i in ids if i]
 
     def text_scores(self, words: Sequence[str]) -> np.ndarray:
-        """(P,) float32 cosine of the text-only code of ``words`` with each product's code.
+        """(P + A,) float32 cosine of the text-only code of ``words`` with each product's code.
 
         Raises:
             ValueError: no word of ``words`` is known to the model.
@@ -81,9 +98,13 @@ class TextVisualSearch:
         return self.codes @ query
 
     def item_scores(self, item: int) -> np.ndarray:
-        """(P,) float32 cosine of product ``item``'s code with each product's (itself included)."""
-        if not 0 <= item < len(self.codes):
-            raise ValueError(f"product {item} has no text-visual code (the bundle has {len(self.codes)} products)")
+        """(P + A,) float32 cosine of product ``item``'s code with each product's (itself included).
+
+        Raises:
+            ValueError: the product has no text-visual code.
+        """
+        if not 0 <= item < len(self.codes) or not self.coded[item]:
+            raise ValueError(f"product {item} has no text-visual code")
         return self.codes @ self.codes[item]
 
     def close(self) -> None:

@@ -251,3 +251,59 @@ def test_updates_to_unknown_products_are_refused(bundle_copy):
     with pytest.raises(ValueError, match="no product with id"):
         catalog.remove_products(["NOPE"])
     assert not UpdateLog(catalog.log.folder).path.exists() or catalog.log.read().records == ()
+
+
+def test_added_products_get_text_visual_codes_on_the_device(bundle_copy, tmp_path):
+    base = Bundle.open(bundle_copy)
+    donor = next(i for i in base.items if i.split == "test")
+    _photos(tmp_path / "photos", 2)
+    feed = write_feed(
+        tmp_path / "new.csv",
+        ["id", "title", "category", "color", "price", "photo"],
+        [
+            ["NEW-1", donor.title, donor.category, donor.color, 9990, "photos/p0.png"],
+            ["NEW-2", "Zapatilla urbana roja", "Sneaker", "rojo", 19990, "photos/p1.png"],
+        ],
+    )
+    assert main(["catalog", "add", "--bundle", str(bundle_copy), "--from", str(feed)]) == 0
+    catalog = live(bundle_copy)
+    codes = catalog.added_text_visual
+    assert codes is not None and codes.shape == (2, 16) and codes.dtype == np.float32
+    assert np.allclose(np.linalg.norm(codes, axis=1), 1.0, atol=1e-3)
+    with ProductSearch(Bundle.open(bundle_copy, verify=False)) as engine:
+        new = catalog.n_base
+        # "more like this" of an added product ranks by its text-visual code, and added products are neighbours
+        similar = engine.similar_products(new, k=5)
+        assert similar.matches and all(m.id != "NEW-1" for m in similar.matches)
+        direct = engine.similar_by_text_visual(new, k=5)
+        assert [m.id for m in direct.matches] == [m.id for m in similar.matches]
+        twin = engine.similar_by_text_visual(new + 1, k=len(engine.catalog.items) - 1)
+        assert "NEW-1" in [m.id for m in twin.matches]
+    # the codes come back from the log after a restart
+    assert np.array_equal(live(bundle_copy).added_text_visual, codes)
+
+
+def test_products_added_without_text_visual_codes_fall_back_to_photo_codes(bundle_copy, tmp_path):
+    from vitrina.runtime.catalog_feed import encode_new_products, read_product_feed
+    from vitrina.runtime.live_catalog import EncodedProducts
+
+    _photos(tmp_path / "photos", 1)
+    feed = write_feed(
+        tmp_path / "new.csv",
+        ["id", "title", "category", "color", "price", "photo"],
+        [["OLD-1", "Bolso tote negro", "Bag", "negro", 9990, "photos/p0.png"]],
+    )
+    catalog = live(bundle_copy)
+    products, encoded, _ = encode_new_products(catalog.bundle, read_product_feed(feed))
+    # as an update log written before the device coded them
+    catalog.add_products(products, EncodedProducts(encoded.codes, encoded.rerank, encoded.thumbnails))
+    catalog = live(bundle_copy)
+    assert not np.any(catalog.added_text_visual)
+    with ProductSearch(Bundle.open(bundle_copy, verify=False)) as engine:
+        item = engine.catalog.n_base
+        assert engine.similar_products(item, k=3).matches == engine.similar(item, k=3).matches
+        with pytest.raises(ValueError, match="no text-visual code"):
+            engine.similar_by_text_visual(item, k=3)
+        bad = EncodedProducts(encoded.codes, encoded.rerank, encoded.thumbnails, np.zeros((1, 3), np.float32))
+        with pytest.raises(ValueError, match="text-visual codes must be"):
+            engine.catalog.add_products([products[0]], bad)

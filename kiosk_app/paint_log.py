@@ -2,7 +2,11 @@
 
 A search is noted when it is submitted; when its results are put in a grid it
 waits for the next frame; the window's ``on_flip`` (a frame was presented)
-records it as painted. Times are ``time.monotonic()`` seconds.
+records it as painted. Results that change nothing on screen (the same products
+as the grid showed, often the case at a stroke's end after the live search's
+reply) are painted already: Kivy draws no frame for an unchanged window, so
+waiting for a flip would count them only at the next unrelated change (the next
+stroke, 250 ms or more later). Times are ``time.monotonic()`` seconds.
 """
 
 from __future__ import annotations
@@ -32,9 +36,13 @@ class PaintLog:
         """When that search was submitted (and forget it), or None if it was not noted."""
         return self._submitted.pop((kind, generation), None)
 
-    def note_filled(self, kind: str, generation: int, submitted: float) -> None:
-        """Its results are in a grid now; the next frame paints them."""
-        self.awaiting.append((kind, generation, submitted))
+    def note_filled(self, kind: str, generation: int, submitted: float, on_screen: bool = False) -> None:
+        """Its results are in a grid now; the next frame paints them. With ``on_screen`` (filling
+        them changed nothing and the window has nothing to redraw) they are painted already."""
+        if on_screen:
+            self.painted.append((kind, generation, submitted, time.monotonic()))
+        else:
+            self.awaiting.append((kind, generation, submitted))
 
     def on_flip(self, *_args: Any) -> None:
         """Window ``on_flip`` handler: whatever was filled before this frame is now painted."""

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from kivy.clock import Clock
+from kivy.core.window import Window
 from kivy.metrics import dp, sp
 from PIL import Image
 
@@ -349,12 +350,13 @@ class SearchSession:
         if reply.kind == WARM_UP:
             return
         try:
-            self._show_results(reply)
+            changed = self._show_results(reply)
         except BUNDLE_FAILURES as exc:
             app.admin.bundle_failed(exc, f"showing {reply.kind} results")
             return
         if submitted is not None:
-            self.paint_log.note_filled(reply.kind, reply.generation, submitted)
+            on_screen = not changed and not Window.canvas.needs_redraw
+            self.paint_log.note_filled(reply.kind, reply.generation, submitted, on_screen=on_screen)
 
     def _current(self, reply: Reply) -> bool:
         """Is ``reply`` still worth showing? The latest request of its kind is; a sketch reply
@@ -369,8 +371,9 @@ class SearchSession:
             return False
         return reply.generation > max(self.shown.get(reply.kind, 0), self._floor.get(reply.kind, 0))
 
-    def _show_results(self, reply: Reply) -> None:
-        """Upload a reply's decoded pixels and fill its screen's grid (and ``app.results`` for a sketch)."""
+    def _show_results(self, reply: Reply) -> bool:
+        """Upload a reply's decoded pixels and fill its screen's grid (and ``app.results`` for a sketch).
+        Returns False when that changed nothing on screen (the same tiles and status line as before)."""
         result, pixels = reply.value
         for key, data in pixels.items():
             if isinstance(key, tuple):
@@ -380,6 +383,8 @@ class SearchSession:
         matches = [m.__dict__ for m in result.matches]
         if reply.kind == "sketch":
             self.app.results = matches
+        status = self.app.status
+        changed = reply.kind in ("text", "photo")  # their screens show the query or photo too
         if reply.kind == "photo" and reply.generation in self._photo_views:
             pixels, boxes, image, detections = self._photo_views.pop(reply.generation)
             self._photo_views.clear()
@@ -390,11 +395,13 @@ class SearchSession:
             self.app.screen("text").show_query(result.query, self.app.texts["did_you_mean"])
             if result.query.empty:
                 self.app.status = self.app.texts["no_known_word"]
-        self.fill_grid(RESULT_SCREENS[reply.kind], matches)
+        changed |= self.app.status != status
+        return self.fill_grid(RESULT_SCREENS[reply.kind], matches) or changed
 
-    def fill_grid(self, screen: str, matches: list[dict[str, Any]]) -> None:
+    def fill_grid(self, screen: str, matches: list[dict[str, Any]]) -> bool:
         """Show ``matches`` (match dicts: item, title, color, price ...) in a screen's
-        grid, reusing its tiles (creating widgets is what made frames stall, not the search)."""
+        grid, reusing its tiles (creating widgets is what made frames stall, not the search).
+        Returns True if any tile changed, was added or was removed."""
         shown_on = self.app.screen(screen)
         grid = shown_on.similar_grid if screen == "detail" else shown_on.results_grid
         tiles = self._tiles.setdefault(screen, [])
@@ -402,15 +409,20 @@ class SearchSession:
             tile = ProductTile()
             tile.bind(on_release=lambda t: self.show_detail(int(t.item)))
             tiles.append(tile)
+        changed = False
         for tile, m in zip(tiles, matches):
             title, subtitle = self._text_keys(m)
-            tile.item, tile.texture = m["item"], self.thumbnail(m["item"])
-            tile.title_texture, tile.subtitle_texture = self.texts.get(title), self.texts.get(subtitle)
+            shown = (m["item"], self.thumbnail(m["item"]), self.texts.get(title), self.texts.get(subtitle))
+            if shown != (tile.item, tile.texture, tile.title_texture, tile.subtitle_texture) or tile.parent is None:
+                changed = True
+                tile.item, tile.texture, tile.title_texture, tile.subtitle_texture = shown
             if tile.parent is None:
                 grid.add_widget(tile)
         for tile in tiles[len(matches) :]:
             if tile.parent is not None:
+                changed = True
                 grid.remove_widget(tile)
+        return changed
 
     def thumbnail(self, item: int):
         """Texture of product ``item``'s thumbnail (cached; decoded here only if the worker did not), or None without a bundle."""

@@ -16,6 +16,7 @@ from vitrina.kiosk_app.geometry import (
     stroke_hit,
     to_search_strokes,
 )
+from vitrina.kiosk_app.paint_log import PaintLog
 from vitrina.kiosk_app.worker import SearchWorker
 
 
@@ -131,3 +132,12 @@ def test_pen_strokes_keep_black_ink_as_arrays_and_colour_as_pen_strokes():
     np.testing.assert_allclose(out[0], [[0, 0], [10, 10], [20, 0]])  # y flipped to point down
     assert isinstance(out[1], PenStroke) and out[1].color == (199, 31, 46) and not out[1].fill
     assert isinstance(out[2], PenStroke) and out[2].fill and out[2].color == (20, 20, 23)  # a black fill is colour
+
+
+def test_paint_log_counts_results_already_on_screen_at_once():
+    log = PaintLog()
+    log.note_filled("sketch", 1, submitted=0.0)
+    log.note_filled("sketch", 2, submitted=0.0, on_screen=True)
+    assert [p[1] for p in log.painted] == [2] and [a[1] for a in log.awaiting] == [1]
+    log.on_flip()
+    assert [p[1] for p in log.painted] == [2, 1] and not log.awaiting

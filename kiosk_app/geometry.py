@@ -115,3 +115,19 @@ def fit_strokes(
         xy[:, 1] = -xy[:, 1]
         out.append(xy + np.asarray(center, dtype=np.float64))
     return out
+
+
+def fit_box(
+    content: tuple[float, float] | None, box: tuple[float, float, float, float], upscale: bool = True
+) -> tuple[float, float, float, float]:
+    """Where content of ``content`` (width, height) px goes in ``box`` (x, y, width, height) px:
+    scaled to fit with its aspect ratio kept (never above 1 without ``upscale``) and centred,
+    as (x, y, width, height) px. Nothing (zero size, at the box's centre) for no or empty content."""
+    x, y, width, height = box
+    if content is None or content[0] <= 0 or content[1] <= 0:
+        return x + width / 2.0, y + height / 2.0, 0.0, 0.0
+    scale = max(0.0, min(width / content[0], height / content[1]))
+    if not upscale:
+        scale = min(scale, 1.0)
+    w, h = content[0] * scale, content[1] * scale
+    return x + (width - w) / 2.0, y + (height - h) / 2.0, w, h

@@ -9,6 +9,7 @@ import pytest
 from vitrina.kiosk_app.config import hash_pin, verify_pin
 from vitrina.kiosk_app.geometry import (
     clip_text,
+    fit_box,
     fit_strokes,
     interpolate,
     layout_for,
@@ -132,6 +133,13 @@ def test_pen_strokes_keep_black_ink_as_arrays_and_colour_as_pen_strokes():
     np.testing.assert_allclose(out[0], [[0, 0], [10, 10], [20, 0]])  # y flipped to point down
     assert isinstance(out[1], PenStroke) and out[1].color == (199, 31, 46) and not out[1].fill
     assert isinstance(out[2], PenStroke) and out[2].fill and out[2].color == (20, 20, 23)  # a black fill is colour
+
+
+def test_fit_box_keeps_aspect_centres_and_scales_down_only_when_asked():
+    assert fit_box((28, 28), (10, 20, 100, 100)) == (10, 20, 100, 100)
+    assert fit_box((200, 50), (0, 0, 100, 100)) == (0, 37.5, 100, 25)
+    assert fit_box((40, 10), (0, 0, 100, 20), upscale=False) == (30, 5, 40, 10)
+    assert fit_box(None, (0, 0, 100, 20)) == (50, 10, 0, 0)
 
 
 def test_paint_log_counts_results_already_on_screen_at_once():

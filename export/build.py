@@ -30,6 +30,7 @@ import hashlib
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -53,7 +54,7 @@ from .build_text_visual import (
     text_visual_codes,
 )
 from .codes.fit import CodeOptions, FittedCodes, TrainingEmbeddings, fit_codes
-from .data.catalog import Catalog, load_catalog
+from .data.catalog import Catalog, load_catalog, load_catalog_image
 from .data.colors import colour_families
 from .data.sketch_styles import HELD_OUT_STYLES, STYLES, check_styles, render_style
 from .data.sketch_synthesis import render_sketches, synthesize_strokes
@@ -288,14 +289,17 @@ def _train_rows(catalog: Catalog, on_white: np.ndarray) -> np.ndarray:
 
 def _identify(
     catalog: Catalog,
+    catalog_dir: Path,
     on_white: np.ndarray,
     *,
     detector: DetectorStage | None,
     exported: ExportedTextVisual | None,
     pending: Pending,
+    crop_size: int,
     options: BuildOptions,
 ) -> Identification | None:
-    """Step 6: the sold product's box in every catalog photo that is not a packshot (None without a detector)."""
+    """Step 6: the sold product's box in every catalog photo that is not a packshot, each photo
+    loaded again at the detector's input side (None without a detector)."""
     if detector is None:
         return None
     rows = np.flatnonzero(~on_white)
@@ -303,14 +307,23 @@ def _identify(
     if exported is not None and pending.text_visual is not None:
         titles = pending.text_visual.titles[catalog.image_items[rows]]
     return identify_main_products(
-        catalog.images,
+        catalog_loader(catalog, catalog_dir, int(detector.report["input_size"])),
         rows,
         detector_model=detector.models["detector_int8"],
         score_threshold=detector.score_threshold,
         text_visual_model=exported.models[f"{ROLE}_int8"] if exported is not None else None,
         title_ids=titles,
+        crop_size=crop_size,
         progress=options.progress,
     )
+
+
+def catalog_loader(catalog: Catalog, catalog_dir: Path, side: int) -> Callable[[int], np.ndarray]:
+    """Catalog image row → its photo loaded again at ``side`` pixels ((side, side, 3) uint8, the
+    loader's rules), or the loaded image for a catalog that kept no paths."""
+    if not catalog.image_paths:
+        return lambda row: catalog.images[row]
+    return lambda row: load_catalog_image(catalog_dir, catalog.image_paths[row], side)
 
 
 def _build_rest(
@@ -394,11 +407,18 @@ def _build_rest(
         exported = export_text_visual(pending.text_visual, photo_model=photo_model, progress=options.progress)
     # 6. Main-product identification: photos that are not packshots are encoded by the sold product's crop.
     identification = _identify(
-        catalog, on_white, detector=detector, exported=exported, pending=pending, options=options
+        catalog,
+        catalog_dir,
+        on_white,
+        detector=detector,
+        exported=exported,
+        pending=pending,
+        crop_size=size,
+        options=options,
     )
     if identification is not None and len(identification.rows):
         photos = photos.copy()
-        photos[identification.rows] = identification.crops(catalog.images, size)
+        photos[identification.rows] = identification.crops
     # 7b. Text-visual codes of every product (title + image or identified crop).
     text_visual = None
     if pending.text_visual is not None and exported is not None:
@@ -428,6 +448,7 @@ def _build_rest(
             identification=identification,
             whole_photos=whole_photos,
             photos=photos,
+            load=catalog_loader(catalog, catalog_dir, identification.side if identification else 0),
             encode=lambda precision, images: _encode(paths[f"photo_{precision}"], images, progress=False, desc=""),
             encode_text_visual=(
                 (lambda precision, words, images: text_visual_codes(exported, precision, words=words, images=images))

@@ -114,6 +114,18 @@ def register(commands: Commands) -> None:
         sweep.add_argument("--hash-steps", type=positive_int, default=2000, help="training steps per hash head")
         sweep.add_argument("--cold-runs", type=int, default=3, help="fresh processes per cold-start figure (0 skips)")
         p.set_defaults(sweep_handler=_eval_sweep)
+        store = p.add_argument_group("another store (export side: needs vitrina[export])")
+        store.add_argument(
+            "--store-catalog",
+            type=Path,
+            default=None,
+            help="with --task identify or similar: measure the bundle's models on this other store's catalog "
+            "(vitrina demo-catalog --store second)",
+        )
+        store.add_argument(
+            "--store-scenes", type=positive_int, default=400, help="scenes composed of the other store's products"
+        )
+        p.set_defaults(store_handler=_eval_store)
 
 
 def _demo_catalog(args: argparse.Namespace) -> int:
@@ -245,6 +257,27 @@ def _sizes(text: str, flag: str) -> tuple[int, ...]:
     if min(sizes, default=1) < 1:
         raise ValueError(f"{flag} sizes must be >= 1, got {text!r}")
     return sizes
+
+
+def _eval_store(args: argparse.Namespace) -> int:
+    import json
+
+    from vitrina.runtime.bundle import Bundle
+    from vitrina.runtime.evaluate_identify import format_identify
+    from vitrina.runtime.evaluate_similar import format_similar
+
+    from .second_store import evaluate_store_identify, evaluate_store_similar
+
+    if args.task not in ("identify", "similar"):
+        raise ValueError(f"--store-catalog goes with --task identify or similar, not {args.task}")
+    bundle = Bundle.open(args.bundle)
+    if args.task == "identify":
+        report = evaluate_store_identify(bundle, args.store_catalog, scenes=args.store_scenes, num_threads=args.threads)
+        print(json.dumps(report.to_json()) if args.json else format_identify(report, store=args.store_catalog.name))
+    else:
+        similar = evaluate_store_similar(bundle, args.store_catalog, num_threads=args.threads)
+        print(json.dumps(similar.to_json()) if args.json else format_similar(similar))
+    return 0
 
 
 def _eval_sweep(args: argparse.Namespace) -> int:

@@ -8,7 +8,9 @@ catalog photo:
 * a **packshot** (the product alone on white: at least :data:`BORDER_SHARE` of
   the photo's border is white, as a background never is) is encoded whole, and only packshots train the
   encoders, the detector and the text-visual model;
-* **any other photo** goes through the detector; each box is cropped (aspect kept,
+* **any other photo** is loaded again at the detector's input side (at the
+  encoders' 48 px an outfit photo's products are 15-20 px), goes through the
+  detector; each box is cropped (aspect kept,
   :func:`~vitrina.runtime.text_visual.square_crop`, as the device crops) and
   embedded with the product's title by the text-visual model, and the crop with
   the highest plausibility for the title (the best method of ``vitrina eval
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,26 +72,22 @@ class Identification:
 
     Attributes:
         rows: (n,) int64 catalog image rows that are not packshots.
-        boxes: (n, 4) float32 xyxy box picked in each photo's pixels; NaN where none was
-            found (the whole photo is encoded).
+        side: side of the square photos the boxes refer to, pixels (they were loaded at it).
+        boxes: (n, 4) float32 xyxy box picked in each photo, pixels of a ``side``-pixel photo;
+            NaN where none was found (the whole photo is encoded).
         found: (n,) int32 boxes the detector found in each photo.
+        crops: (n, S, S, 3) uint8 the picked crop (or the whole photo) at the encoders' side.
         method: how the box was picked (:data:`PLAUSIBILITY` or :data:`LARGEST`).
         seconds: wall-clock seconds of the identification.
     """
 
     rows: np.ndarray
+    side: int
     boxes: np.ndarray
     found: np.ndarray
+    crops: np.ndarray
     method: str
     seconds: float
-
-    def crops(self, images: np.ndarray, size: int) -> np.ndarray:
-        """(n, size, size, 3) uint8: each row's picked crop of ``images`` (N, H, W, 3), padded square
-        (the whole photo where no box was found)."""
-        out = np.empty((len(self.rows), size, size, 3), np.uint8)
-        for k, (row, box) in enumerate(zip(self.rows, self.boxes)):
-            out[k] = square_crop(images[row], size, None if np.isnan(box).any() else box)
-        return out
 
     def report(self, photos: int) -> dict[str, object]:
         """The build report's entry: how many of ``photos`` catalog photos were packshots, and of
@@ -100,28 +100,33 @@ class Identification:
             "one_product": int(np.sum(self.found == 1)),
             "no_product_found": int(np.sum(self.found == 0)),
             "method": self.method,
+            "side": self.side,
             "seconds": round(self.seconds, 1),
         }
 
 
 def identify_main_products(
-    images: np.ndarray,
+    load: Callable[[int], np.ndarray],
     rows: np.ndarray,
     *,
     detector_model: bytes,
     score_threshold: float,
     text_visual_model: bytes | None,
     title_ids: np.ndarray | None,
+    crop_size: int,
     progress: bool = True,
 ) -> Identification:
-    """Pick the sold product's box in each of ``images[rows]`` (see the module docstring).
+    """Pick the sold product's box in each catalog photo ``load(row)`` of ``rows`` (see the module docstring).
 
     Args:
-        images: (N, H, W, 3) uint8 catalog photos (the build's prepared images).
-        rows: (n,) rows of ``images`` to look at (the photos that are not packshots).
+        load: catalog image row → (side, side, 3) uint8 photo, every photo at one side (the build
+            loads them again at the detector's input side: at the encoders' 48 px a product of an
+            outfit photo is 15-20 px, too few for the detector and the encoders).
+        rows: (n,) catalog image rows to look at (the photos that are not packshots).
         detector_model: the int8 detector TFLite; score_threshold: its shipped threshold.
         text_visual_model: the int8 text-visual TFLite, or None (the largest box is picked).
         title_ids: (n, W) int32 word ids of each photo's product title (with ``text_visual_model``).
+        crop_size: side of the returned crops (the encoders' input), pixels.
     """
     t0 = time.monotonic()
     rows = np.asarray(rows, np.int64)
@@ -129,51 +134,67 @@ def identify_main_products(
         raise ValueError("identification with a text-visual model needs one title (word ids) per photo")
     boxes = np.full((len(rows), 4), np.nan, np.float32)
     found = np.zeros(len(rows), np.int32)
+    crops = np.empty((len(rows), crop_size, crop_size, 3), np.uint8)
+    method = LARGEST if text_visual_model is None else PLAUSIBILITY
     if len(rows) == 0:
-        return Identification(rows=rows, boxes=boxes, found=found, method=PLAUSIBILITY, seconds=0.0)
+        return Identification(rows=rows, side=0, boxes=boxes, found=found, crops=crops, method=method, seconds=0.0)
     with tempfile.TemporaryDirectory(prefix="vitrina-identify-") as tmp:
         det_path = Path(tmp) / "detector.tflite"
         det_path.write_bytes(detector_model)
-        options = DetectorOptions(model_path=str(det_path), num_threads=2, score_threshold=score_threshold)
-        candidates: list[np.ndarray] = []
-        with Detector.create_from_options(options) as detector:
-            for row in tqdm(
-                rows, desc="identifying sold products", unit="photo", disable=not progress, mininterval=1.0
-            ):
-                candidates.append(detector.detect(images[row]).boxes)
-        found[:] = [len(c) for c in candidates]
-        if text_visual_model is None or title_ids is None:
-            for k, c in enumerate(candidates):
-                if len(c):
-                    boxes[k] = c[int(np.argmax((c[:, 2] - c[:, 0]) * (c[:, 3] - c[:, 1])))]
-            return Identification(rows=rows, boxes=boxes, found=found, method=LARGEST, seconds=time.monotonic() - t0)
         tv_path = Path(tmp) / "text_visual.tflite"
-        tv_path.write_bytes(text_visual_model)
+        tv_path.write_bytes(text_visual_model or b"")
+        options = DetectorOptions(model_path=str(det_path), num_threads=2, score_threshold=score_threshold)
         tv_options = TextVisualOptions(model_path=str(tv_path), num_threads=2, batch_size=64)
-        with TextVisualEncoder.create_from_options(tv_options) as encoder:
-            plausibility = _plausibilities(encoder, images, rows, candidates, title_ids)
-    start = 0
-    for k, c in enumerate(candidates):
-        if len(c):
-            boxes[k] = c[int(np.argmax(plausibility[start : start + len(c)]))]
-        start += len(c)
-    return Identification(rows=rows, boxes=boxes, found=found, method=PLAUSIBILITY, seconds=time.monotonic() - t0)
+        with (
+            Detector.create_from_options(options) as detector,
+            TextVisualEncoder.create_from_options(tv_options) if text_visual_model else nullcontext() as encoder,
+        ):
+            side = 0
+            bar = tqdm(
+                total=len(rows), desc="identifying sold products", unit="photo", disable=not progress, mininterval=1.0
+            )
+            for start in range(0, len(rows), _CHUNK):
+                part = np.arange(start, min(start + _CHUNK, len(rows)))
+                images = [load(int(rows[k])) for k in part]
+                side = images[0].shape[0]
+                candidates = [detector.detect(image).boxes for image in images]
+                picks = _pick(candidates, images, title_ids[part] if title_ids is not None else None, encoder)
+                for j, k in enumerate(part):
+                    found[k] = len(candidates[j])
+                    box = None if picks[j] is None else candidates[j][picks[j]]
+                    if box is not None:
+                        boxes[k] = box
+                    crops[k] = square_crop(images[j], crop_size, box)
+                bar.update(len(part))
+            bar.close()
+    return Identification(
+        rows=rows, side=side, boxes=boxes, found=found, crops=crops, method=method, seconds=time.monotonic() - t0
+    )
 
 
-def _plausibilities(
-    encoder: TextVisualEncoder,
-    images: np.ndarray,
-    rows: np.ndarray,
+#: Photos loaded, detected and scored at a time.
+_CHUNK = 512
+
+
+def _pick(
     candidates: list[np.ndarray],
-    title_ids: np.ndarray,
-) -> np.ndarray:
-    """(sum of boxes,) float32: the plausibility of every (title, crop) pair, photo after photo."""
-    pairs = [(k, box) for k, c in enumerate(candidates) for box in c]
-    out = np.empty(len(pairs), np.float32)
-    chunk = 4096
-    for start in range(0, len(pairs), chunk):
-        part = pairs[start : start + chunk]
-        crops = np.stack([square_crop(images[rows[k]], encoder.image_size, box) for k, box in part])
-        words = np.stack([title_ids[k] for k, _ in part]).astype(np.int32)
-        out[start : start + len(part)] = encoder.encode(words=words, images=crops).plausibility
+    images: list[np.ndarray],
+    title_ids: np.ndarray | None,
+    encoder: TextVisualEncoder | None,
+) -> list[int | None]:
+    """Index of the picked box of each photo (None: no box): the most plausible crop for the
+    title with a text-visual encoder, else the largest box."""
+    if encoder is None or title_ids is None:
+        return [None if not len(c) else int(np.argmax((c[:, 2] - c[:, 0]) * (c[:, 3] - c[:, 1]))) for c in candidates]
+    pairs = [(j, box) for j, c in enumerate(candidates) for box in c]
+    if not pairs:
+        return [None] * len(candidates)
+    crops = np.stack([square_crop(images[j], encoder.image_size, box) for j, box in pairs])
+    words = np.stack([title_ids[j] for j, _ in pairs]).astype(np.int32)
+    plausibility = encoder.encode(words=words, images=crops).plausibility
+    out: list[int | None] = []
+    start = 0
+    for c in candidates:
+        out.append(int(np.argmax(plausibility[start : start + len(c)])) if len(c) else None)
+        start += len(c)
     return out

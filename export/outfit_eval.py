@@ -16,8 +16,8 @@ it by a sketch of the product alone:
 ``eval/outfits/tv_whole_{int8,float}``  (n, 16) float32 the text-visual code of the title and
                                         the whole photo (``vitrina eval --task similar``'s
                                         rows without one representative crop)
-``eval/outfits/identified_box.npy``     (n, 4) float32 xyxy box picked, in the build's prepared
-                                        image pixels (NaN: none found, whole photo)
+``eval/outfits/identified_box.npy``     (n, 4) float32 xyxy box picked, in pixels of the photo
+                                        as identification loaded it (NaN: none found, whole photo)
 ``eval/outfits/truth_box.npy``          (n, 4) float32 the sold product's true box, same pixels
 ``eval/outfits/found.npy``              (n,) int32 boxes the detector found
 ``eval/outfits/products.npy``           (n,) int32 products in the photo
@@ -71,6 +71,7 @@ def outfit_eval_arrays(
     identification: Identification | None,
     whole_photos: np.ndarray,
     photos: np.ndarray,
+    load: Callable[[int], np.ndarray],
     encode: Callable[[str, np.ndarray], np.ndarray],
     encode_text_visual: Callable[[str, np.ndarray, np.ndarray], np.ndarray] | None,
     title_ids: np.ndarray | None,
@@ -84,6 +85,7 @@ def outfit_eval_arrays(
     Args:
         whole_photos: (N, s, s, 3) uint8 catalog images at the photo encoder's side, as loaded.
         photos: the same after identification (outfit rows replaced by their identified crop).
+        load: catalog image row → the photo as identification loaded it (the true crop is cut from it).
         encode: (precision, (n, s, s, 3) uint8 photos) → (n, D) float32 embeddings with the
             build's photo encoder of that precision (``int8`` / ``float``).
         encode_text_visual: (precision, (n, W) int32 title ids, (n, s, s, 3) uint8 images) →
@@ -103,7 +105,7 @@ def outfit_eval_arrays(
     ][: min(queries or MAX_OUTFIT_QUERIES, MAX_OUTFIT_QUERIES)]
     if not rows:
         return {}, {}
-    side, size = catalog.images.shape[1], photos.shape[1]
+    side, size = identification.side, photos.shape[1]
     packshots, truth_boxes, products = [], [], []
     for row in rows:
         record = truth[catalog.image_paths[row]]
@@ -118,7 +120,7 @@ def outfit_eval_arrays(
     )[:, 0]
     boxes = np.stack(truth_boxes)
     k = np.array([picked[r] for r in rows])
-    truth_crops = np.stack([square_crop(catalog.images[r], size, b) for r, b in zip(rows, boxes)])
+    truth_crops = np.stack([square_crop(load(r), size, b) for r, b in zip(rows, boxes)])
     arrays = {
         PREFIX + "items.npy": catalog.image_items[rows].astype(np.int32),
         PREFIX + "sketches.npy": sketches,

@@ -188,6 +188,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     if getattr(args, "sweep", False):
         return int(args.sweep_handler(args))
+    if getattr(args, "store_catalog", None) is not None:
+        return int(args.store_handler(args))
     if args.task in ("detect", "photo"):
         return photo_cli.eval_command(args)
     if args.task == "text":

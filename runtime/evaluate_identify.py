@@ -28,11 +28,12 @@ next to float (detector and text-visual of the same precision).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .bundle import Bundle
+from .bundle import Bundle, Item, SceneSet
 from .detector import Detector, DetectorOptions, iou_matrix
 from .text import WordRepair
 from .text_visual import TextVisualEncoder, TextVisualOptions, has_text_visual, square_crop
@@ -72,17 +73,26 @@ def _credit(right: np.ndarray, chosen: np.ndarray) -> float:
     return float(right[chosen].mean())
 
 
-def evaluate_identify(bundle: Bundle, *, num_threads: int = 2) -> IdentifyReport:
+def evaluate_identify(
+    bundle: Bundle, *, num_threads: int = 2, scenes: SceneSet | None = None, items: Sequence[Item] | None = None
+) -> IdentifyReport:
     """The tables of the module docstring.
+
+    Args:
+        scenes, items: another store's scenes and products (``box_items`` index ``items``;
+            their titles go through this bundle's word repair); default: the bundle's own
+            held-out scenes and products.
 
     Raises:
         ValueError: no text-visual model, no held-out scenes, or no scene with two products.
     """
     if not has_text_visual(bundle):
         raise ValueError(f"bundle {bundle.path} has no text-visual model: --task identify needs one")
-    if not bundle.manifest.get("eval_scenes"):
-        raise ValueError(f"bundle {bundle.path} has no held-out scenes (built without a detector)")
-    scenes = bundle.eval_scenes()
+    if scenes is None:
+        if not bundle.manifest.get("eval_scenes"):
+            raise ValueError(f"bundle {bundle.path} has no held-out scenes (built without a detector)")
+        scenes = bundle.eval_scenes()
+    products = bundle.items if items is None else items
     counts = scenes.products_per_scene()
     multi = [s for s in range(len(scenes)) if counts[s] >= 2]
     if not multi:
@@ -120,9 +130,9 @@ def evaluate_identify(bundle: Bundle, *, num_threads: int = 2) -> IdentifyReport
                 group = str(len(gt_rows))
                 for j, row in enumerate(gt_rows):
                     item = int(scenes.box_items[row])
-                    ids = encoder.ids(repair.normalize(bundle.items[item].title).words)
+                    ids = encoder.ids(repair.normalize(products[item].title).words)
                     title_code = encoder.encode(words=ids[None]).codes[0]
-                    want = categories.get(bundle.items[item].category, -2)
+                    want = categories.get(products[item].category, -2)
                     for c in CANDIDATES:
                         boxes = candidates[c]
                         if c == "gt":
@@ -164,11 +174,11 @@ def _group_counts(rows: list[tuple[str, float]]) -> dict[str, int]:
     return dict(sorted(counts.items())) | {"all": len(rows)}
 
 
-def format_identify(report: IdentifyReport) -> str:
+def format_identify(report: IdentifyReport, store: str = "") -> str:
     """The study's table: accuracy by products in the photo, per candidates, method and precision."""
     groups = list(report.queries)
     lines = [
-        f"identification on {report.scenes} held-out scenes with 2+ products "
+        f"identification on {report.scenes} held-out scenes with 2+ products{' of ' + store if store else ''} "
         f"({report.queries.get('all', 0)} queries: each product of a scene once the sold one)"
     ]
     lines.append(

@@ -130,12 +130,13 @@ def test_identification_picks_the_crop_most_plausible_for_the_title(outfit_bundl
         repair = WordRepair.create_from_vocabulary(bundle.vocabulary)
         ids = np.stack([encoder.ids(repair.normalize(catalog.items[r].title).words) for r in rows])
         result = identify_main_products(
-            catalog.images,
+            lambda row: catalog.images[row],
             rows,
             detector_model=bundle.model_path("detector", "int8").read_bytes(),
             score_threshold=float(bundle.manifest["detector"]["score_threshold"]),
             text_visual_model=bundle.model_path("textvisual", "int8").read_bytes(),
             title_ids=ids,
+            crop_size=24,
             progress=False,
         )
         from vitrina.runtime.detector import Detector, DetectorOptions
@@ -150,21 +151,24 @@ def test_identification_picks_the_crop_most_plausible_for_the_title(outfit_bundl
                     continue
                 crops = np.stack([square_crop(catalog.images[row], encoder.image_size, b) for b in boxes])
                 plaus = encoder.encode(words=np.repeat(ids[k][None], len(boxes), 0), images=crops).plausibility
-                assert np.allclose(result.boxes[k], boxes[int(np.argmax(plaus))])
-    crops = result.crops(catalog.images, 24)
-    assert crops.shape == (len(rows), 24, 24, 3) and crops.dtype == np.uint8
+                best = boxes[int(np.argmax(plaus))]
+                assert np.allclose(result.boxes[k], best)
+                assert np.array_equal(result.crops[k], square_crop(catalog.images[row], 24, best))
+    assert result.side == catalog.images.shape[1]
+    assert result.crops.shape == (len(rows), 24, 24, 3) and result.crops.dtype == np.uint8
 
 
 def test_identification_without_a_text_visual_model_picks_the_largest_box(outfit_bundle: Path) -> None:
     bundle = Bundle.open(outfit_bundle)
     scenes = bundle.eval_scenes()
     result = identify_main_products(
-        scenes.images[:6],
+        lambda row: scenes.images[row],
         np.arange(6),
         detector_model=bundle.model_path("detector", "int8").read_bytes(),
         score_threshold=float(bundle.manifest["detector"]["score_threshold"]),
         text_visual_model=None,
         title_ids=None,
+        crop_size=16,
         progress=False,
     )
     assert result.method == "largest"
@@ -175,12 +179,13 @@ def test_identification_without_a_text_visual_model_picks_the_largest_box(outfit
 def test_identification_needs_one_title_per_photo() -> None:
     with pytest.raises(ValueError, match="one title"):
         identify_main_products(
-            np.zeros((2, 16, 16, 3), np.uint8),
+            lambda row: np.zeros((16, 16, 3), np.uint8),
             np.arange(2),
             detector_model=b"",
             score_threshold=0.1,
             text_visual_model=b"model",
             title_ids=np.zeros((1, 9), np.int32),
+            crop_size=16,
         )
 
 
@@ -224,3 +229,43 @@ def test_eval_similar_without_outfit_photos_notes_it(tiny_bundle: Path, capsys: 
     report = json.loads(capsys.readouterr().out)
     assert "text-visual int8" in report["methods"]
     assert any("one representative crop" in n for n in report["notes"])
+
+
+@pytest.fixture(scope="module")
+def second_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("second-store")
+    write_demo_catalog(out, limit_test=60, store="second", outfits=OutfitOptions(share=0.3))
+    return out
+
+
+def test_eval_identify_on_another_store(
+    outfit_bundle: Path, second_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["eval", "--bundle", str(outfit_bundle), "--task", "identify", "--store-catalog", str(second_store)]
+    assert main([*args, "--store-scenes", "30", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert 0 < report["scenes"] <= 30
+    gt = report["accuracy"]["int8"]["gt"]
+    assert set(gt) == {"text-visual", "plausibility", "category", "random"}
+    assert 0.0 <= gt["plausibility"]["all"] <= 1.0
+    assert main([*args, "--store-scenes", "30"]) == 0
+    assert f"of {second_store.name}" in capsys.readouterr().out
+
+
+def test_eval_similar_on_another_store(
+    outfit_bundle: Path, second_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["eval", "--bundle", str(outfit_bundle), "--task", "similar", "--store-catalog", str(second_store)]
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["gallery"] == 60 and report["store"] == second_store.name
+    for p in ("int8", "float"):
+        assert {f"text-visual {p} (whole image)", f"text-visual {p}, one crop"} <= set(report["methods"])
+    assert {"visual float (whole image)", "visual float, one crop"} <= set(report["methods"])
+
+
+def test_store_catalog_goes_with_identify_or_similar_only(
+    outfit_bundle: Path, second_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", "--bundle", str(outfit_bundle), "--task", "text", "--store-catalog", str(second_store)]) == 2
+    assert "--store-catalog goes with --task identify or similar" in capsys.readouterr().err

@@ -226,8 +226,9 @@ def _read_records(file: TextIO, path: Path) -> Iterator[tuple[int, list[str]]]:
             yield line, fields
 
 
-def _load_image(folder: Path, rel: str, image_size: int) -> np.ndarray:
-    """The prepared photo of ``folder/rel``, or ValueError naming the path and why it cannot be used."""
+def load_catalog_image(folder: Path, rel: str, image_size: int) -> np.ndarray:
+    """The prepared photo of ``folder/rel``: (image_size, image_size, 3) uint8, padded square on white
+    (the loader's rules and budgets); ValueError naming the path and why it cannot be used."""
     try:
         path = resolve_inside(folder, rel)
     except FileNotFoundError as exc:
@@ -311,7 +312,7 @@ def _check_row(row: dict[str, str], folder: Path, has_split: bool, image_size: i
     rel = row.get("image", "").strip()
     if not rel:
         raise ValueError("empty image path")
-    pixels = _load_image(folder, rel, image_size)
+    pixels = load_catalog_image(folder, rel, image_size)
     return Item(product_id, title, category, color, price, split), pixels
 
 

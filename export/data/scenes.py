@@ -65,6 +65,8 @@ _OUTFIT_SLOTS = {
     "other": (0.84, 0.35),
 }
 BACKGROUNDS = ("flat", "gradient", "noise", "stripes")
+#: Backgrounds no build trains on: the second store's scenes (``second_store.py``) use them.
+OTHER_BACKGROUNDS = ("tiles",)
 # alpha of a product pixel: its darkest channel's distance from white over this many levels (clipped to 1)
 _ALPHA_LEVELS = 60.0
 
@@ -79,7 +81,8 @@ class SceneOptions:
         max_products: products per scene, 1 to this (uniformly).
         max_occlusion: largest share of a product's area later products may cover.
         clutter: most non-product distractor shapes per scene.
-        backgrounds: kinds of background to draw from (:data:`BACKGROUNDS`).
+        backgrounds: kinds of background to draw from (:data:`BACKGROUNDS`, or
+            :data:`OTHER_BACKGROUNDS`, which no build trains on).
         non_square: share of scenes composed at another aspect ratio (3:4 to 4:3) and letterboxed.
         single_max_scale: largest scale of the product in a one-product scene (small, off-centre).
     """
@@ -103,9 +106,11 @@ class SceneOptions:
             raise ValueError(f"max_products must be in [1, 8], got {self.max_products}")
         if not 0.0 <= self.max_occlusion < 1.0:
             raise ValueError(f"max_occlusion must be in [0, 1), got {self.max_occlusion}")
-        unknown = set(self.backgrounds) - set(BACKGROUNDS)
+        unknown = set(self.backgrounds) - set(BACKGROUNDS + OTHER_BACKGROUNDS)
         if not self.backgrounds or unknown:
-            raise ValueError(f"backgrounds must be a non-empty subset of {BACKGROUNDS}, got {self.backgrounds}")
+            raise ValueError(
+                f"backgrounds must be a non-empty subset of {BACKGROUNDS + OTHER_BACKGROUNDS}, got {self.backgrounds}"
+            )
 
 
 def cut_out(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,6 +144,11 @@ def _background(rng: np.random.Generator, w: int, h: int, kind: str) -> np.ndarr
     if kind == "gradient":
         t = (proj - proj.min()) / max(float(np.ptp(proj)), 1.0)
         return c0 * (1 - t[..., None]) + c1 * t[..., None]
+    if kind == "tiles":  # a tiled floor or wall: a checkerboard of two colours, with grain
+        cell = rng.uniform(6, max(7.0, min(w, h) / 4))
+        t = (((xx // cell) + (yy // cell)) % 2).astype(np.float32)
+        out = c0 * (1 - t[..., None]) + c1 * t[..., None] + rng.normal(0, 4, (h, w, 1))
+        return np.clip(out, 0, 255).astype(np.float32)
     if kind == "stripes":
         period = rng.uniform(4, max(5.0, w / 3))
         t = (np.sin(2 * math.pi * proj / period) > 0).astype(np.float32) if rng.random() < 0.5 else None

@@ -427,19 +427,8 @@ def _build_rest(
         paths = {name: Path(tmp) / f"{name}.tflite" for name in models}
         for name, blob in models.items():
             paths[name].write_bytes(blob)
-        # 7. Catalog codes with the int8 photo encoder, as the device would compute them; identified
-        # crops with the crop-tuned one (it maps a crop with background near its product's packshot).
-        crop_paths = {}
-        for name in ("photo_int8", "photo_float"):
-            if detector is not None and name in detector.models:
-                crop_paths[name] = Path(tmp) / f"crop_{name}.tflite"
-                crop_paths[name].write_bytes(detector.models[name])
-        crop_rows = identification.rows if identification is not None else np.empty(0, np.int64)
+        # 7. Catalog codes with the int8 photo encoder, as the device would compute them.
         codes = _encode(paths["photo_int8"], photos, progress=options.progress, desc="encoding catalog")
-        if len(crop_rows) and crop_paths:
-            codes[crop_rows] = _encode(
-                crop_paths["photo_int8"], photos[crop_rows], progress=options.progress, desc="encoding identified crops"
-            )
         # 8. Held-out queries and agreement.
         eval_set, sketch_agreement, photo_cosine = _eval_set(
             catalog,
@@ -453,14 +442,6 @@ def _build_rest(
             key=key,
             usable=on_white[catalog.first_images()],
         )
-        if eval_set is not None and len(crop_rows) and crop_paths:
-            gallery_rows = catalog.first_images()[eval_set.gallery_items]
-            cropped = np.isin(gallery_rows, crop_rows)
-            gallery_float = eval_set.gallery_float.copy()
-            gallery_float[cropped] = _encode(
-                crop_paths["photo_float"], photos[gallery_rows[cropped]], progress=False, desc=""
-            )
-            eval_set = replace(eval_set, gallery_float=gallery_float)
         outfit_arrays, outfit_meta = outfit_eval_arrays(
             catalog,
             catalog_dir,
@@ -468,9 +449,7 @@ def _build_rest(
             whole_photos=whole_photos,
             photos=photos,
             load=catalog_loader(catalog, catalog_dir, identification.side if identification else 0),
-            encode=lambda precision, images: _encode(
-                crop_paths.get(f"photo_{precision}", paths[f"photo_{precision}"]), images, progress=False, desc=""
-            ),
+            encode=lambda precision, images: _encode(paths[f"photo_{precision}"], images, progress=False, desc=""),
             encode_text_visual=(
                 (lambda precision, words, images: text_visual_codes(exported, precision, words=words, images=images))
                 if exported is not None
@@ -494,8 +473,8 @@ def _build_rest(
         sketch_model=models["sketch_int8"],
         options=options,
     )
-    # The detector's models (with the crop-tuned photo encoder: the packshots' catalog codes above
-    # stay the trained encoder's) and the text-visual models join the bundle.
+    # The detector's models (with the crop-tuned photo encoder: catalog codes above stay the
+    # trained encoder's) and the text-visual models join the bundle.
     if detector is not None:
         models.update(detector.models)
     if text_visual is not None:

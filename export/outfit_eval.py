@@ -87,7 +87,7 @@ def outfit_eval_arrays(
         photos: the same after identification (outfit rows replaced by their identified crop).
         load: catalog image row → the photo as identification loaded it (the true crop is cut from it).
         encode: (precision, (n, s, s, 3) uint8 photos) → (n, D) float32 embeddings with the
-            photo encoder of that precision (``int8`` / ``float``) the build codes identified crops with.
+            build's photo encoder of that precision (``int8`` / ``float``).
         encode_text_visual: (precision, (n, W) int32 title ids, (n, s, s, 3) uint8 images) →
             (n, 16) float32 text-visual codes; None without a text-visual model.
         title_ids: (P, W) int32 word ids of every product's title (with ``encode_text_visual``).

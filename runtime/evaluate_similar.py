@@ -20,8 +20,9 @@ crop, the one main-product identification picked. Its table has each method
 twice: ``… (whole image)``, the outfit products' codes made from the whole photo,
 and ``…, one crop``, the codes the bundle ships.
 
-Only this bundle's own store is measured: the second store is a separate
-catalog, which the device cannot encode without building its bundle.
+Only this bundle's own store is measured here: the device cannot encode another
+catalog. ``vitrina eval --task similar --store-catalog DIR`` (export side,
+``export/second_store.py``) measures the bundle's models on another store.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def evaluate_similar(bundle: Bundle) -> SimilarReport:
                 _replaced(codes, whole, f"tv_whole_{precision}"), labels
             )
         methods[f"text-visual {precision}" + crop] = neighbour_metrics(codes, labels)
-    notes.append("own store only: the second store is another catalog (build its bundle to measure it)")
+    notes.append("own store only: another store is measured with --store-catalog DIR (export side)")
     if whole is None:
         notes.append("one representative crop per image: not measured (the catalog had no outfit photos)")
     return SimilarReport(gallery=len(test), methods=methods, store=bundle.name, notes=tuple(notes))

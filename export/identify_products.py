@@ -142,12 +142,15 @@ def identify_main_products(
         det_path = Path(tmp) / "detector.tflite"
         det_path.write_bytes(detector_model)
         tv_path = Path(tmp) / "text_visual.tflite"
-        tv_path.write_bytes(text_visual_model or b"")
+        if text_visual_model is not None:
+            tv_path.write_bytes(text_visual_model)
         options = DetectorOptions(model_path=str(det_path), num_threads=2, score_threshold=score_threshold)
         tv_options = TextVisualOptions(model_path=str(tv_path), num_threads=2, batch_size=64)
         with (
             Detector.create_from_options(options) as detector,
-            TextVisualEncoder.create_from_options(tv_options) if text_visual_model else nullcontext() as encoder,
+            TextVisualEncoder.create_from_options(tv_options)
+            if text_visual_model is not None
+            else nullcontext() as encoder,
         ):
             side = 0
             bar = tqdm(

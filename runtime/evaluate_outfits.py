@@ -95,11 +95,12 @@ def evaluate_outfits(bundle: Bundle, *, num_threads: int = 2) -> OutfitReport:
     items = bundle.array(PREFIX + "items.npy").astype(np.int64)
     targets = np.array([row_of[int(i)] for i in items], np.int64)
     labels = bundle.item_categories
+    sketches = bundle.array(PREFIX + "sketches.npy")
     metrics: dict[str, dict[str, RetrievalMetrics]] = {}
     for precision in ("int8", "float"):
         options = SketchEncoderOptions(num_threads=num_threads, batch_size=64, precision=precision)
         with SketchEncoder.create_from_bundle(bundle, options) as encoder:
-            queries = encoder.embed(bundle.array(PREFIX + "sketches.npy")).embeddings
+            queries = encoder.embed(sketches).embeddings
         shipped = _gallery(bundle, precision, gallery_items, eval_set.gallery_float)
         metrics[precision] = {}
         for indexing in INDEXINGS:

@@ -295,11 +295,13 @@ def _identify(
     detector: DetectorStage | None,
     exported: ExportedTextVisual | None,
     pending: Pending,
+    item_labels: np.ndarray,
     crop_size: int,
     options: BuildOptions,
 ) -> Identification | None:
     """Step 6: the sold product's box in every catalog photo that is not a packshot, each photo
-    loaded again at the detector's input side (None without a detector)."""
+    loaded again at the detector's input side (None without a detector); ``item_labels``: (P,)
+    int32 each product's category, in the detector's category order."""
     if detector is None:
         return None
     rows = np.flatnonzero(~on_white)
@@ -313,6 +315,7 @@ def _identify(
         score_threshold=detector.score_threshold,
         text_visual_model=exported.models[f"{ROLE}_int8"] if exported is not None else None,
         title_ids=titles,
+        title_categories=item_labels[catalog.image_items[rows]],
         crop_size=crop_size,
         progress=options.progress,
     )
@@ -413,6 +416,7 @@ def _build_rest(
         detector=detector,
         exported=exported,
         pending=pending,
+        item_labels=item_labels,
         crop_size=size,
         options=options,
     )

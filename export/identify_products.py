@@ -12,10 +12,12 @@ catalog photo:
   encoders' 48 px an outfit photo's products are 15-20 px), goes through the
   detector; each box is cropped (aspect kept,
   :func:`~vitrina.runtime.text_visual.square_crop`, as the device crops) and
-  embedded with the product's title by the text-visual model, and the crop with
-  the highest plausibility for the title (the best method of ``vitrina eval
-  --task identify``) is what the sketch and photo codes encode. With one box, that
-  box; with none, the whole photo. Without a text-visual model, the largest box.
+  embedded with the product's title by the text-visual model. The box picked is the
+  best by :func:`~vitrina.runtime.identify.sold_box_scores`: the title's
+  plausibility for the crop × the detector's objectness × the detector's
+  probability of the title's category (the best method of ``vitrina eval --task
+  identify``). Its crop is what the sketch and photo codes encode. With one box,
+  that box; with none, the whole photo. Without a text-visual model, the largest box.
 
 Everything runs through LiteRT with the int8 models the bundle ships, as the
 device would. The catalog's ground truth (``outfits.json`` of the demo catalog)
@@ -34,7 +36,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vitrina.runtime.detector import Detector, DetectorOptions
+from vitrina.runtime.detector import DetectionResult, Detector, DetectorOptions, box_areas
+from vitrina.runtime.identify import COMBINED, pick_sold_box
 from vitrina.runtime.text_visual import TextVisualEncoder, TextVisualOptions, square_crop
 
 #: A border pixel is white when all its channels are at least this (0-255).
@@ -47,7 +50,7 @@ BORDER_SHARE = 0.3
 #: Border width examined, pixels.
 BORDER = 2
 #: How the crop is picked (``vitrina eval --task identify`` names).
-PLAUSIBILITY, LARGEST, WHOLE = "plausibility", "largest", "whole photo"
+LARGEST, WHOLE = "largest", "whole photo"
 
 
 def packshot_mask(images: np.ndarray) -> np.ndarray:
@@ -77,7 +80,7 @@ class Identification:
             NaN where none was found (the whole photo is encoded).
         found: (n,) int32 boxes the detector found in each photo.
         crops: (n, S, S, 3) uint8 the picked crop (or the whole photo) at the encoders' side.
-        method: how the box was picked (:data:`PLAUSIBILITY` or :data:`LARGEST`).
+        method: how the box was picked (:data:`~vitrina.runtime.identify.COMBINED` or :data:`LARGEST`).
         seconds: wall-clock seconds of the identification.
     """
 
@@ -113,6 +116,7 @@ def identify_main_products(
     score_threshold: float,
     text_visual_model: bytes | None,
     title_ids: np.ndarray | None,
+    title_categories: np.ndarray | None = None,
     crop_size: int,
     progress: bool = True,
 ) -> Identification:
@@ -126,16 +130,22 @@ def identify_main_products(
         detector_model: the int8 detector TFLite; score_threshold: its shipped threshold.
         text_visual_model: the int8 text-visual TFLite, or None (the largest box is picked).
         title_ids: (n, W) int32 word ids of each photo's product title (with ``text_visual_model``).
+        title_categories: (n,) int index of each photo's product category among the detector's
+            categories (-1: one it does not know); None leaves the category out of the pick.
         crop_size: side of the returned crops (the encoders' input), pixels.
     """
     t0 = time.monotonic()
     rows = np.asarray(rows, np.int64)
     if text_visual_model is not None and (title_ids is None or len(title_ids) != len(rows)):
         raise ValueError("identification with a text-visual model needs one title (word ids) per photo")
+    if title_categories is not None and len(title_categories) != len(rows):
+        raise ValueError(
+            f"title_categories must have one category per photo ({len(rows)}), got {len(title_categories)}"
+        )
     boxes = np.full((len(rows), 4), np.nan, np.float32)
     found = np.zeros(len(rows), np.int32)
     crops = np.empty((len(rows), crop_size, crop_size, 3), np.uint8)
-    method = LARGEST if text_visual_model is None else PLAUSIBILITY
+    method = LARGEST if text_visual_model is None else COMBINED
     if len(rows) == 0:
         return Identification(rows=rows, side=0, boxes=boxes, found=found, crops=crops, method=method, seconds=0.0)
     with tempfile.TemporaryDirectory(prefix="vitrina-identify-") as tmp:
@@ -160,11 +170,17 @@ def identify_main_products(
                 part = np.arange(start, min(start + _CHUNK, len(rows)))
                 images = [load(int(rows[k])) for k in part]
                 side = images[0].shape[0]
-                candidates = [detector.detect(image).boxes for image in images]
-                picks = _pick(candidates, images, title_ids[part] if title_ids is not None else None, encoder)
+                detections = [detector.detect(image) for image in images]
+                picks = _pick(
+                    detections,
+                    images,
+                    title_ids[part] if title_ids is not None else None,
+                    title_categories[part] if title_categories is not None else None,
+                    encoder,
+                )
                 for j, k in enumerate(part):
-                    found[k] = len(candidates[j])
-                    box = None if picks[j] is None else candidates[j][picks[j]]
+                    found[k] = len(detections[j])
+                    box = None if picks[j] is None else detections[j].boxes[picks[j]]
                     if box is not None:
                         boxes[k] = box
                     crops[k] = square_crop(images[j], crop_size, box)
@@ -180,24 +196,32 @@ _CHUNK = 512
 
 
 def _pick(
-    candidates: list[np.ndarray],
+    detections: list[DetectionResult],
     images: list[np.ndarray],
     title_ids: np.ndarray | None,
+    title_categories: np.ndarray | None,
     encoder: TextVisualEncoder | None,
 ) -> list[int | None]:
-    """Index of the picked box of each photo (None: no box): the most plausible crop for the
-    title with a text-visual encoder, else the largest box."""
+    """Index of the picked box of each photo (None: no box): the best by
+    :func:`~vitrina.runtime.identify.pick_sold_box` with a text-visual encoder, else the largest box."""
     if encoder is None or title_ids is None:
-        return [None if not len(c) else int(np.argmax((c[:, 2] - c[:, 0]) * (c[:, 3] - c[:, 1]))) for c in candidates]
-    pairs = [(j, box) for j, c in enumerate(candidates) for box in c]
+        return [None if not len(d) else int(np.argmax(box_areas(d.boxes))) for d in detections]
+    pairs = [(j, box) for j, d in enumerate(detections) for box in d.boxes]
     if not pairs:
-        return [None] * len(candidates)
+        return [None] * len(detections)
     crops = np.stack([square_crop(images[j], encoder.image_size, box) for j, box in pairs])
     words = np.stack([title_ids[j] for j, _ in pairs]).astype(np.int32)
     plausibility = encoder.encode(words=words, images=crops).plausibility
     out: list[int | None] = []
     start = 0
-    for c in candidates:
-        out.append(int(np.argmax(plausibility[start : start + len(c)])) if len(c) else None)
-        start += len(c)
+    for j, d in enumerate(detections):
+        out.append(
+            pick_sold_box(
+                plausibility[start : start + len(d)],
+                objectness=d.scores,
+                category_probs=d.category_probs,
+                category=int(title_categories[j]) if title_categories is not None else -1,
+            )
+        )
+        start += len(d)
     return out

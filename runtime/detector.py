@@ -102,6 +102,8 @@ class DetectionResult:
         categories: (n,) int32 index into ``category_names`` of each box's most likely category.
         category_names: the detector's category names.
         image_size: (width, height) of the input image, pixels.
+        category_probs: (n, C) float32 softmax of each box's category logits (rows sum to 1),
+            or None when not known (boxes from elsewhere).
     """
 
     boxes: np.ndarray
@@ -109,6 +111,7 @@ class DetectionResult:
     categories: np.ndarray
     category_names: tuple[str, ...] = ()
     image_size: tuple[int, int] = (0, 0)
+    category_probs: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -228,7 +231,7 @@ def crop_box(image: Image.Image, box: Sequence[float] | np.ndarray) -> Image.Ima
 
 def decode(
     objectness: np.ndarray, boxes: np.ndarray, classes: np.ndarray, *, stride: float, score_threshold: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The model's grids → candidate boxes above ``score_threshold`` (before NMS).
 
     Args:
@@ -237,8 +240,9 @@ def decode(
         stride: input pixels per grid cell.
 
     Returns:
-        (n, 4) float32 xyxy boxes in model-input pixels, (n,) float32 scores, (n,) int32 categories,
-        the best :data:`_PRE_NMS` by score.
+        (n, 4) float32 xyxy boxes in model-input pixels, (n,) float32 scores, (n,) int32 categories
+        and (n, C) float32 category probabilities (softmax of the logits), the best
+        :data:`_PRE_NMS` by score.
     """
     scores = 1.0 / (1.0 + np.exp(-objectness.astype(np.float32)))
     ys, xs = np.nonzero(scores > score_threshold)
@@ -248,8 +252,17 @@ def decode(
     dist = np.exp(np.clip(boxes[ys, xs].astype(np.float32), -4.0, 6.0)) * stride
     cx, cy = (xs + 0.5) * stride, (ys + 0.5) * stride
     out = np.stack([cx - dist[:, 0], cy - dist[:, 1], cx + dist[:, 2], cy + dist[:, 3]], axis=1).astype(np.float32)
-    cats = np.argmax(classes[ys, xs], axis=1).astype(np.int32) if classes.shape[-1] else np.zeros(len(ys), np.int32)
-    return out, scores[ys, xs].astype(np.float32), cats
+    logits = classes[ys, xs].astype(np.float64).reshape(len(ys), classes.shape[-1])
+    cats = np.argmax(logits, axis=1).astype(np.int32) if classes.shape[-1] else np.zeros(len(ys), np.int32)
+    return out, scores[ys, xs].astype(np.float32), cats, _softmax(logits)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """(n, C) logits → (n, C) float32 probabilities along the last axis ((n, 0) stays empty)."""
+    if logits.shape[-1] == 0:
+        return logits.astype(np.float32)
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 @dataclass
@@ -399,7 +412,7 @@ class Detector:
         ``image_size`` (from :func:`letterbox`) map the boxes back to the image (default: the square)."""
         o = self.options
         objectness, boxes, classes = self.raw(square)
-        cand, scores, cats = decode(
+        cand, scores, cats, probs = decode(
             objectness, boxes, classes, stride=self.stride, score_threshold=float(o.score_threshold or SCORE_THRESHOLD)
         )
         keep = nms(cand, scores, o.iou_threshold, o.max_boxes)
@@ -410,6 +423,7 @@ class Detector:
             categories=cats[keep],
             category_names=self.category_names,
             image_size=(int(size[0]), int(size[1])),
+            category_probs=probs[keep],
         )
 
     def close(self) -> None:

@@ -72,7 +72,7 @@ def detect_scenes(detector: Detector, scenes: SceneSet) -> SceneDetections:
     for image in scenes.images:
         square, scale, offset = _square(image, detector.input_size)
         objectness, boxes, classes = detector.raw(square)
-        cand, scores, cats = decode(
+        cand, scores, cats, _ = decode(
             objectness, boxes, classes, stride=detector.stride, score_threshold=AP_SCORE_THRESHOLD
         )
         keep = nms(cand, scores, detector.options.iou_threshold, AP_MAX_BOXES)

@@ -16,6 +16,10 @@ Methods:
 * ``text-visual``: embed each crop with the title (fused code) and pick the crop
   whose code is nearest the title's own code (cosine), as export does;
 * ``plausibility``: the crop with the highest plausibility for the title;
+* ``combined``: plausibility × the detector's objectness × its probability of the
+  title's category (:mod:`~vitrina.runtime.identify`, what export does);
+  ground-truth boxes have no objectness, and take the category probabilities of
+  the detection overlapping them at IoU >= 0.5 (none: the factor is left out);
 * ``category``: the simple baseline: the title's category against the
   detector's category of each box (ground-truth boxes take the category of
   the detection overlapping them most); ties and misses count as a random pick
@@ -34,11 +38,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bundle import Bundle, Item, SceneSet
-from .detector import Detector, DetectorOptions, iou_matrix
+from .detector import DetectionResult, Detector, DetectorOptions, iou_matrix
+from .identify import COMBINED, pick_sold_box
 from .text import WordRepair
 from .text_visual import TextVisualEncoder, TextVisualOptions, has_text_visual, square_crop
 
-METHODS = ("text-visual", "plausibility", "category", "random")
+METHODS = ("text-visual", "plausibility", COMBINED, "category", "random")
 CANDIDATES = ("gt", "detector")
 #: A detector box identifies a product when it overlaps the product's box at least this much.
 MATCH_IOU = 0.5
@@ -123,6 +128,10 @@ def evaluate_identify(
                     -1,
                 )
                 box_cats = {"gt": gt_cats, "detector": found.categories}
+                evidence = {
+                    "gt": (None, _gt_category_probs(overlap, found)),
+                    "detector": (found.scores, found.category_probs),
+                }
                 crops = {
                     c: np.stack([square_crop(image, encoder.image_size, b) for b in boxes]) if len(boxes) else None
                     for c, boxes in candidates.items()
@@ -150,12 +159,30 @@ def evaluate_identify(
                         fused = encoder.encode(words=np.repeat(ids[None], len(boxes), axis=0), images=crops[c])
                         rows[c]["text-visual"].append((group, float(right[pick_nearest(title_code, fused.codes)])))
                         rows[c]["plausibility"].append((group, float(right[int(np.argmax(fused.plausibility))])))
+                        objectness, probs = evidence[c]
+                        pick = pick_sold_box(
+                            fused.plausibility, objectness=objectness, category_probs=probs, category=want
+                        )
+                        rows[c][COMBINED].append((group, float(right[pick]) if pick is not None else 0.0))
                         same = box_cats[c] == want
                         rows[c]["category"].append((group, _credit(right, same) if same.any() else float(right.mean())))
                         rows[c]["random"].append((group, float(right.mean())))
         accuracy[precision] = {c: {m: _by_group(rows[c][m]) for m in METHODS} for c in CANDIDATES}
         queries = {g: n for g, n in _group_counts(rows["gt"]["random"]).items()}
     return IdentifyReport(accuracy=accuracy, queries=queries, scenes=len(multi))
+
+
+def _gt_category_probs(overlap: np.ndarray, found: DetectionResult) -> np.ndarray | None:
+    """(n_gt, C) category probabilities of each ground-truth box: those of the detection overlapping
+    it most at IoU >= :data:`MATCH_IOU`, uniform where none does; None when the detector gives none."""
+    probs = found.category_probs
+    if probs is None or probs.shape[1] == 0:
+        return None
+    out = np.full((overlap.shape[0], probs.shape[1]), 1.0 / probs.shape[1], np.float32)
+    if overlap.shape[1]:
+        matched = overlap.max(axis=1) >= MATCH_IOU
+        out[matched] = probs[overlap.argmax(axis=1)[matched]]
+    return out
 
 
 def _by_group(rows: list[tuple[str, float]]) -> dict[str, float]:

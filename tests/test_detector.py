@@ -176,6 +176,10 @@ def test_detection_on_held_out_composed_scenes(bundle):
                 result = detector.detect(image)
                 assert result.boxes.dtype == np.float32 and result.boxes.shape == (len(result), 4)
                 assert np.all(np.diff(result.scores) <= 0) and len(result) <= detector.options.max_boxes
+                probs = result.category_probs
+                assert probs is not None and probs.shape == (len(result), len(detector.category_names))
+                np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+                assert np.array_equal(probs.argmax(axis=1), result.categories)
                 rows = scenes.rows(i)
                 best.extend(
                     iou_matrix(scenes.boxes[rows], result.boxes).max(axis=1) if len(result) else [0.0] * len(rows)

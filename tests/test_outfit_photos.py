@@ -109,7 +109,7 @@ def test_the_build_identifies_outfit_photos_and_trains_on_packshots_only(
     assert ident["other_photos"] == len(truth)
     assert ident["packshots"] == ident["photos"] - len(truth)
     assert ident["several_products"] + ident["one_product"] + ident["no_product_found"] == len(truth)
-    assert ident["method"] == "plausibility"
+    assert ident["method"] == "combined"
     catalog = load_catalog(outfit_catalog, image_size=32, progress=False)
     train_packshots = sum(
         1 for i, item in enumerate(catalog.items) if item.split == "train" and catalog.image_paths[i] not in truth
@@ -122,10 +122,13 @@ def test_the_build_identifies_outfit_photos_and_trains_on_packshots_only(
     assert outfit_items & set(eval_set.gallery_items.tolist())
 
 
-def test_identification_picks_the_crop_most_plausible_for_the_title(outfit_bundle: Path, outfit_catalog: Path) -> None:
+def test_identification_picks_the_crop_with_the_best_combined_evidence(
+    outfit_bundle: Path, outfit_catalog: Path
+) -> None:
     bundle = Bundle.open(outfit_bundle)
     catalog = load_catalog(outfit_catalog, image_size=32, progress=False)
     rows = np.flatnonzero(~packshot_mask(catalog.images))[:12]
+    categories = np.array([bundle.categories.index(catalog.items[catalog.image_items[r]].category) for r in rows])
     with TextVisualEncoder.create_from_bundle(bundle, TextVisualOptions(batch_size=8)) as encoder:
         repair = WordRepair.create_from_vocabulary(bundle.vocabulary)
         ids = np.stack([encoder.ids(repair.normalize(catalog.items[r].title).words) for r in rows])
@@ -136,6 +139,7 @@ def test_identification_picks_the_crop_most_plausible_for_the_title(outfit_bundl
             score_threshold=float(bundle.manifest["detector"]["score_threshold"]),
             text_visual_model=bundle.model_path("textvisual", "int8").read_bytes(),
             title_ids=ids,
+            title_categories=categories,
             crop_size=24,
             progress=False,
         )
@@ -144,18 +148,33 @@ def test_identification_picks_the_crop_most_plausible_for_the_title(outfit_bundl
         options = DetectorOptions(score_threshold=float(bundle.manifest["detector"]["score_threshold"]))
         with Detector.create_from_bundle(bundle, options) as detector:
             for k, row in enumerate(rows):
-                boxes = detector.detect(catalog.images[row]).boxes
-                assert result.found[k] == len(boxes)
-                if not len(boxes):
+                found = detector.detect(catalog.images[row])
+                assert result.found[k] == len(found)
+                if not len(found):
                     assert np.isnan(result.boxes[k]).all()
                     continue
-                crops = np.stack([square_crop(catalog.images[row], encoder.image_size, b) for b in boxes])
-                plaus = encoder.encode(words=np.repeat(ids[k][None], len(boxes), 0), images=crops).plausibility
-                best = boxes[int(np.argmax(plaus))]
+                crops = np.stack([square_crop(catalog.images[row], encoder.image_size, b) for b in found.boxes])
+                plaus = encoder.encode(words=np.repeat(ids[k][None], len(found), 0), images=crops).plausibility
+                assert found.category_probs is not None
+                # the product of the three probabilities, computed here independently of runtime/identify.py
+                evidence = plaus * found.scores * found.category_probs[:, categories[k]]
+                best = found.boxes[int(np.argmax(evidence))]
                 assert np.allclose(result.boxes[k], best)
                 assert np.array_equal(result.crops[k], square_crop(catalog.images[row], 24, best))
     assert result.side == catalog.images.shape[1]
     assert result.crops.shape == (len(rows), 24, 24, 3) and result.crops.dtype == np.uint8
+    with pytest.raises(ValueError, match="one category per photo"):
+        identify_main_products(
+            lambda row: catalog.images[row],
+            rows,
+            detector_model=b"",
+            score_threshold=0.2,
+            text_visual_model=None,
+            title_ids=None,
+            title_categories=categories[:1],
+            crop_size=24,
+            progress=False,
+        )
 
 
 def test_identification_without_a_text_visual_model_picks_the_largest_box(outfit_bundle: Path) -> None:
@@ -246,7 +265,7 @@ def test_eval_identify_on_another_store(
     report = json.loads(capsys.readouterr().out)
     assert 0 < report["scenes"] <= 30
     gt = report["accuracy"]["int8"]["gt"]
-    assert set(gt) == {"text-visual", "plausibility", "category", "random"}
+    assert set(gt) == {"text-visual", "plausibility", "combined", "category", "random"}
     assert 0.0 <= gt["plausibility"]["all"] <= 1.0
     assert main([*args, "--store-scenes", "30"]) == 0
     assert f"of {second_store.name}" in capsys.readouterr().out

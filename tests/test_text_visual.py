@@ -273,7 +273,7 @@ def test_identification_on_the_tiny_composed_scenes(bundle):
         gt = report.accuracy[precision]["gt"]
         # a random pick among n ground-truth boxes is right 1/n of the time, whatever the model
         assert gt["random"]["all"] == pytest.approx(len(multi) / multi.sum())
-        for method in ("text-visual", "plausibility", "category"):
+        for method in ("text-visual", "plausibility", "combined", "category"):
             assert 0.0 <= gt[method]["all"] <= 1.0
     json_form = report.to_json()
     assert set(json_form["accuracy"]["int8"]) == {"gt", "detector"}

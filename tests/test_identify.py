@@ -1,0 +1,50 @@
+"""The sold-box rule: the text-visual plausibility times the detector's objectness and category probability."""
+
+import numpy as np
+import pytest
+
+from vitrina.runtime.identify import pick_sold_box, sold_box_scores
+
+PLAUS = np.array([0.90, 0.80, 0.30])
+# box 0: a faint partial box the title fits; box 1: a confident whole product; box 2: another product
+OBJECTNESS = np.array([0.10, 0.95, 0.90])
+CATEGORY_PROBS = np.array([[0.5, 0.5], [0.8, 0.2], [0.1, 0.9]])
+
+
+def test_plausibility_alone_picks_the_most_plausible_box() -> None:
+    assert pick_sold_box(PLAUS) == 0
+    np.testing.assert_allclose(sold_box_scores(PLAUS), np.log(PLAUS))
+
+
+def test_objectness_outvotes_a_faint_partial_box() -> None:
+    assert pick_sold_box(PLAUS, objectness=OBJECTNESS) == 1
+    np.testing.assert_allclose(sold_box_scores(PLAUS, objectness=OBJECTNESS), np.log(PLAUS * OBJECTNESS))
+
+
+def test_the_title_category_weighs_each_box() -> None:
+    plaus = np.array([0.6, 0.7])
+    probs = np.array([[0.9, 0.1], [0.2, 0.8]])
+    assert pick_sold_box(plaus, category_probs=probs, category=0) == 0
+    assert pick_sold_box(plaus, category_probs=probs, category=1) == 1
+
+
+@pytest.mark.parametrize("category", [-1, 2, 99])
+def test_an_unknown_category_leaves_the_factor_out(category: int) -> None:
+    scores = sold_box_scores(PLAUS, objectness=OBJECTNESS, category_probs=CATEGORY_PROBS, category=category)
+    np.testing.assert_allclose(scores, np.log(PLAUS * OBJECTNESS))
+
+
+def test_zero_probabilities_are_floored_not_minus_infinity() -> None:
+    scores = sold_box_scores(np.array([0.0, 1.0]), objectness=np.array([1.0, 0.0]))
+    assert np.isfinite(scores).all()
+
+
+def test_no_box_picks_none() -> None:
+    assert pick_sold_box(np.zeros(0), objectness=np.zeros(0), category_probs=np.zeros((0, 3)), category=1) is None
+
+
+def test_evidence_of_the_wrong_shape_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"objectness must have shape \(3,\)"):
+        sold_box_scores(PLAUS, objectness=np.ones(2))
+    with pytest.raises(ValueError, match="category_probs must have shape"):
+        sold_box_scores(PLAUS, category_probs=np.ones((2, 2)), category=0)

@@ -80,8 +80,11 @@ def test_vocabulary_leaves_out_brands_and_numbers(vocab):
         ("bestido", "vestido"),  # b/v
         ("polerones", "poleron"),  # plural
         ("zapatillas", "zapatilla"),
-        ("pantaln", "pantalon"),  # dropped letter: fuzzy
-        ("gabradina", "gabardina"),  # swapped letters: fuzzy
+        ("pantaln", "pantalon"),  # dropped letter
+        ("gabradina", "gabardina"),  # swapped letters
+        ("zpatilla", "zapatilla"),  # the second letter dropped: Jaro-Winkler 0.929, one edit
+        ("lna", "lana"),  # three letters, one edit
+        ("vestidoo", "vestido"),  # a letter added
     ],
 )
 def test_repair_maps_misspellings(vocab, typed, word):
@@ -117,6 +120,18 @@ def test_normalize_keeps_at_most_max_words(vocab):
 def test_only_the_first_query_characters_are_read(vocab):
     q = WordRepair(vocab).normalize("zapatilla " + "mesa " * 100_000 + "roja")
     assert q.words == ("zapatilla",) and len(q.dropped) < MAX_QUERY_CHARS // 4
+
+
+@pytest.mark.parametrize("texts, word", [(["gris", "gris", "gras"], "gris"), (["gris", "gras", "gras"], "gras")])
+def test_one_edit_picks_the_more_frequent_of_two_words(texts, word):
+    assert WordRepair(Vocabulary.from_texts(texts)).repair("grs") == word  # one letter from either
+
+
+def test_one_edit_is_one_edit_only(vocab):
+    repair = WordRepair(vocab)
+    assert repair.repair("azlu") == "azul"  # neighbours swapped
+    assert repair.repair("gabrdna") is None  # two letters dropped
+    assert repair.repair("li") is None  # too short to repair
 
 
 def test_study_setting_repairs_only_near_identical_words(vocab):

@@ -51,9 +51,10 @@ def register(commands: Commands) -> None:
     p.add_argument("--box", type=int, default=None, help="with --photo: index of the detected box to search")
     p.add_argument(
         "--text-method",
-        choices=("auto", "text-visual", "keyword"),
+        choices=("auto", "hybrid", "text-visual", "keyword"),
         default="auto",
-        help="with --text: keyword match (auto: the better on the demo bundle) or the text-visual model",
+        help="with --text: keyword match first and the text-visual model next (hybrid; auto: hybrid when the "
+        "bundle has the model, else keyword), the model alone, or keyword match alone",
     )
     p.add_argument(
         "-k",

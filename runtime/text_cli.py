@@ -14,7 +14,7 @@ def search_text(bundle: Bundle, args: argparse.Namespace, *, filters: SearchFilt
     """Run one text search and print it; a query with no known word prints an empty result (exit 0).
 
     JSON: ``{"results": [...], "query_words": [...], "corrected": {typed: word}, "dropped": [...],
-    "note": str|null, "method": "text-visual"|"keyword"}``.
+    "note": str|null, "method": "hybrid"|"text-visual"|"keyword"}``.
     """
     from .product_search import ProductSearch, ProductSearchOptions
 

@@ -15,9 +15,10 @@ relevant when it has the query's category and colour; the gallery is the
 test-split products only. Metrics per kind: P@10 (missing places count as
 misses) and mAP over the ranked products (a product the search does not return
 is never found). Methods: ``keyword`` (:meth:`ProductSearch.by_text`'s ranking
-after this runtime's word repair) and ``keyword, study repair`` (the same
-ranking after the study's repair, difflib >= 0.95); the text-visual model
-becomes another column.
+after this runtime's word repair), ``keyword, study repair`` (the same
+ranking after the study's repair, difflib >= 0.95) and, with the text-visual
+model at each precision, ``text-visual`` (the model's text branch alone) and
+``hybrid`` (keyword match first, then the model: the default ranking).
 
 **Word repair** (:func:`compare_word_repair`): each scorer's share of
 generated misspellings of vocabulary words repaired right, repaired wrong, the
@@ -205,6 +206,7 @@ def evaluate_text(bundle: Bundle, *, seed: int = TEXT_EVAL_SEED, repair: bool = 
     methods: dict[str, dict[str, KindMetrics]] = {}
     examples: dict[str, str] = {}
     engine = ProductSearch.create_from_bundle(bundle)
+    keyword: list[np.ndarray] = []  # each query's keyword scores after the default repair, for hybrid
     try:
         for method, options in SEARCH_METHODS.items():
             repairer = WordRepair.create_from_vocabulary(bundle.vocabulary, options)
@@ -212,6 +214,8 @@ def evaluate_text(bundle: Bundle, *, seed: int = TEXT_EVAL_SEED, repair: bool = 
             for q in queries:
                 words = repairer.normalize(q.text)
                 scores = engine.keyword_scores(words.words)[test] if not words.empty else np.zeros(len(test))
+                if method == "keyword":
+                    keyword.append(scores)
                 p10, ap = ranking_metrics(scores, relevant[q.category, q.colour])
                 per_kind[q.kind].append((p10, ap, words.empty))
                 examples.setdefault(q.kind, q.text)
@@ -219,7 +223,7 @@ def evaluate_text(bundle: Bundle, *, seed: int = TEXT_EVAL_SEED, repair: bool = 
             methods[method] = {kind: _average(rows) for kind, rows in per_kind.items() if rows}
     finally:
         engine.close()
-    methods |= _text_visual_methods(bundle, queries, test, relevant, examples)
+    methods |= _text_visual_methods(bundle, queries, test, relevant, examples, keyword=keyword)
     comparison = compare_word_repair(bundle.vocabulary, seed=seed) if repair else ()
     return TextEvalReport(len(test), methods, comparison, examples)
 
@@ -230,12 +234,17 @@ def _text_visual_methods(
     test: np.ndarray,
     relevant: dict[tuple[str, str], np.ndarray],
     examples: dict[str, str],
+    *,
+    keyword: list[np.ndarray],
 ) -> dict[str, dict[str, KindMetrics]]:
-    """``text-visual int8`` and ``text-visual float`` rows (empty without the model): the query's
-    words (this runtime's repair) through the text branch, ranked by cosine with the held-out
-    products' text-visual codes (every product ranked; a query with no word the model knows finds none)."""
+    """``text-visual <precision>`` and ``hybrid <precision>`` rows (empty without the model): the
+    query's words (this runtime's repair) through the text branch, ranked by cosine with the
+    held-out products' text-visual codes (every product ranked; a query with no word the model
+    knows finds none), or by :func:`~vitrina.runtime.text_visual_search.hybrid_scores` with
+    ``keyword`` ((T,) scores of each query, in query order) as ``ProductSearch.by_text`` does
+    (keyword alone when the model knows no word)."""
     from .text_visual import TextVisualOptions
-    from .text_visual_search import TextVisualSearch
+    from .text_visual_search import TextVisualSearch, hybrid_scores
 
     if not TextVisualSearch.available(bundle):
         return {}
@@ -243,17 +252,23 @@ def _text_visual_methods(
     methods: dict[str, dict[str, KindMetrics]] = {}
     for precision in ("int8", "float"):
         with TextVisualSearch.create_from_bundle(bundle, TextVisualOptions(precision=precision)) as tv:
-            per_kind: dict[str, list[tuple[float, float, bool]]] = {k: [] for k in QUERY_KINDS}
-            for q in queries:
+            rows: dict[str, dict[str, list[tuple[float, float, bool]]]] = {
+                m: {k: [] for k in QUERY_KINDS} for m in ("text-visual", "hybrid")
+            }
+            for q, kw in zip(queries, keyword, strict=True):
                 words = repairer.normalize(q.text).words
                 empty = not tv.known(words)
+                cosine = None if empty else tv.text_scores(words)[test]
                 # cosines shifted into (0, 2]: ranking_metrics counts only scores > 0 as returned
-                scores = np.zeros(len(test)) if empty else tv.text_scores(words)[test] + 1.0 + 1e-6
-                p10, ap = ranking_metrics(scores, relevant[q.category, q.colour])
-                per_kind[q.kind].append((p10, ap, empty))
+                alone = np.zeros(len(test)) if cosine is None else cosine + 1.0 + 1e-6
+                hybrid = kw if cosine is None else hybrid_scores(kw, cosine)
+                for method, scores, none in (("text-visual", alone, empty), ("hybrid", hybrid, empty and not kw.any())):
+                    p10, ap = ranking_metrics(scores, relevant[q.category, q.colour])
+                    rows[method][q.kind].append((p10, ap, none))
                 examples.setdefault(q.kind, q.text)
-            per_kind["all"] = [r for rows in per_kind.values() for r in rows]
-            methods[f"text-visual {precision}"] = {kind: _average(rows) for kind, rows in per_kind.items() if rows}
+            for method, per_kind in rows.items():
+                per_kind["all"] = [r for kind_rows in per_kind.values() for r in kind_rows]
+                methods[f"{method} {precision}"] = {kind: _average(r) for kind, r in per_kind.items() if r}
     return methods
 
 

@@ -12,6 +12,15 @@ bundle's model through LiteRT) and :meth:`TextVisualSearch.set_added` appends
 them; a product added without one (an older update log) is left out of these
 rankings (:attr:`TextVisualSearch.coded`). Text search falls back to keyword
 search only when none of the query's words is one the model knows.
+
+A **hybrid** text search (:func:`hybrid_scores`, the default) ranks by the
+keyword match first and by the text-visual similarity within each level of it,
+so products whose titles use another word for the same thing (a synonym, a
+word the repair could not place) come right after the keyword matches instead
+of not at all. On the demo bundle (``vitrina eval --task text``) it kept keyword
+search's P@10 and raised its mAP from 0.61 to 0.83 (Spanish queries), 0.59 to
+0.79 (synonyms) and 0.62 to 0.83 (misspelled); the text-visual ranking alone
+had P@10 0.60.
 """
 
 from __future__ import annotations
@@ -25,8 +34,32 @@ from .bundle import Bundle
 from .search import MAX_K
 from .text_visual import TextVisualEncoder, TextVisualOptions, catalog_codes, has_text_visual
 
-#: Text search methods: ``auto`` (text-visual when the bundle has it, else keyword), or one of the two.
-TEXT_METHODS = ("auto", "text-visual", "keyword")
+#: Text search methods: ``auto`` (``hybrid`` when the bundle has the text-visual model, else
+#: ``keyword``), or one of the three (see :meth:`~vitrina.runtime.product_search.ProductSearch.by_text`).
+TEXT_METHODS = ("auto", "hybrid", "text-visual", "keyword")
+#: Weight of the text-visual similarity (mapped to [0, 1]) in a hybrid score. Below
+#: 1 / MAX_QUERY_WORDS, the smallest step of the keyword share, so the similarity only
+#: orders products that match the same share of the query's words.
+HYBRID_WEIGHT = 0.1
+
+
+def hybrid_scores(keyword: np.ndarray, cosine: np.ndarray, coded: np.ndarray | None = None) -> np.ndarray:
+    """Keyword match first, text-visual similarity next.
+
+    Args:
+        keyword: (P,) share of the query's words each product matches, in [0, 1].
+        cosine: (P,) text-visual cosine of the query with each product, in [-1, 1].
+        coded: (P,) bool products that have a text-visual code (None: all); the others
+            score their keyword share alone.
+
+    Returns:
+        (P,) float32 ``keyword + HYBRID_WEIGHT × (cosine + 1) / 2``, in [0, 1 + HYBRID_WEIGHT].
+    """
+    keyword = np.asarray(keyword, np.float32)
+    similarity = (np.clip(np.asarray(cosine, np.float32), -1.0, 1.0) + 1.0) / 2.0
+    if coded is not None:
+        similarity = np.where(np.asarray(coded, bool), similarity, 0.0)
+    return (keyword + np.float32(HYBRID_WEIGHT) * similarity).astype(np.float32)
 
 
 @dataclass(frozen=True)

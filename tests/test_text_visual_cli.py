@@ -35,9 +35,27 @@ def run_json(capsys, *argv: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+def test_text_search_ranks_keyword_matches_first_then_by_the_model(tiny_bundle, capsys):
+    argv = ("search", "--bundle", str(tiny_bundle), "--text", "Zapatiya roja 42", "--json", "-k", "1000")
+    out = run_json(capsys, *argv)
+    assert out["method"] == "hybrid"  # auto, on a bundle with the model
+    assert run_json(capsys, *argv, "--text-method", "hybrid") == out
+    bundle = Bundle.open(tiny_bundle)
+    with ProductSearch(bundle, ProductSearchOptions(text_method="keyword")) as engine:
+        keyword = engine.keyword_scores(["zapatilla", "roja"])
+    with ProductSearch(bundle, ProductSearchOptions(text_method="text-visual")) as engine:
+        cosine = engine._text_visual.text_scores(["zapatilla", "roja"])
+    # recomputed here: the keyword share decides, the model's cosine orders products of one share
+    order = sorted(range(len(keyword)), key=lambda i: (-keyword[i], -cosine[i]))[:1000]
+    assert [r["id"] for r in out["results"]] == [bundle.items[i].id for i in order]
+    shares = [float(keyword[i]) for i in order]
+    assert shares[0] == 1.0 and 0.0 in shares  # matches of both words first; products matching none too
+    scores = [r["score"] for r in out["results"]]
+    assert np.allclose(scores, [keyword[i] + 0.1 * (cosine[i] + 1) / 2 for i in order], atol=1e-5)
+
+
 def test_text_search_goes_through_the_text_branch(tiny_bundle, capsys):
     argv = ("search", "--bundle", str(tiny_bundle), "--text", "Zapatiya roja 42", "--json", "-k", "7")
-    assert run_json(capsys, *argv)["method"] == "keyword"  # auto: keyword match, the better on the demo bundle
     out = run_json(capsys, *argv, "--text-method", "text-visual")
     assert out["method"] == "text-visual"
     assert set(out) >= {"results", "query_words", "corrected", "dropped"}
@@ -54,6 +72,19 @@ def test_text_search_goes_through_the_text_branch(tiny_bundle, capsys):
     best = [ids[i] for i in np.argsort(-want, kind="stable")[:7]]
     assert [r["id"] for r in out["results"]] == best
     assert np.allclose(np.sort(want)[::-1][:7], scores, atol=1e-5)
+
+
+def test_hybrid_scores_never_let_the_model_outrank_a_better_keyword_match():
+    from vitrina.runtime.text import MAX_QUERY_WORDS
+    from vitrina.runtime.text_visual_search import hybrid_scores
+
+    steps = np.arange(MAX_QUERY_WORDS + 1) / MAX_QUERY_WORDS  # every keyword share of a 9-word query
+    best_model = hybrid_scores(steps[:-1], np.ones(MAX_QUERY_WORDS))
+    worst_model = hybrid_scores(steps[1:], -np.ones(MAX_QUERY_WORDS))
+    assert (worst_model > best_model).all()
+    # within one share the cosine orders; a product without a code keeps its keyword share alone
+    scores = hybrid_scores(np.full(3, 0.5), np.array([0.2, 0.9, 0.9]), coded=np.array([True, True, False]))
+    assert scores[1] > scores[0] > scores[2] == np.float32(0.5)
 
 
 def test_text_search_with_no_known_word_is_empty_and_says_so(tiny_bundle, capsys):
@@ -83,8 +114,9 @@ def test_a_bundle_without_the_model_keeps_keyword_search(bundle_without_text_vis
     out = run_json(capsys, "search", "--bundle", path, "--text", "zapatilla", "--json")
     assert out["method"] == "keyword" and out["results"]
     assert all(r["score"] > 0 for r in out["results"])
-    assert main(["search", "--bundle", path, "--text", "zapatilla", "--text-method", "text-visual"]) == 2
-    assert "no text-visual model" in capsys.readouterr().err
+    for method in ("text-visual", "hybrid"):
+        assert main(["search", "--bundle", path, "--text", "zapatilla", "--text-method", method]) == 2
+        assert "no text-visual model" in capsys.readouterr().err
     first = Bundle.open(path).items[0].id
     out = run_json(capsys, "similar", "--bundle", path, "--id", first, "--json")
     assert out["method"] == "visual" and "no text-visual model" in out["note"] and len(out["results"]) == 10
@@ -127,9 +159,10 @@ def test_product_search_text_method_option_is_checked(tiny_bundle):
 
 def test_eval_tasks_compare_the_model_with_its_baselines(tiny_bundle, capsys):
     text = run_json(capsys, "eval", "--bundle", str(tiny_bundle), "--task", "text", "--json")
-    assert {"keyword", "text-visual int8", "text-visual float"} <= set(text["methods"])
+    assert {"keyword", "text-visual int8", "text-visual float", "hybrid int8", "hybrid float"} <= set(text["methods"])
     for kind in ("spanish", "english", "synonym", "misspelled", "all"):
         assert 0.0 <= text["methods"]["text-visual int8"][kind]["map"] <= 1.0
+        assert 0.0 <= text["methods"]["hybrid int8"][kind]["p_at_10"] <= 1.0
     similar = run_json(capsys, "eval", "--bundle", str(tiny_bundle), "--task", "similar", "--json")
     assert {"visual float", "text-visual int8", "text-visual float"} <= set(similar["methods"])
     m = similar["methods"]["text-visual int8"]

@@ -39,6 +39,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from vitrina.runtime.bundle import BundleContents, EvalSet, write_bundle
+from vitrina.runtime.color_search import ColorFamilies
 from vitrina.runtime.encoders import EncoderOptions, PhotoEncoder, SketchEncoder
 from vitrina.runtime.rasterize import RasterOptions
 from vitrina.runtime.text import Vocabulary
@@ -305,6 +306,8 @@ def _identify(
     if detector is None:
         return None
     rows = np.flatnonzero(~on_white)
+    mapping = colour_families(catalog, on_white=on_white)
+    families = ColorFamilies.from_mapping(mapping) if mapping else None
     titles = None
     if exported is not None and pending.text_visual is not None:
         titles = pending.text_visual.titles[catalog.image_items[rows]]
@@ -316,6 +319,10 @@ def _identify(
         text_visual_model=exported.models[f"{ROLE}_int8"] if exported is not None else None,
         title_ids=titles,
         title_categories=item_labels[catalog.image_items[rows]],
+        families=families,
+        title_families=(
+            families.of_items([catalog.items[i].color for i in catalog.image_items[rows]]) if families else None
+        ),
         crop_size=crop_size,
         progress=options.progress,
     )

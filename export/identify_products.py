@@ -15,8 +15,8 @@ catalog photo:
   embedded with the product's title by the text-visual model. The box picked is the
   best by :func:`~vitrina.runtime.identify.sold_box_scores`: the title's
   plausibility for the crop × the detector's objectness × the detector's
-  probability of the title's category (the best method of ``vitrina eval --task
-  identify``). Its crop is what the sketch and photo codes encode. With one box,
+  probability of the title's category × the share of the box's middle in the
+  product's colour family (the best method of ``vitrina eval --task identify``). Its crop is what the sketch and photo codes encode. With one box,
   that box; with none, the whole photo. Without a text-visual model, the largest box.
 
 Everything runs through LiteRT with the int8 models the bundle ships, as the
@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from vitrina.runtime.color_search import ColorFamilies
 from vitrina.runtime.detector import DetectionResult, Detector, DetectorOptions, box_areas
-from vitrina.runtime.identify import COMBINED, pick_sold_box
+from vitrina.runtime.identify import COMBINED, colour_shares, pick_sold_box
 from vitrina.runtime.text_visual import TextVisualEncoder, TextVisualOptions, square_crop
 
 #: A border pixel is white when all its channels are at least this (0-255).
@@ -117,6 +118,8 @@ def identify_main_products(
     text_visual_model: bytes | None,
     title_ids: np.ndarray | None,
     title_categories: np.ndarray | None = None,
+    families: ColorFamilies | None = None,
+    title_families: np.ndarray | None = None,
     crop_size: int,
     progress: bool = True,
 ) -> Identification:
@@ -132,12 +135,16 @@ def identify_main_products(
         title_ids: (n, W) int32 word ids of each photo's product title (with ``text_visual_model``).
         title_categories: (n,) int index of each photo's product category among the detector's
             categories (-1: one it does not know); None leaves the category out of the pick.
+        families: the catalog's colour families; title_families: (n,) int index of each photo's
+            product colour among them (-1: none); either None leaves the colour out of the pick.
         crop_size: side of the returned crops (the encoders' input), pixels.
     """
     t0 = time.monotonic()
     rows = np.asarray(rows, np.int64)
     if text_visual_model is not None and (title_ids is None or len(title_ids) != len(rows)):
         raise ValueError("identification with a text-visual model needs one title (word ids) per photo")
+    if title_families is not None and len(title_families) != len(rows):
+        raise ValueError(f"title_families must have one family per photo ({len(rows)}), got {len(title_families)}")
     if title_categories is not None and len(title_categories) != len(rows):
         raise ValueError(
             f"title_categories must have one category per photo ({len(rows)}), got {len(title_categories)}"
@@ -176,6 +183,7 @@ def identify_main_products(
                     images,
                     title_ids[part] if title_ids is not None else None,
                     title_categories[part] if title_categories is not None else None,
+                    (families, title_families[part]) if families is not None and title_families is not None else None,
                     encoder,
                 )
                 for j, k in enumerate(part):
@@ -200,6 +208,7 @@ def _pick(
     images: list[np.ndarray],
     title_ids: np.ndarray | None,
     title_categories: np.ndarray | None,
+    colours: tuple[ColorFamilies, np.ndarray] | None,
     encoder: TextVisualEncoder | None,
 ) -> list[int | None]:
     """Index of the picked box of each photo (None: no box): the best by
@@ -221,7 +230,18 @@ def _pick(
                 objectness=d.scores,
                 category_probs=d.category_probs,
                 category=int(title_categories[j]) if title_categories is not None else -1,
+                colour_share=_colour_share(colours, images[j], d.boxes, j),
             )
         )
         start += len(d)
     return out
+
+
+def _colour_share(
+    colours: tuple[ColorFamilies, np.ndarray] | None, image: np.ndarray, boxes: np.ndarray, j: int
+) -> np.ndarray | None:
+    """Photo ``j``'s boxes' share of its product's colour family, None when it has none (or no families)."""
+    if colours is None or not len(boxes) or colours[1][j] < 0:
+        return None
+    families, title_families = colours
+    return colour_shares(families.of_pixels(image), boxes, int(title_families[j]))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import msgspec
 import numpy as np
@@ -92,6 +93,24 @@ class ColorFamilies:
     def nearest(self, rgb: Sequence[int] | np.ndarray) -> int:
         """Index of the family nearest (CIELAB distance) to one RGB 0-255 colour."""
         return int(np.argmin(((self.lab - srgb_to_lab(np.asarray(rgb)))[:, :] ** 2).sum(axis=1)))
+
+    def of_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """(..., 3) uint8 RGB pixels → (...) int64 index of each pixel's nearest family (CIELAB),
+        through a table of every colour at 5 bits per channel (built once per family set)."""
+        rgb = np.asarray(pixels)
+        if rgb.dtype != np.uint8 or rgb.shape[-1:] != (3,):
+            raise ValueError(f"pixels must be (..., 3) uint8 RGB, got {rgb.dtype} {rgb.shape}")
+        q = rgb >> 3
+        return self._pixel_table[q[..., 0], q[..., 1], q[..., 2]]
+
+    @cached_property
+    def _pixel_table(self) -> np.ndarray:
+        """(32, 32, 32) int64 nearest family of each 5-bit colour (its cell's centre)."""
+        levels = np.arange(32) * 8 + 4
+        grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 3)
+        lab = srgb_to_lab(grid)
+        nearest = np.argmin(((lab[:, None, :] - self.lab[None]) ** 2).sum(axis=2), axis=1)
+        return nearest.reshape(32, 32, 32).astype(np.int64)
 
     def of_items(self, colors: Sequence[str]) -> np.ndarray:
         """(P,) int64 family of each product colour name; -1 for a name that is no family."""

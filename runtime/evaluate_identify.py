@@ -17,9 +17,10 @@ Methods:
   whose code is nearest the title's own code (cosine), as export does;
 * ``plausibility``: the crop with the highest plausibility for the title;
 * ``combined``: plausibility × the detector's objectness × its probability of the
-  title's category (:mod:`~vitrina.runtime.identify`, what export does);
-  ground-truth boxes have no objectness, and take the category probabilities of
-  the detection overlapping them at IoU >= 0.5 (none: the factor is left out);
+  title's category × the share of the box's middle in the product's colour family
+  (:mod:`~vitrina.runtime.identify`, what export does); ground-truth boxes have no
+  objectness, and take the category probabilities of the detection overlapping
+  them at IoU >= 0.5 (none: uniform);
 * ``category``: the simple baseline: the title's category against the
   detector's category of each box (ground-truth boxes take the category of
   the detection overlapping them most); ties and misses count as a random pick
@@ -38,8 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bundle import Bundle, Item, SceneSet
+from .color_search import ColorFamilies
 from .detector import DetectionResult, Detector, DetectorOptions, iou_matrix
-from .identify import COMBINED, pick_sold_box
+from .identify import COMBINED, colour_shares, pick_sold_box
 from .text import WordRepair
 from .text_visual import TextVisualEncoder, TextVisualOptions, has_text_visual, square_crop
 
@@ -104,6 +106,9 @@ def evaluate_identify(
         raise ValueError(f"bundle {bundle.path}: no held-out scene has two or more products")
     repair = WordRepair.create_from_vocabulary(bundle.vocabulary)
     categories = {name: i for i, name in enumerate(bundle.categories)}
+    colors = bundle.manifest.get("colors")
+    families = ColorFamilies.from_mapping(colors) if colors else None
+    product_families = families.of_items([p.color for p in products]) if families else None
     accuracy: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     queries: dict[str, int] = {}
     for precision in ("int8", "float"):
@@ -137,6 +142,7 @@ def evaluate_identify(
                     for c, boxes in candidates.items()
                 }
                 group = str(len(gt_rows))
+                family_map = families.of_pixels(image) if families is not None else None
                 for j, row in enumerate(gt_rows):
                     item = int(scenes.box_items[row])
                     ids = encoder.ids(repair.normalize(products[item].title).words)
@@ -160,8 +166,16 @@ def evaluate_identify(
                         rows[c]["text-visual"].append((group, float(right[pick_nearest(title_code, fused.codes)])))
                         rows[c]["plausibility"].append((group, float(right[int(np.argmax(fused.plausibility))])))
                         objectness, probs = evidence[c]
+                        family = int(product_families[item]) if product_families is not None else -1
+                        shares = (
+                            colour_shares(family_map, boxes, family) if family_map is not None and family >= 0 else None
+                        )
                         pick = pick_sold_box(
-                            fused.plausibility, objectness=objectness, category_probs=probs, category=want
+                            fused.plausibility,
+                            objectness=objectness,
+                            category_probs=probs,
+                            category=want,
+                            colour_share=shares,
                         )
                         rows[c][COMBINED].append((group, float(right[pick]) if pick is not None else 0.0))
                         same = box_cats[c] == want

@@ -31,6 +31,20 @@ def test_bad_colour_families_are_refused(bad):
         ColorFamilies.from_mapping(bad)
 
 
+def test_pixels_go_to_their_nearest_family():
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(40, 30, 3)).astype(np.uint8)
+    got = FAMILIES.of_pixels(pixels)
+    assert got.shape == (40, 30)
+    # the table works at 5 bits per channel: each pixel gets its 8-level cell centre's family
+    centres = (pixels >> 3).astype(int) * 8 + 4
+    want = np.array([FAMILIES.nearest(c) for c in centres.reshape(-1, 3)]).reshape(40, 30)
+    assert np.array_equal(got, want)
+    assert FAMILIES.of_pixels(np.array([[200, 40, 50], [40, 40, 40]], np.uint8)).tolist() == [1, 0]
+    with pytest.raises(ValueError, match="uint8"):
+        FAMILIES.of_pixels(np.zeros((4, 3), np.float32))
+
+
 def test_drawn_colour_weighs_fill_area_over_a_thin_line():
     strokes = [BOX, PenStroke(BOX, color=(230, 60, 60), fill=True), PenStroke(BOX[:2], color=(100, 160, 230))]
     drawn = drawn_color(strokes, FAMILIES)

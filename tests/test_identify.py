@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vitrina.runtime.identify import pick_sold_box, sold_box_scores
+from vitrina.runtime.identify import colour_shares, pick_sold_box, sold_box_scores
 
 PLAUS = np.array([0.90, 0.80, 0.30])
 # box 0: a faint partial box the title fits; box 1: a confident whole product; box 2: another product
@@ -48,3 +48,26 @@ def test_evidence_of_the_wrong_shape_is_refused() -> None:
         sold_box_scores(PLAUS, objectness=np.ones(2))
     with pytest.raises(ValueError, match="category_probs must have shape"):
         sold_box_scores(PLAUS, category_probs=np.ones((2, 2)), category=0)
+
+
+def test_colour_shares_read_the_middle_of_each_box() -> None:
+    family_map = np.zeros((20, 20), np.int64)
+    family_map[5:15, 5:15] = 3  # a product of family 3 in the middle of the photo
+    boxes = np.array([[5, 5, 15, 15], [0, 0, 20, 20], [0, 0, 4, 4]], np.float32)
+    shares = colour_shares(family_map, boxes, 3)
+    assert shares[0] == 1.0  # the box's middle is all product
+    assert shares[1] == pytest.approx(100 / 144)  # the photo's middle 12×12 pixels hold the 10×10 product
+    assert shares[2] == 0.0
+    assert colour_shares(family_map, boxes, 1).tolist() == [0.0, 0.0, 0.0]
+    tiny = colour_shares(family_map, np.array([[9.6, 9.6, 9.8, 9.8]]), 3)  # under a pixel: one pixel read
+    assert tiny.tolist() == [1.0]
+
+
+def test_the_product_colour_outvotes_a_box_of_another_colour() -> None:
+    plaus = np.array([0.7, 0.6])
+    shares = np.array([0.05, 0.8])
+    assert pick_sold_box(plaus) == 0
+    assert pick_sold_box(plaus, colour_share=shares) == 1
+    np.testing.assert_allclose(sold_box_scores(plaus, colour_share=shares), np.log(plaus) + np.log(shares + 0.01))
+    with pytest.raises(ValueError, match="colour_share must have shape"):
+        sold_box_scores(plaus, colour_share=np.ones(3))

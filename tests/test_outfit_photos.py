@@ -18,6 +18,8 @@ from vitrina.export.identify_products import identify_main_products, packshot_ma
 from vitrina.export.outfit_eval import prepared_box
 from vitrina.runtime.bundle import Bundle
 from vitrina.runtime.cli import main
+from vitrina.runtime.color_search import ColorFamilies
+from vitrina.runtime.identify import colour_shares
 from vitrina.runtime.text import WordRepair
 from vitrina.runtime.text_visual import TextVisualEncoder, TextVisualOptions, square_crop
 
@@ -129,6 +131,9 @@ def test_identification_picks_the_crop_with_the_best_combined_evidence(
     catalog = load_catalog(outfit_catalog, image_size=32, progress=False)
     rows = np.flatnonzero(~packshot_mask(catalog.images))[:12]
     categories = np.array([bundle.categories.index(catalog.items[catalog.image_items[r]].category) for r in rows])
+    families = ColorFamilies.from_mapping(bundle.manifest["colors"])
+    colours = families.of_items([catalog.items[catalog.image_items[r]].color for r in rows])
+    assert (colours >= 0).all()
     with TextVisualEncoder.create_from_bundle(bundle, TextVisualOptions(batch_size=8)) as encoder:
         repair = WordRepair.create_from_vocabulary(bundle.vocabulary)
         ids = np.stack([encoder.ids(repair.normalize(catalog.items[r].title).words) for r in rows])
@@ -140,6 +145,8 @@ def test_identification_picks_the_crop_with_the_best_combined_evidence(
             text_visual_model=bundle.model_path("textvisual", "int8").read_bytes(),
             title_ids=ids,
             title_categories=categories,
+            families=families,
+            title_families=colours,
             crop_size=24,
             progress=False,
         )
@@ -156,8 +163,9 @@ def test_identification_picks_the_crop_with_the_best_combined_evidence(
                 crops = np.stack([square_crop(catalog.images[row], encoder.image_size, b) for b in found.boxes])
                 plaus = encoder.encode(words=np.repeat(ids[k][None], len(found), 0), images=crops).plausibility
                 assert found.category_probs is not None
-                # the product of the three probabilities, computed here independently of runtime/identify.py
-                evidence = plaus * found.scores * found.category_probs[:, categories[k]]
+                # the product of the four factors, computed here apart from runtime/identify.py's sum of logs
+                shares = colour_shares(families.of_pixels(catalog.images[row]), found.boxes, int(colours[k]))
+                evidence = plaus * found.scores * found.category_probs[:, categories[k]] * (shares + 0.01)
                 best = found.boxes[int(np.argmax(evidence))]
                 assert np.allclose(result.boxes[k], best)
                 assert np.array_equal(result.crops[k], square_crop(catalog.images[row], 24, best))

@@ -132,6 +132,7 @@ def test_one_edit_is_one_edit_only(vocab):
     assert repair.repair("azlu") == "azul"  # neighbours swapped
     assert repair.repair("gabrdna") is None  # two letters dropped
     assert repair.repair("li") is None  # too short to repair
+    assert repair.repair("mini") is None  # one changed letter from "midi": another word, not a typo
 
 
 def test_study_setting_repairs_only_near_identical_words(vocab):

@@ -297,17 +297,18 @@ def _identify(
     exported: ExportedTextVisual | None,
     pending: Pending,
     item_labels: np.ndarray,
+    colors: dict[str, list[int]],
     crop_size: int,
     options: BuildOptions,
 ) -> Identification | None:
     """Step 6: the sold product's box in every catalog photo that is not a packshot, each photo
     loaded again at the detector's input side (None without a detector); ``item_labels``: (P,)
-    int32 each product's category, in the detector's category order."""
+    int32 each product's category, in the detector's category order; ``colors``: the catalog's
+    colour families (``{name: [r, g, b]}``, empty: none)."""
     if detector is None:
         return None
     rows = np.flatnonzero(~on_white)
-    mapping = colour_families(catalog, on_white=on_white)
-    families = ColorFamilies.from_mapping(mapping) if mapping else None
+    families = ColorFamilies.from_mapping(colors) if colors else None
     titles = None
     if exported is not None and pending.text_visual is not None:
         titles = pending.text_visual.titles[catalog.image_items[rows]]
@@ -416,6 +417,7 @@ def _build_rest(
     if pending.text_visual is not None:
         exported = export_text_visual(pending.text_visual, photo_model=photo_model, progress=options.progress)
     # 6. Main-product identification: photos that are not packshots are encoded by the sold product's crop.
+    colors = colour_families(catalog, on_white=on_white)
     identification = _identify(
         catalog,
         catalog_dir,
@@ -424,6 +426,7 @@ def _build_rest(
         exported=exported,
         pending=pending,
         item_labels=item_labels,
+        colors=colors,
         crop_size=size,
         options=options,
     )
@@ -537,7 +540,7 @@ def _build_rest(
         eval_stroke_items=stroke_items,
         extra={
             "categories": categories,
-            "colors": colour_families(catalog, on_white=on_white),
+            "colors": colors,
             **style_meta,
             **outfit_meta,
         }

@@ -27,6 +27,7 @@ Not thread-safe: one instance per worker thread.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -445,13 +446,24 @@ class ProductSearch:
     def _refresh_text(self) -> None:
         """Forget the word lists built before products were added on the device."""
         if self.__dict__.get("_text_items") != len(self.catalog.items):
-            for name in ("_item_words", "text_vocabulary", "vocabulary", "word_repair"):
+            for name in ("_item_words", "_word_index", "text_vocabulary", "vocabulary", "word_repair"):
                 self.__dict__.pop(name, None)
             self.__dict__["_text_items"] = len(self.catalog.items)
 
     @cached_property
     def _item_words(self) -> list[set[str]]:
         return [set(words(f"{i.title} {i.category} {i.color}")) for i in self.catalog.items]
+
+    @cached_property
+    def _word_index(self) -> tuple[list[str], list[np.ndarray]]:
+        """The products' words as an inverted index: the distinct words, sorted, and for each the
+        (n,) int64 products whose title, category or colour holds it (a prefix is a range of words)."""
+        postings: dict[str, list[int]] = {}
+        for item, item_words in enumerate(self._item_words):
+            for w in item_words:
+                postings.setdefault(w, []).append(item)
+        ordered = sorted(postings)
+        return ordered, [np.asarray(postings[w], dtype=np.int64) for w in ordered]
 
     @cached_property
     def text_vocabulary(self) -> Vocabulary:
@@ -489,10 +501,12 @@ class ProductSearch:
         the products added on the device too."""
         self._refresh_text()
         scores = np.zeros(len(self.catalog.items), dtype=np.float32)
+        ordered, postings = self._word_index
         for token in query_words:
-            hits = np.fromiter(
-                (any(w.startswith(token) for w in ws) for ws in self._item_words), dtype=bool, count=len(scores)
-            )
+            hits = np.zeros(len(scores), dtype=bool)
+            # the words starting with token sit together in sorted order (no fold makes U+10FFFF)
+            for j in range(bisect_left(ordered, token), bisect_left(ordered, token + "\U0010ffff")):
+                hits[postings[j]] = True
             scores += hits
         return scores / max(1, len(query_words))
 

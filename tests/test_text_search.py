@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from vitrina.runtime.bundle import VOCABULARY_FILE, Bundle, BundleFormatError, BundleIntegrityError
@@ -78,6 +79,18 @@ def test_by_text_repairs_words_and_finds_the_same_products(tiny_bundle):
         assert [m.item for m in typed.matches] == [m.item for m in clean.matches] and clean.matches
         none = engine.by_text("mesa perro 3", 5)
         assert none.matches == () and none.query.empty and "no known word" in none.cap_note()
+
+
+def test_keyword_scores_match_a_scan_of_every_title(tiny_bundle):
+    with ProductSearch.create_from_bundle_path(tiny_bundle) as engine:
+        items = engine.bundle.items
+        texts = [set(tokens(f"{i.title} {i.category} {i.color}")) for i in items]
+        vocabulary = sorted({w for t in texts for w in t})
+        queries = [[w] for w in vocabulary[::7]] + [[w[:3]] for w in vocabulary[::11]]  # words and prefixes
+        queries += [["zapatilla", "roja"], ["negro", "no-such-word"], ["zz"], [vocabulary[-1] + "z"]]
+        for query in queries:
+            want = np.array([sum(any(w.startswith(q) for w in t) for q in query) for t in texts]) / len(query)
+            assert np.allclose(engine.keyword_scores(query), want), query
 
 
 def test_cli_search_text_json(tiny_bundle, capsys):

@@ -93,6 +93,17 @@ def test_keyword_scores_match_a_scan_of_every_title(tiny_bundle):
             assert np.allclose(engine.keyword_scores(query), want), query
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_best_k_is_a_stable_sort_without_the_sort(seed):
+    from vitrina.runtime.text_visual_search import best_k
+
+    rng = np.random.default_rng(seed)
+    for _ in range(100):
+        n, k = int(rng.integers(0, 80)), int(rng.integers(1, 25))
+        scores = rng.integers(-2, 4, n).astype(np.float32) / 3  # many ties
+        assert best_k(scores, k).tolist() == np.argsort(-scores, kind="stable")[:k].tolist()
+
+
 def test_cli_search_text_json(tiny_bundle, capsys):
     # keyword ranking (the tiny bundle's text-visual model trains seconds; tests/test_text_visual_cli.py covers it)
     argv = ["search", "--bundle", str(tiny_bundle), "--text", "Zapatiya ROJA", "-k", "4", "--json"]

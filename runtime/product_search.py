@@ -533,7 +533,8 @@ class ProductSearch:
         self._refresh_text()
         query = self.word_repair.normalize(text)
         tokens = list(query.words)
-        tv = self._text_visual
+        # "similar" may have loaded the model on a keyword engine: text search still follows the option
+        tv = None if self.options.text_method == "keyword" else self._text_visual
         method = "keyword"
         if tv is not None and (not tokens or tv.known(tokens)):
             method = "text-visual" if self.options.text_method == "text-visual" else "hybrid"

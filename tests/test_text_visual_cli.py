@@ -155,6 +155,8 @@ def test_product_search_text_method_option_is_checked(tiny_bundle):
         ProductSearchOptions(text_method="fuzzy")
     with ProductSearch(Bundle.open(tiny_bundle), ProductSearchOptions(text_method="keyword")) as engine:
         assert engine.by_text("zapatilla").method == "keyword"
+        assert engine.similar_by_text_visual(0).matches  # loads the model for "similar" ...
+        assert engine.by_text("zapatilla").method == "keyword"  # ... and text search stays keyword
 
 
 def test_eval_tasks_compare_the_model_with_its_baselines(tiny_bundle, capsys):

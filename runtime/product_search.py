@@ -61,12 +61,13 @@ from .search import (
     Searcher,
     SearcherOptions,
     SearchResult,
+    shortlist_rows,
     to_results,
 )
 from .text import QueryWords, Vocabulary, WordRepair, WordRepairOptions
 from .text import tokens as words
 from .text_visual import TextVisualOptions
-from .text_visual_search import TEXT_METHODS, TextVisualSearch, best_k, hybrid_scores, top_k
+from .text_visual_search import TEXT_METHODS, TextVisualSearch, hybrid_scores, top_k
 
 #: Compiled filters kept per engine (the kiosk's chip sets in use).
 _FILTER_CACHE = 16
@@ -555,7 +556,7 @@ class ProductSearch:
             scores[:n] = hybrid_scores(scores[:n], tv.text_scores(tokens), tv.coded)
         if match is not None:
             scores[~match.mask] = 0.0
-        order = best_k(scores, k)
+        order = shortlist_rows(scores, k)  # a partition, not a full sort; ties keep catalog order
         order = order[scores[order] > 0]
         result = self._results(scores[order][None], order[None])[0]
         return TextSearchResult(result.matches, query=query, method=method)

@@ -173,7 +173,7 @@ class WordRepairOptions:
         min_similarity: score in (0, 1] a fuzzy repair needs (after the plural
             and sound-alike rules, which are exact); 1.0 turns fuzzy repair off.
         max_words: words a query keeps, 1 to :data:`MAX_QUERY_WORDS`.
-        rules: apply the plural and sound-alike rules (False: fuzzy repair only, as the study).
+        rules: apply the plural, sound-alike and one-edit rules (False: fuzzy repair only, as the study).
     """
 
     scorer: str = "jaro-winkler"

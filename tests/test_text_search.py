@@ -95,7 +95,7 @@ def test_keyword_scores_match_a_scan_of_every_title(tiny_bundle):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_best_k_is_a_stable_sort_without_the_sort(seed):
-    from vitrina.runtime.text_visual_search import best_k
+    from vitrina.runtime.search import shortlist_rows as best_k  # what text search and top_k select with
 
     rng = np.random.default_rng(seed)
     for _ in range(100):

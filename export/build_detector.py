@@ -31,7 +31,7 @@ import numpy as np
 from vitrina.runtime.bundle import SceneSet
 
 from .data.catalog import Catalog
-from .data.scenes import SceneOptions, compose_scenes
+from .data.scenes import BACKGROUNDS, PATTERN_BACKGROUNDS, SceneOptions, compose_scenes
 from .detector_model import DetectorSpec
 from .quantize import to_tflite
 from .training.detector import DetectorTraining, DetectorTrainOptions, start_detector_training
@@ -51,6 +51,10 @@ class DetectorProfile:
 
     Attributes:
         scenes: scene composition (its ``size`` is the detector's input side).
+        train_backgrounds: the training scenes' background kinds, in place of ``scenes.backgrounds``
+            (which the held-out and threshold-tuning scenes keep): the catalog's own kinds plus
+            patterns (domain randomisation; before them, the second store's tiled backgrounds gave
+            10.6 boxes a scene against 4.7 and recall 0.90 against 0.97).
         train_scenes: scenes composed for training; eval_scenes: held-out scenes kept in the bundle.
         alpha, depth, fpn_channels, stride: detector architecture (see DetectorSpec).
         train: detector training options.
@@ -62,6 +66,7 @@ class DetectorProfile:
     """
 
     scenes: SceneOptions = SceneOptions()
+    train_backgrounds: tuple[str, ...] = BACKGROUNDS + PATTERN_BACKGROUNDS
     train_scenes: int = 4000
     eval_scenes: int = 500
     alpha: float = 0.35
@@ -162,7 +167,7 @@ def start_detector_stage(
         categories,
         count=profile.train_scenes,
         seed=TRAIN_SCENE_SEED,
-        options=opts,
+        options=replace(opts, backgrounds=profile.train_backgrounds),
         progress=progress,
         desc="train scenes",
     )
@@ -265,6 +270,7 @@ def finish_detector_stage(
         "architecture": asdict(spec),
         "scenes": {
             "options": asdict(opts),
+            "train_backgrounds": list(profile.train_backgrounds),
             "train": len(train_scenes),
             "train_boxes": len(train_scenes.boxes),
             "eval": len(eval_scenes),
@@ -327,6 +333,7 @@ def _cached_student(
     if options.steps == 0:
         return teacher, None
     digest = hashlib.sha256(repr((asdict(options), key, len(scenes))).encode())
+    digest.update(np.ascontiguousarray(scenes.boxes).tobytes())  # other scenes (e.g. backgrounds) tune anew
     for w in teacher.get_weights():
         digest.update(np.ascontiguousarray(w).tobytes())
     path = work / f"photo-crops-{digest.hexdigest()[:16]}.weights.h5"

@@ -15,7 +15,10 @@ each product 15-70 % of the scene's side (:attr:`SceneOptions.min_scale` /
 :attr:`~SceneOptions.max_scale`), at a random position, overlapping earlier
 ones by at most ~30 % of their area (:attr:`~SceneOptions.max_occlusion`).
 Backgrounds are flat, gradient, noise or stripe textures, with non-product
-clutter shapes (ellipses, boxes, polygons, lines) as distractors. A
+clutter shapes (ellipses, boxes, polygons, lines) as distractors. The
+detector's training scenes also draw plaid, dot and wood-grain patterns
+(:data:`PATTERN_BACKGROUNDS`, domain randomisation); the second store's tiles
+(:data:`OTHER_BACKGROUNDS`) stay out of every build. A
 one-product scene shows a small product off-centre, like a phone photo of one
 item. Some scenes are not square: they are letterboxed to the square canvas
 with :func:`vitrina.runtime.detector.letterbox`, the function the device uses.
@@ -40,7 +43,17 @@ from tqdm import tqdm
 from vitrina.runtime.bundle import SceneSet
 from vitrina.runtime.detector import letterbox
 
-__all__ = ["ROLES", "SceneOptions", "SceneSet", "compose_scene", "compose_scenes", "cut_out"]
+__all__ = [
+    "BACKGROUNDS",
+    "OTHER_BACKGROUNDS",
+    "PATTERN_BACKGROUNDS",
+    "ROLES",
+    "SceneOptions",
+    "SceneSet",
+    "compose_scene",
+    "compose_scenes",
+    "cut_out",
+]
 
 #: Category name → layout role. Other categories are laid out freely.
 ROLES = {
@@ -65,6 +78,9 @@ _OUTFIT_SLOTS = {
     "other": (0.84, 0.35),
 }
 BACKGROUNDS = ("flat", "gradient", "noise", "stripes")
+#: Patterned backgrounds only the detector's training scenes add to :data:`BACKGROUNDS`
+#: (the catalog's outfit photos and the held-out scenes keep :data:`BACKGROUNDS`).
+PATTERN_BACKGROUNDS = ("plaid", "dots", "wood")
 #: Backgrounds no build trains on: the second store's scenes (``second_store.py``) use them.
 OTHER_BACKGROUNDS = ("tiles",)
 # alpha of a product pixel: its darkest channel's distance from white over this many levels (clipped to 1)
@@ -81,8 +97,8 @@ class SceneOptions:
         max_products: products per scene, 1 to this (uniformly).
         max_occlusion: largest share of a product's area later products may cover.
         clutter: most non-product distractor shapes per scene.
-        backgrounds: kinds of background to draw from (:data:`BACKGROUNDS`, or
-            :data:`OTHER_BACKGROUNDS`, which no build trains on).
+        backgrounds: kinds of background to draw from (:data:`BACKGROUNDS`,
+            :data:`PATTERN_BACKGROUNDS`, or :data:`OTHER_BACKGROUNDS`, which no build trains on).
         non_square: share of scenes composed at another aspect ratio (3:4 to 4:3) and letterboxed.
         single_max_scale: largest scale of the product in a one-product scene (small, off-centre).
     """
@@ -106,11 +122,9 @@ class SceneOptions:
             raise ValueError(f"max_products must be in [1, 8], got {self.max_products}")
         if not 0.0 <= self.max_occlusion < 1.0:
             raise ValueError(f"max_occlusion must be in [0, 1), got {self.max_occlusion}")
-        unknown = set(self.backgrounds) - set(BACKGROUNDS + OTHER_BACKGROUNDS)
-        if not self.backgrounds or unknown:
-            raise ValueError(
-                f"backgrounds must be a non-empty subset of {BACKGROUNDS + OTHER_BACKGROUNDS}, got {self.backgrounds}"
-            )
+        known = BACKGROUNDS + PATTERN_BACKGROUNDS + OTHER_BACKGROUNDS
+        if not self.backgrounds or set(self.backgrounds) - set(known):
+            raise ValueError(f"backgrounds must be a non-empty subset of {known}, got {self.backgrounds}")
 
 
 def cut_out(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -149,6 +163,8 @@ def _background(rng: np.random.Generator, w: int, h: int, kind: str) -> np.ndarr
         t = (((xx // cell) + (yy // cell)) % 2).astype(np.float32)
         out = c0 * (1 - t[..., None]) + c1 * t[..., None] + rng.normal(0, 4, (h, w, 1))
         return np.clip(out, 0, 255).astype(np.float32)
+    if kind in PATTERN_BACKGROUNDS:
+        return _pattern(rng, c0, c1, xx, yy, kind)
     if kind == "stripes":
         period = rng.uniform(4, max(5.0, w / 3))
         t = (np.sin(2 * math.pi * proj / period) > 0).astype(np.float32) if rng.random() < 0.5 else None
@@ -160,6 +176,46 @@ def _background(rng: np.random.Generator, w: int, h: int, kind: str) -> np.ndarr
     coarse = rng.uniform(0, 1, (cells, cells)).astype(np.float32)
     t = np.asarray(Image.fromarray(coarse, mode="F").resize((w, h), Image.Resampling.BICUBIC))
     out = c0 * (1 - t[..., None]) + c1 * t[..., None] + rng.normal(0, rng.uniform(2, 18), (h, w, 1))
+    return np.clip(out, 0, 255).astype(np.float32)
+
+
+def _pattern(
+    rng: np.random.Generator, c0: np.ndarray, c1: np.ndarray, xx: np.ndarray, yy: np.ndarray, kind: str
+) -> np.ndarray:
+    """(h, w, 3) float32 patterned background (0-255) on the pixel grid ``xx``, ``yy``:
+
+    * plaid: two crossing sets of soft bands in two colours and a third;
+    * dots: a lattice of discs, rows sometimes offset;
+    * wood: grain, noise stretched along a random direction, with fine streaks.
+    """
+    h, w = xx.shape
+    angle = rng.uniform(0, math.pi)
+    u = xx * math.cos(angle) + yy * math.sin(angle)
+    v = -xx * math.sin(angle) + yy * math.cos(angle)
+    if kind == "plaid":
+        period = rng.uniform(8, max(9.0, min(w, h) / 3), 2)
+        duty = rng.uniform(0.2, 0.5, 2)
+        a = ((u / period[0]) % 1.0 < duty[0]).astype(np.float32)
+        b = ((v / period[1]) % 1.0 < duty[1]).astype(np.float32)
+        c2 = rng.uniform(0, 255, 3)
+        out = c0 * (1 - a[..., None]) + c1 * a[..., None]
+        out = out * (1 - 0.5 * b[..., None]) + c2 * 0.5 * b[..., None]
+    elif kind == "dots":
+        step = rng.uniform(6, max(7.0, min(w, h) / 5))
+        radius = step * rng.uniform(0.15, 0.4)
+        row = np.floor(v / step)
+        shift = 0.5 * step * (row % 2) if rng.random() < 0.5 else 0.0
+        du = (u + shift) % step - step / 2
+        dv = v % step - step / 2
+        t = (du**2 + dv**2 <= radius**2).astype(np.float32)
+        out = c0 * (1 - t[..., None]) + c1 * t[..., None]
+    else:  # wood
+        lines = int(rng.integers(12, 40))
+        across = (v - v.min()) / max(float(np.ptp(v)), 1.0) * (lines - 1)
+        grain = np.interp(across, np.arange(lines), rng.uniform(0, 1, lines)).astype(np.float32)
+        t = np.clip(grain + 0.15 * np.sin(u / rng.uniform(6, 30)), 0, 1)
+        out = c0 * (1 - t[..., None]) + c1 * t[..., None]
+    out = out + rng.normal(0, rng.uniform(1, 6), (h, w, 1))
     return np.clip(out, 0, 255).astype(np.float32)
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from vitrina.runtime.bundle import SceneSet
 
 from .data.catalog import Catalog
-from .data.scenes import BACKGROUNDS, PATTERN_BACKGROUNDS, SceneOptions, compose_scenes
+from .data.scenes import BACKGROUNDS, OTHER_BACKGROUNDS, PATTERN_BACKGROUNDS, SceneOptions, compose_scenes
 from .detector_model import DetectorSpec
 from .quantize import to_tflite
 from .training.detector import DetectorTraining, DetectorTrainOptions, start_detector_training
@@ -78,6 +78,14 @@ class DetectorProfile:
     calibration_samples: int = 300
     score_threshold: float | None = None
     tune_scenes: int = 300
+
+    def __post_init__(self) -> None:
+        kinds = BACKGROUNDS + PATTERN_BACKGROUNDS
+        if not self.train_backgrounds or set(self.train_backgrounds) - set(kinds):
+            raise ValueError(
+                f"train_backgrounds must be a non-empty subset of {kinds} (the second store's "
+                f"{OTHER_BACKGROUNDS} measure generalisation and are never trained on), got {self.train_backgrounds}"
+            )
 
     def spec(self, n_classes: int) -> DetectorSpec:
         """The detector architecture this profile trains, for ``n_classes`` categories."""

@@ -20,6 +20,7 @@ model in between, and the codes encode the crops it picked):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 import time
@@ -132,10 +133,14 @@ class PendingTextVisual:
             self.job.cancel()
 
 
-def _weights_path(work: Path, spec: TextVisualSpec, profile: TextVisualProfile, key: str, photo: list[float]) -> Path:
-    """The cached trained weights' file, named by the settings, the catalog and (when the
-    visual branch starts from it) the photo encoder's weights."""
-    digest = fingerprint(asdict(spec), asdict(profile), key, spec.vocab_size, photo)
+def _weights_path(
+    work: Path, spec: TextVisualSpec, profile: TextVisualProfile, key: str, photo: list[float], crops: np.ndarray
+) -> Path:
+    """The cached trained weights' file, named by the settings, the catalog, the scene crops
+    it trains on ((m, s, s, 3) uint8) and (when the visual branch starts from it) the photo
+    encoder's weights."""
+    scenes = hashlib.sha256(np.ascontiguousarray(crops).tobytes()).hexdigest()
+    digest = fingerprint(asdict(spec), asdict(profile), key, spec.vocab_size, photo, scenes)
     return work / f"text-visual-{digest}.weights.h5"
 
 
@@ -176,7 +181,7 @@ def start_text_visual_stage(
     spec = TextVisualSpec(vocab_size=len(vocabulary), visual=photo_spec)
     job = None
     if not profile.init_from_photo:
-        cached = _weights_path(work, spec, profile, key, [])
+        cached = _weights_path(work, spec, profile, key, [], data.crops)
         if not cached.is_file():
             job = _start_training(data, spec=spec, profile=profile, weights=cached)
     return PendingTextVisual(
@@ -254,7 +259,7 @@ def export_text_visual(
     keras.utils.set_random_seed(profile.train.seed)
     net = build_text_visual(spec, visual_init=photo_model if profile.init_from_photo else None)
     photo = [float(np.sum(w)) for w in photo_model.get_weights()] if profile.init_from_photo else []
-    cached = _weights_path(pending.work, spec, profile, pending.key, photo)
+    cached = _weights_path(pending.work, spec, profile, pending.key, photo, pending.data.crops)
     trained: dict[str, Any]
     if pending.job is not None:
         pending.job.wait(progress)

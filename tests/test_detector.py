@@ -13,7 +13,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vitrina.export.data.scenes import SceneOptions, compose_scene, compose_scenes, cut_out
+from vitrina.export.build_detector import DetectorProfile
+from vitrina.export.data.scenes import (
+    BACKGROUNDS,
+    OTHER_BACKGROUNDS,
+    PATTERN_BACKGROUNDS,
+    SceneOptions,
+    compose_scene,
+    compose_scenes,
+    cut_out,
+)
+from vitrina.export.profiles import PROFILES
 from vitrina.runtime.bundle import Bundle
 from vitrina.runtime.cli import main
 from vitrina.runtime.detector import (
@@ -58,6 +68,34 @@ def test_scene_boxes_match_the_product_pixels(seed):
         assert changed[y0, x0:x1].any() and changed[y1 - 1, x0:x1].any()
         assert changed[y0:y1, x0].any() and changed[y0:y1, x1 - 1].any()
     assert not changed[~inside].any()  # nothing outside the boxes but background
+
+
+@pytest.mark.parametrize("kind", PATTERN_BACKGROUNDS + OTHER_BACKGROUNDS)
+def test_patterned_backgrounds_are_patterns_around_the_products(kind):
+    rng = np.random.default_rng(11)
+    options = SceneOptions(size=96, clutter=0, backgrounds=(kind,), non_square=0.0)
+    image, boxes, _ = compose_scene(rng, [product(28, 20)], ["top"], options)
+    outside = np.ones(image.shape[:2], bool)
+    for x0, y0, x1, y1 in boxes.astype(int):
+        outside[y0:y1, x0:x1] = False
+    pixels = image[outside].astype(np.float64)
+    assert image.dtype == np.uint8 and image.shape == (96, 96, 3)
+    # a pattern, not a flat wall: the background varies beyond its grain, across rows and columns
+    assert pixels.std(axis=0).max() > 12
+    assert np.abs(np.diff(image.astype(np.float64), axis=0)).mean() > 1
+    assert np.abs(np.diff(image.astype(np.float64), axis=1)).mean() > 1
+
+
+def test_the_detector_never_trains_on_the_second_stores_backgrounds():
+    assert not set(PATTERN_BACKGROUNDS) & set(BACKGROUNDS + OTHER_BACKGROUNDS)
+    for name, profile in PROFILES.items():
+        if profile.detector is not None:
+            kinds = set(profile.detector.train_backgrounds)
+            assert set(BACKGROUNDS) <= kinds and not kinds & set(OTHER_BACKGROUNDS), name
+    with pytest.raises(ValueError, match="never trained on"):
+        DetectorProfile(train_backgrounds=BACKGROUNDS + OTHER_BACKGROUNDS)
+    with pytest.raises(ValueError, match="non-empty"):
+        DetectorProfile(train_backgrounds=())
 
 
 def test_scene_set_follows_the_pool_split_and_seed():

@@ -243,7 +243,7 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
                 photo_spec=profile.photo_spec(),
                 photos=photos,
                 usable=usable,
-                scenes=pending.detector.train_scenes if pending.detector is not None else None,
+                scenes=pending.detector.catalog_scenes if pending.detector is not None else None,
                 profile=profile.text_visual,
                 work=work,
                 key=key,

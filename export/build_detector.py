@@ -131,9 +131,9 @@ class PendingDetector:
     ``train_scenes`` (on ``profile.train_backgrounds``) train the detector and the photo
     encoder's crop tuning; ``catalog_scenes``, the same products and seed on the catalog's
     own backgrounds (``profile.scenes.backgrounds``), give the text-visual model its scene
-    crops: trained on the patterned ones at its fixed 1,500 steps, its similar-products P@10
-    fell from 0.61 to 0.31 and its plausibility alone picked the sold box 0.60 of the time
-    instead of 0.86."""
+    crops, so its training data stay what they were before the patterns. (One run on the
+    patterned crops gave similar-products P@10 0.31, as poor as the worst of three runs on
+    these; the text-visual model varies that much between runs, so that comparison is open.)"""
 
     profile: DetectorProfile
     categories: list[str]

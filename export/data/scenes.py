@@ -184,7 +184,7 @@ def _pattern(
 ) -> np.ndarray:
     """(h, w, 3) float32 patterned background (0-255) on the pixel grid ``xx``, ``yy``:
 
-    * plaid: two crossing sets of soft bands in two colours and a third;
+    * plaid: two crossing sets of bands, in two colours and a third laid over half-transparent;
     * dots: a lattice of discs, rows sometimes offset;
     * wood: grain, noise stretched along a random direction, with fine streaks.
     """

@@ -447,21 +447,17 @@ class ProductSearch:
     def _refresh_text(self) -> None:
         """Forget the word lists built before products were added on the device."""
         if self.__dict__.get("_text_items") != len(self.catalog.items):
-            for name in ("_item_words", "_word_index", "text_vocabulary", "vocabulary", "word_repair"):
+            for name in ("_word_index", "text_vocabulary", "vocabulary", "word_repair"):
                 self.__dict__.pop(name, None)
             self.__dict__["_text_items"] = len(self.catalog.items)
-
-    @cached_property
-    def _item_words(self) -> list[set[str]]:
-        return [set(words(f"{i.title} {i.category} {i.color}")) for i in self.catalog.items]
 
     @cached_property
     def _word_index(self) -> tuple[list[str], list[np.ndarray]]:
         """The products' words as an inverted index: the distinct words, sorted, and for each the
         (n,) int64 products whose title, category or colour holds it (a prefix is a range of words)."""
         postings: dict[str, list[int]] = {}
-        for item, item_words in enumerate(self._item_words):
-            for w in item_words:
+        for item, product in enumerate(self.catalog.items):
+            for w in set(words(f"{product.title} {product.category} {product.color}")):
                 postings.setdefault(w, []).append(item)
         ordered = sorted(postings)
         return ordered, [np.asarray(postings[w], dtype=np.int64) for w in ordered]

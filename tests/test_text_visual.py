@@ -129,6 +129,8 @@ def test_train_options_are_checked():
         TextVisualTrainOptions(bands=((0.5, 0.2),))
     with pytest.raises(ValueError, match="steps"):
         TextVisualTrainOptions(steps=0)
+    with pytest.raises(ValueError, match="label_weight"):
+        TextVisualTrainOptions(label_weight=-0.1)
 
 
 # --- export round trip: a model trained a few steps, through the real LiteRT interpreter -----------
@@ -199,6 +201,25 @@ def test_a_trained_model_exports_and_agrees_with_keras(tmp_path):
             encoder.encode(words=words)
     np.testing.assert_allclose(codes["float"], want, atol=1e-4)  # float: the Keras model's codes
     assert np.mean(np.sum(codes["int8"] * codes["float"], axis=1)) > 0.9  # int8 near float
+
+
+def test_the_label_loss_trains_classifiers_that_are_not_exported():
+    import keras
+
+    from vitrina.export.text_visual_model import build_text_visual
+    from vitrina.export.training.text_visual import TextVisualTrainOptions, train_text_visual
+
+    data, spec = _tiny_data_and_spec(48, seed=2)
+    final, counts = {}, {}
+    for weight in (0.0, 1.0):
+        keras.utils.set_random_seed(0)
+        net = build_text_visual(spec)
+        options = TextVisualTrainOptions(steps=4, batch_size=8, mine_every=2, pool=32, label_weight=weight)
+        final[weight] = train_text_visual(net, data, options=options, progress=False).final_loss
+        counts[weight] = len(net.model.get_weights())
+    assert counts[1.0] == counts[0.0]  # the classifiers stay out of the exported model
+    # two branches naming one of 8 labels add about 2 ln 8 = 4.2 to the loss at the start
+    assert final[1.0] > final[0.0] + 2.0
 
 
 def test_training_in_the_background_gives_the_weights_of_training_in_process(tmp_path):

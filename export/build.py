@@ -41,11 +41,18 @@ from tqdm import tqdm
 from vitrina.runtime.bundle import BundleContents, EvalSet, write_bundle
 from vitrina.runtime.color_search import ColorFamilies
 from vitrina.runtime.encoders import EncoderOptions, PhotoEncoder, SketchEncoder
+from vitrina.runtime.identify import EQUAL_WEIGHTS
 from vitrina.runtime.rasterize import RasterOptions
 from vitrina.runtime.text import Vocabulary
 from vitrina.runtime.text_visual import ROLE
 
-from .build_detector import DetectorStage, PendingDetector, finish_detector_stage, start_detector_stage
+from .build_detector import (
+    VALIDATION_SCENE_SEED,
+    DetectorStage,
+    PendingDetector,
+    finish_detector_stage,
+    start_detector_stage,
+)
 from .build_text_visual import (
     ExportedTextVisual,
     PendingTextVisual,
@@ -57,9 +64,10 @@ from .build_text_visual import (
 from .codes.fit import CodeOptions, FittedCodes, TrainingEmbeddings, fit_codes
 from .data.catalog import Catalog, load_catalog, load_catalog_image
 from .data.colors import colour_families
+from .data.scenes import compose_scenes
 from .data.sketch_styles import HELD_OUT_STYLES, STYLES, check_styles, render_style
 from .data.sketch_synthesis import render_sketches, synthesize_strokes
-from .identify_products import Identification, identify_main_products, packshot_mask
+from .identify_products import Identification, WeightFit, fit_identify_weights, identify_main_products, packshot_mask
 from .outfit_eval import outfit_eval_arrays
 from .profiles import Profile, get_profile
 from .quantize import QuantizationAgreement, agreement, to_tflite
@@ -300,19 +308,43 @@ def _identify(
     colors: dict[str, list[int]],
     crop_size: int,
     options: BuildOptions,
-) -> Identification | None:
-    """Step 6: the sold product's box in every catalog photo that is not a packshot, each photo
-    loaded again at the detector's input side (None without a detector); ``item_labels``: (P,)
-    int32 each product's category, in the detector's category order; ``colors``: the catalog's
-    colour families (``{name: [r, g, b]}``, empty: none)."""
+) -> tuple[Identification | None, WeightFit | None]:
+    """Step 6: the identification weights fitted on scenes of the products held out of the
+    text-visual training (None: no such products, equal weights), then the sold product's box in
+    every catalog photo that is not a packshot, each photo loaded again at the detector's input
+    side (None without a detector); ``item_labels``: (P,) int32 each product's category, in the
+    detector's category order; ``colors``: the catalog's colour families (``{name: [r, g, b]}``,
+    empty: none)."""
     if detector is None:
-        return None
+        return None, None
     rows = np.flatnonzero(~on_white)
     families = ColorFamilies.from_mapping(colors) if colors else None
-    titles = None
+    item_families = families.of_items([item.color for item in catalog.items]) if families else None
+    titles, fit = None, None
     if exported is not None and pending.text_visual is not None:
         titles = pending.text_visual.titles[catalog.image_items[rows]]
-    return identify_main_products(
+        held = pending.text_visual.validation_items
+        if len(held) and pending.detector is not None:
+            scenes = compose_scenes(
+                catalog.images[catalog.first_images()[held]],
+                held.astype(np.int32),
+                item_labels[held].astype(np.int32),
+                pending.detector.categories,
+                count=pending.text_visual.profile.validation_scenes,
+                seed=VALIDATION_SCENE_SEED,
+                options=pending.detector.profile.scenes,
+            )
+            fit = fit_identify_weights(
+                scenes,
+                title_ids=pending.text_visual.titles,
+                item_categories=item_labels,
+                families=families,
+                item_families=item_families,
+                detector_model=detector.models["detector_int8"],
+                score_threshold=detector.score_threshold,
+                text_visual_model=exported.models[f"{ROLE}_int8"],
+            )
+    identification = identify_main_products(
         catalog_loader(catalog, catalog_dir, int(detector.report["input_size"])),
         rows,
         detector_model=detector.models["detector_int8"],
@@ -321,12 +353,12 @@ def _identify(
         title_ids=titles,
         title_categories=item_labels[catalog.image_items[rows]],
         families=families,
-        title_families=(
-            families.of_items([catalog.items[i].color for i in catalog.image_items[rows]]) if families else None
-        ),
+        title_families=item_families[catalog.image_items[rows]] if item_families is not None else None,
+        weights=fit.weights if fit is not None else EQUAL_WEIGHTS,
         crop_size=crop_size,
         progress=options.progress,
     )
+    return identification, fit
 
 
 def catalog_loader(catalog: Catalog, catalog_dir: Path, side: int) -> Callable[[int], np.ndarray]:
@@ -418,7 +450,7 @@ def _build_rest(
         exported = export_text_visual(pending.text_visual, photo_model=photo_model, progress=options.progress)
     # 6. Main-product identification: photos that are not packshots are encoded by the sold product's crop.
     colors = colour_families(catalog, on_white=on_white)
-    identification = _identify(
+    identification, identify_fit = _identify(
         catalog,
         catalog_dir,
         on_white,
@@ -436,7 +468,9 @@ def _build_rest(
     # 7b. Text-visual codes of every product (title + image or identified crop).
     text_visual = None
     if pending.text_visual is not None and exported is not None:
-        text_visual = finish_text_visual_stage(pending.text_visual, exported, images=photos[catalog.first_images()])
+        text_visual = finish_text_visual_stage(
+            pending.text_visual, exported, images=photos[catalog.first_images()], identify=identify_fit
+        )
     with tempfile.TemporaryDirectory(prefix="vitrina-models-") as tmp:
         paths = {name: Path(tmp) / f"{name}.tflite" for name in models}
         for name, blob in models.items():

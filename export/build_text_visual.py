@@ -46,6 +46,7 @@ from vitrina.runtime.text_visual import (
 
 from .data.catalog import Catalog
 from .data.scenes import SceneSet
+from .identify_products import WeightFit
 from .models import EncoderSpec
 from .quantize import MIN_CALIBRATION_SAMPLES, CalibrationError, set_full_int8
 from .text_visual_model import TextVisualSpec, build_text_visual
@@ -66,11 +67,24 @@ class TextVisualProfile:
         train: training options.
         calibration_samples: int8 calibration samples (>= 200), a third in each mode.
         init_from_photo: start the visual branch from the trained photo encoder.
+        validation_products: train-split products held out of the training (drawn with the
+            training seed); scenes of them fit the identification weights
+            (``identify_products.fit_identify_weights``). 0: none, equal weights.
+        validation_scenes: scenes composed of them for the fit.
     """
 
     train: TextVisualTrainOptions = TextVisualTrainOptions()
     calibration_samples: int = 300
     init_from_photo: bool = True
+    validation_products: int = 0
+    validation_scenes: int = 300
+
+    def __post_init__(self) -> None:
+        if self.validation_products < 0 or self.validation_scenes < 1:
+            raise ValueError(
+                f"validation_products must be >= 0 and validation_scenes >= 1, got "
+                f"{self.validation_products} and {self.validation_scenes}"
+            )
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,7 @@ class PendingTextVisual:
     work: Path
     job: BackgroundJob | None
     prepare_seconds: float
+    validation_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def cancel(self) -> None:
         """Stop the background training, if any (nothing is cached from a cut run)."""
@@ -174,6 +189,8 @@ def start_text_visual_stage(
     images = photos[catalog.first_images()]
     train = catalog.split_items("train")
     train = train[usable[train]]
+    held = validation_items(train, profile.validation_products, seed=profile.train.seed)
+    train = train[~np.isin(train, held)]
     crops, crop_rows = scene_crops(scenes, train, size=images.shape[1], seed=profile.train.seed)
     data = TextVisualData(
         titles[train], extra[train], images[train], keys[train], labels[train], crops=crops, crop_rows=crop_rows
@@ -195,7 +212,18 @@ def start_text_visual_stage(
         work=work,
         job=job,
         prepare_seconds=time.monotonic() - t0,
+        validation_items=held,
     )
+
+
+def validation_items(train: np.ndarray, count: int, *, seed: int) -> np.ndarray:
+    """(k,) int64 sorted products drawn from ``train`` (product indices) to hold out of the
+    training: ``count``, but never more than a tenth of them."""
+    k = min(count, len(train) // 10)
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    rng = np.random.default_rng([seed, 29])
+    return np.sort(rng.choice(np.asarray(train, np.int64), size=k, replace=False))
 
 
 def scene_crops(
@@ -294,7 +322,11 @@ def text_visual_codes(
 
 
 def finish_text_visual_stage(
-    pending: PendingTextVisual, exported: ExportedTextVisual, *, images: np.ndarray | None = None
+    pending: PendingTextVisual,
+    exported: ExportedTextVisual,
+    *,
+    images: np.ndarray | None = None,
+    identify: WeightFit | None = None,
 ) -> TextVisualStage:
     """Encode every product with both exported models (step 4 of the module docstring).
 
@@ -302,6 +334,8 @@ def finish_text_visual_stage(
         pending: from :func:`start_text_visual_stage`; exported: from :func:`export_text_visual`.
         images: (P, S, S, 3) uint8 each product's image to encode (the crop identification
             picked); None: each product's main image as the stage started with.
+        identify: the identification weights fitted on the validation products (into the
+            manifest's entry and the report), or None (equal weights).
     """
     t0 = time.monotonic()
     profile, spec, data, models = pending.profile, pending.spec, pending.data, exported.models
@@ -317,12 +351,15 @@ def finish_text_visual_stage(
             "image_size": spec.image_size,
             "codes": {p: codes_file(p) for p in ("int8", "float")},
         }
+        | ({"identify_weights": identify.weights.to_json()} if identify is not None else {})
     }
     report = {
         "architecture": asdict(spec),
         "training": exported.trained,
         "training_options": asdict(profile.train),
         "train_products": len(data),
+        "validation_products": len(pending.validation_items),
+        "identify_weights": identify.report() if identify is not None else None,
         "distinct_titles": pending.distinct_titles,
         "int8_float_code_cosine": round(cosine, 4),
         # the build process's own time on the stage (waiting for a background training included)

@@ -16,7 +16,9 @@ catalog photo:
   best by :func:`~vitrina.runtime.identify.sold_box_scores`: the title's
   plausibility for the crop × the detector's objectness × the detector's
   probability of the title's category × the share of the box's middle in the
-  product's colour family (the best method of ``vitrina eval --task identify``). Its crop is what the sketch and photo codes encode. With one box,
+  product's colour family (the best method of ``vitrina eval --task identify``), each
+  factor's log weighed by weights fitted on scenes of products held out of the
+  text-visual training (:func:`fit_identify_weights`). Its crop is what the sketch and photo codes encode. With one box,
   that box; with none, the whole photo. Without a text-visual model, the largest box.
 
 Everything runs through LiteRT with the int8 models the bundle ships, as the
@@ -26,19 +28,28 @@ is never read here.
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from vitrina.runtime.bundle import SceneSet
 from vitrina.runtime.color_search import ColorFamilies
-from vitrina.runtime.detector import DetectionResult, Detector, DetectorOptions, box_areas
-from vitrina.runtime.identify import COMBINED, colour_shares, pick_sold_box
+from vitrina.runtime.detector import DetectionResult, Detector, DetectorOptions, box_areas, iou_matrix
+from vitrina.runtime.identify import (
+    COMBINED,
+    EQUAL_WEIGHTS,
+    CandidateFactors,
+    FactorWeights,
+    colour_shares,
+    identify_accuracy,
+)
 from vitrina.runtime.text_visual import TextVisualEncoder, TextVisualOptions, square_crop
 
 #: A border pixel is white when all its channels are at least this (0-255).
@@ -120,6 +131,7 @@ def identify_main_products(
     title_categories: np.ndarray | None = None,
     families: ColorFamilies | None = None,
     title_families: np.ndarray | None = None,
+    weights: FactorWeights = EQUAL_WEIGHTS,
     crop_size: int,
     progress: bool = True,
 ) -> Identification:
@@ -137,6 +149,7 @@ def identify_main_products(
             categories (-1: one it does not know); None leaves the category out of the pick.
         families: the catalog's colour families; title_families: (n,) int index of each photo's
             product colour among them (-1: none); either None leaves the colour out of the pick.
+        weights: the factors' weights (:func:`fit_identify_weights`).
         crop_size: side of the returned crops (the encoders' input), pixels.
     """
     t0 = time.monotonic()
@@ -155,6 +168,47 @@ def identify_main_products(
     method = LARGEST if text_visual_model is None else COMBINED
     if len(rows) == 0:
         return Identification(rows=rows, side=0, boxes=boxes, found=found, crops=crops, method=method, seconds=0.0)
+    with _models(detector_model, score_threshold, text_visual_model) as (detector, encoder):
+        side = 0
+        bar = tqdm(
+            total=len(rows), desc="identifying sold products", unit="photo", disable=not progress, mininterval=1.0
+        )
+        for start in range(0, len(rows), _CHUNK):
+            part = np.arange(start, min(start + _CHUNK, len(rows)))
+            images = [load(int(rows[k])) for k in part]
+            side = images[0].shape[0]
+            detections = [detector.detect(image) for image in images]
+            picks = _pick(
+                detections,
+                images,
+                title_ids[part] if title_ids is not None else None,
+                title_categories[part] if title_categories is not None else None,
+                (families, title_families[part]) if families is not None and title_families is not None else None,
+                encoder,
+                weights,
+            )
+            for j, k in enumerate(part):
+                found[k] = len(detections[j])
+                box = None if picks[j] is None else detections[j].boxes[picks[j]]
+                if box is not None:
+                    boxes[k] = box
+                crops[k] = square_crop(images[j], crop_size, box)
+            bar.update(len(part))
+        bar.close()
+    return Identification(
+        rows=rows, side=side, boxes=boxes, found=found, crops=crops, method=method, seconds=time.monotonic() - t0
+    )
+
+
+#: Photos loaded, detected and scored at a time.
+_CHUNK = 512
+
+
+@contextmanager
+def _models(
+    detector_model: bytes, score_threshold: float, text_visual_model: bytes | None
+) -> Iterator[tuple[Detector, TextVisualEncoder | None]]:
+    """The int8 detector (at ``score_threshold``) and text-visual encoder (None without a model), open."""
     with tempfile.TemporaryDirectory(prefix="vitrina-identify-") as tmp:
         det_path = Path(tmp) / "detector.tflite"
         det_path.write_bytes(detector_model)
@@ -169,38 +223,7 @@ def identify_main_products(
             if text_visual_model is not None
             else nullcontext() as encoder,
         ):
-            side = 0
-            bar = tqdm(
-                total=len(rows), desc="identifying sold products", unit="photo", disable=not progress, mininterval=1.0
-            )
-            for start in range(0, len(rows), _CHUNK):
-                part = np.arange(start, min(start + _CHUNK, len(rows)))
-                images = [load(int(rows[k])) for k in part]
-                side = images[0].shape[0]
-                detections = [detector.detect(image) for image in images]
-                picks = _pick(
-                    detections,
-                    images,
-                    title_ids[part] if title_ids is not None else None,
-                    title_categories[part] if title_categories is not None else None,
-                    (families, title_families[part]) if families is not None and title_families is not None else None,
-                    encoder,
-                )
-                for j, k in enumerate(part):
-                    found[k] = len(detections[j])
-                    box = None if picks[j] is None else detections[j].boxes[picks[j]]
-                    if box is not None:
-                        boxes[k] = box
-                    crops[k] = square_crop(images[j], crop_size, box)
-                bar.update(len(part))
-            bar.close()
-    return Identification(
-        rows=rows, side=side, boxes=boxes, found=found, crops=crops, method=method, seconds=time.monotonic() - t0
-    )
-
-
-#: Photos loaded, detected and scored at a time.
-_CHUNK = 512
+            yield detector, encoder
 
 
 def _pick(
@@ -210,31 +233,161 @@ def _pick(
     title_categories: np.ndarray | None,
     colours: tuple[ColorFamilies, np.ndarray] | None,
     encoder: TextVisualEncoder | None,
+    weights: FactorWeights,
 ) -> list[int | None]:
     """Index of the picked box of each photo (None: no box): the best by
     :func:`~vitrina.runtime.identify.pick_sold_box` with a text-visual encoder, else the largest box."""
     if encoder is None or title_ids is None:
         return [None if not len(d) else int(np.argmax(box_areas(d.boxes))) for d in detections]
+    factors = _factors(detections, images, title_ids, title_categories, colours, encoder)
+    return [None if f is None else f.pick(weights) for f in factors]
+
+
+def _factors(
+    detections: list[DetectionResult],
+    images: list[np.ndarray],
+    title_ids: np.ndarray,
+    title_categories: np.ndarray | None,
+    colours: tuple[ColorFamilies, np.ndarray] | None,
+    encoder: TextVisualEncoder,
+    right: list[np.ndarray] | None = None,
+) -> list[CandidateFactors | None]:
+    """Each photo's boxes' factors for its title ``title_ids[j]`` (None: no box); ``right[j]``: (n,)
+    bool which of photo ``j``'s boxes are right (unknown: all False)."""
     pairs = [(j, box) for j, d in enumerate(detections) for box in d.boxes]
     if not pairs:
         return [None] * len(detections)
     crops = np.stack([square_crop(images[j], encoder.image_size, box) for j, box in pairs])
     words = np.stack([title_ids[j] for j, _ in pairs]).astype(np.int32)
     plausibility = encoder.encode(words=words, images=crops).plausibility
-    out: list[int | None] = []
+    out: list[CandidateFactors | None] = []
     start = 0
     for j, d in enumerate(detections):
+        if not len(d):
+            out.append(None)
+            continue
         out.append(
-            pick_sold_box(
-                plausibility[start : start + len(d)],
+            CandidateFactors(
+                plausibility=plausibility[start : start + len(d)],
                 objectness=d.scores,
                 category_probs=d.category_probs,
                 category=int(title_categories[j]) if title_categories is not None else -1,
                 colour_share=_colour_share(colours, images[j], d.boxes, j),
+                right=right[j] if right is not None else np.zeros(len(d), bool),
             )
         )
         start += len(d)
     return out
+
+
+#: The weights :func:`fit_identify_weights` tries (only their ratios matter): plausibility,
+#: objectness, category, colour.
+WEIGHT_GRID: tuple[tuple[float, ...], ...] = ((0.25, 0.5, 1.0), (0.5, 1.0, 2.0, 3.0), (0.5, 1.0, 2.0), (0.5, 1.0, 2.0))
+
+
+@dataclass(frozen=True)
+class WeightFit:
+    """Identification weights fitted on validation scenes.
+
+    Attributes: weights (the best of the grid), accuracy (their share of right picks with the
+    detector's boxes), equal_accuracy (every weight 1), queries ((scene, product) queries),
+    scenes (with 2+ products), seconds (wall clock)."""
+
+    weights: FactorWeights
+    accuracy: float
+    equal_accuracy: float
+    queries: int
+    scenes: int
+    seconds: float
+
+    def report(self) -> dict[str, object]:
+        return {
+            "weights": self.weights.to_json(),
+            "accuracy": round(self.accuracy, 4),
+            "equal_weights_accuracy": round(self.equal_accuracy, 4),
+            "queries": self.queries,
+            "scenes": self.scenes,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def fit_identify_weights(
+    scenes: SceneSet,
+    *,
+    title_ids: np.ndarray,
+    item_categories: np.ndarray,
+    families: ColorFamilies | None,
+    item_families: np.ndarray | None,
+    detector_model: bytes,
+    score_threshold: float,
+    text_visual_model: bytes,
+    grid: Sequence[Sequence[float]] = WEIGHT_GRID,
+) -> WeightFit:
+    """The factor weights (from ``grid``) that pick the sold product's box best on ``scenes``.
+
+    Every product of every scene with two or more products is once the sold one; a detector
+    box is right when it overlaps its box at IoU >= 0.5, as ``vitrina eval --task identify``
+    counts. The scenes' products must be ones the text-visual model never trained on (its
+    plausibility would flatter them). Ties go to the weights nearest equal ones.
+
+    Args:
+        scenes: validation scenes (``box_items`` index the per-product arrays).
+        title_ids: (P, W) int32 each product's title word ids; item_categories: (P,) its category
+            (the detector's index, -1 unknown); families, item_families: the colour families and
+            (P,) each product's family (-1 none), or None.
+
+    Raises:
+        ValueError: no scene with two or more products, or a grid that is not four lists of weights.
+    """
+    t0 = time.monotonic()
+    if len(grid) != 4 or any(not len(g) or min(g) <= 0 for g in grid):
+        raise ValueError(f"grid must give positive weights for each of the four factors, got {grid!r}")
+    multi = [s for s, n in enumerate(scenes.products_per_scene()) if n >= 2]
+    if not multi:
+        raise ValueError("fitting identification weights needs scenes with two or more products")
+    queries: list[CandidateFactors] = []
+    with _models(detector_model, score_threshold, text_visual_model) as (detector, encoder):
+        if encoder is None:
+            raise ValueError("fitting identification weights needs the text-visual model")
+        for s in multi:
+            rows = scenes.rows(s)
+            items = scenes.box_items[rows].astype(np.int64)
+            found = detector.detect(scenes.images[s])
+            right = [iou_matrix(found.boxes, scenes.boxes[r][None])[:, 0] >= 0.5 for r in rows]
+            factors = _factors(
+                [found] * len(rows),
+                [scenes.images[s]] * len(rows),
+                title_ids[items],
+                item_categories[items],
+                (families, item_families[items]) if families is not None and item_families is not None else None,
+                encoder,
+                right=right,
+            )
+            queries += [f if f is not None else _nothing() for f in factors]
+    best = max(
+        (FactorWeights(plausibility=p, objectness=o, category=c, colour=k) for p, o, c, k in itertools.product(*grid)),
+        key=lambda w: (identify_accuracy(queries, w), -_distance_from_equal(w)),
+    )
+    return WeightFit(
+        weights=best,
+        accuracy=identify_accuracy(queries, best),
+        equal_accuracy=identify_accuracy(queries, EQUAL_WEIGHTS),
+        queries=len(queries),
+        scenes=len(multi),
+        seconds=time.monotonic() - t0,
+    )
+
+
+def _nothing() -> CandidateFactors:
+    """A query whose photo gave no box (counts as missed)."""
+    empty = np.zeros(0)
+    return CandidateFactors(empty, None, None, -1, None, np.zeros(0, bool))
+
+
+def _distance_from_equal(w: FactorWeights) -> float:
+    """How far ``w``'s ratios are from equal ones (scale-free: only ratios change a pick)."""
+    logs = np.log([w.plausibility, w.objectness, w.category, w.colour])
+    return float(np.sum(np.abs(logs - logs.mean())))
 
 
 def _colour_share(

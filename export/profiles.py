@@ -100,6 +100,8 @@ DEMO_TEXT_VISUAL = TextVisualProfile(
     train=TextVisualTrainOptions(steps=1500, batch_size=128, mine_every=100, pool=2048, crop_share=0.5),
     calibration_samples=300,
     init_from_photo=False,
+    validation_products=1500,
+    validation_scenes=300,
 )
 
 PROFILES: dict[str, Profile] = {
@@ -135,6 +137,8 @@ PROFILES: dict[str, Profile] = {
         text_visual=TextVisualProfile(
             train=TextVisualTrainOptions(steps=40, batch_size=32, warmup_steps=5, mine_every=10, pool=256),
             calibration_samples=200,
+            validation_products=48,
+            validation_scenes=20,
         ),
     ),
     "demo": Profile(

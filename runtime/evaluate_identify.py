@@ -17,10 +17,13 @@ Methods:
   whose code is nearest the title's own code (cosine), as export does;
 * ``plausibility``: the crop with the highest plausibility for the title;
 * ``combined``: plausibility × the detector's objectness × its probability of the
-  title's category × the share of the box's middle in the product's colour family
-  (:mod:`~vitrina.runtime.identify`, what export does); ground-truth boxes have no
-  objectness, and take the category probabilities of the detection overlapping
-  them at IoU >= 0.5 (none: uniform);
+  title's category × the share of the box's middle in the product's colour family,
+  each factor's log weighed by the weights the build fitted (the bundle's
+  ``text_visual.identify_weights``; equal when it has none): what export does
+  (:mod:`~vitrina.runtime.identify`); ground-truth boxes have no objectness, and take
+  the category probabilities of the detection overlapping them at IoU >= 0.5 (none:
+  uniform);
+* ``equal weights``: the same product with every weight 1 (the rule before fitted weights);
 * ``category``: the simple baseline: the title's category against the
   detector's category of each box (ground-truth boxes take the category of
   the detection overlapping them most); ties and misses count as a random pick
@@ -41,11 +44,13 @@ import numpy as np
 from .bundle import Bundle, Item, SceneSet
 from .color_search import ColorFamilies
 from .detector import DetectionResult, Detector, DetectorOptions, iou_matrix
-from .identify import COMBINED, colour_shares, pick_sold_box
+from .identify import COMBINED, EQUAL_WEIGHTS, FactorWeights, colour_shares, pick_sold_box
 from .text import WordRepair
-from .text_visual import TextVisualEncoder, TextVisualOptions, has_text_visual, square_crop
+from .text_visual import TextVisualEncoder, TextVisualOptions, has_text_visual, identify_weights, square_crop
 
-METHODS = ("text-visual", "plausibility", COMBINED, "category", "random")
+#: The combined rule with every weight 1.
+EQUAL = "equal weights"
+METHODS = ("text-visual", "plausibility", COMBINED, EQUAL, "category", "random")
 CANDIDATES = ("gt", "detector")
 #: A detector box identifies a product when it overlaps the product's box at least this much.
 MATCH_IOU = 0.5
@@ -54,18 +59,20 @@ MATCH_IOU = 0.5
 @dataclass(frozen=True)
 class IdentifyReport:
     """Attributes: accuracy[precision][candidates][method][group] in [0, 1] (group: "2".."5", "all"),
-    queries[group]: (scene, product) queries, scenes: scenes with 2+ products."""
+    queries[group]: (scene, product) queries, scenes: scenes with 2+ products, weights: the
+    combined rule's (the bundle's fitted ones)."""
 
     accuracy: dict[str, dict[str, dict[str, dict[str, float]]]]
     queries: dict[str, int]
     scenes: int
+    weights: FactorWeights = EQUAL_WEIGHTS
 
     def to_json(self) -> dict[str, object]:
         rounded = {
             p: {c: {m: {g: round(v, 4) for g, v in groups.items()} for m, groups in ms.items()} for c, ms in cs.items()}
             for p, cs in self.accuracy.items()
         }
-        return {"accuracy": rounded, "queries": self.queries, "scenes": self.scenes}
+        return {"accuracy": rounded, "queries": self.queries, "scenes": self.scenes, "weights": self.weights.to_json()}
 
 
 def pick_nearest(title_code: np.ndarray, fused: np.ndarray) -> int:
@@ -109,6 +116,7 @@ def evaluate_identify(
     colors = bundle.manifest.get("colors")
     families = ColorFamilies.from_mapping(colors) if colors else None
     product_families = families.of_items([p.color for p in products]) if families else None
+    weights = identify_weights(bundle)
     accuracy: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     queries: dict[str, int] = {}
     for precision in ("int8", "float"):
@@ -170,20 +178,22 @@ def evaluate_identify(
                         shares = (
                             colour_shares(family_map, boxes, family) if family_map is not None and family >= 0 else None
                         )
-                        pick = pick_sold_box(
-                            fused.plausibility,
-                            objectness=objectness,
-                            category_probs=probs,
-                            category=want,
-                            colour_share=shares,
-                        )
-                        rows[c][COMBINED].append((group, float(right[pick]) if pick is not None else 0.0))
+                        for method, w in ((COMBINED, weights), (EQUAL, EQUAL_WEIGHTS)):
+                            pick = pick_sold_box(
+                                fused.plausibility,
+                                objectness=objectness,
+                                category_probs=probs,
+                                category=want,
+                                colour_share=shares,
+                                weights=w,
+                            )
+                            rows[c][method].append((group, float(right[pick]) if pick is not None else 0.0))
                         same = box_cats[c] == want
                         rows[c]["category"].append((group, _credit(right, same) if same.any() else float(right.mean())))
                         rows[c]["random"].append((group, float(right.mean())))
         accuracy[precision] = {c: {m: _by_group(rows[c][m]) for m in METHODS} for c in CANDIDATES}
         queries = {g: n for g, n in _group_counts(rows["gt"]["random"]).items()}
-    return IdentifyReport(accuracy=accuracy, queries=queries, scenes=len(multi))
+    return IdentifyReport(accuracy=accuracy, queries=queries, scenes=len(multi), weights=weights)
 
 
 def _gt_category_probs(overlap: np.ndarray, found: DetectionResult) -> np.ndarray | None:
@@ -232,4 +242,9 @@ def format_identify(report: IdentifyReport, store: str = "") -> str:
             for p in report.accuracy:
                 acc = report.accuracy[p][c][m]
                 lines.append(f"{c:10}{m:14}{p:7}" + "".join(f"{acc.get(g, float('nan')):10.4f}" for g in groups))
+    w = report.weights
+    lines.append(
+        f"{COMBINED} weights (the bundle's): plausibility {w.plausibility:g}, objectness {w.objectness:g}, "
+        f"category {w.category:g}, colour {w.colour:g}"
+    )
     return "\n".join(lines)

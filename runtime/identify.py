@@ -10,7 +10,12 @@ For one photo, its candidate boxes and the sold product's title, each box scores
   against the pixels of the middle of the box (:func:`colour_shares`);
 
 and the best box is the sold product. The four are taken as independent evidence
-(a naive-Bayes product) with no weight to tune. On the demo bundle's held-out
+(a naive-Bayes product), each log weighed by :class:`FactorWeights`: equal weights
+by default; a bundle carries the weights its build fitted on scenes of products
+held out of the text-visual training (``text_visual.identify_weights``,
+:func:`~vitrina.runtime.text_visual.identify_weights`), since a plausibility head
+that learned the category and colour counts them a second time (see the README).
+Before that head learned them, with equal weights: On the demo bundle's held-out
 scenes (int8, detector boxes, ``vitrina eval --task identify``), plausibility
 alone picked the right box for 0.740 of the queries; times objectness 0.803;
 times the category 0.851; times the colour share 0.895. Weighing either detector
@@ -28,6 +33,10 @@ left out, not guessed.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
 import numpy as np
 
 #: ``vitrina eval --task identify`` and the build report's name of this rule.
@@ -40,6 +49,82 @@ COLOUR_FLOOR = 0.01
 #: Share of each side of a box left out when its colour is read: the middle holds the product,
 #: the corners the background.
 COLOUR_MARGIN = 0.2
+
+
+@dataclass(frozen=True, kw_only=True)
+class FactorWeights:
+    """The weight of each factor's log in :func:`sold_box_scores` (finite, >= 0; 0 leaves it out)."""
+
+    plausibility: float = 1.0
+    objectness: float = 1.0
+    category: float = 1.0
+    colour: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"identification weight {name} must be a finite number >= 0, got {value!r}")
+
+    def to_json(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, entry: object) -> FactorWeights:
+        """The weights of a manifest entry ``{"plausibility": w, "objectness": w, "category": w, "colour": w}``.
+
+        Raises:
+            ValueError: not such a mapping (a missing or unknown name, a weight that is no finite number >= 0).
+        """
+        names = set(asdict(cls()))
+        if not isinstance(entry, Mapping) or set(entry) != names:
+            got = sorted(entry) if isinstance(entry, Mapping) else type(entry).__name__
+            raise ValueError(f"identification weights must name exactly {sorted(names)}, got {got}")
+        return cls(**{name: entry[name] for name in names})
+
+
+#: Every factor at weight 1: the plain naive-Bayes product.
+EQUAL_WEIGHTS = FactorWeights()
+
+
+@dataclass(frozen=True)
+class CandidateFactors:
+    """One photo's candidate boxes for one sold product: the factors :func:`sold_box_scores` takes,
+    and (for fitting and evaluation) which boxes are right.
+
+    Attributes:
+        plausibility: (n,) float; objectness: (n,) or None; category_probs: (n, C) or None;
+        category: the title's category (-1: unknown); colour_share: (n,) or None;
+        right: (n,) bool, the boxes that show the sold product (all False when unknown).
+    """
+
+    plausibility: np.ndarray
+    objectness: np.ndarray | None
+    category_probs: np.ndarray | None
+    category: int
+    colour_share: np.ndarray | None
+    right: np.ndarray
+
+    def pick(self, weights: FactorWeights = EQUAL_WEIGHTS) -> int | None:
+        """:func:`pick_sold_box` of these factors."""
+        return pick_sold_box(
+            self.plausibility,
+            objectness=self.objectness,
+            category_probs=self.category_probs,
+            category=self.category,
+            colour_share=self.colour_share,
+            weights=weights,
+        )
+
+
+def identify_accuracy(queries: Sequence[CandidateFactors], weights: FactorWeights) -> float:
+    """Share of ``queries`` whose picked box is right (a query without boxes counts as missed)."""
+    if not queries:
+        raise ValueError("identification accuracy needs at least one query")
+    hits = 0
+    for q in queries:
+        pick = q.pick(weights)
+        hits += int(pick is not None and bool(q.right[pick]))
+    return hits / len(queries)
 
 
 def colour_shares(family_map: np.ndarray, boxes: np.ndarray, family: int) -> np.ndarray:
@@ -69,6 +154,7 @@ def sold_box_scores(
     category_probs: np.ndarray | None = None,
     category: int = -1,
     colour_share: np.ndarray | None = None,
+    weights: FactorWeights = EQUAL_WEIGHTS,
 ) -> np.ndarray:
     """The log-evidence that each candidate box shows the sold product.
 
@@ -80,19 +166,23 @@ def sold_box_scores(
             range: the category factor is left out.
         colour_share: (n,) share of each box's middle in the product's colour family
             (:func:`colour_shares`), or None (left out).
+        weights: each factor's weight (:class:`FactorWeights`).
 
     Returns:
-        (n,) float64 scores, higher is better (a sum of log probabilities).
+        (n,) float64 scores, higher is better (a weighted sum of log probabilities).
     """
+    w = weights
     plausibility = np.asarray(plausibility, np.float64).reshape(-1)
     n = len(plausibility)
-    total = _log(plausibility)
+    total = w.plausibility * _log(plausibility)
     if objectness is not None:
-        total = total + _log(_check(objectness, (n,), "objectness"))
+        total = total + w.objectness * _log(_check(objectness, (n,), "objectness"))
     if category_probs is not None and 0 <= category < np.shape(category_probs)[-1]:
-        total = total + _log(_check(category_probs, (n, np.shape(category_probs)[-1]), "category_probs")[:, category])
+        probs = _check(category_probs, (n, np.shape(category_probs)[-1]), "category_probs")
+        total = total + w.category * _log(probs[:, category])
     if colour_share is not None:
-        total = total + np.log(np.clip(_check(colour_share, (n,), "colour_share"), 0.0, 1.0) + COLOUR_FLOOR)
+        shares = np.clip(_check(colour_share, (n,), "colour_share"), 0.0, 1.0)
+        total = total + w.colour * np.log(shares + COLOUR_FLOOR)
     return total
 
 
@@ -103,6 +193,7 @@ def pick_sold_box(
     category_probs: np.ndarray | None = None,
     category: int = -1,
     colour_share: np.ndarray | None = None,
+    weights: FactorWeights = EQUAL_WEIGHTS,
 ) -> int | None:
     """Index of the box with the best :func:`sold_box_scores` (the first on ties), None without boxes."""
     scores = sold_box_scores(
@@ -111,6 +202,7 @@ def pick_sold_box(
         category_probs=category_probs,
         category=category,
         colour_share=colour_share,
+        weights=weights,
     )
     return int(np.argmax(scores)) if len(scores) else None
 

@@ -35,6 +35,7 @@ from PIL import Image
 
 from .bundle import Bundle, BundleFormatError
 from .encoders import EncoderOptions, dequantize, quantize_table
+from .identify import EQUAL_WEIGHTS, FactorWeights
 from .litert import make_interpreter
 from .photo import prepare_photo
 from .text import Vocabulary
@@ -342,6 +343,21 @@ def text_visual_entry(bundle: Bundle) -> dict[str, Any]:
             f"bundle {bundle.path}: text_visual.vocab_size must be 1 to the vocabulary's {len(bundle.vocabulary)} words, got {size!r}"
         )
     return entry
+
+
+def identify_weights(bundle: Bundle) -> FactorWeights:
+    """The identification factors' weights the build fitted (``text_visual.identify_weights``);
+    equal weights for a bundle built before them, or without a text-visual model.
+
+    Raises:
+        BundleFormatError: the entry is there but malformed.
+    """
+    if not has_text_visual(bundle) or "identify_weights" not in bundle.manifest[MANIFEST_ENTRY]:
+        return EQUAL_WEIGHTS
+    try:
+        return FactorWeights.from_json(bundle.manifest[MANIFEST_ENTRY]["identify_weights"])
+    except ValueError as error:
+        raise BundleFormatError(f"bundle {bundle.path}: text_visual.identify_weights: {error}") from error
 
 
 def catalog_codes(bundle: Bundle, precision: str = "int8") -> np.ndarray:

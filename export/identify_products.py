@@ -364,10 +364,7 @@ def fit_identify_weights(
                 right=right,
             )
             queries += [f if f is not None else _nothing() for f in factors]
-    best = max(
-        (FactorWeights(plausibility=p, objectness=o, category=c, colour=k) for p, o, c, k in itertools.product(*grid)),
-        key=lambda w: (identify_accuracy(queries, w), -_distance_from_equal(w)),
-    )
+    best = best_weights(queries, grid)
     return WeightFit(
         weights=best,
         accuracy=identify_accuracy(queries, best),
@@ -376,6 +373,20 @@ def fit_identify_weights(
         scenes=len(multi),
         seconds=time.monotonic() - t0,
     )
+
+
+def best_weights(queries: Sequence[CandidateFactors], grid: Sequence[Sequence[float]] = WEIGHT_GRID) -> FactorWeights:
+    """The weights of ``grid`` (plausibility, objectness, category, colour lists) with the most
+    right picks on ``queries``; ties go to the weights nearest equal ones."""
+    return max(
+        (FactorWeights(plausibility=p, objectness=o, category=c, colour=k) for p, o, c, k in itertools.product(*grid)),
+        key=lambda w: (identify_accuracy(queries, w), -_distance_from_equal(w), -_distance_from_one(w)),
+    )
+
+
+def _distance_from_one(w: FactorWeights) -> float:
+    """How far ``w`` is from every weight 1 (of two rules with equal ratios, the one nearer 1 is named)."""
+    return float(np.sum(np.abs(np.log([w.plausibility, w.objectness, w.category, w.colour]))))
 
 
 def _nothing() -> CandidateFactors:

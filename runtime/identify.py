@@ -15,13 +15,13 @@ by default; a bundle carries the weights its build fitted on scenes of products
 held out of the text-visual training (``text_visual.identify_weights``,
 :func:`~vitrina.runtime.text_visual.identify_weights`), since a plausibility head
 that learned the category and colour counts them a second time (see the README).
-Before that head learned them, with equal weights: On the demo bundle's held-out
+Before that head learned them (equal weights), on the demo bundle's held-out
 scenes (int8, detector boxes, ``vitrina eval --task identify``), plausibility
 alone picked the right box for 0.740 of the queries; times objectness 0.803;
 times the category 0.851; times the colour share 0.895. Weighing either detector
 factor by 0.5 or 2 moved the three-factor figure by 0.011 at most; a colour floor
 of 0.05 or 0.2 instead of 0.01 cost 0.004 and 0.010, and half the colour's weight
-up to 0.024, so the plain product stays. Of plausibility alone's 353 misses, 138
+up to 0.024, so the plain product stayed. Of plausibility alone's 353 misses, 138
 picked a product of another category and 128 a box that is no product (IoU < 0.5
 with every one: a part, or two products in one box); 47 queries have no right box
 at all, which caps any rule at 0.965.

@@ -71,3 +71,57 @@ def test_the_product_colour_outvotes_a_box_of_another_colour() -> None:
     np.testing.assert_allclose(sold_box_scores(plaus, colour_share=shares), np.log(plaus) + np.log(shares + 0.01))
     with pytest.raises(ValueError, match="colour_share must have shape"):
         sold_box_scores(plaus, colour_share=np.ones(3))
+
+
+# --- weights -------------------------------------------------------------------------------------
+
+
+def test_weights_scale_each_factor_and_zero_leaves_it_out() -> None:
+    from vitrina.runtime.identify import FactorWeights
+
+    plain = sold_box_scores(PLAUS, objectness=OBJECTNESS)
+    halved = sold_box_scores(PLAUS, objectness=OBJECTNESS, weights=FactorWeights(plausibility=0.5))
+    np.testing.assert_allclose(halved - plain, -0.5 * np.log(PLAUS))
+    no_objectness = FactorWeights(objectness=0.0)
+    assert pick_sold_box(PLAUS, objectness=OBJECTNESS, weights=no_objectness) == pick_sold_box(PLAUS) == 0
+
+
+@pytest.mark.parametrize(
+    ("entry", "match"),
+    [
+        ({"plausibility": 1, "objectness": 1, "category": 1}, "must name exactly"),
+        ({"plausibility": 1, "objectness": 1, "category": 1, "colour": 1, "size": 1}, "must name exactly"),
+        ({"plausibility": -1, "objectness": 1, "category": 1, "colour": 1}, "plausibility must be a finite number"),
+        ({"plausibility": 1, "objectness": float("nan"), "category": 1, "colour": 1}, "objectness must be"),
+        ({"plausibility": 1, "objectness": 1, "category": True, "colour": 1}, "category must be"),
+        ({"plausibility": 1, "objectness": 1, "category": 1, "colour": "2"}, "colour must be"),
+        ([1, 1, 1, 1], "must name exactly"),
+    ],
+)
+def test_malformed_weights_are_refused_by_name(entry, match) -> None:
+    from vitrina.runtime.identify import FactorWeights
+
+    with pytest.raises(ValueError, match=match):
+        FactorWeights.from_json(entry)
+
+
+def _query(plausibility, objectness, right):
+    from vitrina.runtime.identify import CandidateFactors
+
+    return CandidateFactors(np.array(plausibility), np.array(objectness), None, -1, None, np.array(right))
+
+
+def test_the_fit_halves_a_plausibility_that_outvotes_the_detector() -> None:
+    from vitrina.export.identify_products import best_weights
+    from vitrina.runtime.identify import EQUAL_WEIGHTS, identify_accuracy
+
+    # the wrong box 0 fits the title a little better, the detector is much surer of the right box 1
+    hard = [_query([0.95, 0.30], [0.40, 0.95], [False, True])] * 3
+    easy = [_query([0.90, 0.20], [0.90, 0.90], [True, False])] * 2
+    queries = hard + easy + [_query([], [], [])]  # a photo without boxes: always missed
+    assert identify_accuracy(queries, EQUAL_WEIGHTS) == pytest.approx(2 / 6)
+    fitted = best_weights(queries)
+    assert identify_accuracy(queries, fitted) == pytest.approx(5 / 6)
+    assert fitted.plausibility / fitted.objectness < 1.0
+    # nothing to gain: the equal weights stay (ties go to them)
+    assert best_weights(easy) == EQUAL_WEIGHTS

@@ -3,6 +3,8 @@ a trained model through the real LiteRT interpreter (int8 and float), and identi
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from vitrina.runtime.bundle import Bundle
+from vitrina.runtime.identify import FactorWeights
 from vitrina.runtime.text import Vocabulary, WordRepair
 from vitrina.runtime.text_visual import (
     PAD,
@@ -18,6 +21,7 @@ from vitrina.runtime.text_visual import (
     branch_weights,
     catalog_codes,
     has_text_visual,
+    identify_weights,
     square_crop,
     word_ids,
 )
@@ -281,6 +285,30 @@ def test_encoder_from_the_bundle_maps_words_and_refuses_a_model_path(bundle):
         TextVisualEncoder.create_from_bundle(bundle, TextVisualOptions(model_path="x.tflite"))
 
 
+def test_the_build_fits_identification_weights_on_products_it_held_out(bundle, tiny_bundle, tmp_path):
+    import shutil
+
+    from vitrina.runtime.bundle import BundleFormatError
+
+    report = bundle.report()["text_visual"]
+    fit = report["identify_weights"]
+    assert report["validation_products"] == 48 and fit["queries"] > 0
+    # the grid holds equal weights, so the fitted ones are never worse on the scenes they fit
+    assert fit["accuracy"] >= fit["equal_weights_accuracy"]
+    assert identify_weights(bundle).to_json() == fit["weights"] == bundle.manifest["text_visual"]["identify_weights"]
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["text_visual"]["identify_weights"]["objectness"] = -2
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleFormatError, match="identify_weights: identification weight objectness must be"):
+        identify_weights(Bundle.open(copy))
+    del manifest["text_visual"]["identify_weights"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert identify_weights(Bundle.open(copy)) == FactorWeights()  # a bundle from before the fit
+
+
 def test_identification_on_the_tiny_composed_scenes(bundle):
     from vitrina.runtime.evaluate_identify import evaluate_identify, pick_nearest
 
@@ -294,7 +322,8 @@ def test_identification_on_the_tiny_composed_scenes(bundle):
         gt = report.accuracy[precision]["gt"]
         # a random pick among n ground-truth boxes is right 1/n of the time, whatever the model
         assert gt["random"]["all"] == pytest.approx(len(multi) / multi.sum())
-        for method in ("text-visual", "plausibility", "combined", "category"):
+        for method in ("text-visual", "plausibility", "combined", "equal weights", "category"):
             assert 0.0 <= gt[method]["all"] <= 1.0
+    assert report.weights == identify_weights(bundle)
     json_form = report.to_json()
     assert set(json_form["accuracy"]["int8"]) == {"gt", "detector"}

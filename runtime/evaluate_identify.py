@@ -44,7 +44,7 @@ import numpy as np
 from .bundle import Bundle, Item, SceneSet
 from .color_search import ColorFamilies
 from .detector import DetectionResult, Detector, DetectorOptions, iou_matrix
-from .identify import COMBINED, EQUAL_WEIGHTS, FactorWeights, colour_shares, pick_sold_box
+from .identify import COMBINED, EQUAL_WEIGHTS, CandidateFactors, FactorWeights, colour_shares
 from .text import WordRepair
 from .text_visual import TextVisualEncoder, TextVisualOptions, has_text_visual, identify_weights, square_crop
 
@@ -178,15 +178,9 @@ def evaluate_identify(
                         shares = (
                             colour_shares(family_map, boxes, family) if family_map is not None and family >= 0 else None
                         )
+                        factors = CandidateFactors(fused.plausibility, objectness, probs, want, shares, right)
                         for method, w in ((COMBINED, weights), (EQUAL, EQUAL_WEIGHTS)):
-                            pick = pick_sold_box(
-                                fused.plausibility,
-                                objectness=objectness,
-                                category_probs=probs,
-                                category=want,
-                                colour_share=shares,
-                                weights=w,
-                            )
+                            pick = factors.pick(w)
                             rows[c][method].append((group, float(right[pick]) if pick is not None else 0.0))
                         same = box_cats[c] == want
                         rows[c]["category"].append((group, _credit(right, same) if same.any() else float(right.mean())))

@@ -380,13 +380,8 @@ def best_weights(queries: Sequence[CandidateFactors], grid: Sequence[Sequence[fl
     right picks on ``queries``; ties go to the weights nearest equal ones."""
     return max(
         (FactorWeights(plausibility=p, objectness=o, category=c, colour=k) for p, o, c, k in itertools.product(*grid)),
-        key=lambda w: (identify_accuracy(queries, w), -_distance_from_equal(w), -_distance_from_one(w)),
+        key=lambda w: (identify_accuracy(queries, w), *_tie_break(w)),
     )
-
-
-def _distance_from_one(w: FactorWeights) -> float:
-    """How far ``w`` is from every weight 1 (of two rules with equal ratios, the one nearer 1 is named)."""
-    return float(np.sum(np.abs(np.log([w.plausibility, w.objectness, w.category, w.colour]))))
 
 
 def _nothing() -> CandidateFactors:
@@ -395,10 +390,12 @@ def _nothing() -> CandidateFactors:
     return CandidateFactors(empty, None, None, -1, None, np.zeros(0, bool))
 
 
-def _distance_from_equal(w: FactorWeights) -> float:
-    """How far ``w``'s ratios are from equal ones (scale-free: only ratios change a pick)."""
+def _tie_break(w: FactorWeights) -> tuple[float, float]:
+    """How far ``w``'s ratios are from equal ones (only ratios change a pick), then how far ``w``
+    is from every weight 1 (of two rules with equal ratios, the one nearer 1 is named); negated,
+    so that nearer is larger."""
     logs = np.log([w.plausibility, w.objectness, w.category, w.colour])
-    return float(np.sum(np.abs(logs - logs.mean())))
+    return -float(np.sum(np.abs(logs - logs.mean()))), -float(np.sum(np.abs(logs)))
 
 
 def _colour_share(

@@ -243,14 +243,18 @@ class _Trainer:
     def __init__(self, net: TextVisualNet, options: TextVisualTrainOptions, *, num_labels: int):
         self.net = net
         self.options = options
-        # training-only label classifiers on each branch's output (none when label_weight is 0)
-        self.text_labels = self.visual_labels = None
+        # training-only label classifiers on the text and the visual branch's output (none when
+        # label_weight is 0)
+        self.label_heads: tuple[keras.layers.Dense, keras.layers.Dense] | None = None
         if options.label_weight > 0:
             width = int(net.text.output.shape[-1])
-            self.text_labels = keras.layers.Dense(num_labels, name="tv_text_labels")
-            self.visual_labels = keras.layers.Dense(num_labels, name="tv_visual_labels")
-            self.text_labels.build((None, width))
-            self.visual_labels.build((None, width))
+            heads = (
+                keras.layers.Dense(num_labels, name="tv_text_labels"),
+                keras.layers.Dense(num_labels, name="tv_visual_labels"),
+            )
+            for head in heads:
+                head.build((None, width))
+            self.label_heads = heads
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0,
             decay_steps=max(1, options.steps - options.warmup_steps),
@@ -258,8 +262,8 @@ class _Trainer:
             warmup_steps=options.warmup_steps,
         )
         self.variables = net.text.trainable_variables + net.visual.trainable_variables + net.head.trainable_variables
-        if self.text_labels is not None and self.visual_labels is not None:
-            self.variables += self.text_labels.trainable_variables + self.visual_labels.trainable_variables
+        if self.label_heads is not None:
+            self.variables += [v for head in self.label_heads for v in head.trainable_variables]
         self.optimizer = keras.optimizers.Adam(schedule)
         self.optimizer.build(self.variables)
         self.step_fn = tf.function(self._step, reduce_retracing=True)
@@ -297,10 +301,11 @@ class _Trainer:
         targets = tf.concat([tf.ones_like(pos["logit"]), tf.zeros_like(wrong)], axis=0)
         bce = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits))
         loss = triplet(img) + triplet(txt) + o.bce_weight * bce
-        if self.text_labels is not None and self.visual_labels is not None:
+        if self.label_heads is not None:
             ce = keras.losses.sparse_categorical_crossentropy
-            named = ce(a_labels, self.text_labels(t_full), from_logits=True)
-            named += ce(a_labels, self.visual_labels(v_a), from_logits=True)
+            text_head, visual_head = self.label_heads
+            named = ce(a_labels, text_head(t_full), from_logits=True)
+            named += ce(a_labels, visual_head(v_a), from_logits=True)
             loss += o.label_weight * tf.reduce_mean(named)
         return loss
 

@@ -5,21 +5,26 @@ A bundle built from a catalog with colour names carries its colour families
 A sketch with colour (a :class:`~vitrina.runtime.rasterize.PenStroke` that is
 not black ink, or any fill) is searched in two stages:
 
-1. shape: the black-ink sketch encoder ranks the catalog exactly as a black
-   sketch is searched; its :data:`COLOR_SHORTLIST` best products go on (the
-   shipped re-rank's shortlist first, in its order, then the compact codes' order);
-2. colour: each drawn colour goes to its nearest family (CIELAB distance), the
-   families weighed by how much of the drawing they cover (fill area, line
-   length × pen width); a product's score is ``-log(1 + shape rank)`` plus
-   :data:`COLOR_STRENGTH` × the share of the drawing in its colour family. Ranks,
-   not scores, so the rule is the same whatever the codes' metric: with strength
-   log(300), a product in the drawn colour at shape rank 300 ties one in another
-   colour at rank 0 (tuned on the demo bundle's colour eval: log 20 / 100 / 300 gave
-   colour P@10 0.48 / 0.68 / 0.72 at the same category mAP).
+1. shape: the black-ink sketch encoder ranks the catalog from the drawing's shape
+   strokes (:func:`~vitrina.runtime.rasterize.shape_strokes`: ink and fill outlines;
+   a colour scribble inside an outline is colour, not shape); its
+   :data:`COLOR_SHORTLIST` best products go on (the shipped re-rank's shortlist
+   first, in its order, then the compact codes' order);
+2. colour and category (:func:`color_scores`): each drawn colour goes to its
+   nearest family (CIELAB distance), the families weighed by how much of the
+   drawing they cover (fill area, line length × pen width). A product scores
+   ``-log(1 + shape rank)``, plus :data:`COLOR_STRENGTH` × the share of the drawing
+   in its colour family, plus :data:`CATEGORY_STRENGTH` × its category's share of
+   the vote of the :data:`CATEGORY_VOTE` best shapes (each weighed 1 / log2(rank + 2)).
+   Ranks, not scores, so the rule is the same whatever the codes' metric.
 
-So the drawn category in the drawn colour comes first, the same category in other
-colours next, and other categories after them (the order the issue asks of a
-colour encoder), with the black-ink encoder unchanged.
+With strength log(300), a product in the drawn colour at shape rank 300 ties one
+in another colour at rank 0. Colour pulls products from deep in the shape ranking,
+where other categories are common; the category vote keeps the drawn category
+ahead of them. So the drawn category in the drawn colour comes first, the same
+category in other colours next, and other categories after them (the order the
+issue asks of a colour encoder), with the black-ink encoder unchanged. The
+constants were picked on the demo bundle's colour eval (README, "Colour sketches").
 """
 
 from __future__ import annotations
@@ -33,10 +38,15 @@ import numpy as np
 
 from .rasterize import REFERENCE_PEN_WIDTH, PenStroke, Stroke
 
-#: Products the shape stage hands to the colour stage.
-COLOR_SHORTLIST = 1000
+#: Products the shape stage hands to the colour stage (more than a category holds in
+#: the demo catalog, so the colour order reaches the drawn category's whole head).
+COLOR_SHORTLIST = 4000
 #: Weight of a full colour match, in log shape-rank units (log 300: 300× further down the shape ranking).
 COLOR_STRENGTH = float(np.log(300.0))
+#: Best shapes whose categories vote.
+CATEGORY_VOTE = 50
+#: Weight of a unanimous category vote, in log shape-rank units.
+CATEGORY_STRENGTH = 10.0
 
 
 class ColorFamilyError(ValueError):
@@ -157,19 +167,51 @@ def drawn_color(strokes: Sequence[Stroke | PenStroke], families: ColorFamilies) 
     return DrawnColor(weights, families.names[int(np.argmax(weights))])
 
 
-def color_scores(
-    shape_ranks: np.ndarray, item_families: np.ndarray, drawn: DrawnColor, strength: float = COLOR_STRENGTH
-) -> np.ndarray:
-    """Blend one query's shape ranking with its colour.
+def category_votes(shape_categories: np.ndarray, n: int = CATEGORY_VOTE) -> np.ndarray:
+    """Each category's share of the vote of the ``n`` best shapes, rank r weighed 1 / log2(r + 2).
 
     Args:
-        shape_ranks: (n,) 0-based rank of each candidate in the shape ranking.
-        item_families: (n,) int family of each candidate (-1: none).
-        drawn: the drawing's colour.
-        strength: weight of a full colour match, in log shape-rank units.
+        shape_categories: (m,) int category of each candidate, in shape order (-1: none, no vote).
+        n: how many of the best shapes vote.
 
     Returns:
-        (n,) float64 scores, higher is better: ``-log(1 + rank) + strength × colour share``.
+        (C,) float64 shares summing to 1 (C = the largest category + 1; all zero with no voter).
     """
-    share = np.where(item_families >= 0, drawn.weights[np.maximum(item_families, 0)], 0.0)
-    return -np.log1p(np.asarray(shape_ranks, dtype=np.float64)) + strength * share
+    voters = np.asarray(shape_categories[:n], dtype=np.int64)
+    size = int(np.max(shape_categories, initial=-1)) + 1
+    weights = 1.0 / np.log2(np.arange(len(voters)) + 2.0)
+    weights[voters < 0] = 0.0
+    total = weights.sum()
+    votes = np.bincount(np.maximum(voters, 0), weights=weights, minlength=size)[:size]
+    return votes / total if total > 0 else votes
+
+
+def color_scores(
+    item_families: np.ndarray,
+    item_categories: np.ndarray,
+    drawn: DrawnColor,
+    *,
+    strength: float = COLOR_STRENGTH,
+    category_strength: float = CATEGORY_STRENGTH,
+) -> np.ndarray:
+    """Blend one query's shape ranking with its colour and its category vote.
+
+    Args:
+        item_families: (n,) int family of each candidate, in shape order (-1: none).
+        item_categories: (n,) int category of each candidate, in the same order (-1: none).
+        drawn: the drawing's colour.
+        strength: weight of a full colour match, in log shape-rank units.
+        category_strength: weight of a unanimous category vote (:func:`category_votes`).
+
+    Returns:
+        (n,) float64 scores, higher is better: ``-log(1 + rank) + strength × colour share
+        + category_strength × category vote``.
+    """
+    families = np.asarray(item_families, dtype=np.int64)
+    categories = np.asarray(item_categories, dtype=np.int64)
+    if families.shape != categories.shape:
+        raise ValueError(f"families {families.shape} and categories {categories.shape} must match")
+    share = np.where(families >= 0, drawn.weights[np.maximum(families, 0)], 0.0)
+    votes = category_votes(categories)
+    vote = np.where(categories >= 0, votes[np.maximum(categories, 0)], 0.0) if len(votes) else 0.0
+    return -np.log1p(np.arange(len(families), dtype=np.float64)) + strength * share + category_strength * vote

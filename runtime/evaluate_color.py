@@ -6,15 +6,16 @@ a shopper's coarse-palette jitter (hue, saturation, lightness), alternately as a
 fill of the drawing's outline and as a scribble inside it (:func:`colorize`; black
 always as a fill, since a black scribble is ink).
 Gallery: the eval set's test-split products. Each precision ranks them as
-``ProductSearch.by_strokes`` does: the shape stage (int8: shipped codes, reducer
-and re-rank; float: float encoder and float gallery codes), then the colour stage
-over its :data:`~vitrina.runtime.color_search.COLOR_SHORTLIST` best.
+``ProductSearch.by_strokes`` does: the shape stage on the drawing's shape strokes
+(``shape_strokes``; int8: shipped codes, reducer and re-rank; float: float encoder
+and float gallery codes), then the colour and category stage over its
+:data:`~vitrina.runtime.color_search.COLOR_SHORTLIST` best.
 
 Figures per precision:
 
 * ``color``: colour-aware metrics, relevant = same category and same colour family;
 * ``category``: category metrics of the colour queries;
-* ``black_ink``: category metrics of the same drawings in black ink (shape only);
+* ``black_ink``: category metrics of the same shape strokes in black ink (shape stage only);
 * ``order_check``: share of queries where the mean rank of same-category
   same-colour products beats that of same-category other-colour products.
 """
@@ -30,7 +31,7 @@ from .bundle import Bundle, EvalSet
 from .color_search import COLOR_SHORTLIST, ColorFamilies, ColorFamilyError, color_scores, drawn_color
 from .evaluate import encode_eval_set
 from .metrics import RetrievalMetrics, Scorer, scored_metrics
-from .rasterize import INK_MAX_CHANNEL, PenStroke, Stroke, rasterize_strokes
+from .rasterize import INK_MAX_CHANNEL, PenStroke, Stroke, rasterize_strokes, shape_strokes
 
 #: Seed of the colour jitter and of the fill/scribble choice.
 COLOR_EVAL_SEED = 4242
@@ -126,7 +127,7 @@ def evaluate_color(
     base = bundle.eval_set()
     raster = bundle.raster_options
     eval_set = EvalSet(
-        sketches=np.stack([rasterize_strokes(q, raster) for q in queries]),
+        sketches=np.stack([rasterize_strokes(shape_strokes(q), raster) for q in queries]),
         query_items=items.astype(np.int32),
         gallery_items=base.gallery_items,
         gallery_float=base.gallery_float,
@@ -144,7 +145,7 @@ def evaluate_color(
         shape = inputs.scorer()
 
         def colour_scorer(a: int, b: int, shape: Scorer = shape) -> np.ndarray:
-            return _colour_stage(shape(a, b), drawn[a:b], fams[gallery])
+            return _colour_stage(shape(a, b), drawn[a:b], fams[gallery], cats[gallery])
 
         report["color"][precision] = scored_metrics(colour_scorer, len(items), q_color, g_color, inputs.targets)
         report["category"][precision] = scored_metrics(
@@ -161,7 +162,9 @@ def evaluate_color(
     )
 
 
-def _colour_stage(shape: np.ndarray, drawn: list, gallery_families: np.ndarray) -> np.ndarray:
+def _colour_stage(
+    shape: np.ndarray, drawn: list, gallery_families: np.ndarray, gallery_categories: np.ndarray
+) -> np.ndarray:
     """(n, M) shape scores → scores ranking each row's colour-ranked shortlist (its
     ``COLOR_SHORTLIST`` best by shape) first, the rest after it by shape, as ``ProductSearch`` does."""
     out = np.empty(shape.shape, dtype=np.float64)
@@ -171,7 +174,7 @@ def _colour_stage(shape: np.ndarray, drawn: list, gallery_families: np.ndarray) 
             out[q, order] = -np.arange(len(order), dtype=np.float64)
             continue
         head, tail = order[:COLOR_SHORTLIST], order[COLOR_SHORTLIST:]
-        out[q, head] = color_scores(np.arange(len(head)), gallery_families[head], drawn[q])
+        out[q, head] = color_scores(gallery_families[head], gallery_categories[head], drawn[q])
         out[q, tail] = -1e6 - np.arange(len(tail), dtype=np.float64)  # below the shortlist, shape order kept
     return out
 

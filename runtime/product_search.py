@@ -50,7 +50,7 @@ from .encoders import (
 from .filters import FilterMatch, SearchFilter
 from .live_catalog import LiveCatalog, StockRow
 from .photo_search import WHOLE_IMAGE, PhotoSearchResult, photo_query
-from .rasterize import PenStroke, RasterOptions, Stroke, has_color, rasterize_strokes, sketch_from_image
+from .rasterize import PenStroke, RasterOptions, Stroke, has_color, rasterize_strokes, shape_strokes, sketch_from_image
 from .scan import RowFilter
 from .search import (
     CAPPED_BY_FILTER,
@@ -292,7 +292,7 @@ class ProductSearch:
                 the rasteriser's budgets (``MAX_STROKE_POINTS``, ``MAX_COORDINATE``).
         """
         self._check_open()
-        pixels = rasterize_strokes(strokes, self.raster)
+        pixels = rasterize_strokes(shape_strokes(strokes), self.raster)
         drawn = drawn_color(strokes, self.color_families) if self.color_families and has_color(strokes) else None
         if drawn is None:
             return self.by_sketch_pixels(pixels, k, filters=filters)
@@ -301,9 +301,10 @@ class ProductSearch:
         if match is not None and match.count == 0:
             return SearchResult((), CAPPED_BY_FILTER, 0, match.why_empty)
         items, shape_scores = self._shape_ranking(pixels, max(k, COLOR_SHORTLIST), within=within)
-        if len(self._item_families) != len(self.catalog.items):  # products were added since
-            del self.__dict__["_item_families"]
-        scores = color_scores(np.arange(len(items)), self._item_families[items], drawn)
+        if len(self._color_labels[0]) != len(self.catalog.items):  # products were added since
+            del self.__dict__["_color_labels"]
+        families, categories = self._color_labels
+        scores = color_scores(families[items], categories[items], drawn)
         order = np.argsort(-scores, kind="stable")[:k]
         result = self._results(scores[order][None], items[order][None])[0]
         return replace(self._with_cap(result, k, match), query_color=drawn.family)
@@ -314,17 +315,20 @@ class ProductSearch:
         """The ``n`` best products for sketch ``pixels`` by shape (among the rows ``within``
         keeps), best first: (n,) int64 items and their scores. A two-stage bundle's re-ranked
         shortlist comes first, in its order, then the compact codes' order (as ``vitrina eval``
-        ranks a whole gallery)."""
+        ranks a whole gallery); ``n`` may pass :data:`~vitrina.runtime.search.MAX_K`, since
+        only the colour stage reads this list and it returns ``k`` products."""
         embedding = self._sketch.embed(np.asarray(pixels)[None]).embeddings
         scores, ids = self._index.search(embedding, SearcherOptions(k=min(n, MAX_K)), within=within)
         items, kept = ids[0][ids[0] >= 0], scores[0][ids[0] >= 0]
-        if len(items) < n and self._index.rerank is not None:
-            codes = self._index.reducer(embedding)
-            more_scores, more = self._index.searcher.search(codes, SearcherOptions(k=min(n, MAX_K)), within=within)
-            new = ~np.isin(more[0], items) & (more[0] >= 0)
+        if len(items) < n:
+            searcher = self._index.searcher
+            rows = searcher.shortlist(searcher.check_queries(self._index.reducer(embedding)), n, within=within)[0]
+            more = searcher.code_items[rows[rows >= 0]]
+            more = more[np.sort(np.unique(more, return_index=True)[1])]  # each product at its best row
+            more = more[~np.isin(more, items)]
             floor = float(kept.min()) - 1.0 if len(kept) else 0.0
-            items = np.concatenate([items, more[0][new]])[:n]
-            kept = np.concatenate([kept, floor - np.arange(int(new.sum()), dtype=np.float32)])[:n]
+            items = np.concatenate([items, more])[:n]
+            kept = np.concatenate([kept, floor - np.arange(len(more), dtype=np.float32)])[:n]
         return items.astype(np.int64), kept
 
     @cached_property
@@ -343,12 +347,16 @@ class ProductSearch:
             raise BundleFormatError(f"bundle {self.bundle.path}: manifest colors: {exc}") from None
 
     @cached_property
-    def _item_families(self) -> np.ndarray:
-        """(P,) int64 colour family of each product, -1 where none (or no families)."""
+    def _color_labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(P,) int64 colour family and (P,) int64 category index of each product; family -1
+        where none (or no families)."""
         families = self.color_families
+        items = self.catalog.items
+        names = {name: i for i, name in enumerate(dict.fromkeys(item.category for item in items))}
+        categories = np.array([names[item.category] for item in items], dtype=np.int64)
         if families is None:
-            return np.full(len(self.catalog.items), -1, dtype=np.int64)
-        return families.of_items([item.color for item in self.catalog.items])
+            return np.full(len(items), -1, dtype=np.int64), categories
+        return families.of_items([item.color for item in items]), categories
 
     def by_sketch_image(
         self, image: Image.Image, k: int = DEFAULT_K, *, filters: SearchFilter | None = None

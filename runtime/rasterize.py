@@ -187,6 +187,18 @@ def has_color(strokes: Sequence[object]) -> bool:
     return any(isinstance(s, PenStroke) and not s.is_ink for s in strokes)
 
 
+def shape_strokes(strokes: Sequence[Stroke | PenStroke]) -> list[Stroke | PenStroke]:
+    """The strokes that draw a drawing's shape: its ink lines and fills (a fill's outline is
+    the shape), and its colour lines only when it has no ink line (a drawing done in a
+    colour pen). A colour scribble inside an ink outline is colour, not shape: drawn as
+    ink it would read as hatching to the black-ink encoder. Black ink alone is returned whole.
+    """
+    ink = [s for s in strokes if not isinstance(s, PenStroke) or s.is_ink]
+    if not ink:
+        return list(strokes)
+    return [s for s in strokes if not isinstance(s, PenStroke) or s.is_ink or s.fill]
+
+
 @dataclass(frozen=True)
 class RasterOptions:
     """How strokes become pixels.

@@ -9,12 +9,13 @@ from vitrina.runtime.bundle import Bundle
 from vitrina.runtime.color_search import (
     ColorFamilies,
     ColorFamilyError,
+    category_votes,
     color_scores,
     drawn_color,
     srgb_to_lab,
 )
 from vitrina.runtime.product_search import ProductSearch
-from vitrina.runtime.rasterize import PenStroke
+from vitrina.runtime.rasterize import PenStroke, rasterize_strokes, shape_strokes
 
 FAMILIES = ColorFamilies.from_mapping({"negro": [40, 40, 40], "rojo": [200, 40, 50], "celeste": [110, 170, 220]})
 BOX = np.array([[0, 0], [100, 0], [100, 100], [0, 100]], dtype=float)
@@ -58,14 +59,51 @@ def test_drawn_colour_weighs_fill_area_over_a_thin_line():
 def test_colour_stage_puts_the_drawn_colour_first_in_shape_order():
     drawn = drawn_color([PenStroke(BOX, color=(200, 40, 50), fill=True)], FAMILIES)
     families = np.array([0, 2, 1, 1, -1, 0])  # shape ranks 0..5; ranks 2 and 3 are red
-    order = np.argsort(-color_scores(np.arange(6), families, drawn), kind="stable")
+    one_category = np.zeros(6, dtype=int)
+    order = np.argsort(-color_scores(families, one_category, drawn), kind="stable")
     assert list(order) == [2, 3, 0, 1, 4, 5]
     # a weak colour weight only reorders near ties: rank 0 stays ahead of a red product at rank 3
-    weak = np.argsort(-color_scores(np.arange(6), families, drawn, strength=0.5), kind="stable")
+    weak = np.argsort(-color_scores(families, one_category, drawn, strength=0.5), kind="stable")
     assert list(weak[:3]) == [0, 2, 1]
     # far down the shape ranking, colour no longer wins
-    far = color_scores(np.array([0, 5000]), np.array([0, 1]), drawn)
-    assert far[0] > far[1]
+    far = color_scores(np.r_[0, np.full(5000, 2), 1], np.zeros(5002, dtype=int), drawn)
+    assert far[0] > far[-1]
+    with pytest.raises(ValueError, match="must match"):
+        color_scores(families, one_category[:5], drawn)
+
+
+def test_category_vote_weighs_the_best_shapes_most():
+    votes = category_votes(np.array([2, 2, 0, -1, 1]), n=4)
+    weights = 1 / np.log2(np.arange(4) + 2)
+    np.testing.assert_allclose(votes, [weights[2], 0.0, weights[0] + weights[1]] / weights[[0, 1, 2]].sum())
+    assert category_votes(np.array([-1, -1])).sum() == 0.0
+
+
+def test_category_vote_keeps_the_drawn_category_ahead_of_other_red_products():
+    """Red products deep in the shape ranking are mostly other categories: with the vote, the
+    voted category's red products come first, then its other colours, then other red products."""
+    drawn = drawn_color([PenStroke(BOX, color=(200, 40, 50), fill=True)], FAMILIES)
+    categories = np.r_[np.zeros(40, dtype=int), np.ones(200, dtype=int), [0]]
+    families = np.r_[np.zeros(40, dtype=int), np.ones(200, dtype=int), [1]]  # ranks 40-240 are red
+    order = np.argsort(-color_scores(families, categories, drawn), kind="stable")
+    assert order[0] == 240  # the drawn category in the drawn colour, although 240th by shape
+    assert set(order[1:41]) == set(range(40))  # then the drawn category in other colours
+    no_vote = np.argsort(-color_scores(families, categories, drawn, category_strength=0.0), kind="stable")
+    assert no_vote[0] == 40  # without it, the best red shape of another category leads
+
+
+def test_shape_strokes_leave_colour_scribbles_out_of_the_shape():
+    scribble = PenStroke(np.array([[20, 20], [80, 30], [20, 50], [80, 70]], float), color=(200, 40, 50))
+    fill = PenStroke(BOX, color=(200, 40, 50), fill=True)
+    ink = PenStroke(BOX[:3], color=(10, 10, 10))
+    assert shape_strokes([BOX, scribble, fill, ink]) == [BOX, fill, ink]
+    assert shape_strokes([scribble]) == [scribble]  # drawn in a colour pen: its lines are the shape
+    assert shape_strokes([fill, scribble]) == [fill, scribble]
+    black = [BOX, BOX[:2] + 5.0]
+    assert shape_strokes(black) == black
+    # the shape raster of an outline with a scribble is the outline's own raster
+    assert np.array_equal(rasterize_strokes(shape_strokes([BOX, scribble])), rasterize_strokes([BOX]))
+    assert not np.array_equal(rasterize_strokes([BOX, scribble]), rasterize_strokes([BOX]))
 
 
 def test_tiny_bundle_carries_its_colour_families(tiny_bundle):

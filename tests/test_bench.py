@@ -24,7 +24,9 @@ def base_report(tiny_bundle):
 
 def test_report_has_every_part(base_report, tmp_path):
     latency = base_report["latency"]["1"]
-    assert set(latency) == {"sketch", "photo", "similar", "photo_scene"}  # the tiny bundle has a detector
+    # the tiny bundle has a detector and colour families
+    assert set(latency) == {"sketch", "photo", "similar", "photo_scene", "sketch_color"}
+    assert latency["sketch_color"]["total"]["n"] == 30
     assert [k for k in latency["photo_scene"] if k in ("decode", "detect", "crop", "photo_encoder", "search")] == [
         "decode",
         "detect",

@@ -7,7 +7,10 @@ supports, after warm-up, for each thread count:
 * ``photo``: PNG bytes → decode + prepare → photo encoder → search;
 * ``photo_scene`` (bundles with a detector): a held-out scene photo as JPEG bytes →
   decode → detect → crop the largest product (padded square) → photo encoder → search;
-* ``similar``: a product → its catalog code → search.
+* ``similar``: a product → its catalog code → search;
+* ``sketch_color`` (bundles with colour families): a held-out stroke list with a
+  colour fill → ``ProductSearch.by_strokes`` whole (shape stage over
+  ``COLOR_SHORTLIST`` products, then colour and category), one stage.
 
 It also measures cold start in fresh processes (process start → bundle open →
 first result), peak resident memory, bundle size by part, accuracy on the
@@ -41,13 +44,15 @@ import numpy as np
 from PIL import Image
 
 from vitrina.runtime.bundle import Bundle
+from vitrina.runtime.color_search import ColorFamilies
 from vitrina.runtime.detector import Detector, DetectorOptions, crop_box
 from vitrina.runtime.encoders import PhotoEncoder, PhotoEncoderOptions, SketchEncoder, SketchEncoderOptions
 from vitrina.runtime.evaluate import encode_eval_set
 from vitrina.runtime.litert import make_interpreter
 from vitrina.runtime.metrics import scored_pr_curve
 from vitrina.runtime.photo import prepare_photo
-from vitrina.runtime.rasterize import rasterize_strokes
+from vitrina.runtime.product_search import ProductSearch, ProductSearchOptions
+from vitrina.runtime.rasterize import PenStroke, rasterize_strokes
 from vitrina.runtime.search import CatalogIndex, SearchOptions
 from vitrina.runtime.timeutil import utc_stamp
 
@@ -117,6 +122,20 @@ def query_inputs(bundle: Bundle, n: int, rng: np.random.Generator) -> dict[str, 
     strokes = [s for _, s in bundle.eval_strokes()]
     if strokes:
         inputs["sketch"] = _cycle(strokes, n)
+    if strokes and bundle.manifest.get("colors"):
+        rgb = ColorFamilies.from_mapping(bundle.manifest["colors"]).rgb
+        coloured = [
+            [
+                *s,
+                PenStroke(
+                    np.asarray(max(s, key=len), dtype=np.float64),
+                    color=tuple(int(v) for v in rgb[i % len(rgb)]),
+                    fill=True,
+                ),
+            ]
+            for i, s in enumerate(strokes)
+        ]
+        inputs["sketch_color"] = _cycle(coloured, n)
     picks = rng.choice(len(bundle.items), size=min(n, len(bundle.items)), replace=False)
     pngs = []
     for i in picks[: min(len(picks), 50)]:
@@ -150,7 +169,8 @@ def pipelines(bundle: Bundle, threads: int, precision: str, k: int) -> tuple[dic
             return prepare_photo(im, size)[None]
 
     search: Stage = ("search", lambda q: index.search(q, options))  # reduction to the bundle's code type included
-    closers: list[Any] = [sketch, photo]
+    engine = ProductSearch(bundle, ProductSearchOptions(precision, threads))
+    closers: list[Any] = [sketch, photo, engine]
     scene_stages: dict[str, list[Stage]] = {}
     if bundle.has_detector:
         detector = Detector.create_from_bundle(bundle, DetectorOptions(num_threads=threads, precision=precision))
@@ -186,6 +206,7 @@ def pipelines(bundle: Bundle, threads: int, precision: str, k: int) -> tuple[dic
                 ("search", lambda rows: index.search_rows(rows, options)),
             ],
             **scene_stages,
+            "sketch_color": [("search", lambda s: engine.by_strokes(s, k))],
         },
         closers,
     )
@@ -228,7 +249,8 @@ import json, sys, time
 t0 = time.perf_counter()
 from vitrina.runtime.bundle import Bundle
 from vitrina.runtime.encoders import SketchEncoder, SketchEncoderOptions
-from vitrina.runtime.rasterize import rasterize_strokes
+from vitrina.runtime.product_search import ProductSearch, ProductSearchOptions
+from vitrina.runtime.rasterize import PenStroke, rasterize_strokes
 from vitrina.runtime.search import CatalogIndex, SearchOptions
 t_import = time.perf_counter()
 bundle = Bundle.open(sys.argv[1])
@@ -275,7 +297,8 @@ import json, resource, sys
 import numpy as np
 from vitrina.runtime.bundle import Bundle
 from vitrina.runtime.encoders import PhotoEncoder, PhotoEncoderOptions, SketchEncoder, SketchEncoderOptions
-from vitrina.runtime.rasterize import rasterize_strokes
+from vitrina.runtime.product_search import ProductSearch, ProductSearchOptions
+from vitrina.runtime.rasterize import PenStroke, rasterize_strokes
 from vitrina.runtime.search import CatalogIndex, SearchOptions
 bundle = Bundle.open(sys.argv[1])
 sketch = SketchEncoder.create_from_bundle(bundle, SketchEncoderOptions(precision=sys.argv[2]))

@@ -168,10 +168,12 @@ PROFILES: dict[str, Profile] = {
         calibration_samples=500,
         thumbnail_size=28,
         # `vitrina eval --sweep` (docs/compact-codes.md): UMAP-8 fitted with the catalog's
-        # categories, reduced on the device by landmark interpolation, shortlist 200 re-ranked
-        # with int8 full embeddings had the best mAP and P@10 of every method.
+        # categories, reduced on the device by landmark interpolation, re-ranked with int8
+        # full embeddings had the best mAP and P@10 of every method. A shortlist of 500
+        # instead of 200 keeps mAP and P@10 and lifts own-product acc@10 0.533 -> 0.566
+        # (README "Own-product recall"; docs/experiments/rerank_shortlist.py); 1,000 costs mAP.
         codes="umap8",
-        code_options=CodeOptions(umap=UMAPOptions(supervised=True), rerank=True),
+        code_options=CodeOptions(umap=UMAPOptions(supervised=True), rerank=True, shortlist=500),
         # Detector (README "Detector"): 192 px input, stride 8, gradients clipped to norm 10, 2,400
         # steps of 16 scenes. Measured on the held-out scenes (float, NMS IoU 0.5, score 0.05):
         # 128 px / 1,400 steps AP50 0.695, recall 0.835; 160 px 0.828 / 0.905; 192 px 0.867 /

@@ -187,16 +187,39 @@ def has_color(strokes: Sequence[object]) -> bool:
     return any(isinstance(s, PenStroke) and not s.is_ink for s in strokes)
 
 
+#: How far past the ink's bounding box (a fraction of its size) a colour line may reach
+#: and still be a scribble inside the outline (see :func:`shape_strokes`).
+SCRIBBLE_MARGIN = 0.05
+
+
 def shape_strokes(strokes: Sequence[Stroke | PenStroke]) -> list[Stroke | PenStroke]:
-    """The strokes that draw a drawing's shape: its ink lines and fills (a fill's outline is
-    the shape), and its colour lines only when it has no ink line (a drawing done in a
-    colour pen). A colour scribble inside an ink outline is colour, not shape: drawn as
-    ink it would read as hatching to the black-ink encoder. Black ink alone is returned whole.
+    """The strokes that draw a drawing's shape, in order.
+
+    Ink lines and fills (a fill's outline is the shape) always; a colour line unless it
+    lies inside the bounding box of the ink lines and fills (grown by
+    :data:`SCRIBBLE_MARGIN` of its size on each side): there it is a scribble of colour
+    inside the outline, which drawn as ink would read as hatching to the black-ink
+    encoder. A drawing done in colour pens alone, or one whose colour outline reaches
+    past a small ink detail, keeps its colour lines. Black ink alone is returned whole.
     """
-    ink = [s for s in strokes if not isinstance(s, PenStroke) or s.is_ink]
-    if not ink:
+    frame = [s for s in strokes if not isinstance(s, PenStroke) or s.is_ink or s.fill]
+    if len(frame) == len(strokes) or not frame:
         return list(strokes)
-    return [s for s in strokes if not isinstance(s, PenStroke) or s.is_ink or s.fill]
+    points = np.concatenate([_points_of(s).reshape(-1, 2) for s in frame])
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    pad = SCRIBBLE_MARGIN * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+
+    def inside(stroke: PenStroke) -> bool:
+        pts = _points_of(stroke).reshape(-1, 2)
+        return bool(len(pts)) and bool(((pts >= lo) & (pts <= hi)).all())
+
+    return [s for s in strokes if not isinstance(s, PenStroke) or s.is_ink or s.fill or not inside(s)]
+
+
+def _points_of(stroke: Stroke | PenStroke) -> np.ndarray:
+    """A stroke's points as a float64 array (a :class:`PenStroke`'s ``points``)."""
+    return np.asarray(stroke.points if isinstance(stroke, PenStroke) else stroke, dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,14 @@ def test_shape_strokes_leave_colour_scribbles_out_of_the_shape():
     ink = PenStroke(BOX[:3], color=(10, 10, 10))
     assert shape_strokes([BOX, scribble, fill, ink]) == [BOX, fill, ink]
     assert shape_strokes([scribble]) == [scribble]  # drawn in a colour pen: its lines are the shape
-    assert shape_strokes([fill, scribble]) == [fill, scribble]
+    assert shape_strokes([fill, scribble]) == [fill]  # a scribble inside a fill is colour too
+    # a blue outline around a small black detail is shape: it reaches past the ink
+    outline = PenStroke(BOX * 3.0, color=(40, 60, 200))
+    detail = np.array([[140, 140], [160, 160]], dtype=float)
+    assert shape_strokes([outline, detail]) == [outline, detail]
+    # a colour line that leaves the outline (a strap drawn in red) is shape
+    strap = PenStroke(np.array([[50, 50], [50, 180]], float), color=(200, 40, 50))
+    assert shape_strokes([BOX, strap]) == [BOX, strap]
     black = [BOX, BOX[:2] + 5.0]
     assert shape_strokes(black) == black
     # the shape raster of an outline with a scribble is the outline's own raster

@@ -249,8 +249,7 @@ import json, sys, time
 t0 = time.perf_counter()
 from vitrina.runtime.bundle import Bundle
 from vitrina.runtime.encoders import SketchEncoder, SketchEncoderOptions
-from vitrina.runtime.product_search import ProductSearch, ProductSearchOptions
-from vitrina.runtime.rasterize import PenStroke, rasterize_strokes
+from vitrina.runtime.rasterize import rasterize_strokes
 from vitrina.runtime.search import CatalogIndex, SearchOptions
 t_import = time.perf_counter()
 bundle = Bundle.open(sys.argv[1])
@@ -297,8 +296,7 @@ import json, resource, sys
 import numpy as np
 from vitrina.runtime.bundle import Bundle
 from vitrina.runtime.encoders import PhotoEncoder, PhotoEncoderOptions, SketchEncoder, SketchEncoderOptions
-from vitrina.runtime.product_search import ProductSearch, ProductSearchOptions
-from vitrina.runtime.rasterize import PenStroke, rasterize_strokes
+from vitrina.runtime.rasterize import rasterize_strokes
 from vitrina.runtime.search import CatalogIndex, SearchOptions
 bundle = Bundle.open(sys.argv[1])
 sketch = SketchEncoder.create_from_bundle(bundle, SketchEncoderOptions(precision=sys.argv[2]))

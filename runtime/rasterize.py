@@ -201,25 +201,31 @@ def shape_strokes(strokes: Sequence[Stroke | PenStroke]) -> list[Stroke | PenStr
     inside the outline, which drawn as ink would read as hatching to the black-ink
     encoder. A drawing done in colour pens alone, or one whose colour outline reaches
     past a small ink detail, keeps its colour lines. Black ink alone is returned whole.
+
+    Raises:
+        SketchInputError: a stroke that is not (x, y) points, or a coordinate that is not finite.
+        SketchBudgetError: more than :data:`MAX_STROKE_POINTS` points, or a coordinate out of range.
     """
-    frame = [s for s in strokes if not isinstance(s, PenStroke) or s.is_ink or s.fill]
-    if len(frame) == len(strokes) or not frame:
+    is_frame = [not isinstance(s, PenStroke) or s.is_ink or s.fill for s in strokes]
+    if all(is_frame) or not any(is_frame):
         return list(strokes)
-    points = np.concatenate([_points_of(s).reshape(-1, 2) for s in frame])
+    arrays = [_point_array(s.points if isinstance(s, PenStroke) else s, i) for i, s in enumerate(strokes)]
+    total = sum(len(a) for a in arrays)
+    if total > MAX_STROKE_POINTS:
+        raise SketchBudgetError(f"the sketch has {total:,} points, over the {MAX_STROKE_POINTS:,} it may have")
+    frame = [a for a, f in zip(arrays, is_frame) if f and len(a)]
+    if not frame:
+        return list(strokes)
+    points = np.concatenate(frame)
+    _check_coordinates(points, "the sketch")
     lo, hi = points.min(axis=0), points.max(axis=0)
     pad = SCRIBBLE_MARGIN * (hi - lo)
     lo, hi = lo - pad, hi + pad
 
-    def inside(stroke: PenStroke) -> bool:
-        pts = _points_of(stroke).reshape(-1, 2)
-        return bool(len(pts)) and bool(((pts >= lo) & (pts <= hi)).all())
+    def inside(a: np.ndarray) -> bool:
+        return bool(len(a)) and bool(((a >= lo) & (a <= hi)).all())
 
-    return [s for s in strokes if not isinstance(s, PenStroke) or s.is_ink or s.fill or not inside(s)]
-
-
-def _points_of(stroke: Stroke | PenStroke) -> np.ndarray:
-    """A stroke's points as a float64 array (a :class:`PenStroke`'s ``points``)."""
-    return np.asarray(stroke.points if isinstance(stroke, PenStroke) else stroke, dtype=np.float64)
+    return [s for s, a, f in zip(strokes, arrays, is_frame) if f or not inside(a)]
 
 
 @dataclass(frozen=True)

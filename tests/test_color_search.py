@@ -15,7 +15,14 @@ from vitrina.runtime.color_search import (
     srgb_to_lab,
 )
 from vitrina.runtime.product_search import ProductSearch
-from vitrina.runtime.rasterize import PenStroke, rasterize_strokes, shape_strokes
+from vitrina.runtime.rasterize import (
+    MAX_STROKE_POINTS,
+    PenStroke,
+    SketchBudgetError,
+    SketchInputError,
+    rasterize_strokes,
+    shape_strokes,
+)
 
 FAMILIES = ColorFamilies.from_mapping({"negro": [40, 40, 40], "rojo": [200, 40, 50], "celeste": [110, 170, 220]})
 BOX = np.array([[0, 0], [100, 0], [100, 100], [0, 100]], dtype=float)
@@ -108,6 +115,10 @@ def test_shape_strokes_leave_colour_scribbles_out_of_the_shape():
     assert shape_strokes([BOX, strap]) == [BOX, strap]
     black = [BOX, BOX[:2] + 5.0]
     assert shape_strokes(black) == black
+    with pytest.raises(SketchInputError, match="finite"):
+        shape_strokes([np.array([[0.0, np.nan], [1.0, 1.0]]), scribble])
+    with pytest.raises(SketchBudgetError, match="points"):
+        shape_strokes([np.zeros((MAX_STROKE_POINTS, 2)), scribble])
     # the shape raster of an outline with a scribble is the outline's own raster
     assert np.array_equal(rasterize_strokes(shape_strokes([BOX, scribble])), rasterize_strokes([BOX]))
     assert not np.array_equal(rasterize_strokes([BOX, scribble]), rasterize_strokes([BOX]))

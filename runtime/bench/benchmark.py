@@ -169,8 +169,12 @@ def pipelines(bundle: Bundle, threads: int, precision: str, k: int) -> tuple[dic
             return prepare_photo(im, size)[None]
 
     search: Stage = ("search", lambda q: index.search(q, options))  # reduction to the bundle's code type included
-    engine = ProductSearch(bundle, ProductSearchOptions(precision, threads))
-    closers: list[Any] = [sketch, photo, engine]
+    closers: list[Any] = [sketch, photo]
+    colour_stages: dict[str, list[Stage]] = {}
+    if bundle.manifest.get("colors"):
+        engine = ProductSearch(bundle, ProductSearchOptions(precision, threads))
+        closers.append(engine)
+        colour_stages["sketch_color"] = [("search", lambda s: engine.by_strokes(s, k))]
     scene_stages: dict[str, list[Stage]] = {}
     if bundle.has_detector:
         detector = Detector.create_from_bundle(bundle, DetectorOptions(num_threads=threads, precision=precision))
@@ -206,7 +210,7 @@ def pipelines(bundle: Bundle, threads: int, precision: str, k: int) -> tuple[dic
                 ("search", lambda rows: index.search_rows(rows, options)),
             ],
             **scene_stages,
-            "sketch_color": [("search", lambda s: engine.by_strokes(s, k))],
+            **colour_stages,
         },
         closers,
     )

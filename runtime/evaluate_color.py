@@ -28,7 +28,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bundle import Bundle, EvalSet
-from .color_search import COLOR_SHORTLIST, ColorFamilies, ColorFamilyError, color_scores, drawn_color
+from .color_search import (
+    CATEGORY_STRENGTH,
+    COLOR_SHORTLIST,
+    COLOR_STRENGTH,
+    ColorFamilies,
+    ColorFamilyError,
+    color_scores,
+    drawn_color,
+)
 from .evaluate import encode_eval_set
 from .metrics import RetrievalMetrics, Scorer, scored_metrics
 from .rasterize import INK_MAX_CHANNEL, PenStroke, Stroke, rasterize_strokes, shape_strokes
@@ -145,7 +153,7 @@ def evaluate_color(
         shape = inputs.scorer()
 
         def colour_scorer(a: int, b: int, shape: Scorer = shape) -> np.ndarray:
-            return _colour_stage(shape(a, b), drawn[a:b], fams[gallery], cats[gallery])
+            return colour_stage(shape(a, b), drawn[a:b], fams[gallery], cats[gallery])
 
         report["color"][precision] = scored_metrics(colour_scorer, len(items), q_color, g_color, inputs.targets)
         report["category"][precision] = scored_metrics(
@@ -154,7 +162,7 @@ def evaluate_color(
         report["black_ink"][precision] = scored_metrics(
             shape, len(items), inputs.query_labels, inputs.gallery_labels, inputs.targets
         )
-        report["order"][precision] = _order_check(
+        report["order"][precision] = order_check(
             colour_scorer, len(items), cats[items], fams[items], cats[gallery], fams[gallery]
         )
     return ColorEvalReport(
@@ -162,24 +170,39 @@ def evaluate_color(
     )
 
 
-def _colour_stage(
-    shape: np.ndarray, drawn: list, gallery_families: np.ndarray, gallery_categories: np.ndarray
+def colour_stage(
+    shape: np.ndarray,
+    drawn: list,
+    gallery_families: np.ndarray,
+    gallery_categories: np.ndarray,
+    *,
+    shortlist: int = COLOR_SHORTLIST,
+    strength: float = COLOR_STRENGTH,
+    category_strength: float = CATEGORY_STRENGTH,
 ) -> np.ndarray:
-    """(n, M) shape scores → scores ranking each row's colour-ranked shortlist (its
-    ``COLOR_SHORTLIST`` best by shape) first, the rest after it by shape, as ``ProductSearch`` does."""
+    """(n, M) shape scores → (n, M) float64 scores ranking each row's colour-ranked shortlist (its
+    ``shortlist`` best by shape, scored by :func:`~vitrina.runtime.color_search.color_scores`
+    with ``strength`` and ``category_strength``) first, the rest after it by shape, as
+    ``ProductSearch`` does with the defaults. ``drawn``: each row's colour (None: shape order)."""
     out = np.empty(shape.shape, dtype=np.float64)
     for q in range(len(out)):
         order = np.argsort(-shape[q], kind="stable")
         if drawn[q] is None:
             out[q, order] = -np.arange(len(order), dtype=np.float64)
             continue
-        head, tail = order[:COLOR_SHORTLIST], order[COLOR_SHORTLIST:]
-        out[q, head] = color_scores(gallery_families[head], gallery_categories[head], drawn[q])
+        head, tail = order[:shortlist], order[shortlist:]
+        out[q, head] = color_scores(
+            gallery_families[head],
+            gallery_categories[head],
+            drawn[q],
+            strength=strength,
+            category_strength=category_strength,
+        )
         out[q, tail] = -1e6 - np.arange(len(tail), dtype=np.float64)  # below the shortlist, shape order kept
     return out
 
 
-def _order_check(
+def order_check(
     scorer: Scorer, n: int, q_cat: np.ndarray, q_fam: np.ndarray, g_cat: np.ndarray, g_fam: np.ndarray
 ) -> float:
     """Share of queries whose same-category same-colour products have a better (smaller) mean

@@ -14,7 +14,7 @@ import numpy as np
 
 from vitrina.runtime import evaluate_color
 from vitrina.runtime.bundle import Bundle, EvalSet
-from vitrina.runtime.color_search import COLOR_STRENGTH, ColorFamilies, color_scores, drawn_color
+from vitrina.runtime.color_search import COLOR_STRENGTH, ColorFamilies, drawn_color
 from vitrina.runtime.evaluate import encode_eval_set
 from vitrina.runtime.metrics import scored_metrics
 from vitrina.runtime.rasterize import rasterize_strokes, shape_strokes
@@ -56,53 +56,27 @@ def main(path: str, seed: int) -> None:
     print(f"{len(items)} queries, seed {seed}")  # noqa: T201
     print("shape strokes  shortlist  colour  category | colour P@10  colour mAP  cat. mAP  order")  # noqa: T201
     for shape_only, shortlist, strength, category_strength in VARIANTS:
-        ranked = colour_stage(
-            shape_scores[shape_only], drawn, fams[gallery], cats[gallery], shortlist, (strength, category_strength)
+        ranked = evaluate_color.colour_stage(
+            shape_scores[shape_only],
+            drawn,
+            fams[gallery],
+            cats[gallery],
+            shortlist=shortlist,
+            strength=strength,
+            category_strength=category_strength,
         )
-        colour = scored_metrics(lambda a, b, r=ranked: r[a:b], len(items), q_color, g_color, targets)
-        category = scored_metrics(lambda a, b, r=ranked: r[a:b], len(items), cats[items], cats[gallery], targets)
+
+        def scorer(a: int, b: int, r: np.ndarray = ranked) -> np.ndarray:
+            return r[a:b]
+
+        colour = scored_metrics(scorer, len(items), q_color, g_color, targets)
+        category = scored_metrics(scorer, len(items), cats[items], cats[gallery], targets)
+        order = evaluate_color.order_check(scorer, len(items), cats[items], fams[items], cats[gallery], fams[gallery])
         print(  # noqa: T201
             f"{str(shape_only):>13}  {shortlist:>9}  {strength:6.2f}  {category_strength:8.1f} | "
             f"{colour.p_at_10:11.3f}  {colour.map:10.3f}  {category.map:8.3f}  "
-            f"{order_check(ranked, items, cats, fams, gallery):.3f}"
+            f"{order:.3f}"
         )
-
-
-def colour_stage(
-    shape: np.ndarray,
-    drawn: list,
-    families: np.ndarray,
-    categories: np.ndarray,
-    shortlist: int,
-    strengths: tuple[float, float],
-) -> np.ndarray:
-    """(Q, M) shape scores → (Q, M) scores: each row's ``shortlist`` best by colour and
-    category vote (``strengths``: colour, category), the rest after them in shape order."""
-    ranked = np.empty(shape.shape)
-    for q in range(len(shape)):
-        order = np.argsort(-shape[q], kind="stable")
-        head, tail = order[:shortlist], order[shortlist:]
-        ranked[q, head] = color_scores(
-            families[head], categories[head], drawn[q], strength=strengths[0], category_strength=strengths[1]
-        )
-        ranked[q, tail] = -1e6 - np.arange(len(tail))
-    return ranked
-
-
-def order_check(
-    ranked: np.ndarray, items: np.ndarray, cats: np.ndarray, fams: np.ndarray, gallery: np.ndarray
-) -> float:
-    """Share of queries whose same-category same-colour products have a better mean rank
-    than their same-category other-colour ones (as ``vitrina eval --task color``)."""
-    ranks = np.argsort(np.argsort(-ranked, axis=1, kind="stable"), axis=1)
-    passed = counted = 0
-    for q, item in enumerate(items):
-        same_cat = cats[gallery] == cats[item]
-        same, other = same_cat & (fams[gallery] == fams[item]), same_cat & (fams[gallery] != fams[item])
-        if same.any() and other.any():
-            counted += 1
-            passed += int(ranks[q, same].mean() < ranks[q, other].mean())
-    return passed / counted
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ so an interrupted build resumes instead of starting over):
 9. reduce the catalog codes to the chosen code type (``codes/fit.py``:
    PCA, UMAP with a landmark reducer, or binary codes; optional int8 re-rank);
 10. write the bundle (``vitrina.runtime.bundle``), atomically, with the text
-   search's vocabulary (titles, categories, colours; less brands and numbers).
+   search's vocabulary (titles, categories, colours; less brands and numbers)
+   and the catalog's synonyms (``aliases.json``) whose words it knows.
 """
 
 from __future__ import annotations
@@ -229,7 +230,9 @@ def build_bundle(catalog_dir: str | Path, out: str | Path, options: BuildOptions
         )
     key = _catalog_key(catalog)
     # the text search's words: titles, categories and colours, less brands and numbers
-    vocabulary = Vocabulary.from_texts((f"{i.title} {i.category} {i.color}" for i in catalog.items), catalog.brands)
+    vocabulary = Vocabulary.from_texts(
+        (f"{i.title} {i.category} {i.color}" for i in catalog.items), catalog.brands
+    ).with_synonyms(catalog.synonyms)
     # 8a, 9a. The detector and the text-visual model train in their own processes beside steps 2-7.
     pending = Pending()
     try:
@@ -543,6 +546,7 @@ def _build_rest(
             "items": len(catalog.items),
             "images": len(catalog.images),
             "skipped_rows": [str(e) for e in catalog.skipped],
+            "synonyms": {"given": len(catalog.synonyms), "kept": len(vocabulary.synonyms)},
         },
         "model_bytes": {name: len(blob) for name, blob in models.items()},
         "detector": detector.report if detector else None,

@@ -110,7 +110,7 @@ class TextVisualStage:
 
 def product_texts(catalog: Catalog, vocabulary: Vocabulary) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(titles (P, 9) int32 ids, extra (P, 4) int32 ids, title keys (P,), labels (P,)) of every product."""
-    repair = WordRepair.create_from_vocabulary(vocabulary)
+    repair = WordRepair.for_titles(vocabulary)
     index, size = vocabulary.index, len(vocabulary)
     words = [repair.normalize(item.title).words for item in catalog.items]
     titles = np.stack([word_ids(w, index, vocab_size=size, max_words=MAX_QUERY_WORDS) for w in words])

@@ -29,7 +29,8 @@ opened on the device. Format version 1::
     eval/strokes.json        stroke lists of some held-out queries (benchmarks
                              time the real stroke → results path with them)
     text/vocabulary.json     optional: the text search's vocabulary (folded
-                             words with product counts, brand words); named by
+                             words with product counts, brand words, and
+                             synonyms: folded phrase → vocabulary words); named by
                              the manifest's ``vocabulary`` entry. Without it
                              (older bundles) the vocabulary is built from items.json
     eval/scenes.npy          optional (N, S, S, 3) uint8 held-out scene photos
@@ -437,6 +438,7 @@ def _write_files(stage: Path, c: BundleContents) -> dict[str, Any]:
             "version": 1,
             "words": [[w, n] for w, n in zip(c.vocabulary.words, c.vocabulary.counts)],
             "brands": sorted(c.vocabulary.brands),
+            "synonyms": {phrase: list(meant) for phrase, meant in sorted(c.vocabulary.synonyms.items())},
         }
         (stage / VOCABULARY_FILE).write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
         text_entries["vocabulary"] = VOCABULARY_FILE
@@ -618,6 +620,10 @@ class _VocabularyDoc(msgspec.Struct):
     version: Annotated[int, msgspec.Meta(ge=1, le=1)]
     words: list[tuple[Annotated[str, msgspec.Meta(min_length=1, max_length=64)], _Count]]
     brands: list[str] = []
+    synonyms: dict[
+        Annotated[str, msgspec.Meta(min_length=1, max_length=200)],
+        Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]], msgspec.Meta(max_length=32)],
+    ] = {}
 
 
 class Bundle:
@@ -880,7 +886,12 @@ class Bundle:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise BundleFormatError(f"{path}: malformed vocabulary ({exc})") from None
         try:
-            return Vocabulary(tuple(w for w, _ in doc.words), tuple(n for _, n in doc.words), frozenset(doc.brands))
+            return Vocabulary(
+                tuple(w for w, _ in doc.words),
+                tuple(n for _, n in doc.words),
+                frozenset(doc.brands),
+                {phrase: tuple(meant) for phrase, meant in doc.synonyms.items()},
+            )
         except ValueError as exc:
             raise BundleFormatError(f"{path}: {exc}") from None
 

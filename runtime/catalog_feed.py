@@ -252,7 +252,7 @@ def _text_visual_codes(
 ) -> np.ndarray:
     """(n, C) float32 text-visual codes of n (title, photo) pairs, as export codes the bundle's products:
     titles through the device's word repair, photos (n, S, S, 3) uint8 padded square."""
-    repair = WordRepair.create_from_vocabulary(bundle.vocabulary)
+    repair = WordRepair.for_titles(bundle.vocabulary)
     options = TextVisualOptions(num_threads=num_threads, batch_size=32, precision=precision)
     with TextVisualEncoder.create_from_bundle(bundle, options) as encoder:
         words = np.stack([encoder.ids(repair.normalize(t).words) for t in titles])

@@ -111,7 +111,7 @@ def evaluate_identify(
     multi = [s for s in range(len(scenes)) if counts[s] >= 2]
     if not multi:
         raise ValueError(f"bundle {bundle.path}: no held-out scene has two or more products")
-    repair = WordRepair.create_from_vocabulary(bundle.vocabulary)
+    repair = WordRepair.for_titles(bundle.vocabulary)
     categories = {name: i for i, name in enumerate(bundle.categories)}
     colors = bundle.manifest.get("colors")
     families = ColorFamilies.from_mapping(colors) if colors else None

@@ -19,6 +19,13 @@ The text side of a query, before any search runs:
    request). Anything else is dropped;
 4. keep at most :data:`MAX_QUERY_WORDS` words.
 
+Before step 3, a phrase of up to :data:`MAX_SYNONYM_WORDS` words that the
+vocabulary lists as a **synonym** becomes the catalog words it stands for:
+the retailer's own table (the catalog's ``aliases.json``), typically the
+shoppers' other language (``"light blue"`` → ``"celeste"``, ``"ankle boot"`` →
+``"botin"``). The longest phrase wins, and a synonym wins over the word itself
+being in the vocabulary: the retailer said what the word means in this store.
+
 Only the first :data:`MAX_QUERY_CHARS` characters of a query are read (a
 search field's worth), so a pasted book costs no more than a sentence.
 
@@ -63,6 +70,10 @@ DEFAULT_MIN_SIMILARITY = 0.93
 STUDY_MIN_SIMILARITY = 0.95
 #: Shortest word a fuzzy repair is tried on: shorter words match too much ("pan" → "paño").
 MIN_FUZZY_LETTERS = 4
+#: Longest synonym phrase, in words (``"ankle boot"``, ``"light blue"``).
+MAX_SYNONYM_WORDS = 3
+#: Synonyms a vocabulary holds at most (a retailer's table is hundreds).
+MAX_SYNONYMS = 10_000
 #: Shortest typed word the one-edit rule is tried on (3: a 4-letter word missing a letter, ``"gis"`` → ``"gris"``).
 MIN_EDIT_LETTERS = 3
 
@@ -109,17 +120,34 @@ class Vocabulary:
         words: folded words, most frequent first (ties alphabetical).
         counts: products whose text holds each word, parallel to ``words``.
         brands: folded brand words; a query drops them without trying to repair them.
+        synonyms: folded phrase of 1 to :data:`MAX_SYNONYM_WORDS` words (joined by one
+            space) → the vocabulary words it stands for (``"orange"`` → ``("naranjo",)``).
     """
 
     words: tuple[str, ...]
     counts: tuple[int, ...]
     brands: frozenset[str] = frozenset()
+    synonyms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.words) != len(self.counts):
             raise ValueError(
                 f"a vocabulary needs one count per word: {len(self.words)} words, {len(self.counts)} counts"
             )
+        if len(self.synonyms) > MAX_SYNONYMS:
+            raise ValueError(f"a vocabulary holds at most {MAX_SYNONYMS:,} synonyms, got {len(self.synonyms):,}")
+        known = set(self.words)
+        for phrase, meant in self.synonyms.items():
+            typed = tokens(phrase)
+            if " ".join(typed) != phrase or not 1 <= len(typed) <= MAX_SYNONYM_WORDS:
+                raise ValueError(
+                    f"synonym {phrase[:80]!r} is not a folded phrase of 1 to {MAX_SYNONYM_WORDS} words "
+                    "(lower case, no accents, single spaces)"
+                )
+            if not meant or not set(meant) <= known:
+                raise ValueError(
+                    f"synonym {phrase!r} stands for {list(meant)[:MAX_QUERY_WORDS]}: expected 1+ words of the vocabulary"
+                )
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], brands: Iterable[str] = ()) -> Vocabulary:
@@ -142,7 +170,22 @@ class Vocabulary:
         counts = Counter(dict(zip(self.words, self.counts)))
         counts.update(added)
         ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        return Vocabulary(tuple(w for w, _ in ordered), tuple(c for _, c in ordered), self.brands)
+        return Vocabulary(tuple(w for w, _ in ordered), tuple(c for _, c in ordered), self.brands, self.synonyms)
+
+    def with_synonyms(self, table: Mapping[str, str]) -> Vocabulary:
+        """This vocabulary with the synonyms of ``table`` (phrase → the text it stands for, both
+        as a retailer writes them: ``{"Light Blue": "Celeste"}``) whose phrase has 1 to
+        :data:`MAX_SYNONYM_WORDS` words and whose text folds to words of this vocabulary (numbers,
+        brand words and unknown words dropped); the others are left out (compare the lengths of
+        :attr:`synonyms` to count them). Later entries of the same phrase win."""
+        known = self.index
+        kept = dict(self.synonyms)
+        for phrase, text in table.items():
+            typed = tokens(phrase)
+            meant = tuple(dict.fromkeys(w for w in tokens(text) if w in known))
+            if 1 <= len(typed) <= MAX_SYNONYM_WORDS and meant:
+                kept[" ".join(typed)] = meant
+        return Vocabulary(self.words, self.counts, self.brands, kept)
 
     def __contains__(self, word: object) -> bool:
         return word in self.index
@@ -174,17 +217,20 @@ class WordRepairOptions:
             and sound-alike rules, which are exact); 1.0 turns fuzzy repair off.
         max_words: words a query keeps, 1 to :data:`MAX_QUERY_WORDS`.
         rules: apply the plural, sound-alike and one-edit rules (False: fuzzy repair only, as the study).
+        synonyms: replace the vocabulary's synonyms (False for titles: they are the catalog's
+            own words, and the text-visual model learnt them as written).
     """
 
     scorer: str = "jaro-winkler"
     min_similarity: float = DEFAULT_MIN_SIMILARITY
     max_words: int = MAX_QUERY_WORDS
     rules: bool = True
+    synonyms: bool = True
 
     @classmethod
     def study(cls) -> WordRepairOptions:
-        """The text-visual study's repair: difflib ratio >= 0.95, no rules."""
-        return cls(scorer="difflib", min_similarity=STUDY_MIN_SIMILARITY, rules=False)
+        """The text-visual study's repair: difflib ratio >= 0.95, no rules, no synonyms."""
+        return cls(scorer="difflib", min_similarity=STUDY_MIN_SIMILARITY, rules=False, synonyms=False)
 
     def __post_init__(self) -> None:
         if self.scorer not in SCORERS:
@@ -204,11 +250,14 @@ class QueryWords:
         corrected: typed word (folded) → the vocabulary word it was repaired to.
         dropped: typed words (folded) the search does not use: numbers, brands,
             words with no close vocabulary word, words past ``max_words``.
+        synonyms: typed phrase (folded) → the vocabulary words it stood for, joined by
+            spaces (``{"light blue": "celeste"}``): the catalog's synonyms, not repairs.
     """
 
     words: tuple[str, ...]
     corrected: Mapping[str, str] = field(default_factory=dict)
     dropped: tuple[str, ...] = ()
+    synonyms: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -216,8 +265,13 @@ class QueryWords:
         return not self.words
 
     def to_json(self) -> dict[str, object]:
-        """``{"query_words": [...], "corrected": {...}, "dropped": [...]}``."""
-        return {"query_words": list(self.words), "corrected": dict(self.corrected), "dropped": list(self.dropped)}
+        """``{"query_words": [...], "corrected": {...}, "dropped": [...], "synonyms": {...}}``."""
+        return {
+            "query_words": list(self.words),
+            "corrected": dict(self.corrected),
+            "dropped": list(self.dropped),
+            "synonyms": dict(self.synonyms),
+        }
 
 
 class WordRepair:
@@ -231,6 +285,12 @@ class WordRepair:
     @classmethod
     def create_from_vocabulary(cls, vocabulary: Vocabulary, options: WordRepairOptions | None = None) -> WordRepair:
         return cls(vocabulary, options)
+
+    @classmethod
+    def for_titles(cls, vocabulary: Vocabulary) -> WordRepair:
+        """The repair that turns product titles into the text-visual model's words: the
+        default one, synonyms left as written."""
+        return cls(vocabulary, WordRepairOptions(synonyms=False))
 
     def repair(self, word: str) -> str | None:
         """The vocabulary word for the folded token ``word`` (itself when known), or None to drop it."""
@@ -301,11 +361,27 @@ class WordRepair:
         return None
 
     def normalize(self, text: str) -> QueryWords:
-        """Tokenise, drop and repair ``text`` (its first :data:`MAX_QUERY_CHARS` characters; see the module docstring)."""
+        """Tokenise, replace synonyms, drop and repair ``text`` (its first :data:`MAX_QUERY_CHARS`
+        characters; see the module docstring)."""
+        typed = tokens(text[:MAX_QUERY_CHARS])
         kept: list[str] = []
         corrected: dict[str, str] = {}
         dropped: list[str] = []
-        for token in tokens(text[:MAX_QUERY_CHARS]):
+        synonyms: dict[str, str] = {}
+        at = 0
+        while at < len(typed):
+            phrase, meant = self.synonym_at(typed, at)
+            if meant:
+                fits = [w for w in meant if w not in kept][: self.options.max_words - len(kept)]
+                if fits or set(meant) <= set(kept):
+                    synonyms[phrase] = " ".join(meant)
+                    kept += fits
+                else:
+                    dropped.append(phrase)
+                at += len(phrase.split())
+                continue
+            token = typed[at]
+            at += 1
             found = self.repair(token)
             if found is None or len(kept) >= self.options.max_words and found not in kept:
                 dropped.append(token)
@@ -314,4 +390,15 @@ class WordRepair:
                 corrected[token] = found
             if found not in kept:
                 kept.append(found)
-        return QueryWords(tuple(kept), corrected, tuple(dropped))
+        return QueryWords(tuple(kept), corrected, tuple(dropped), synonyms)
+
+    def synonym_at(self, typed: list[str], at: int) -> tuple[str, tuple[str, ...]]:
+        """The longest synonym phrase of the vocabulary starting at ``typed[at]`` and the words it
+        stands for, or ``("", ())`` when none starts there."""
+        table = self.vocabulary.synonyms
+        if table and self.options.synonyms:
+            for n in range(min(MAX_SYNONYM_WORDS, len(typed) - at), 0, -1):
+                phrase = " ".join(typed[at : at + n])
+                if phrase in table:
+                    return phrase, table[phrase]
+        return "", ()

@@ -14,6 +14,7 @@ def search_text(bundle: Bundle, args: argparse.Namespace, *, filters: SearchFilt
     """Run one text search and print it; a query with no known word prints an empty result (exit 0).
 
     JSON: ``{"results": [...], "query_words": [...], "corrected": {typed: word}, "dropped": [...],
+    "synonyms": {typed phrase: words},
     "note": str|null, "method": "hybrid"|"text-visual"|"keyword"}``.
     """
     from .product_search import ProductSearch, ProductSearchOptions
@@ -37,6 +38,9 @@ def search_text(bundle: Bundle, args: argparse.Namespace, *, filters: SearchFilt
     if result.query.corrected:
         fixes = ", ".join(f"{typed} → {word}" for typed, word in result.query.corrected.items())
         print(f"did you mean: {' '.join(result.query.words)}  ({fixes})", file=sys.stderr)
+    if result.query.synonyms:
+        meant = ", ".join(f"{typed} → {words}" for typed, words in result.query.synonyms.items())
+        print(f"read as: {meant}", file=sys.stderr)
     if result.query.dropped and not result.query.empty:
         print(f"ignored: {', '.join(result.query.dropped)}", file=sys.stderr)
     if note is not None and not result.matches:

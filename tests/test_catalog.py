@@ -1,5 +1,6 @@
 import contextlib
 import csv
+import json
 import os
 import struct
 import subprocess
@@ -12,7 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vitrina.export.data.catalog import MAX_IMAGE_FILE_BYTES, MAX_ROW_CHARS, CatalogError, load_catalog
+from vitrina.export.data.catalog import (
+    MAX_ALIASES_BYTES,
+    MAX_IMAGE_FILE_BYTES,
+    MAX_ROW_CHARS,
+    CatalogError,
+    load_catalog,
+    load_synonyms,
+)
 
 HEADER = ["id", "title", "category", "color", "price", "image"]
 
@@ -456,3 +464,66 @@ def test_peak_memory_of_a_catalog_with_huge_images_stays_in_budget(tmp_path):
     peak_mb = int(child.stdout.split()[-1])
     print(f"peak RSS loading a catalog with a 13000×13000 image: {peak_mb} MB (budget {PEAK_RSS_BUDGET_MB} MB)")
     assert peak_mb <= PEAK_RSS_BUDGET_MB
+
+
+ALIASES = {
+    "categories": {
+        "Ankle boot": {"es": "Botín", "en": ["ankle boot", "boots"]},
+        "Bag": {"es": "Bolso", "en": "handbag", "fr": ["sac"]},
+    },
+    "colors": {"rojo": {"es": ["roja", "rojo"], "en": ["red"]}},
+}
+
+
+def _catalog_with_aliases(tmp_path: Path, aliases: object | bytes) -> Path:
+    folder = make_catalog(tmp_path / "c", [["A1", "Bolso rojo", "Bag", "rojo", "9990", "ok1.png"]])
+    data = aliases if isinstance(aliases, bytes) else json.dumps(aliases).encode("utf-8")
+    (folder / "aliases.json").write_bytes(data)
+    return folder
+
+
+def test_aliases_give_synonyms_of_other_languages_only(tmp_path):
+    catalog = load_catalog(_catalog_with_aliases(tmp_path, ALIASES), image_size=16, progress=False)
+    assert catalog.synonyms == {
+        "ankle boot": "Botín",
+        "boots": "Botín",
+        "handbag": "Bolso",
+        "sac": "Bolso",
+        "red": "rojo",
+    }  # "roja" and "rojo" are title words, not synonyms
+    assert load_synonyms(make_catalog(tmp_path / "plain", [["A1", "Bolso", "Bag", "rojo", "1", "ok1.png"]])) == {}
+    english = {**ALIASES, "language": "en"}
+    assert load_synonyms(_catalog_with_aliases(tmp_path / "en", english))["Botín"] == "ankle boot"
+
+
+@pytest.mark.parametrize(
+    "aliases, message",
+    [
+        (b"{not json", "is not valid JSON"),
+        (b"\xff\xfe{}", "is not UTF-8"),
+        ([1, 2], "expected an object with categories and colors"),
+        ({"categories": ["Bag"]}, "categories must be an object"),
+        ({"colors": {"rojo": "red"}}, r"colors\['rojo'\] must be an object of language"),
+        ({"categories": {"Bag": {"es": 3, "en": ["bag"]}}}, r"must name the word titles use"),
+        ({"categories": {"Bag": {"es": "Bolso", "en": [1]}}}, "must be a phrase or a list of phrases"),
+        ({"language": "", "colors": {}}, "language must be a language code"),
+    ],
+)
+def test_bad_aliases_are_refused_naming_the_file_and_what_was_expected(tmp_path, aliases, message):
+    folder = _catalog_with_aliases(tmp_path, aliases)
+    with pytest.raises(CatalogError, match=message) as err:
+        load_catalog(folder, image_size=16, progress=False)
+    assert "aliases.json" in str(err.value)
+
+
+def test_aliases_that_are_a_link_or_too_big_are_refused(tmp_path):
+    folder = _catalog_with_aliases(tmp_path, ALIASES)
+    (folder / "aliases.json").unlink()
+    (tmp_path / "outside.json").write_text(json.dumps(ALIASES), encoding="utf-8")
+    (folder / "aliases.json").symlink_to(tmp_path / "outside.json")
+    with pytest.raises(CatalogError, match="aliases.json"):
+        load_synonyms(folder)
+    (folder / "aliases.json").unlink()
+    (folder / "aliases.json").write_text(" " * (MAX_ALIASES_BYTES + 1) + "{}", encoding="utf-8")
+    with pytest.raises(CatalogError, match="over 1,048,576 characters"):
+        load_synonyms(folder)

@@ -105,9 +105,70 @@ def test_normalize_reports_corrected_and_dropped(vocab):
         "query_words": ["zapatilla", "roja"],
         "corrected": {"zapatiya": "zapatilla"},
         "dropped": ["wake", "42", "mesa"],
+        "synonyms": {},
     }
     empty = WordRepair(vocab).normalize("mesa 3")
     assert empty.empty and empty.words == () and empty.dropped == ("mesa", "3")
+
+
+SYNONYMS = {
+    "Ankle Boot": "Botín",
+    "boot": "Zapatilla",
+    "red": "Roja",
+    "navy": "Azul Marino",
+    "light blue": "Celeste",  # no product is celeste: left out
+    "one two three four": "roja",  # longer than MAX_SYNONYM_WORDS: left out
+    "wake2": "Wake 2",  # a brand and a number: nothing left, left out
+}
+
+
+def test_with_synonyms_keeps_folded_phrases_of_known_words(vocab):
+    v = vocab.with_synonyms(SYNONYMS)
+    assert v.synonyms == {
+        "ankle boot": ("botin",),
+        "boot": ("zapatilla",),
+        "red": ("roja",),
+        "navy": ("azul", "marino"),
+    }
+    assert v.words == vocab.words and v.counts == vocab.counts and v.brands == vocab.brands
+    assert v.with_texts(["Mesa Roja"]).synonyms == v.synonyms
+
+
+def test_normalize_replaces_the_longest_synonym_first(vocab):
+    repair = WordRepair(vocab.with_synonyms(SYNONYMS))
+    q = repair.normalize("Red ankle boot, zapatiya navy boot")
+    assert q.words == ("roja", "botin", "zapatilla", "azul", "marino")
+    assert q.synonyms == {"red": "roja", "ankle boot": "botin", "navy": "azul marino", "boot": "zapatilla"}
+    assert q.corrected == {"zapatiya": "zapatilla"} and q.dropped == ()
+    assert q.to_json()["synonyms"] == q.synonyms
+    # titles keep the catalog's own words; the study's repair knows no synonyms
+    assert WordRepair.for_titles(repair.vocabulary).normalize("Botín Ankle boot red").words == (
+        "botin",
+        "ankle",
+        "boot",
+    )
+    assert WordRepair(repair.vocabulary, WordRepairOptions.study()).normalize("red").empty
+
+
+def test_a_synonym_past_max_words_is_dropped_whole(vocab):
+    repair = WordRepair(vocab.with_synonyms(SYNONYMS), WordRepairOptions(max_words=1))
+    q = repair.normalize("zapatilla navy red")
+    assert q.words == ("zapatilla",) and q.dropped == ("navy", "red") and q.synonyms == {}
+
+
+@pytest.mark.parametrize(
+    "synonyms, message",
+    [
+        ({"Red": ("roja",)}, "not a folded phrase"),
+        ({"red  shoe": ("roja",)}, "not a folded phrase"),
+        ({"a b c d": ("roja",)}, "not a folded phrase"),
+        ({"red": ("mesa",)}, "expected 1\\+ words of the vocabulary"),
+        ({"red": ()}, "expected 1\\+ words of the vocabulary"),
+    ],
+)
+def test_vocabulary_refuses_bad_synonyms(vocab, synonyms, message):
+    with pytest.raises(ValueError, match=message):
+        Vocabulary(vocab.words, vocab.counts, vocab.brands, synonyms)
 
 
 def test_normalize_keeps_at_most_max_words(vocab):

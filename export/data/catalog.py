@@ -7,6 +7,18 @@ says which products training may use; without it, a stable hash of the id puts
 about 1 in 7 products in ``test``. An optional ``brand`` column names the brand
 words of a title: they are kept out of the bundle's text vocabulary, as numbers are.
 
+An optional ``aliases.json`` beside catalog.csv gives the text search synonyms,
+typically the words of the shoppers' other languages (:func:`load_synonyms`)::
+
+    {"language": "es",
+     "categories": {"Ankle boot": {"es": "Botín", "en": ["ankle boot", "boot"]}},
+     "colors": {"naranjo": {"es": ["naranja", "naranjo"], "en": ["orange"]}}}
+
+``language`` (default ``"es"``) is the titles' language. Each category's entry
+names its word in that language and lists, per other language, the phrases that
+mean it; each colour (as the ``color`` column writes it) lists the phrases that
+mean it. Phrases of the titles' language are not synonyms: they are title words.
+
 Every row is validated. Problems are collected, one clear message per row,
 and raised together as :class:`CatalogError` — or, with ``skip_bad_rows``,
 reported and the row dropped.
@@ -24,13 +36,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import math
 import os
 import stat
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 from PIL import Image
@@ -47,6 +60,9 @@ from vitrina.runtime.photo import (
 )
 
 CSV_NAME = "catalog.csv"
+ALIASES_NAME = "aliases.json"
+#: Largest aliases.json, in bytes (a retailer's synonym table is a few kilobytes).
+MAX_ALIASES_BYTES = 1 << 20
 REQUIRED_COLUMNS = ("id", "title", "category", "color", "price", "image")
 SPLITS = ("train", "test")
 
@@ -100,6 +116,8 @@ class Catalog:
         skipped: rows dropped with ``skip_bad_rows``.
         brands: the distinct values of the optional ``brand`` column, first-seen order.
         image_paths: (N,) each image's path in the catalog folder, as catalog.csv names it.
+        synonyms: phrase → the catalog text it stands for, as written (``"orange"`` →
+            ``"naranjo"``), from the optional aliases.json (:func:`load_synonyms`).
     """
 
     name: str
@@ -109,6 +127,7 @@ class Catalog:
     skipped: tuple[RowError, ...] = ()
     brands: tuple[str, ...] = ()
     image_paths: tuple[str, ...] = ()
+    synonyms: Mapping[str, str] = field(default_factory=dict)
 
     def split_items(self, split: str) -> np.ndarray:
         """(n,) int64 indices of the products in ``split``."""
@@ -138,16 +157,26 @@ def _hash_split(product_id: str) -> str:
 
 
 def _open_csv(folder: Path) -> TextIO:
-    """Open ``folder/catalog.csv`` for reading: a regular file inside ``folder``, not a link.
+    """Open ``folder/catalog.csv`` for reading (:func:`_open_regular`)."""
+    try:
+        return _open_regular(folder, CSV_NAME, "a CSV file")
+    except FileNotFoundError:
+        raise CatalogError(f"no catalog at {folder}: {CSV_NAME} is missing") from None
+
+
+def _open_regular(folder: Path, name: str, expected: str) -> TextIO:
+    """Open ``folder/name`` as UTF-8 text: a regular file inside ``folder``, not a link.
 
     The file is checked by path (:func:`resolve_inside`), then opened without
     following a link or blocking on a FIFO and checked again by descriptor, so
     nothing swapped in between is read.
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        CatalogError: it is a link, leaves the folder, or is not a regular file.
     """
     try:
-        path = resolve_inside(folder, CSV_NAME)
-    except FileNotFoundError:
-        raise CatalogError(f"no catalog at {folder}: {CSV_NAME} is missing") from None
+        path = resolve_inside(folder, name)
     except UnsafePathError as exc:
         raise CatalogError(f"no usable catalog at {folder}: {exc}") from None
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -157,11 +186,72 @@ def _open_csv(folder: Path) -> TextIO:
         raise CatalogError(f"{path} cannot be opened: {exc.strerror or exc}") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise CatalogError(f"{path} is not a regular file (a folder, FIFO or device): expected a CSV file")
+            raise CatalogError(f"{path} is not a regular file (a folder, FIFO or device): expected {expected}")
         return open(fd, newline="", encoding="utf-8-sig")
     except BaseException:
         os.close(fd)
         raise
+
+
+def load_synonyms(folder: str | Path) -> dict[str, str]:
+    """The text search's synonyms from ``folder/aliases.json`` (format: the module docstring):
+    phrase → the catalog text it stands for, as written; ``{}`` when there is no such file.
+
+    Raises:
+        CatalogError: the file is a link, not a regular file, over :data:`MAX_ALIASES_BYTES`,
+            not UTF-8 JSON, or not shaped as the module docstring shows.
+    """
+    folder = Path(folder)
+    try:
+        file = _open_regular(folder, ALIASES_NAME, "a JSON file")
+    except FileNotFoundError:
+        return {}
+    path = folder / ALIASES_NAME
+    with file:
+        try:
+            text = file.read(MAX_ALIASES_BYTES + 1)
+        except UnicodeDecodeError as exc:
+            raise CatalogError(f"{path} is not UTF-8 text ({exc.reason}); save it as UTF-8") from None
+    if len(text) > MAX_ALIASES_BYTES:
+        raise CatalogError(f"{path} is over {MAX_ALIASES_BYTES:,} characters: expected a synonym table")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CatalogError(f"{path} is not valid JSON: {exc}") from None
+    try:
+        return _synonym_table(doc)
+    except ValueError as exc:
+        raise CatalogError(f"{path}: {exc}") from None
+
+
+def _synonym_table(doc: Any) -> dict[str, str]:
+    """Phrase → text from a parsed aliases.json. Raises ValueError naming the first bad part."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"expected an object with categories and colors, got {type(doc).__name__}")
+    language = doc.get("language", "es")
+    if not isinstance(language, str) or not language:
+        raise ValueError(f'language must be a language code such as "es", got {language!r}')
+    table: dict[str, str] = {}
+    for section in ("categories", "colors"):
+        entries = doc.get(section, {})
+        if not isinstance(entries, dict):
+            raise ValueError(
+                f"{section} must be an object (name → its words by language), got {type(entries).__name__}"
+            )
+        for name, by_language in entries.items():
+            if not isinstance(by_language, dict):
+                raise ValueError(f"{section}[{_quote(name)}] must be an object of language → phrases")
+            own = by_language.get(language, name) if section == "categories" else name
+            meant = own if isinstance(own, str) else own[0] if isinstance(own, list) and own else None
+            if not isinstance(meant, str) or not meant.strip():
+                raise ValueError(f"{section}[{_quote(name)}][{language!r}] must name the word titles use")
+            for lang, phrases in by_language.items():
+                phrases = [phrases] if isinstance(phrases, str) else phrases
+                if not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases):
+                    raise ValueError(f"{section}[{_quote(name)}][{lang!r}] must be a phrase or a list of phrases")
+                if lang != language:
+                    table.update((p, meant) for p in phrases if p.strip())
+    return table
 
 
 class _BoundedLines:
@@ -407,4 +497,5 @@ def _validate_rows(
         skipped=tuple(errors),
         brands=tuple(brands),
         image_paths=tuple(paths),
+        synonyms=load_synonyms(folder),
     )

@@ -94,7 +94,7 @@ def evaluate_store_similar(bundle: Bundle, catalog_dir: Path, *, num_threads: in
     catalog = _load(bundle, catalog_dir)
     first = catalog.first_images()
     whole = catalog.images[first]
-    repair = WordRepair.for_titles(bundle.vocabulary)
+    repair = WordRepair.create_from_vocabulary(bundle.vocabulary)  # foreign titles: a shopper's words
     with TextVisualEncoder.create_from_bundle(bundle, TextVisualOptions(precision="int8")) as encoder:
         titles = np.stack([encoder.ids(repair.normalize(item.title).words) for item in catalog.items])
     crops = whole.copy()

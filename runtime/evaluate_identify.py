@@ -111,7 +111,8 @@ def evaluate_identify(
     multi = [s for s in range(len(scenes)) if counts[s] >= 2]
     if not multi:
         raise ValueError(f"bundle {bundle.path}: no held-out scene has two or more products")
-    repair = WordRepair.for_titles(bundle.vocabulary)
+    # own titles are the catalog's words; another store's go through the shoppers' repair (synonyms too)
+    repair = WordRepair.for_titles(bundle.vocabulary) if items is None else WordRepair(bundle.vocabulary)
     categories = {name: i for i, name in enumerate(bundle.categories)}
     colors = bundle.manifest.get("colors")
     families = ColorFamilies.from_mapping(colors) if colors else None

@@ -10,6 +10,7 @@ from vitrina.runtime.bundle import VOCABULARY_FILE, Bundle, BundleFormatError, B
 from vitrina.runtime.cli import main
 from vitrina.runtime.files import sha256_file
 from vitrina.runtime.product_search import ProductSearch
+from vitrina.runtime.sync.gate import GateError, check_bundle
 from vitrina.runtime.text import Vocabulary, tokens
 
 
@@ -76,6 +77,8 @@ def test_malformed_synonyms_in_a_bundle_are_refused(tiny_bundle, tmp_path):
     _write_manifest(bad, manifest)
     with pytest.raises(BundleFormatError, match="synonym 'red' stands for"):
         _ = Bundle.open(bad).vocabulary
+    with pytest.raises(GateError, match="synonym 'red' stands for"):  # a device never activates it
+        check_bundle(bad)
 
 
 def test_older_bundle_without_vocabulary_builds_it_from_items(tiny_bundle, tmp_path):

@@ -489,14 +489,17 @@ class ProductSearch:
         return WordRepair.create_from_vocabulary(self.text_vocabulary, WordRepairOptions())
 
     def suggest(self, prefix: str, limit: int = 6) -> list[str]:
-        """Catalog words starting with the last word of ``prefix``, most common first; when
-        none does, the word it repairs to (``"zapatiya"`` → ``["zapatilla"]``), if any."""
+        """Catalog words starting with the last word of ``prefix``, most common first, then the
+        catalog's synonyms starting with it (``"ora"`` → ``["orange"]``); when none does, the
+        word it repairs to (``"zapatiya"`` → ``["zapatilla"]``), if any."""
         tokens = words(prefix)
         if not tokens:
             return []
         self._refresh_text()
         last = tokens[-1]
         found = [w for w, _ in self.vocabulary if w.startswith(last) and w != last][:limit]
+        found += sorted(p for p in self.text_vocabulary.synonyms if p.startswith(last) and p != last)
+        found = found[:limit]
         repaired = self.word_repair.repair(last) if not found else None
         return [repaired] if repaired is not None and repaired != last else found
 

@@ -61,6 +61,9 @@ def test_bundle_carries_the_catalog_synonyms_and_english_queries_find_products(t
     assert (out["results"][0]["category"], out["results"][0]["color"]) == ("Sneaker", "rojo")
     assert main(argv[:-1] + ["--text-method", "keyword"]) == 0
     assert "read as: red → rojo, sneakers → zapatilla" in capsys.readouterr().err
+    with ProductSearch.create_from_bundle(Bundle.open(tiny_bundle)) as engine:  # the kiosk's suggestion row
+        assert engine.suggest("red lig") == ["light blue"] and engine.suggest("ora") == ["orange"]
+        assert engine.suggest("zapatiya") == ["zapatilla"]
 
 
 def test_malformed_synonyms_in_a_bundle_are_refused(tiny_bundle, tmp_path):

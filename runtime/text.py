@@ -134,9 +134,13 @@ class Vocabulary:
             raise ValueError(
                 f"a vocabulary needs one count per word: {len(self.words)} words, {len(self.counts)} counts"
             )
+        if self.synonyms:
+            self._check_synonyms()
+
+    def _check_synonyms(self) -> None:
         if len(self.synonyms) > MAX_SYNONYMS:
             raise ValueError(f"a vocabulary holds at most {MAX_SYNONYMS:,} synonyms, got {len(self.synonyms):,}")
-        known = set(self.words)
+        known = self.index
         for phrase, meant in self.synonyms.items():
             typed = tokens(phrase)
             if " ".join(typed) != phrase or not 1 <= len(typed) <= MAX_SYNONYM_WORDS:
@@ -144,9 +148,10 @@ class Vocabulary:
                     f"synonym {phrase[:80]!r} is not a folded phrase of 1 to {MAX_SYNONYM_WORDS} words "
                     "(lower case, no accents, single spaces)"
                 )
-            if not meant or not set(meant) <= known:
+            if not meant or not all(w in known for w in meant):
                 raise ValueError(
-                    f"synonym {phrase!r} stands for {list(meant)[:MAX_QUERY_WORDS]}: expected 1+ words of the vocabulary"
+                    f"synonym {phrase[:80]!r} stands for {list(meant)[:MAX_QUERY_WORDS]}: "
+                    "expected 1+ words of the vocabulary"
                 )
 
     @classmethod

@@ -318,12 +318,10 @@ class ProductSearch:
         ranks a whole gallery); ``n`` may pass :data:`~vitrina.runtime.search.MAX_K`, since
         only the colour stage reads this list and it returns ``k`` products."""
         embedding = self._sketch.embed(np.asarray(pixels)[None]).embeddings
-        scores, ids = self._index.search(embedding, SearcherOptions(k=min(n, MAX_K)), within=within)
-        items, kept = ids[0][ids[0] >= 0], scores[0][ids[0] >= 0]
+        scores, ids, rows = self._index.search_deep(embedding, k=min(n, MAX_K), n=n, within=within)
+        items, kept = ids[ids >= 0], scores[ids >= 0]
         if len(items) < n:
-            searcher = self._index.searcher
-            rows = searcher.shortlist(searcher.check_queries(self._index.reducer(embedding)), n, within=within)[0]
-            more = searcher.code_items[rows[rows >= 0]]
+            more = self._index.searcher.code_items[rows[rows >= 0]]
             more = more[np.sort(np.unique(more, return_index=True)[1])]  # each product at its best row
             more = more[~np.isin(more, items)]
             floor = float(kept.min()) - 1.0 if len(kept) else 0.0

@@ -558,6 +558,14 @@ class RerankSearcher:
     ) -> tuple[np.ndarray, np.ndarray]:
         """One chunk: (n, d) codes and (n, D) embeddings → (n, <=k) scores and product ids."""
         rows = self.compact.shortlist(codes, self.shortlist, within=within, num_threads=threads)
+        return self.rerank_rows(codes, embeddings, rows, k)
+
+    def rerank_rows(
+        self, codes: np.ndarray, embeddings: np.ndarray, rows: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The second stage alone: (n, <=k) scores and product ids of (n, S) int64 shortlisted code
+        rows (:meth:`Searcher.shortlist`'s, -1 for none) of (n, d) checked codes and (n, D) float32
+        unit embeddings, as :meth:`search` ranks its own shortlist."""
         missing = rows < 0  # a filter left fewer rows than the shortlist
         rows = np.sort(np.where(missing, np.iinfo(np.int64).max, rows), axis=1)  # sequential mmap reads
         missing = rows == np.iinfo(np.int64).max
@@ -718,6 +726,42 @@ class CatalogIndex:
         if self.rerank is not None:
             return self.rerank.search(codes, embeddings, options, within=within)
         return self.searcher.search(codes, options, within=within)
+
+    def search_deep(
+        self, embedding: np.ndarray, *, k: int, n: int, within: RowFilter | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One query's ``k`` best products as :meth:`search` ranks them, and the compact codes'
+        ``n`` best rows below them, from one reducer call and (with a re-rank) one scan.
+
+        Args:
+            embedding: (D,) or (1, D) float32 unit encoder embedding.
+            k: products ranked, 1 to :data:`MAX_K`; n: code rows listed, >= 1 (may pass MAX_K).
+
+        Returns:
+            ``(scores, ids, rows)``: (k,) float32 and (k,) int64 as one row of :meth:`search`'s,
+            and (<=n,) int64 code rows best first by the compact codes (-1 where ``within``
+            allows fewer).
+
+        Raises:
+            ValueError: a bad k or n, shapes that do not fit.
+            NonFiniteQueryError: the embedding holds NaN or infinity.
+        """
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        options = SearcherOptions(k=k)
+        embeddings = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
+        check_finite(embeddings, "query embeddings")
+        codes = self.searcher.check_queries(self.reducer(embeddings))
+        depth = max(n, self.rerank.shortlist) if self.rerank is not None else n
+        rows = self.searcher.shortlist(codes, depth, within=within)
+        if self.rerank is None:
+            scores, ids = self.searcher.search(codes, options, within=within)
+            return scores[0], ids[0], rows[0, :n]
+        found, items = self.rerank.rerank_rows(codes, embeddings, rows[:, : self.rerank.shortlist], options.k)
+        scores = np.full(options.k, -np.inf, dtype=np.float32)
+        ids = np.full(options.k, -1, dtype=np.int64)
+        scores[: found.shape[1]], ids[: found.shape[1]] = found[0], items[0]
+        return scores, ids, rows[0, :n]
 
     def search_rows(
         self, rows: np.ndarray, options: SearcherOptions | None = None, *, within: RowFilter | None = None

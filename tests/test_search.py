@@ -242,3 +242,34 @@ def test_closed_searcher_says_so():
     with pytest.raises(ValueError, match="cosine Searcher over 2 code rows is closed"):
         searcher.search(np.ones((1, 4), np.float32))
     searcher.close()  # twice is harmless
+
+
+@pytest.mark.parametrize("metric", ["hamming", "l2"])
+@pytest.mark.parametrize("rerank, ties", [(True, False), (True, True), (False, False)])
+def test_search_deep_ranks_as_search_and_lists_the_shortlist_from_one_scan(metric, rerank, ties):
+    searcher, rerank_codes, queries, reduce = _rerank_case(metric, 300, 3 if ties else 1, ties, seed=5)
+    two = RerankSearcher(searcher, rerank_codes, scale=0.01, shortlist=40) if rerank else None
+    index = CatalogIndex(reduce, searcher, two)
+    kept_items = np.arange(searcher.n_items) % 3 != 0
+    keep = searcher.row_filter(kept_items)
+    scans = []
+    original = searcher.shortlist
+
+    def counted(*args, **kwargs):
+        scans.append(args[1])
+        return original(*args, **kwargs)
+
+    searcher.shortlist = counted  # type: ignore[method-assign]
+    for within in (None, keep):
+        for query in queries[:6]:
+            scans.clear()
+            scores, ids, rows = index.search_deep(query, k=12, n=120, within=within)
+            assert len(scans) == 1  # the re-rank reads its shortlist from the same scan's rows
+            want_scores, want_ids = index.search(query, SearchOptions(k=12), within=within)
+            np.testing.assert_array_equal(ids, want_ids[0])
+            np.testing.assert_array_equal(scores, want_scores[0])
+            codes = searcher.check_queries(reduce(query[None]))
+            np.testing.assert_array_equal(rows, original(codes, 120, within=within)[0])
+            assert within is None or kept_items[searcher.code_items[rows[rows >= 0]]].all()
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        index.search_deep(queries[0], k=5, n=0)

@@ -86,3 +86,16 @@ def test_console_script_installed(tiny_bundle):
         text=True,
     )
     assert proc.returncode == 0 and "code_type: float" in proc.stdout
+
+
+def test_build_with_a_broken_aliases_file_exits_2_naming_it(tmp_path, capsys):
+    from tests.test_catalog import make_catalog
+
+    catalog = make_catalog(tmp_path / "c", [["A1", "Bolso rojo", "Bag", "rojo", "9990", "ok1.png"]])
+    (catalog / "aliases.json").write_text('{"colors": {"rojo": ["red"]}}', encoding="utf-8")
+    out = tmp_path / "bundle"
+    args = ["build", "--catalog", str(catalog), "--out", str(out), "--profile", "tiny", "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "aliases.json" in err and "must be an object of language → phrases" in err
+    assert not out.exists()

@@ -218,13 +218,18 @@ class Rerank:
     Attributes: codes (N, D) int8, one row per code row; scale: float value of
     one int8 step; shortlist: rows the first stage keeps; blend: weight of the
     first-stage (compact) score in the re-rank, in standard deviations of the
-    shortlist's compact scores added to the cosine (0: cosine alone).
+    shortlist's compact scores added to the cosine (0: cosine alone);
+    instance_depth, instance_top: the instance check (0, 0: off): the
+    ``instance_top`` rows of best cosine among the compact codes' ``instance_depth``
+    best join the shortlist (:class:`~vitrina.runtime.search.RerankSearcher`).
     """
 
     codes: np.ndarray
     scale: float
     shortlist: int = 200
     blend: float = 0.0
+    instance_depth: int = 0
+    instance_top: int = 0
 
 
 @dataclass(frozen=True)
@@ -483,6 +488,11 @@ def _write_code_files(stage: Path, c: BundleContents) -> dict[str, Any]:
             "scale": float(c.rerank.scale),
             "shortlist": int(c.rerank.shortlist),
             **({"blend": float(c.rerank.blend)} if c.rerank.blend else {}),
+            **(
+                {"instance": {"depth": int(c.rerank.instance_depth), "top": int(c.rerank.instance_top)}}
+                if c.rerank.instance_top
+                else {}
+            ),
         }
     return {
         "type": code_type.name,
@@ -547,12 +557,18 @@ class _ReducerEntry(msgspec.Struct):
     about: str = ""
 
 
+class _InstanceEntry(msgspec.Struct):
+    depth: _Positive
+    top: Annotated[int, msgspec.Meta(ge=1, le=100)]
+
+
 class _RerankEntry(msgspec.Struct):
     file: str
     dims: _Positive
     scale: Annotated[float, msgspec.Meta(gt=0.0)]
     shortlist: _Positive
     blend: Annotated[float, msgspec.Meta(ge=0.0, le=100.0)] = 0.0
+    instance: _InstanceEntry | None = None
 
 
 class _CodesEntry(msgspec.Struct):
@@ -797,6 +813,13 @@ class Bundle:
     def rerank_blend(self) -> float:
         """Weight of the compact score in the re-rank (:attr:`Rerank.blend`); 0 without one."""
         return float((self.manifest["codes"].get("rerank") or {}).get("blend", 0.0))
+
+    @property
+    def rerank_instance(self) -> tuple[int, int]:
+        """The re-rank's instance check ``(depth, top)`` (:attr:`Rerank.instance_depth`,
+        :attr:`Rerank.instance_top`); ``(0, 0)`` without one."""
+        entry = (self.manifest["codes"].get("rerank") or {}).get("instance") or {}
+        return int(entry.get("depth", 0)), int(entry.get("top", 0))
 
     @cached_property
     def code_scale(self) -> np.ndarray | None:

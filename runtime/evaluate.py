@@ -17,7 +17,7 @@ from .bundle import Bundle, EvalSet
 from .codes import pairwise_scores
 from .encoders import SketchEncoder, SketchEncoderOptions
 from .metrics import RetrievalMetrics, Scorer, scored_metrics
-from .search import blend_scores, shortlist_rows
+from .search import blend_scores, instance_rows, shortlist_rows
 
 _EVAL_BATCH = 64
 
@@ -49,6 +49,8 @@ class EvalInputs:
         metric: cosine, l2 or hamming.
         rerank_queries, rerank_gallery: (Q, D) / (M, D) float32 full embeddings
             for a two-stage search, with ``shortlist``; None for one stage.
+        blend, instance_depth, instance_top: the re-rank's blend and instance check
+            (:class:`~vitrina.runtime.search.RerankSearcher`).
     """
 
     queries: np.ndarray
@@ -61,6 +63,8 @@ class EvalInputs:
     rerank_gallery: np.ndarray | None = None
     shortlist: int = 0
     blend: float = 0.0
+    instance_depth: int = 0
+    instance_top: int = 0
 
     def scorer(self) -> Scorer:
         """Scores of query chunks against the whole gallery, as the device ranks them."""
@@ -73,6 +77,7 @@ class EvalInputs:
             rerank_gallery,
             self.shortlist,
             self.blend,
+            instance=(self.instance_depth, self.instance_top),
         )
 
     def metrics(self) -> RetrievalMetrics:
@@ -81,23 +86,35 @@ class EvalInputs:
 
 
 def two_stage_scores(
-    compact: np.ndarray, queries: np.ndarray, gallery: np.ndarray, shortlist: int, blend: float = 0.0
+    compact: np.ndarray,
+    queries: np.ndarray,
+    gallery: np.ndarray,
+    shortlist: int,
+    blend: float = 0.0,
+    *,
+    instance: tuple[int, int] = (0, 0),
 ) -> np.ndarray:
     """(n, M) float64 scores ranking each row's ``shortlist`` best compact matches first,
     re-ranked by cosine of the full embeddings (plus ``blend`` × the standardised compact
     score, as :class:`~vitrina.runtime.search.RerankSearcher` does), then the rest by compact score.
 
     ``compact``: (n, M) first-stage scores (higher is better); ``queries``: (n, D)
-    and ``gallery``: (M, D) float32 full embeddings. Only the order is meaningful:
-    the values below the shortlist are shifted compact scores, not cosines.
+    and ``gallery``: (M, D) float32 full embeddings; ``instance``: the re-rank's instance
+    check ``(depth, top)``, (0, 0) for none: the ``top`` rows of best cosine among the
+    ``depth`` best compact matches are re-ranked too. Only the order is meaningful: the
+    values below the shortlist are shifted compact scores, not cosines.
     """
     # push every compact score below any re-ranked one (order kept), then lift the shortlist
     # to its cosine in [-1, 1] (plus the blend's standardised compact score)
     floor = 3.0 + blend * np.sqrt(max(shortlist, 1))  # |z| <= sqrt(S - 1) for S standardised values
     out = compact.astype(np.float64) - compact.max(axis=1, keepdims=True) - floor
+    depth, top = instance
     for q in range(len(out)):
-        rows = shortlist_rows(compact[q], shortlist)
+        rows = shortlist_rows(compact[q], max(shortlist, depth if top else 0))
         cosine = gallery[rows] @ queries[q]
+        if top and len(rows) > shortlist:
+            keep = np.concatenate([np.ones(shortlist, bool), instance_rows(cosine[None], shortlist, top)[0]])
+            rows, cosine = rows[keep], cosine[keep]
         out[q, rows] = blend_scores(cosine[None], compact[q, rows][None], blend)[0] if blend else cosine
     return out
 
@@ -129,6 +146,7 @@ def encode_eval_set(
         return EvalInputs(codes, gallery, query_labels, gallery_labels, targets, bundle.code_spec.metric)
     full, scale, shortlist = bundle.rerank()
     blend = bundle.rerank_blend
+    depth, top = bundle.rerank_instance
     rerank_gallery = np.asarray(full[rows], dtype=np.float32) * scale
     return EvalInputs(
         codes,
@@ -141,6 +159,8 @@ def encode_eval_set(
         rerank_gallery,
         shortlist,
         blend,
+        instance_depth=depth,
+        instance_top=top,
     )
 
 

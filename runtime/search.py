@@ -479,6 +479,12 @@ class RerankSearcher:
             the row's compact score in standard deviations of the query's shortlist (>= 0;
             0, the default, ranks by cosine alone). The compact codes carry the category
             layout, the full embeddings the instance: the blend keeps both.
+        instance_depth, instance_top: the **instance check** (0, 0: off; needs blend 0):
+            the cosine is also taken on the compact codes' ``instance_depth`` best rows, and
+            the ``instance_top`` of them with the best cosine join the shortlist. A drawing
+            of one product finds that product by its full embedding even where the compact
+            codes (which keep categories, not instances) ranked it below the shortlist; the
+            other rows keep the shortlist's order.
     """
 
     def __init__(
@@ -488,6 +494,9 @@ class RerankSearcher:
         scale: float,
         shortlist: int = 200,
         blend: float = 0.0,
+        *,
+        instance_depth: int = 0,
+        instance_top: int = 0,
     ):
         parts = [rerank_codes] if isinstance(rerank_codes, np.ndarray) else list(rerank_codes)
         if any(p.ndim != 2 for p in parts) or sum(len(p) for p in parts) != compact.n_rows:
@@ -496,6 +505,14 @@ class RerankSearcher:
             raise ValueError(f"shortlist must be >= 1, got {shortlist}")
         if not (np.isfinite(blend) and blend >= 0):
             raise ValueError(f"blend must be finite and >= 0, got {blend}")
+        if instance_depth < 0 or instance_top < 0 or (instance_top > 0) != (instance_depth > 0):
+            raise ValueError(
+                f"instance_depth and instance_top must be both 0 (off) or both >= 1, got {instance_depth}, {instance_top}"
+            )
+        if instance_top and blend:
+            raise ValueError(f"the instance check ranks by cosine alone: blend must be 0, got {blend}")
+        self.instance_depth = int(instance_depth)
+        self.instance_top = int(instance_top)
         self.blend = float(blend)
         self.compact = compact
         self.rerank_parts = parts
@@ -557,15 +574,24 @@ class RerankSearcher:
         self, codes: np.ndarray, embeddings: np.ndarray, k: int, within: RowFilter | None, threads: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """One chunk: (n, d) codes and (n, D) embeddings → (n, <=k) scores and product ids."""
-        rows = self.compact.shortlist(codes, self.shortlist, within=within, num_threads=threads)
+        rows = self.compact.shortlist(codes, self.depth, within=within, num_threads=threads)
         return self.rerank_rows(codes, embeddings, rows, k)
+
+    @property
+    def depth(self) -> int:
+        """Compact-code rows a query's re-rank reads: the shortlist, or the instance check's depth."""
+        return max(self.shortlist, self.instance_depth)
 
     def rerank_rows(
         self, codes: np.ndarray, embeddings: np.ndarray, rows: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The second stage alone: (n, <=k) scores and product ids of (n, S) int64 shortlisted code
-        rows (:meth:`Searcher.shortlist`'s, -1 for none) of (n, d) checked codes and (n, D) float32
-        unit embeddings, as :meth:`search` ranks its own shortlist."""
+        """The second stage alone: (n, <=k) scores and product ids of (n, S) int64 code rows best
+        first by the compact codes (:meth:`Searcher.shortlist`'s for :attr:`depth`, -1 for none)
+        of (n, d) checked codes and (n, D) float32 unit embeddings, as :meth:`search` ranks them:
+        the first ``shortlist`` rows, plus the instance check's rows."""
+        if self.instance_top and rows.shape[1] > self.shortlist:
+            return self._rerank_with_instances(rows, embeddings, k)
+        rows = rows[:, : self.shortlist]
         missing = rows < 0  # a filter left fewer rows than the shortlist
         rows = np.sort(np.where(missing, np.iinfo(np.int64).max, rows), axis=1)  # sequential mmap reads
         missing = rows == np.iinfo(np.int64).max
@@ -581,6 +607,35 @@ class RerankSearcher:
         cosine[missing] = -np.inf
         items = np.where(missing, -1, self.compact.code_items[np.maximum(rows, 0)])
         return _best_items_top_k(cosine, items, k)
+
+    def _rerank_with_instances(self, rows: np.ndarray, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`rerank_rows` with the instance check: the cosine of every row, the shortlist's
+        rows and the ``instance_top`` best by cosine kept."""
+        missing = rows < 0
+        cosine = self._cosines(rows, embeddings)
+        cosine[missing] = -np.inf
+        cosine[:, self.shortlist :][~instance_rows(cosine, self.shortlist, self.instance_top)] = -np.inf
+        items = np.where(missing, -1, self.compact.code_items[np.maximum(rows, 0)])
+        return _best_items_top_k(cosine, items, k)
+
+    def _cosines(self, rows: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
+        """(n, S) float32 cosine of each query's (n, S) code rows (-1: any value) with its embedding."""
+        order = np.argsort(rows, axis=1)  # sequential mmap reads
+        ordered = np.take_along_axis(np.maximum(rows, 0), order, axis=1)
+        full = gather_rows(self.rerank_parts, ordered.reshape(-1)).reshape(*rows.shape, -1).astype(np.float32)
+        cosine = np.empty(rows.shape, dtype=np.float32)
+        np.put_along_axis(cosine, order, np.matmul(full, embeddings[:, :, None])[:, :, 0] * self.scale, axis=1)
+        return cosine
+
+
+def instance_rows(cosine: np.ndarray, shortlist: int, top: int) -> np.ndarray:
+    """(n, S - shortlist) bool: which rows past the ``shortlist`` the instance check keeps, given
+    the (n, S) cosines of a query's rows best first by the compact codes: those among the ``top``
+    best cosines of all S rows (ties by compact order)."""
+    best = np.argsort(-cosine, axis=1, kind="stable")[:, :top]
+    keep = np.zeros(cosine.shape, dtype=bool)
+    np.put_along_axis(keep, best, True, axis=1)
+    return keep[:, shortlist:]
 
 
 def blend_scores(cosine: np.ndarray, compact: np.ndarray, blend: float) -> np.ndarray:
@@ -696,7 +751,10 @@ class CatalogIndex:
         rerank = None
         if bundle.has_rerank:
             codes, scale, shortlist = bundle.rerank()
-            rerank = RerankSearcher(searcher, codes, scale, shortlist, bundle.rerank_blend)
+            depth, top = bundle.rerank_instance
+            rerank = RerankSearcher(
+                searcher, codes, scale, shortlist, bundle.rerank_blend, instance_depth=depth, instance_top=top
+            )
         return cls(bundle.reducer(), searcher, rerank)
 
     def cap(self) -> tuple[str, int]:
@@ -752,12 +810,12 @@ class CatalogIndex:
         embeddings = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
         check_finite(embeddings, "query embeddings")
         codes = self.searcher.check_queries(self.reducer(embeddings))
-        depth = max(n, self.rerank.shortlist) if self.rerank is not None else n
+        depth = max(n, self.rerank.depth) if self.rerank is not None else n
         rows = self.searcher.shortlist(codes, depth, within=within)
         if self.rerank is None:
             scores, ids = self.searcher.search(codes, options, within=within)
             return scores[0], ids[0], rows[0, :n]
-        found, items = self.rerank.rerank_rows(codes, embeddings, rows[:, : self.rerank.shortlist], options.k)
+        found, items = self.rerank.rerank_rows(codes, embeddings, rows[:, : self.rerank.depth], options.k)
         scores = np.full(options.k, -np.inf, dtype=np.float32)
         ids = np.full(options.k, -1, dtype=np.int64)
         scores[: found.shape[1]], ids[: found.shape[1]] = found[0], items[0]

@@ -10,18 +10,58 @@ from vitrina.runtime.search import RerankSearcher, SearchOptions, blend_scores
 from .test_search import _rerank_case
 
 
-@pytest.mark.parametrize("blend", [0.0, 0.05, 0.3])
-def test_device_rerank_and_eval_rank_alike(blend):
+@pytest.mark.parametrize("blend, instance", [(0.0, (0, 0)), (0.05, (0, 0)), (0.3, (0, 0)), (0.0, (150, 3))])
+def test_device_rerank_and_eval_rank_alike(blend, instance):
     searcher, rerank_codes, queries, reduce = _rerank_case("l2", 200, 1, False, seed=11)
-    two = RerankSearcher(searcher, rerank_codes, scale=0.01, shortlist=40, blend=blend)
+    two = RerankSearcher(
+        searcher,
+        rerank_codes,
+        scale=0.01,
+        shortlist=40,
+        blend=blend,
+        instance_depth=instance[0],
+        instance_top=instance[1],
+    )
     codes = reduce(queries)
     _, ids = two.search(codes, queries, SearchOptions(k=10))
     # the eval's two-stage scores over every row (one row per product here) rank the same products first
     compact = pairwise_scores(codes, searcher.codes, "l2")
     gallery = rerank_codes.astype(np.float32) * 0.01
-    scores = two_stage_scores(compact, queries, gallery, 40, blend)
+    scores = two_stage_scores(compact, queries, gallery, 40, blend, instance=instance)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :10]
     np.testing.assert_array_equal(searcher.code_items[order], ids)
+
+
+def test_instance_check_adds_the_best_cosines_past_the_shortlist_and_nothing_else():
+    searcher, rerank_codes, queries, reduce = _rerank_case("l2", 300, 1, False, seed=3)
+    codes = reduce(queries)
+    plain = RerankSearcher(searcher, rerank_codes, 0.01, 20)
+    checked = RerankSearcher(searcher, rerank_codes, 0.01, 20, instance_depth=300, instance_top=2)
+    wide = RerankSearcher(searcher, rerank_codes, 0.01, 300)  # every row by cosine
+    k = 22
+    _, plain_ids = plain.search(codes, queries, SearchOptions(k=k))
+    _, checked_ids = checked.search(codes, queries, SearchOptions(k=k))
+    _, wide_ids = wide.search(codes, queries, SearchOptions(k=k))
+    # the two best cosines of all rows come first, then the shortlist's products in cosine order
+    np.testing.assert_array_equal(checked_ids[:, :2], wide_ids[:, :2])
+    for q in range(len(queries)):
+        rest = [i for i in checked_ids[q] if i not in wide_ids[q, :2]]
+        assert rest == [i for i in plain_ids[q] if i not in wide_ids[q, :2]][: len(rest)]
+    assert (checked_ids != plain_ids).any()  # it found products the shortlist missed
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"instance_depth": 100, "instance_top": 0}, "both 0"),
+        ({"instance_depth": 0, "instance_top": 3}, "both 0"),
+        ({"instance_depth": 100, "instance_top": 3, "blend": 0.1}, "blend must be 0"),
+    ],
+)
+def test_bad_instance_check_is_refused(kwargs, message):
+    searcher, rerank_codes, _, _ = _rerank_case("l2", 50, 1, False, seed=1)
+    with pytest.raises(ValueError, match=message):
+        RerankSearcher(searcher, rerank_codes, 0.01, 10, **kwargs)
 
 
 def test_blend_zero_is_the_cosine_and_a_large_blend_follows_the_compact_order():

@@ -54,6 +54,9 @@ class CodeOptions:
     rerank: ship int8 full embeddings for a two-stage search.
     shortlist: first-stage rows the two-stage search keeps.
     blend: weight of the compact score in the re-rank (``Rerank.blend``; 0: cosine alone).
+    instance_depth, instance_top: the re-rank's instance check (``Rerank.instance_depth``,
+        ``Rerank.instance_top``; 0, 0: off): the ``instance_top`` rows of best cosine among
+        the compact codes' ``instance_depth`` best join the shortlist.
     code_dtype: PCA / UMAP code storage: ``float16``, ``int8`` (a per-dimension scale,
         ``vitrina.runtime.codes.quantize``) or ``auto`` (int8 from :data:`INT8_FROM_ROWS` rows).
     progress: show progress bars.
@@ -66,12 +69,19 @@ class CodeOptions:
     rerank: bool = False
     shortlist: int = DEFAULT_SHORTLIST
     blend: float = 0.0
+    instance_depth: int = 0
+    instance_top: int = 0
     code_dtype: str = "auto"
     progress: bool = True
 
     def __post_init__(self) -> None:
         if self.code_dtype not in CODE_DTYPES:
             raise ValueError(f"code_dtype must be one of {CODE_DTYPES}, got {self.code_dtype!r}")
+        if (self.instance_depth > 0) != (self.instance_top > 0) or min(self.instance_depth, self.instance_top) < 0:
+            raise ValueError(
+                "instance_depth and instance_top must be both 0 (off) or both >= 1, "
+                f"got {self.instance_depth}, {self.instance_top}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,11 +99,18 @@ class FittedCodes:
     report: dict = field(default_factory=dict)
 
 
-def quantize_rerank(embeddings: np.ndarray, shortlist: int = DEFAULT_SHORTLIST, blend: float = 0.0) -> Rerank:
-    """(N, D) float32 unit embeddings → int8 with one global scale (max |x| → 127)."""
+def quantize_rerank(
+    embeddings: np.ndarray,
+    shortlist: int = DEFAULT_SHORTLIST,
+    blend: float = 0.0,
+    *,
+    instance: tuple[int, int] = (0, 0),
+) -> Rerank:
+    """(N, D) float32 unit embeddings → int8 with one global scale (max |x| → 127); ``instance``:
+    the instance check's (depth, top)."""
     scale = float(np.max(np.abs(embeddings))) / 127.0 or 1.0
     codes = np.clip(np.round(embeddings / scale), -127, 127).astype(np.int8)
-    return Rerank(codes, scale, shortlist, blend)
+    return Rerank(codes, scale, shortlist, blend, instance_depth=instance[0], instance_top=instance[1])
 
 
 def fit_codes(code_type: str, data: TrainingEmbeddings, options: CodeOptions = CodeOptions()) -> FittedCodes:
@@ -101,7 +118,11 @@ def fit_codes(code_type: str, data: TrainingEmbeddings, options: CodeOptions = C
     ct = CodeType.parse(code_type)
     photos = np.asarray(data.photos, dtype=np.float32)
     rerank = (
-        quantize_rerank(photos, options.shortlist, options.blend) if options.rerank and ct.family != "float" else None
+        quantize_rerank(
+            photos, options.shortlist, options.blend, instance=(options.instance_depth, options.instance_top)
+        )
+        if options.rerank and ct.family != "float"
+        else None
     )
     if ct.family == "float":
         return FittedCodes(code_type=ct.name, codes=photos, reducer=ReducerArrays(), rerank=None)

@@ -95,3 +95,35 @@ def test_bundle_with_a_blend_searches_and_evaluates_with_it(tiny_bundle, tmp_pat
     with ProductSearch(bundle) as engine:
         assert engine._index.rerank.blend == pytest.approx(0.1)
         assert len(engine.by_strokes(load_strokes_json(strokes_file), k=5).matches) == 5
+
+
+def test_bundle_with_an_instance_check_searches_and_evaluates_with_it(tiny_bundle, tmp_path, strokes_file):
+    import json
+    import shutil
+
+    from vitrina.export.codes.fit import CodeOptions
+    from vitrina.runtime.bundle import Bundle, BundleFormatError
+    from vitrina.runtime.evaluate import encode_eval_set
+    from vitrina.runtime.product_search import ProductSearch
+    from vitrina.runtime.rasterize import load_strokes_json
+
+    from .test_compact_codes import _compact_bundle
+
+    options = CodeOptions(landmarks=300, rerank=True, shortlist=20, instance_depth=200, instance_top=3, progress=False)
+    path = _compact_bundle(tiny_bundle, tmp_path / "instance", "pca8", options)
+    bundle = Bundle.open(path)
+    assert bundle.manifest["codes"]["rerank"]["instance"] == {"depth": 200, "top": 3}
+    assert bundle.rerank_instance == (200, 3)
+    inputs = encode_eval_set(bundle, "int8")
+    assert (inputs.instance_depth, inputs.instance_top) == (200, 3)
+    with ProductSearch(bundle) as engine:
+        assert (engine._index.rerank.instance_depth, engine._index.rerank.instance_top) == (200, 3)
+        assert len(engine.by_strokes(load_strokes_json(strokes_file), k=5).matches) == 5
+    # a manifest whose instance check keeps no row is refused at open
+    bad = tmp_path / "bad"
+    shutil.copytree(path, bad)
+    manifest = json.loads((bad / "manifest.json").read_text(encoding="utf-8"))
+    manifest["codes"]["rerank"]["instance"] = {"depth": 100, "top": 0}
+    (bad / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(BundleFormatError, match="instance"):
+        Bundle.open(bad, verify=False)

@@ -536,6 +536,7 @@ class RerankSearcher:
         options: SearcherOptions | None = None,
         *,
         within: RowFilter | None = None,
+        instances: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Rank products for each query.
 
@@ -544,6 +545,8 @@ class RerankSearcher:
             embeddings: (n, D) float32 unit embeddings of the same queries (re-rank).
             options: this call's ``k`` and ``num_threads``; default the compact searcher's options.
             within: only these code rows, applied during the first stage's scan.
+            instances: run the instance check, if any (False for a catalog row as the query:
+                "similar products" wants its neighbours, and the row itself leads the shortlist).
 
         Returns:
             ``(scores, ids)`` as :meth:`Searcher.search`; scores are cosines
@@ -565,16 +568,23 @@ class RerankSearcher:
         ids = np.full((len(codes), k), -1, dtype=np.int64)
         for start in range(0, len(codes), _QUERY_CHUNK):
             stop = start + _QUERY_CHUNK
-            s, i = self._rerank(codes[start:stop], embeddings[start:stop], k, within, options.num_threads)
+            s, i = self._rerank(codes[start:stop], embeddings[start:stop], k, within, options.num_threads, instances)
             scores[start : start + len(s), : s.shape[1]] = s
             ids[start : start + len(s), : s.shape[1]] = i
         return scores, ids
 
     def _rerank(
-        self, codes: np.ndarray, embeddings: np.ndarray, k: int, within: RowFilter | None, threads: int
+        self,
+        codes: np.ndarray,
+        embeddings: np.ndarray,
+        k: int,
+        within: RowFilter | None,
+        threads: int,
+        instances: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
         """One chunk: (n, d) codes and (n, D) embeddings → (n, <=k) scores and product ids."""
-        rows = self.compact.shortlist(codes, self.depth, within=within, num_threads=threads)
+        depth = self.depth if instances else self.shortlist
+        rows = self.compact.shortlist(codes, depth, within=within, num_threads=threads)
         return self.rerank_rows(codes, embeddings, rows, k)
 
     @property
@@ -609,14 +619,19 @@ class RerankSearcher:
         return _best_items_top_k(cosine, items, k)
 
     def _rerank_with_instances(self, rows: np.ndarray, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`rerank_rows` with the instance check: the cosine of every row, the shortlist's
-        rows and the ``instance_top`` best by cosine kept."""
+        """:meth:`rerank_rows` with the instance check: the cosine of every row; the shortlist's
+        rows and the ``instance_top`` best by cosine are ranked (only they: a few hundred, not thousands)."""
         missing = rows < 0
         cosine = self._cosines(rows, embeddings)
         cosine[missing] = -np.inf
-        cosine[:, self.shortlist :][~instance_rows(cosine, self.shortlist, self.instance_top)] = -np.inf
-        items = np.where(missing, -1, self.compact.code_items[np.maximum(rows, 0)])
-        return _best_items_top_k(cosine, items, k)
+        picks = instance_picks(cosine, self.instance_top)
+        head = np.broadcast_to(np.arange(self.shortlist), (len(rows), self.shortlist))
+        cols = np.concatenate([head, picks], axis=1)
+        ranked = np.take_along_axis(cosine, cols, axis=1)
+        ranked[:, self.shortlist :][picks < self.shortlist] = -np.inf  # already in the shortlist
+        kept = np.take_along_axis(rows, cols, axis=1)
+        items = np.where(kept < 0, -1, self.compact.code_items[np.maximum(kept, 0)])
+        return _best_items_top_k(ranked, items, k)
 
     def _cosines(self, rows: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
         """(n, S) float32 cosine of each query's (n, S) code rows (-1: any value) with its embedding."""
@@ -628,14 +643,20 @@ class RerankSearcher:
         return cosine
 
 
-def instance_rows(cosine: np.ndarray, shortlist: int, top: int) -> np.ndarray:
-    """(n, S - shortlist) bool: which rows past the ``shortlist`` the instance check keeps, given
-    the (n, S) cosines of a query's rows best first by the compact codes: those among the ``top``
-    best cosines of all S rows (ties by compact order)."""
-    best = np.argsort(-cosine, axis=1, kind="stable")[:, :top]
-    keep = np.zeros(cosine.shape, dtype=bool)
-    np.put_along_axis(keep, best, True, axis=1)
-    return keep[:, shortlist:]
+def instance_picks(cosine: np.ndarray, top: int) -> np.ndarray:
+    """(n, min(top, S)) int64 columns of the ``top`` best of (n, S) cosines, best first, ties
+    by the lower column (the rows being in compact-code order: the better compact match)."""
+    top = min(top, cosine.shape[1])
+    if top == cosine.shape[1]:
+        return np.argsort(-cosine, axis=1, kind="stable")
+    kth = np.partition(cosine, cosine.shape[1] - top, axis=1)[:, -top]
+    out = np.empty((len(cosine), top), dtype=np.int64)
+    for q in range(
+        len(cosine)
+    ):  # a partition keeps the rows at least the top-th (ties too); a sort of those few decides
+        cand = np.flatnonzero(cosine[q] >= kth[q])
+        out[q] = cand[np.lexsort((cand, -cosine[q, cand]))][:top]
+    return out
 
 
 def blend_scores(cosine: np.ndarray, compact: np.ndarray, blend: float) -> np.ndarray:
@@ -830,7 +851,7 @@ class CatalogIndex:
         if self.rerank is not None:
             full = gather_rows(self.rerank.rerank_parts, rows).astype(np.float32)
             full /= np.maximum(np.linalg.norm(full, axis=1, keepdims=True), 1e-12)
-            return self.rerank.search(codes, full, options, within=within)
+            return self.rerank.search(codes, full, options, within=within, instances=False)
         return self.searcher.search(codes, options, within=within)
 
     def close(self) -> None:

@@ -67,3 +67,24 @@ def test_text_screen_with_no_known_word_shows_why_and_no_results(tiny_bundle):
         assert app.manager.current == "text"  # not an error screen
     finally:
         close(app)
+
+
+def test_text_screen_offers_and_searches_the_catalogs_english_synonyms(tiny_bundle):
+    app = make_app(tiny_bundle)
+    try:
+        app.start_session()
+        app.show("text")
+        screen = app.screen("text")
+        screen.query.text = "red lig"  # the catalog's aliases.json: "light blue" means celeste
+        frames(2)
+        offered = [b for b in screen.suggestions.children if b.text == "light blue"]
+        assert len(offered) == 1
+        before = app.searches.generation("text")
+        offered[0].dispatch("on_release")  # complete the last word with the phrase and search
+        wait_for_search(app, "text", before)
+        frames(2)
+        assert screen.query.text == "red light blue"
+        assert screen.results_grid.children and app.status == ""
+        assert screen.did_you_mean == ""  # a synonym is no misspelling
+    finally:
+        close(app)

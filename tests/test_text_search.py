@@ -27,6 +27,14 @@ def _write_manifest(bundle, manifest):
     (bundle / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
 
 
+def _rehash_vocabulary(bundle):
+    """List the bundle's edited vocabulary file with its new hash and size (an unsigned edit)."""
+    manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    path = bundle / VOCABULARY_FILE
+    manifest["files"][VOCABULARY_FILE] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+    _write_manifest(bundle, manifest)
+
+
 def test_bundle_carries_the_catalog_vocabulary(tiny_bundle, demo_catalog):
     bundle = Bundle.open(tiny_bundle)
     assert bundle.manifest["vocabulary"] == VOCABULARY_FILE
@@ -72,12 +80,7 @@ def test_malformed_synonyms_in_a_bundle_are_refused(tiny_bundle, tmp_path):
     doc = json.loads((bad / VOCABULARY_FILE).read_text(encoding="utf-8"))
     doc["synonyms"] = {"red": ["no-such-word"]}
     (bad / VOCABULARY_FILE).write_text(json.dumps(doc), encoding="utf-8")
-    manifest = json.loads((bad / "manifest.json").read_text(encoding="utf-8"))
-    manifest["files"][VOCABULARY_FILE] = {
-        "sha256": sha256_file(bad / VOCABULARY_FILE),
-        "size": (bad / VOCABULARY_FILE).stat().st_size,
-    }
-    _write_manifest(bad, manifest)
+    _rehash_vocabulary(bad)
     with pytest.raises(BundleFormatError, match="synonym 'red' stands for"):
         _ = Bundle.open(bad).vocabulary
     with pytest.raises(GateError, match="synonym 'red' stands for"):  # a device never activates it
@@ -104,12 +107,7 @@ def test_damaged_vocabulary_is_refused(tiny_bundle, tmp_path):
     (bad / VOCABULARY_FILE).write_text('{"format": "vitrina-vocabulary", "version": 1, "words": [["a", -1]]}')
     with pytest.raises(BundleIntegrityError, match="vocabulary.json"):
         Bundle.open(bad, verify=False)  # sizes are checked at open
-    manifest = json.loads((bad / "manifest.json").read_text(encoding="utf-8"))
-    manifest["files"][VOCABULARY_FILE] = {
-        "sha256": sha256_file(bad / VOCABULARY_FILE),
-        "size": (bad / VOCABULARY_FILE).stat().st_size,
-    }
-    _write_manifest(bad, manifest)
+    _rehash_vocabulary(bad)
     with pytest.raises(BundleFormatError, match="malformed vocabulary"):
         _ = Bundle.open(bad).vocabulary
 

@@ -1,9 +1,24 @@
 """Kiosk text screen: "did you mean …" from the corrected words, suggestions kept, no known word."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from kivy.uix.button import Button
 
 from tests.gui.test_kiosk_app import close, make_app, wait_for_search
 from vitrina.kiosk_app.tools.replay import frames
+
+
+@contextmanager
+def _text_screen(bundle) -> Iterator[tuple]:
+    """A kiosk on ``bundle`` showing its text screen, in a session: ``(app, screen)``; closed after."""
+    app = make_app(bundle)
+    try:
+        app.start_session()
+        app.show("text")
+        yield app, app.screen("text")
+    finally:
+        close(app)
 
 
 def _did_you_mean_button(screen):
@@ -11,11 +26,7 @@ def _did_you_mean_button(screen):
 
 
 def test_text_screen_says_did_you_mean_and_keeps_suggestions(tiny_bundle):
-    app = make_app(tiny_bundle)
-    try:
-        app.start_session()
-        app.show("text")
-        screen = app.screen("text")
+    with _text_screen(tiny_bundle) as (app, screen):
         screen.query.text = "zapatiya"  # on_text: the suggestion row offers the repaired word
         frames(2)
         suggestions = [b.text for b in screen.suggestions.children]
@@ -44,16 +55,10 @@ def test_text_screen_says_did_you_mean_and_keeps_suggestions(tiny_bundle):
         assert screen.query.text == "zapatilla roja"
         assert screen.did_you_mean == "" and screen.results_grid.children
         assert button.height == 0 and button.disabled
-    finally:
-        close(app)
 
 
 def test_text_screen_with_no_known_word_shows_why_and_no_results(tiny_bundle):
-    app = make_app(tiny_bundle)
-    try:
-        app.start_session()
-        app.show("text")
-        screen = app.screen("text")
+    with _text_screen(tiny_bundle) as (app, screen):
         before = app.searches.generation("text")
         app.searches.by_text("zapatiya")
         wait_for_search(app, "text", before)
@@ -65,16 +70,10 @@ def test_text_screen_with_no_known_word_shows_why_and_no_results(tiny_bundle):
         assert app.status == app.texts["no_known_word"]
         assert not screen.results_grid.children and screen.did_you_mean == ""
         assert app.manager.current == "text"  # not an error screen
-    finally:
-        close(app)
 
 
 def test_text_screen_offers_and_searches_the_catalogs_english_synonyms(tiny_bundle):
-    app = make_app(tiny_bundle)
-    try:
-        app.start_session()
-        app.show("text")
-        screen = app.screen("text")
+    with _text_screen(tiny_bundle) as (app, screen):
         screen.query.text = "red lig"  # the catalog's aliases.json: "light blue" means celeste
         frames(2)
         offered = [b for b in screen.suggestions.children if b.text == "light blue"]
@@ -86,5 +85,3 @@ def test_text_screen_offers_and_searches_the_catalogs_english_synonyms(tiny_bund
         assert screen.query.text == "red light blue"
         assert screen.results_grid.children and app.status == ""
         assert screen.did_you_mean == ""  # a synonym is no misspelling
-    finally:
-        close(app)

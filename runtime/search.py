@@ -484,7 +484,7 @@ class RerankSearcher:
             the ``instance_top`` of them with the best cosine join the shortlist. A drawing
             of one product finds that product by its full embedding even where the compact
             codes (which keep categories, not instances) ranked it below the shortlist; the
-            other rows keep the shortlist's order.
+            shortlist itself stays as it was, so the category order past the first few does.
     """
 
     def __init__(
@@ -651,9 +651,8 @@ def instance_picks(cosine: np.ndarray, top: int) -> np.ndarray:
         return np.argsort(-cosine, axis=1, kind="stable")
     kth = np.partition(cosine, cosine.shape[1] - top, axis=1)[:, -top]
     out = np.empty((len(cosine), top), dtype=np.int64)
-    for q in range(
-        len(cosine)
-    ):  # a partition keeps the rows at least the top-th (ties too); a sort of those few decides
+    # a partition finds the top-th cosine; the rows at least it (ties too) are few, and a sort decides
+    for q in range(len(cosine)):
         cand = np.flatnonzero(cosine[q] >= kth[q])
         out[q] = cand[np.lexsort((cand, -cosine[q, cand]))][:top]
     return out

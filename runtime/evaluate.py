@@ -17,7 +17,7 @@ from .bundle import Bundle, EvalSet
 from .codes import pairwise_scores
 from .encoders import SketchEncoder, SketchEncoderOptions
 from .metrics import RetrievalMetrics, Scorer, scored_metrics
-from .search import blend_scores, instance_picks, shortlist_rows
+from .search import blend_scores, shortlist_rows
 
 _EVAL_BATCH = 64
 
@@ -114,7 +114,7 @@ def two_stage_scores(
         cosine = gallery[rows] @ queries[q]
         if top and len(rows) > shortlist:
             keep = np.arange(len(rows)) < shortlist
-            keep[instance_picks(cosine[None], top)[0]] = True
+            keep[shortlist_rows(cosine, top)] = True
             rows, cosine = rows[keep], cosine[keep]
         out[q, rows] = blend_scores(cosine[None], compact[q, rows][None], blend)[0] if blend else cosine
     return out

@@ -624,7 +624,7 @@ class RerankSearcher:
         missing = rows < 0
         cosine = self._cosines(rows, embeddings)
         cosine[missing] = -np.inf
-        picks = instance_picks(cosine, self.instance_top)
+        picks = shortlist_rows(cosine, self.instance_top)  # ties by the lower column: the better compact match
         head = np.broadcast_to(np.arange(self.shortlist), (len(rows), self.shortlist))
         cols = np.concatenate([head, picks], axis=1)
         ranked = np.take_along_axis(cosine, cols, axis=1)
@@ -641,21 +641,6 @@ class RerankSearcher:
         cosine = np.empty(rows.shape, dtype=np.float32)
         np.put_along_axis(cosine, order, np.matmul(full, embeddings[:, :, None])[:, :, 0] * self.scale, axis=1)
         return cosine
-
-
-def instance_picks(cosine: np.ndarray, top: int) -> np.ndarray:
-    """(n, min(top, S)) int64 columns of the ``top`` best of (n, S) cosines, best first, ties
-    by the lower column (the rows being in compact-code order: the better compact match)."""
-    top = min(top, cosine.shape[1])
-    if top == cosine.shape[1]:
-        return np.argsort(-cosine, axis=1, kind="stable")
-    kth = np.partition(cosine, cosine.shape[1] - top, axis=1)[:, -top]
-    out = np.empty((len(cosine), top), dtype=np.int64)
-    # a partition finds the top-th cosine; the rows at least it (ties too) are few, and a sort decides
-    for q in range(len(cosine)):
-        cand = np.flatnonzero(cosine[q] >= kth[q])
-        out[q] = cand[np.lexsort((cand, -cosine[q, cand]))][:top]
-    return out
 
 
 def blend_scores(cosine: np.ndarray, compact: np.ndarray, blend: float) -> np.ndarray:

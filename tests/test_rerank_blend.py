@@ -129,18 +129,6 @@ def test_bundle_with_an_instance_check_searches_and_evaluates_with_it(tiny_bundl
         Bundle.open(bad, verify=False)
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_instance_picks_are_the_best_cosines_ties_by_column(seed):
-    from vitrina.runtime.search import instance_picks
-
-    rng = np.random.default_rng(seed)
-    cosine = rng.integers(-3, 4, size=(7, 60)).astype(np.float32)  # many ties
-    cosine[0, 50:] = -np.inf
-    for top in (1, 3, 10, 60, 80):
-        want = np.argsort(-cosine, axis=1, kind="stable")[:, :top]
-        np.testing.assert_array_equal(instance_picks(cosine, top), want)
-
-
 def test_similar_products_skip_the_instance_check():
     searcher, rerank_codes, queries, reduce = _rerank_case("l2", 300, 1, False, seed=4)
     plain = RerankSearcher(searcher, rerank_codes, 0.01, 20)

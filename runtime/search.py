@@ -603,12 +603,7 @@ class RerankSearcher:
             return self._rerank_with_instances(rows, embeddings, k)
         rows = rows[:, : self.shortlist]
         missing = rows < 0  # a filter left fewer rows than the shortlist
-        rows = np.sort(np.where(missing, np.iinfo(np.int64).max, rows), axis=1)  # sequential mmap reads
-        missing = rows == np.iinfo(np.int64).max
-        rows[missing] = -1
-        full = gather_rows(self.rerank_parts, rows.reshape(-1)).reshape(*rows.shape, -1).astype(np.float32)
-        # one batched matrix-vector product (one BLAS gemv per query, as a single query gets)
-        cosine = np.matmul(full, embeddings[:, :, None])[:, :, 0] * self.scale
+        cosine = self._cosines(rows, embeddings)
         if self.blend:  # off by default: it costs a second full scan of the compact codes
             compact = np.take_along_axis(self.compact.row_scores(codes), np.maximum(rows, 0), axis=1)
             compact[missing] = np.nan
@@ -634,8 +629,10 @@ class RerankSearcher:
         return _best_items_top_k(ranked, items, k)
 
     def _cosines(self, rows: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
-        """(n, S) float32 cosine of each query's (n, S) code rows (-1: any value) with its embedding."""
-        order = np.argsort(rows, axis=1)  # sequential mmap reads
+        """(n, S) float32 cosine of each query's (n, S) code rows (-1: any value) with its embedding,
+        the rows read in ascending order (sequential mmap reads) and scored by one batched
+        matrix-vector product (one BLAS gemv per query, as a single query gets)."""
+        order = np.argsort(rows, axis=1)
         ordered = np.take_along_axis(np.maximum(rows, 0), order, axis=1)
         full = gather_rows(self.rerank_parts, ordered.reshape(-1)).reshape(*rows.shape, -1).astype(np.float32)
         cosine = np.empty(rows.shape, dtype=np.float32)
